@@ -1,0 +1,145 @@
+"""nlpflow's command line.
+
+    nlpflow run [--set train.epochs=1]     run the training flow (Prefect) once
+    nlpflow stage NAME                      run one stage (what dvc.yaml calls)
+    nlpflow deploy --cron "0 3 * * 1"       create a scheduled deployment of the training flow
+    nlpflow params [--set ...]              print the validated params
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from nlpflow.errors import NlpflowError
+from nlpflow.settings import apply_environment_defaults, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+console = Console(stderr=True)
+out = Console()
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override one param: dotted.key=value (repeatable)."),
+]
+
+
+def _load(overrides: list[str] | None) -> tuple[Any, Any]:
+    from nlpflow.params import load_params
+
+    settings = load_settings()
+    return settings, load_params(settings.root / "params.yaml", overrides)
+
+
+@app.command()
+def params(set_: SetOption = None) -> None:
+    """Validate params.yaml (plus overrides) and print the result."""
+    import yaml
+
+    _, loaded = _load(set_)
+    out.print(yaml.safe_dump(loaded.to_dict(), sort_keys=False), end="")
+
+
+@app.command()
+def stage(name: Annotated[str, typer.Argument(help="gather|validate|preprocess|train|evaluate|register")],
+          set_: SetOption = None) -> None:  # fmt: skip
+    """Run one pipeline stage inside the pipeline's MLflow run (used by dvc.yaml)."""
+    from nlpflow.pipeline import make_context, run_cli_stage
+    from nlpflow.stages import get_stage
+
+    get_stage(name)  # unknown names fail before anything is opened
+    settings, loaded = _load(set_)
+    report = run_cli_stage(name, make_context(settings.root, loaded, settings))
+    out.print(f"[green]✓[/green] {name}: {json.dumps(_brief(report.model_dump(mode='json')))}")
+
+
+def _brief(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k not in {"history", "checks", "confusion", "metrics"}}
+
+
+@app.command()
+def run(set_: SetOption = None) -> None:
+    """Run the training flow once, with Prefect (no server needed), MLflow and DVC."""
+    settings, _ = _load(set_)  # validate params before Prefect starts
+    from flows.training import training_flow
+
+    result = training_flow(overrides=set_ or None, project_dir=str(settings.root))
+    _print_summary(result, settings)
+
+
+def _print_summary(result: dict[str, Any], settings: Any) -> None:
+    metrics = result["evaluate"]["metrics"]
+    reg = result["register"]
+    out.print("\n[bold]Test metrics[/bold]")
+    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
+        out.print(f"  {key:16} {metrics[key]:.4f}")
+    aliases = ", ".join(reg["aliases"])
+    out.print(f"\n[bold]Registered[/bold] {reg['model_name']} version {reg['version']} ({aliases})")
+    if not reg["promoted"]:
+        out.print(f"  champion stays version {reg['previous_champion']} (it scores higher)")
+    out.print(f"  MLflow run {result['run_id']}")
+    if not result["dvc_lock_updated"]:
+        out.print("  dvc.lock left unchanged (params overridden, or not a DVC project)")
+    uri = settings.resolved_tracking_uri
+    out.print("\n[bold]Look at it[/bold]")
+    out.print(f"  MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000")
+    out.print("  Prefect UI: .venv/bin/prefect server start   (then http://127.0.0.1:4200)")
+    out.print(f"  Load it:    mlflow.pyfunc.load_model('models:/{reg['model_name']}@champion')")
+
+
+@app.command()
+def deploy(
+    cron: Annotated[str, typer.Option(help="Cron schedule, e.g. '0 3 * * 1' (Mondays 03:00).")],
+    name: Annotated[str, typer.Option(help="Deployment name.")] = "scheduled-training",
+    timezone: Annotated[str, typer.Option(help="Time zone of the cron schedule.")] = "UTC",
+    serve: Annotated[bool, typer.Option(help="Keep running and execute scheduled runs.")] = False,
+) -> None:
+    """Create (or update) a scheduled deployment of the training flow on the Prefect API."""
+    from prefect.schedules import Cron
+
+    from flows.training import training_flow
+
+    settings = load_settings()
+    try:
+        schedule = Cron(cron, timezone=timezone)
+    except ValueError as exc:
+        raise NlpflowError(f"--cron {cron!r} is not a valid cron expression: {exc}") from None
+    deployment = training_flow.to_deployment(
+        name=name, schedules=[schedule], parameters={"project_dir": str(settings.root)},
+        description="nlpflow training: gather, validate, preprocess, train, evaluate, register.",
+    )  # fmt: skip
+    if serve:
+        from prefect import serve as prefect_serve
+
+        prefect_serve(deployment)
+        return
+    deployment_id = deployment.apply()
+    out.print(f"deployment {training_flow.name}/{name} ({deployment_id}) scheduled '{cron}' {timezone}")
+    out.print(f"Run its schedule with: nlpflow deploy --cron '{cron}' --name {name} --serve")
+
+
+def main() -> None:
+    apply_environment_defaults()
+    try:
+        app(standalone_mode=False)
+    except NlpflowError as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        sys.exit(exc.exit_code)
+    except (typer.Exit, typer.Abort) as exc:
+        sys.exit(getattr(exc, "exit_code", 1))
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""gather: read labelled text from a local file or folder and write train/validation/test Parquet.
+
+Formats: CSV, TSV, JSONL, Parquet, or a folder (one text file per label, or split files).
+Splits the source already has (a `split` column, or train/validation/test files) are kept;
+otherwise a seeded split stratified by label is made.
+
+    nlpflow stage gather        # what dvc.yaml runs
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import random
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+from pydantic import BaseModel
+
+from nlpflow.errors import DataSourceError, StageInputError
+from nlpflow.params import DataParams, SplitParams
+
+SPLITS = ("train", "validation", "test")
+SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation",
+    "test": "test", "testing": "test",
+}  # fmt: skip
+TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
+SPLIT_COLUMN = "split"
+
+
+class GatherReport(BaseModel):
+    source: str
+    format: str
+    source_sha256: str
+    rows: dict[str, int]
+    labels: dict[str, int]
+    split_from_source: bool
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    if not data.strip():
+        raise DataSourceError(f"{path} is empty: point data.source at a file with labelled rows.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataSourceError(
+            f"{path} is not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+            f"(line {line}). Re-encode the file, e.g. `iconv -f cp1252 -t utf-8 in > out`."
+        ) from None
+
+
+def _read_table(path: Path, fmt: str) -> pd.DataFrame:
+    if fmt == "parquet":
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several unrelated types for bad files
+            raise DataSourceError(f"{path} is not a readable Parquet file: {exc}") from None
+    text = _decode(path)
+    try:
+        if fmt == "jsonl":
+            return pd.read_json(io.StringIO(text), lines=True, dtype=False)
+        # Every field as a string: labels like 0/1 must not turn into floats, and TSV quotes
+        # are literal characters (SMS data has unbalanced quotes).
+        quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+        return pd.read_csv(
+            io.StringIO(text), sep="\t" if fmt == "tsv" else ",", dtype=str,
+            keep_default_na=False, na_values=[""], quoting=quoting,
+        )  # fmt: skip
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataSourceError(f"{path} could not be parsed as {fmt}: {exc}") from None
+
+
+def _detect_format(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    if path.is_dir():
+        return "folder"
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        return TABLE_SUFFIXES[path.suffix.lower()]
+    raise DataSourceError(
+        f"cannot tell the format of {path.name}: set data.format to one of "
+        "csv, tsv, jsonl, parquet, folder."
+    )
+
+
+def _select(df: pd.DataFrame, path: Path, params: DataParams) -> pd.DataFrame:
+    missing = [c for c in (params.text_column, params.label_column) if c not in df.columns]
+    if missing:
+        raise DataSourceError(
+            f"{path}: column(s) {missing} not found; columns are {list(df.columns)}. "
+            "Set data.text_column / data.label_column to the right names."
+        )
+    out = pd.DataFrame(
+        {
+            "text": [None if pd.isna(v) else str(v) for v in df[params.text_column]],
+            "label": [None if pd.isna(v) else str(v) for v in df[params.label_column]],
+        }
+    )
+    if SPLIT_COLUMN in df.columns:
+        out[SPLIT_COLUMN] = [_split_name(v, path) for v in df[SPLIT_COLUMN]]
+    out["source_row"] = range(len(out))
+    return out
+
+
+def _split_name(value: object, path: Path) -> str:
+    name = SPLIT_ALIASES.get(str(value).strip().lower())
+    if name is None:
+        raise DataSourceError(
+            f"{path}: split value {value!r} is not one of train/validation/test (or dev/val)."
+        )
+    return name
+
+
+def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
+    files = sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and not p.stem.lower().startswith("readme")
+    )  # fmt: skip
+    split_files = {SPLIT_ALIASES.get(p.stem.lower()): p for p in files if p.suffix in TABLE_SUFFIXES}
+    split_files.pop(None, None)
+    if split_files:
+        frames = []
+        for split, path in split_files.items():
+            frame = _select(_read_table(path, TABLE_SUFFIXES[path.suffix]), path, params)
+            frame[SPLIT_COLUMN] = split
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+    if not files:
+        raise DataSourceError(f"{folder} holds no data files.")
+    # One text file per label. Files sharing one stem (rt-polarity.pos / .neg) are labelled by
+    # their suffix; otherwise (billing.txt, shipping.txt) by their stem.
+    shared_stem = len({p.stem for p in files}) == 1 and len(files) > 1
+    rows: list[dict[str, object]] = []
+    for path in files:
+        label = path.suffix.lstrip(".") if shared_stem else path.stem
+        for i, line in enumerate(_decode(path).splitlines()):
+            if line.strip():
+                rows.append({"text": line.strip(), "label": label, "source_row": i})
+    return pd.DataFrame(rows)
+
+
+def load_source(path: Path, params: DataParams) -> tuple[pd.DataFrame, str]:
+    """Read the source into columns text, label, source_row (and split when it has one)."""
+    if not path.exists():
+        raise DataSourceError(f"data source {path} does not exist: check data.source.")
+    fmt = _detect_format(path, params.format)
+    if fmt == "folder":
+        if not path.is_dir():
+            raise DataSourceError(f"data.format is folder but {path} is a file.")
+        frame = _read_folder(path, params)
+    else:
+        frame = _select(_read_table(path, fmt), path, params)
+    if frame.empty:
+        raise DataSourceError(f"{path} has a header but no rows.")
+    return frame, fmt
+
+
+# ---------------------------------------------------------------- splitting
+
+
+def split_stratified(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
+    """Assign each row to a split, per label, with a seeded shuffle.
+
+    Written by hand (not sklearn's train_test_split) because that refuses classes with one
+    member; here small classes still split and the validate stage reports them instead.
+    """
+    rng = random.Random(params.seed)
+    split = pd.Series("train", index=frame.index, dtype=object)
+    for _, group in frame.groupby("label", dropna=False, sort=True):
+        index = list(group.index)
+        rng.shuffle(index)
+        n_test = round(len(index) * params.test)
+        n_val = round(len(index) * params.validation)
+        split[index[:n_test]] = "test"
+        split[index[n_test : n_test + n_val]] = "validation"
+    out = frame.copy()
+    out[SPLIT_COLUMN] = split
+    return out
+
+
+def _complete_splits(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
+    """The source brought splits; carve validation out of train when it has none."""
+    present = set(frame[SPLIT_COLUMN])
+    if "train" not in present or "test" not in present:
+        raise DataSourceError(
+            f"the source's splits are {sorted(present)}: it needs at least train and test, "
+            "or no split column at all (then nlpflow splits it)."
+        )
+    if "validation" in present or params.validation == 0:
+        return frame
+    train = frame[frame[SPLIT_COLUMN] == "train"]
+    share = SplitParams(validation=params.validation, test=min(params.validation, 0.49), seed=params.seed)
+    carved = split_stratified(train.drop(columns=SPLIT_COLUMN), share)
+    frame = frame.copy()
+    frame.loc[carved.index[carved[SPLIT_COLUMN] == "test"], SPLIT_COLUMN] = "validation"
+    return frame
+
+
+# ---------------------------------------------------------------- stage
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    paths: Iterable[Path] = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in paths:
+        digest.update(p.name.encode())
+        with p.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
+    """Read `source`, split it, write `dst/{train,validation,test}.parquet`."""
+    frame, fmt = load_source(source, params)
+    from_source = SPLIT_COLUMN in frame.columns
+    frame = _complete_splits(frame, params.split) if from_source else split_stratified(frame, params.split)
+    dst.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for split in SPLITS:
+        part = frame[frame[SPLIT_COLUMN] == split].drop(columns=SPLIT_COLUMN).reset_index(drop=True)
+        part.to_parquet(dst / f"{split}.parquet", index=False)
+        rows[split] = len(part)
+    labels = frame["label"].value_counts(dropna=False).sort_index()
+    return GatherReport(
+        source=str(source), format=fmt, source_sha256=sha256_of(source), rows=rows,
+        labels={str(k): int(v) for k, v in labels.items()}, split_from_source=from_source,
+    )  # fmt: skip
+
+
+def load_splits(src: Path, splits: Iterable[str] = SPLITS) -> dict[str, pd.DataFrame]:
+    """Read the Parquet files a stage wrote; a clear error when an earlier stage has not run."""
+    out = {}
+    for split in splits:
+        path = src / f"{split}.parquet"
+        if not path.exists():
+            raise StageInputError(f"{path} is missing: run the earlier stages first (nlpflow run).")
+        out[split] = pd.read_parquet(path)
+    return out

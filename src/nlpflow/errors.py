@@ -1,0 +1,54 @@
+"""Errors raised at the boundaries of nlpflow.
+
+Every error carries a message that says what is wrong and how to fix it. The CLI prints that
+message (no traceback) and exits with the error's `exit_code`.
+"""
+
+from __future__ import annotations
+
+
+class NlpflowError(Exception):
+    """Base class: a problem the user can fix."""
+
+    exit_code = 2
+    code = "NLP000"
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {super().__str__()}"
+
+
+class ParamsError(NlpflowError):
+    """params.yaml or a --set override is wrong."""
+
+    code = "NLP001"
+
+
+class DataSourceError(NlpflowError):
+    """The data source cannot be read as configured (missing, empty, wrong encoding, columns)."""
+
+    code = "NLP002"
+
+
+class DataValidationError(NlpflowError):
+    """One or more data expectations failed; nothing downstream may run."""
+
+    code = "NLP003"
+    exit_code = 3
+
+
+class StageInputError(NlpflowError):
+    """A stage's input is missing: an earlier stage has not run."""
+
+    code = "NLP004"
+
+
+class TrackingError(NlpflowError):
+    """MLflow tracking or registry is misconfigured or unreachable."""
+
+    code = "NLP005"
+
+
+class ModelError(NlpflowError):
+    """The model cannot be built or loaded (e.g. the pretrained encoder is not found)."""
+
+    code = "NLP006"

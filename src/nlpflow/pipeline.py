@@ -1,0 +1,78 @@
+"""Pipeline-run bookkeeping shared by both runners: the MLflow run's life and dvc.lock.
+
+- `open_run` / `close_run`: one MLflow run per pipeline run, params flattened, git tags.
+- `run_cli_stage`: what `nlpflow stage NAME` (and so `dvc repro`) does for one stage.
+- `record_dvc_stage`: after a flow task, write the stage's outputs into dvc.lock exactly as
+  `dvc repro` would, so `dvc status` is clean after a flow run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from nlpflow.params import Params, flatten
+from nlpflow.settings import Settings
+from nlpflow.stages import STAGE_NAMES, StageContext, run_stage
+
+
+def open_run(ctx: StageContext, *, runner: str, tags: dict[str, str] | None = None) -> str:
+    from nlpflow.tracking import git_tags
+
+    assert ctx.tracker is not None
+    all_tags = git_tags(ctx.root) | {"nlpflow.runner": runner} | (tags or {})
+    run_id: str = ctx.tracker.start_run(
+        ctx.params.register_.experiment, run_name=None, tags=all_tags
+    )
+    ctx.tracker.log_params(run_id, flatten(ctx.params.to_dict()))
+    ctx.run_id = run_id
+    return run_id
+
+
+def close_run(ctx: StageContext, *, failed: bool) -> None:
+    if ctx.tracker is not None and ctx.run_id is not None:
+        ctx.tracker.end_run(ctx.run_id, "FAILED" if failed else "FINISHED")
+
+
+def make_context(root: Path, params: Params, settings: Settings, *, tracked: bool = True) -> StageContext:
+    tracker = None
+    if tracked:
+        from nlpflow.tracking import Tracker
+
+        tracker = Tracker(settings)
+    return StageContext(root=root, params=params, settings=settings, tracker=tracker)
+
+
+def run_cli_stage(name: str, ctx: StageContext) -> BaseModel:
+    """Run one stage inside the pipeline's open MLflow run (opened by the first stage to run)."""
+    from nlpflow.tracking import clear_active_run, read_active_run, write_active_run
+
+    assert ctx.tracker is not None
+    run_id = read_active_run(ctx.root)
+    if run_id is not None and ctx.tracker.is_running(run_id):
+        ctx.run_id = run_id
+    else:
+        write_active_run(ctx.root, open_run(ctx, runner="dvc"))
+    try:
+        report = run_stage(name, ctx)
+    except BaseException:
+        close_run(ctx, failed=True)
+        clear_active_run(ctx.root)
+        raise
+    if name == STAGE_NAMES[-1]:
+        close_run(ctx, failed=False)
+        clear_active_run(ctx.root)
+    return report
+
+
+def is_dvc_project(root: Path) -> bool:
+    return (root / ".dvc").is_dir() and (root / "dvc.yaml").is_file()
+
+
+def record_dvc_stage(root: Path, name: str) -> None:
+    """`dvc commit` one stage: hash its deps, params and outs into dvc.lock, cache the outs."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        repo.commit(name, force=True, relink=False)

@@ -1,0 +1,159 @@
+"""The one stage table both runners execute.
+
+`dvc.yaml` runs `nlpflow stage NAME`; the Prefect flow runs one task per stage. Both call
+`run_stage`, which runs the stage's library function on the paths below and logs its report
+to the pipeline's MLflow run. A test keeps `dvc.yaml` in step with this table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from nlpflow.params import Params, flatten
+from nlpflow.settings import Settings
+
+GATHERED = "data/gathered"
+VALIDATION = "reports/validation"
+PROCESSED = "data/processed"
+MODEL = "models/model"
+TRAIN_HISTORY = "reports/train_history.csv"
+METRICS = "reports/metrics.json"
+PLOTS = "reports/plots"
+REGISTRATION = "reports/registration.json"
+
+
+@dataclass
+class StageContext:
+    """What a stage needs: where the project is, its params and settings, and the run to log to."""
+
+    root: Path
+    params: Params
+    settings: Settings
+    tracker: Any = None  # nlpflow.tracking.Tracker; None runs a stage without tracking
+    run_id: str | None = None
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        if self.tracker is not None and self.run_id is not None:
+            self.tracker.log_metrics(self.run_id, metrics, step=step)
+
+    def log_artifact(self, relative: str, artifact_path: str | None = None) -> None:
+        if self.tracker is not None and self.run_id is not None:
+            self.tracker.log_artifact(self.run_id, self.path(relative), artifact_path)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    deps: tuple[str, ...]  # data the stage reads (its code is added by dvc.yaml)
+    outs: tuple[str, ...]  # everything it writes
+    params: tuple[str, ...]  # params.yaml sections it reads
+    run: Callable[[StageContext], BaseModel] = field(repr=False)
+    io_bound: bool = False  # only these get retries under Prefect
+
+
+def _gather(ctx: StageContext) -> BaseModel:
+    from nlpflow.data import gather
+
+    report = gather(
+        source=ctx.settings.resolve_data(ctx.params.data.source),
+        dst=ctx.path(GATHERED), params=ctx.params.data,
+    )  # fmt: skip
+    ctx.log_metrics({f"rows_{split}": n for split, n in report.rows.items()})
+    if ctx.tracker is not None and ctx.run_id is not None:
+        ctx.tracker.set_tags(ctx.run_id, {"data.source_sha256": report.source_sha256})
+    return report
+
+
+def _validate(ctx: StageContext) -> BaseModel:
+    from nlpflow.validation import validate
+
+    try:
+        report = validate(
+            src=ctx.path(GATHERED), dst=ctx.path(VALIDATION),
+            params=ctx.params.validate_, data=ctx.params.data,
+        )  # fmt: skip
+    finally:  # the report matters most when validation fails
+        ctx.log_artifact(VALIDATION, "validation")
+    ctx.log_metrics({"validation_success": 1.0})
+    return report
+
+
+def _preprocess(ctx: StageContext) -> BaseModel:
+    from nlpflow.preprocess import preprocess
+
+    report = preprocess(src=ctx.path(GATHERED), dst=ctx.path(PROCESSED), params=ctx.params.preprocess)
+    ctx.log_metrics({"preprocess_texts_per_second": report.texts_per_second})
+    return report
+
+
+def _train(ctx: StageContext) -> BaseModel:
+    from nlpflow.train import train
+
+    report = train(
+        src=ctx.path(PROCESSED), dst=ctx.path(MODEL), history_path=ctx.path(TRAIN_HISTORY),
+        params=ctx.params.train, preprocess=ctx.params.preprocess, labels=ctx.params.data.labels,
+        on_epoch=lambda epoch, scores: ctx.log_metrics(scores, step=epoch),
+    )  # fmt: skip
+    ctx.log_metrics({"train_seconds": report.seconds, "epochs_run": report.epochs})
+    ctx.log_artifact(TRAIN_HISTORY, "training")
+    return report
+
+
+def _evaluate(ctx: StageContext) -> BaseModel:
+    from nlpflow.evaluate import evaluate
+
+    report = evaluate(
+        model_dir=ctx.path(MODEL), src=ctx.path(PROCESSED),
+        metrics_path=ctx.path(METRICS), plots_dir=ctx.path(PLOTS),
+    )  # fmt: skip
+    scalar = {k: v for k, v in flatten(report.metrics).items() if isinstance(v, float)}
+    ctx.log_metrics({f"test_{k.replace('per_class.', '')}".replace(".", "_"): v for k, v in scalar.items()})
+    ctx.log_artifact(METRICS, "evaluation")
+    ctx.log_artifact(PLOTS, "evaluation")
+    return report
+
+
+def _register(ctx: StageContext) -> BaseModel:
+    from nlpflow.registry import register
+    from nlpflow.tracking import dvc_hash_tags
+
+    if ctx.tracker is None or ctx.run_id is None:
+        raise RuntimeError("register needs an MLflow run")
+    ctx.tracker.set_tags(ctx.run_id, dvc_hash_tags(ctx.root))
+    return register(
+        model_dir=ctx.path(MODEL), metrics_path=ctx.path(METRICS), dst=ctx.path(REGISTRATION),
+        params=ctx.params.register_, tracker=ctx.tracker, run_id=ctx.run_id,
+        model_name=ctx.settings.registered_model,
+    )  # fmt: skip
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("gather", (), (GATHERED,), ("data",), _gather, io_bound=True),
+    Stage("validate", (GATHERED,), (VALIDATION,), ("data", "validate"), _validate),
+    Stage("preprocess", (GATHERED, VALIDATION), (PROCESSED,), ("preprocess",), _preprocess),
+    Stage("train", (PROCESSED,), (MODEL, TRAIN_HISTORY), ("data.labels", "preprocess", "train"), _train),
+    Stage("evaluate", (MODEL, PROCESSED), (METRICS, PLOTS), (), _evaluate),
+    Stage("register", (MODEL, METRICS), (REGISTRATION,), ("register",), _register, io_bound=True),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def get_stage(name: str) -> Stage:
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    from nlpflow.errors import NlpflowError
+
+    raise NlpflowError(f"unknown stage {name!r}; stages are {', '.join(STAGE_NAMES)}")
+
+
+def run_stage(name: str, ctx: StageContext) -> BaseModel:
+    return get_stage(name).run(ctx)

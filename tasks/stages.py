@@ -1,0 +1,59 @@
+"""One Prefect task per row of nlpflow's stage table, plus the MLflow run's start and end.
+
+Each stage task calls `nlpflow.stages.run_stage`, the same function `nlpflow stage NAME` (and so
+`dvc repro`) calls, then records the stage in dvc.lock. Only I/O stages retry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import Task, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from nlpflow.pipeline import close_run, open_run, record_dvc_stage
+from nlpflow.stages import STAGES, Stage, StageContext, run_stage
+
+
+def _summary(name: str, report: BaseModel) -> str:
+    fields = report.model_dump(mode="json")
+    rows = "\n".join(f"| {k} | {str(v)[:200]} |" for k, v in fields.items() if k != "history")
+    return f"## {name}\n\n| field | value |\n|---|---|\n{rows}\n"
+
+
+def _stage_task(stage: Stage) -> Task[..., Any]:
+    def body(ctx: StageContext, run_id: str, record_dvc: bool) -> BaseModel:
+        ctx.run_id = run_id
+        report = run_stage(stage.name, ctx)
+        if record_dvc:
+            record_dvc_stage(ctx.root, stage.name)
+        create_markdown_artifact(_summary(stage.name, report), key=f"nlpflow-{stage.name}")
+        return report
+
+    body.__name__ = stage.name
+    return task(
+        body,
+        name=stage.name,
+        retries=2 if stage.io_bound else 0,
+        retry_delay_seconds=5,
+        cache_policy=NO_CACHE,  # tracking clients and paths are not cache keys
+        persist_result=False,
+    )
+
+
+STAGE_TASKS: dict[str, Task[..., Any]] = {stage.name: _stage_task(stage) for stage in STAGES}
+
+
+@task(name="start-tracking", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
+def start_tracking(ctx: StageContext) -> str:
+    from prefect.runtime import flow_run
+
+    return open_run(ctx, runner="prefect", tags={"prefect.flow_run_id": str(flow_run.id)})
+
+
+@task(name="end-tracking", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
+def end_tracking(ctx: StageContext, run_id: str, failed: bool) -> None:
+    ctx.run_id = run_id
+    close_run(ctx, failed=failed)
