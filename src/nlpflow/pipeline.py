@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from nlpflow.errors import NlpflowError
 from nlpflow.params import Params, flatten
 from nlpflow.settings import Settings
 from nlpflow.stages import STAGE_NAMES, StageContext, run_stage
@@ -71,8 +72,19 @@ def is_dvc_project(root: Path) -> bool:
 
 
 def record_dvc_stage(root: Path, name: str) -> None:
-    """`dvc commit` one stage: hash its deps, params and outs into dvc.lock, cache the outs."""
-    from dvc.repo import Repo
+    """`dvc commit` one stage: hash its deps, params and outs into dvc.lock, cache the outs.
 
-    with Repo(str(root)) as repo:
-        repo.commit(name, force=True, relink=False)
+    A subprocess in `root`, not DVC's Python API: DVC resolves relative paths against the
+    process's working directory, which a flow must not change under its other tasks.
+    """
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", "commit", "--force", "--quiet", name],
+        cwd=root, capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise NlpflowError(
+            f"dvc commit of stage {name!r} failed in {root}: {done.stderr.strip() or done.stdout.strip()}"
+        )

@@ -9,6 +9,7 @@ The new version gets alias `challenger`. It takes `champion` when its test score
 from __future__ import annotations
 
 import json
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,10 @@ def _log_pyfunc(tracker: Tracker, run_id: str, model_dir: Path) -> str:
     signature = ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs))
     mlflow.set_tracking_uri(tracker.uri)
     mlflow.set_registry_uri(tracker.uri)
-    with mlflow.start_run(run_id=run_id, log_system_metrics=False):
+    # MLflow nags about type hints, input examples and cloudpickle on every log; the signature
+    # above is explicit, and the pickled object is our own class.
+    with warnings.catch_warnings(), mlflow.start_run(run_id=run_id, log_system_metrics=False):
+        warnings.simplefilter("ignore", UserWarning)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=TextClassifierModel(),

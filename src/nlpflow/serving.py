@@ -49,5 +49,6 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         self.model = load_model(folder)
         self.cleaner = TextPreprocessor(PreprocessParams(**load_manifest(folder)["preprocess"]))
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    # No type hints here on purpose: MLflow reads them as an input schema and warns.
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         return predict_frame(self.model, self.cleaner, _texts(model_input))

@@ -33,7 +33,11 @@ TELEMETRY_OFF = {
 # machine that takes longer than Prefect's 20 s default start-up timeout.
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
+    # Progress bars of libraries are noise in scheduled, non-interactive runs.
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TOKENIZERS_PARALLELISM": "false",
 }
 
 

@@ -130,7 +130,7 @@ def run_checkpoint(frame: pd.DataFrame, suite: list[tuple[str, Any]], docs_dir: 
     )
     gx_suite = context.suites.add(gx.ExpectationSuite(name="nlpflow_text_classification"))
     for _, expectation in suite:
-        gx_suite.add_expectation(expectation)
+        gx_suite.add_expectation(expectation)  # assigns expectation.id
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name="gathered_data", data=batch, suite=gx_suite)
     )
@@ -169,8 +169,11 @@ def validate(
     suite = build_suite(params, allowed)
     dst.mkdir(parents=True, exist_ok=True)
     outcome = run_checkpoint(frame, suite, dst / "data_docs")
+    # GX does not return results in suite order: match them to our checks by expectation id.
+    by_id = {res.expectation_config.id: res for res in outcome.results}
     checks = []
-    for (name, _), res in zip(suite, outcome.results, strict=True):
+    for name, expectation in suite:
+        res = by_id[expectation.id]
         detail = res.result or {}
         checks.append(
             CheckResult(

@@ -119,6 +119,8 @@ def _load_pretrained(spec: str, labels: list[str], seed: int) -> tuple[Any, Any]
         model = AutoModelForSequenceClassification.from_pretrained(
             source, num_labels=len(labels),
             id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
+            # A checkpoint fine-tuned for other labels: keep its encoder, start a new head.
+            ignore_mismatched_sizes=True,
         )  # fmt: skip
     except (OSError, ValueError) as exc:
         raise ModelError(
@@ -137,6 +139,7 @@ def fit_transformer(
     on_epoch: EpochCallback | None = None,
 ) -> TransformerClassifier:
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+    from transformers.trainer_callback import PrinterCallback
 
     from nlpflow.metrics import compute_metrics
 
@@ -166,6 +169,7 @@ def fit_transformer(
             if len(val_ds)
             else [_EpochReporter(on_epoch)],
         )
+        trainer.remove_callback(PrinterCallback)  # epochs are reported through on_epoch
         trainer.train()
         best = trainer.model
     finally:

@@ -1,0 +1,120 @@
+"""Shared fixtures. Everything runs offline: no model or data is downloaded.
+
+- `tiny_encoder`: a randomly initialised 2-layer BERT with a WordPiece tokenizer trained on
+  the bundled sample, saved to a folder that `train.pretrained` can point at.
+- `prefect_api`: one temporary Prefect server (SQLite) for the session.
+- `project`: a throw-away copy of the project (params, dvc.yaml, sample data, code paths that
+  dvc.yaml hashes) in a git + DVC repo, with MLflow on SQLite inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+SAMPLE = REPO / "data" / "sample" / "support_tickets.csv"
+
+os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+from nlpflow.settings import apply_environment_defaults  # noqa: E402
+
+apply_environment_defaults()
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import pandas as pd
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    texts = pd.read_csv(SAMPLE)["text"].tolist()
+    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    wordpiece.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=600, special_tokens=specials))
+    tokenizer = BertTokenizerFast(tokenizer_object=wordpiece, model_max_length=64)
+    tokenizer.save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64, num_labels=2,
+    )  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=300):
+        url = PREFECT_API_URL.value()
+        yield str(url)
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def make_project(root: Path, params_text: str) -> Path:
+    """A git + DVC project holding what dvc.yaml names, with the given params.yaml."""
+    root.mkdir(parents=True, exist_ok=True)
+    for rel in ("dvc.yaml", "data/sample/support_tickets.csv"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / rel, root / rel)
+    shutil.copytree(REPO / "src" / "nlpflow", root / "src" / "nlpflow",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    (root / "params.yaml").write_text(params_text)
+    (root / ".gitignore").write_text("mlflow.db\nmlartifacts/\n.nlpflow/\n")
+    _git(root, "init", "-q")
+    _git(root, "config", "user.email", "tests@nlpflow.local")
+    _git(root, "config", "user.name", "tests")
+    subprocess.run(["dvc", "init", "-q"], cwd=root, check=True, env=_venv_env())
+    subprocess.run(["dvc", "config", "core.analytics", "false"], cwd=root, check=True, env=_venv_env())
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "project")
+    return root
+
+
+def _venv_env() -> dict[str, str]:
+    """Subprocesses find this venv's `nlpflow` and `dvc` first."""
+    import sys
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def fast_params(*, family: str = "transformer", pretrained: Path | None = None, epochs: int = 2) -> str:
+    """params.yaml for tests: the repo's params with a tiny model and few epochs."""
+    import yaml
+
+    tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    tree["train"].update({"family": family, "epochs": epochs, "batch_size": 32, "lr": 0.003})
+    if pretrained is not None:
+        tree["train"]["pretrained"] = str(pretrained)
+    return yaml.safe_dump(tree, sort_keys=False)
+
+
+@pytest.fixture
+def project_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Point nlpflow's settings at a fresh project folder (tracking store inside it)."""
+    root = tmp_path / "project"
+    monkeypatch.setenv("NLPFLOW_PROJECT_DIR", str(root))
+    monkeypatch.delenv("NLPFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("NLPFLOW_REGISTERED_MODEL", "test-classifier")
+    return root
+
+
+@pytest.fixture
+def venv_env() -> dict[str, str]:
+    return _venv_env()

@@ -1,0 +1,175 @@
+"""The training flow end to end on the bundled sample: Prefect, MLflow, DVC and GX all real."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from nlpflow.stages import STAGES
+from tests.conftest import fast_params, make_project
+
+pytestmark = pytest.mark.slow
+MODEL_NAME = "flow-test-classifier"
+
+
+@pytest.fixture(scope="module")
+def flow_run(prefect_api: str, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory):
+    from flows.training import training_flow
+
+    root = make_project(tmp_path_factory.mktemp("flow") / "project", fast_params(pretrained=tiny_encoder))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NLPFLOW_PROJECT_DIR", str(root))
+        mp.setenv("NLPFLOW_REGISTERED_MODEL", MODEL_NAME)
+        mp.delenv("NLPFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        state = training_flow(project_dir=str(root), return_state=True)
+        yield root, state, state.result(), mp
+
+
+def _client(root: Path):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_mlflow_run_holds_params_metrics_tags_and_artifacts(flow_run) -> None:
+    root, state, result, _ = flow_run
+    client = _client(root)
+    run = client.get_run(result["run_id"])
+    assert run.info.status == "FINISHED"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "nlpflow"
+    assert run.data.params["train.family"] == "transformer"
+    assert run.data.params["data.split.seed"] == "13"
+    # per-epoch history, one point per epoch the trainer reported
+    epochs = result["train"]["epochs"]
+    val_f1 = client.get_metric_history(run.info.run_id, "val_macro_f1")
+    assert [m.step for m in val_f1] == list(range(1, epochs + 1))
+    assert len(client.get_metric_history(run.info.run_id, "train_loss")) == epochs
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"])
+    assert run.data.metrics["test_macro_f1"] == pytest.approx(metrics["macro_f1"])
+    assert run.data.metrics["test_billing_f1"] == pytest.approx(metrics["per_class"]["billing"]["f1"])
+    # lineage tags
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout
+    assert run.data.tags["git.commit"] == head.strip()
+    assert run.data.tags["prefect.flow_run_id"] == str(state.state_details.flow_run_id)
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert run.data.tags["dvc.data/gathered"] == lock["gather"]["outs"][0]["md5"]
+    assert run.data.tags["dvc.data/processed"] == lock["preprocess"]["outs"][0]["md5"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
+    assert "validation/summary.json" in artifacts
+    evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/confusion_matrix.png", "evaluation/metrics.json"} <= evaluation
+
+
+def test_registered_with_aliases_and_dvc_is_up_to_date(flow_run, venv_env) -> None:
+    root, _, result, _ = flow_run
+    version = _client(root).get_model_version_by_alias(MODEL_NAME, "champion")
+    assert int(version.version) == result["register"]["version"] == 1
+    assert set(version.aliases) == {"champion", "challenger"}
+    assert version.run_id == result["run_id"]
+    status = subprocess.run(["dvc", "status"], cwd=root, capture_output=True, text=True, env=venv_env)
+    assert status.returncode == 0, status.stderr
+    assert "Data and pipelines are up to date" in status.stdout
+    dry = subprocess.run(["dvc", "repro", "--dry"], cwd=root, capture_output=True, text=True, env=venv_env)
+    assert "didn't change, skipping" in dry.stdout and "Running stage" not in dry.stdout
+
+
+def test_flow_and_dvc_yaml_run_the_same_stages_in_order(flow_run) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    root, state, _, _ = flow_run
+
+    async def task_names() -> list[str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+            )
+        # task-run names are "<task name>-<suffix>"
+        return [r.name.rsplit("-", 1)[0] for r in sorted(runs, key=lambda r: r.start_time)]
+
+    names = asyncio.run(task_names())
+    dvc_stages = list(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])
+    assert [n for n in names if n in dvc_stages] == dvc_stages
+    assert names[0] == "start-tracking" and names[-1] == "end-tracking"
+    for stage in STAGES:  # every declared output was written by the flow
+        for out in stage.outs:
+            assert (root / out).exists(), out
+
+
+def test_registered_pyfunc_predicts_raw_text_like_in_process(flow_run) -> None:
+    import mlflow
+
+    from nlpflow.models import load_model
+    from nlpflow.params import PreprocessParams
+    from nlpflow.preprocess import TextPreprocessor
+    from nlpflow.serving import predict_frame
+
+    root, _, _, _ = flow_run
+    raw = [
+        "Hi, I was billed twice for my subscription, see https://example.com/invoice/9",
+        "My parcel is stuck in customs since Monday",
+        "   The app crashes when I upload a photo!!  ",
+        "Please delete my account and all my data: jane@example.com",
+    ]
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    served = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion").predict(pd.DataFrame({"text": raw}))
+    local = predict_frame(load_model(root / "models/model"), TextPreprocessor(PreprocessParams()), raw)
+    assert list(served.columns) == ["label", "score", *[f"proba_{l}" for l in sorted(["account", "billing", "shipping", "technical"])]]
+    assert served["label"].tolist() == local["label"].tolist()
+    pd.testing.assert_frame_equal(served.reset_index(drop=True), local, atol=1e-6)
+
+
+def test_worse_model_does_not_take_champion_and_overrides_leave_dvc_lock(flow_run) -> None:
+    from flows.training import training_flow
+
+    root, _, first, _ = flow_run
+    lock_before = (root / "dvc.lock").read_bytes()
+    second: dict[str, Any] = training_flow(
+        overrides=["train.lr=1e-9", "train.epochs=1"], project_dir=str(root)
+    )
+    assert (root / "dvc.lock").read_bytes() == lock_before
+    assert second["dvc_lock_updated"] is False
+    reg = second["register"]
+    assert reg["version"] == 2 and reg["previous_champion"] == 1
+    assert reg["score"] < first["register"]["score"]  # an untrained model really is worse
+    client = _client(root)
+    assert int(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == 1
+    assert int(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == 2
+    assert reg["promoted"] is False
+
+
+def test_invalid_data_fails_the_run_and_registers_nothing(flow_run) -> None:
+    from flows.training import training_flow
+    from nlpflow.errors import DataValidationError
+
+    root, _, _, _ = flow_run
+    bad = root / "data" / "bad.csv"
+    frame = pd.read_csv(root / "data/sample/support_tickets.csv")
+    frame.loc[3, "label"] = "refunds"  # a label the train split does not know ...
+    frame.loc[7, "text"] = "   "  # ... and a blank text
+    frame.to_csv(bad, index=False)
+    client = _client(root)
+    versions_before = len(client.search_model_versions(f"name='{MODEL_NAME}'"))
+    state = training_flow(overrides=[f"data.source={bad}"], project_dir=str(root), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(DataValidationError) as info:
+        state.result()
+    assert "no empty or whitespace-only text" in str(info.value)
+    assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == versions_before
+    runs = client.search_runs(
+        [client.get_experiment_by_name("nlpflow").experiment_id], order_by=["attributes.start_time DESC"]
+    )
+    assert runs[0].info.status == "FAILED"
+    summary = json.loads((root / "reports/validation/summary.json").read_text())
+    assert summary["success"] is False

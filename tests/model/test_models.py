@@ -1,0 +1,126 @@
+"""Model behaviour: overfit-then-reload, batched equals unbatched, seeded determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nlpflow.models import load_model, predict_labels
+from nlpflow.params import TfidfParams, TrainParams
+from nlpflow.train import fit
+from tests.conftest import SAMPLE
+
+
+@pytest.fixture(scope="module")
+def sample() -> tuple[list[str], list[str]]:
+    frame = pd.read_csv(SAMPLE)
+    return frame["text"].tolist(), frame["label"].tolist()
+
+
+def _subset(xy: tuple[list[str], list[str]], n: int) -> tuple[list[str], list[str]]:
+    return xy[0][:n], xy[1][:n]
+
+
+def test_tfidf_overfits_then_reloads_identically(sample, tmp_path: Path) -> None:
+    labels = sorted(set(sample[1]))
+    params = TrainParams(family="tfidf_logreg", tfidf=TfidfParams(C=100.0))
+    model = fit(sample, _subset(sample, 50), labels=labels, params=params)
+    predicted, proba = predict_labels(model, sample[0])
+    train_acc = np.mean([p == g for p, g in zip(predicted, sample[1], strict=True)])
+    assert train_acc > 0.98  # a weakly regularised model must memorise its training data
+    model.save(tmp_path / "m")
+    reloaded = load_model(tmp_path / "m")
+    assert reloaded.labels == labels
+    np.testing.assert_allclose(reloaded.predict_proba(sample[0]), proba, rtol=0, atol=1e-12)
+
+
+def test_tfidf_probability_columns_follow_label_order(sample) -> None:
+    # labels deliberately not in sklearn's sorted order
+    labels = ["technical", "account", "shipping", "billing"]
+    model = fit(sample, _subset(sample, 20), labels=labels, params=TrainParams(family="tfidf_logreg"))
+    texts = ["the package never arrived and tracking shows nothing", "I was charged twice on my card"]
+    predicted, proba = predict_labels(model, texts)
+    assert predicted == ["shipping", "billing"]
+    assert proba.shape == (2, 4)
+    assert [labels[i] for i in proba.argmax(axis=1)] == predicted
+
+
+@pytest.fixture(scope="module")
+def tiny_trained(sample, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory):
+    labels = sorted(set(sample[1]))
+    train = _subset(sample, 200)
+    params = TrainParams(
+        family="transformer", pretrained=str(tiny_encoder), epochs=8, batch_size=16, lr=3e-3,
+        max_length=48, early_stopping_patience=8,
+    )  # fmt: skip
+    history: list[tuple[int, dict[str, float]]] = []
+    model = fit(train, train, labels=labels, params=params, on_epoch=lambda e, s: history.append((e, s)))
+    folder = tmp_path_factory.mktemp("tiny-model")
+    model.save(folder)
+    return model, folder, train, history, params
+
+
+def test_transformer_overfits_small_data(tiny_trained) -> None:
+    model, _, train, history, _ = tiny_trained
+    predicted, _ = predict_labels(model, train[0])
+    accuracy = np.mean([p == g for p, g in zip(predicted, train[1], strict=True)])
+    assert accuracy > 0.9, accuracy  # validated on its own train data: it must fit it
+    # one report per epoch, with train loss and validation metrics, loss going down
+    assert [e for e, _ in history] == list(range(1, len(history) + 1))
+    assert {"train_loss", "val_loss", "val_accuracy", "val_macro_f1"} <= set(history[0][1])
+    assert history[-1][1]["train_loss"] < history[0][1]["train_loss"]
+
+
+def test_transformer_reload_gives_same_probabilities(tiny_trained) -> None:
+    model, folder, train, _, _ = tiny_trained
+    reloaded = load_model(folder)
+    assert reloaded.labels == model.labels
+    np.testing.assert_allclose(
+        reloaded.predict_proba(train[0][:40]), model.predict_proba(train[0][:40]), atol=1e-5
+    )
+
+
+def test_transformer_batched_equals_unbatched(tiny_trained) -> None:
+    model, _, train, _, _ = tiny_trained
+    texts = train[0][:12]
+    batched = model.predict_proba(texts, batch_size=12)
+    one_by_one = np.vstack([model.predict_proba([t], batch_size=1) for t in texts])
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+
+
+def test_transformer_training_is_seeded(sample, tiny_encoder: Path) -> None:
+    labels = sorted(set(sample[1]))
+    train = _subset(sample, 64)
+    params = TrainParams(family="transformer", pretrained=str(tiny_encoder), epochs=1, lr=1e-3, max_length=32)
+    first = fit(train, train, labels=labels, params=params).predict_proba(train[0])
+    again = fit(train, train, labels=labels, params=params).predict_proba(train[0])
+    other = fit(train, train, labels=labels, params=params.model_copy(update={"seed": 99})).predict_proba(train[0])
+    np.testing.assert_allclose(first, again, atol=1e-6)
+    assert np.abs(first - other).max() > 1e-4
+
+
+def test_early_stopping_stops_before_max_epochs(sample, tiny_encoder: Path) -> None:
+    labels = sorted(set(sample[1]))
+    # lr 0 -> validation macro-F1 never improves after epoch 1, so patience 1 stops at epoch 2
+    params = TrainParams(
+        family="transformer", pretrained=str(tiny_encoder), epochs=6, lr=1e-12, max_length=32,
+        early_stopping_patience=1, warmup_ratio=0.0,
+    )  # fmt: skip
+    epochs: list[int] = []
+    fit(_subset(sample, 64), _subset(sample, 32), labels=labels, params=params,
+        on_epoch=lambda e, s: epochs.append(e))  # fmt: skip
+    assert epochs == [1, 2]
+
+
+def test_unknown_pretrained_encoder_is_a_clear_error(sample, tmp_path: Path) -> None:
+    from nlpflow.errors import ModelError
+
+    params = TrainParams(family="transformer", pretrained=str(tmp_path / "no-such-model"))
+    with pytest.raises(ModelError, match="cannot load pretrained encoder"):
+        fit(_subset(sample, 8), _subset(sample, 4), labels=sorted(set(sample[1])), params=params)
+    with pytest.raises(ModelError, match="not installed"):
+        fit(_subset(sample, 8), _subset(sample, 4), labels=sorted(set(sample[1])),
+            params=TrainParams(pretrained="pkg:no_such_package_xyz"))  # fmt: skip
