@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -68,8 +69,27 @@ def run(set_: SetOption = None) -> None:
     settings, _ = _load(set_)  # validate params before Prefect starts
     from flows.training import training_flow
 
+    _quiet_user_error_tracebacks()
     result = training_flow(overrides=set_ or None, project_dir=str(settings.root))
     _print_summary(result, settings)
+
+
+class _DropUserErrors(logging.Filter):
+    """Keep tracebacks of user errors (bad data, bad params) off the console.
+
+    Prefect logs a failed task with its traceback; for an NlpflowError the message alone says
+    what to fix, and main() prints it. The record still reaches the Prefect API (and UI).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, NlpflowError)
+
+
+def _quiet_user_error_tracebacks() -> None:
+    for handler in logging.getLogger().handlers:
+        if type(handler).__name__ == "PrefectConsoleHandler":
+            handler.addFilter(_DropUserErrors())
 
 
 def _print_summary(result: dict[str, Any], settings: Any) -> None:

@@ -1,0 +1,344 @@
+"""validate: the Great Expectations suite really runs on gathered-style Parquet files.
+
+Each dataset below is validated once per module (GX is slow to start); the tests read the
+cached outcome. Every failure kind has its own dataset and its own test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from nlpflow.errors import DataValidationError
+from nlpflow.params import DataParams, ValidateParams
+from nlpflow.validation import ValidationReport, build_suite, validate
+
+LABELS = ("billing", "shipping")
+Rows = dict[str, list[tuple[Any, Any]]]
+
+CHECK_NAMES = [
+    "column 'text' is present",
+    "column 'label' is present",
+    "no null text",
+    "no null label",
+    "no empty or whitespace-only text",
+    "labels are in the allowed set ['billing', 'shipping']",
+    "text length is 1..5000 characters",
+    "each label has at least 5 train examples",
+    "duplicate rate is at most 5.0%",
+    "no test text appears in train",
+]
+EXPECTATIONS = [
+    "expect_column_to_exist",
+    "expect_column_to_exist",
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_not_match_regex",
+    "expect_column_values_to_be_in_set",
+    "expect_column_value_lengths_to_be_between",
+    "expect_column_values_to_be_between",
+    "expect_column_proportion_of_unique_values_to_be_between",
+    "expect_column_values_to_be_in_set",
+]
+
+
+def clean_rows() -> Rows:
+    """16 train, 6 validation, 6 test rows; 8 train rows per label, no repeats."""
+    return {
+        "train": [(f"{label} question {i}", label) for label in LABELS for i in range(8)],
+        "validation": [(f"{label} check {i}", label) for label in LABELS for i in range(3)],
+        "test": [(f"{label} case {i}", label) for label in LABELS for i in range(3)],
+    }
+
+
+def _null_text() -> Rows:
+    rows = clean_rows()
+    rows["train"][2] = (None, "billing")
+    return rows
+
+
+def _empty_text() -> Rows:
+    rows = clean_rows()
+    rows["validation"][1] = ("", "billing")
+    rows["validation"][4] = ("   ", "shipping")
+    return rows
+
+
+def _unknown_test_label() -> Rows:
+    rows = clean_rows()
+    rows["test"][5] = ("refund my last order", "refund")
+    return rows
+
+
+def _label_outside_explicit_set() -> Rows:
+    rows = clean_rows()
+    rows["train"] += [(f"returns question {i}", "returns") for i in range(5)]
+    return rows
+
+
+def _too_long() -> Rows:
+    rows = clean_rows()
+    rows["train"][0] = ("Please refund the double charge on my card from last week", "billing")
+    return rows
+
+
+def _too_few_examples() -> Rows:
+    rows = clean_rows()
+    rows["train"] += [("returns question 0", "returns"), ("returns question 1", "returns")]
+    return rows
+
+
+def _duplicates() -> Rows:
+    rows = clean_rows()
+    rows["train"] += [("billing question 0", "billing")] * 3
+    return rows
+
+
+def _leakage() -> Rows:
+    rows = clean_rows()
+    rows["test"][0] = ("billing question 3", "billing")
+    return rows
+
+
+CASES: dict[str, tuple[Callable[[], Rows], ValidateParams, DataParams]] = {
+    "clean": (clean_rows, ValidateParams(), DataParams()),
+    "null_text": (_null_text, ValidateParams(), DataParams()),
+    "empty_text": (_empty_text, ValidateParams(), DataParams()),
+    "unknown_test_label": (_unknown_test_label, ValidateParams(), DataParams()),
+    "label_outside_explicit_set": (
+        _label_outside_explicit_set,
+        ValidateParams(),
+        DataParams(labels=list(LABELS)),
+    ),
+    "too_long": (_too_long, ValidateParams(max_chars=40), DataParams()),
+    "too_few_examples": (_too_few_examples, ValidateParams(), DataParams()),
+    "duplicates": (_duplicates, ValidateParams(), DataParams()),
+    "leakage": (_leakage, ValidateParams(), DataParams()),
+}
+
+
+@dataclass
+class Outcome:
+    dst: Path
+    report: ValidationReport | None
+    error: str | None
+    summary: dict[str, Any]
+
+    def check(self, name: str) -> dict[str, Any]:
+        matches = [c for c in self.summary["checks"] if c["check"] == name]
+        assert len(matches) == 1, f"no single check named {name!r}"
+        return matches[0]
+
+    @property
+    def failed(self) -> set[str]:
+        return {c["check"] for c in self.summary["checks"] if not c["success"]}
+
+    def block(self, name: str) -> list[str]:
+        """The error-message lines under `✗ name`: the header and its example rows."""
+        assert self.error is not None
+        lines = self.error.splitlines()
+        starts = [i for i, line in enumerate(lines) if line.startswith(f"  ✗ {name} (")]
+        assert len(starts) == 1, f"{name!r} is not named once as failed in:\n{self.error}"
+        out = [lines[starts[0]]]
+        for line in lines[starts[0] + 1 :]:
+            if not line.startswith("      "):
+                break
+            out.append(line.strip())
+        return out
+
+
+def write_splits(folder: Path, rows: Rows) -> None:
+    folder.mkdir(parents=True)
+    for split, part in rows.items():
+        pd.DataFrame(
+            {
+                "text": pd.Series([t for t, _ in part], dtype=object),
+                "label": pd.Series([label for _, label in part], dtype=object),
+                "source_row": list(range(len(part))),
+            }
+        ).to_parquet(folder / f"{split}.parquet", index=False)
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Outcome]:
+    cache: dict[str, Outcome] = {}
+
+    def run(case: str) -> Outcome:
+        if case not in cache:
+            make_rows, params, data = CASES[case]
+            root = tmp_path_factory.mktemp(case)
+            write_splits(root / "gathered", make_rows())
+            dst = root / "validation"
+            report, error = None, None
+            try:
+                report = validate(src=root / "gathered", dst=dst, params=params, data=data)
+            except DataValidationError as exc:
+                error = str(exc)
+            summary = json.loads((dst / "summary.json").read_text(encoding="utf-8"))
+            cache[case] = Outcome(dst=dst, report=report, error=error, summary=summary)
+        return cache[case]
+
+    return run
+
+
+def failed_outcome(outcome: Callable[[str], Outcome], case: str) -> Outcome:
+    result = outcome(case)
+    assert result.error is not None, f"{case}: validate did not raise DataValidationError"
+    assert result.error.startswith("[NLP003] data validation failed:")
+    assert result.report is None
+    assert result.summary["success"] is False
+    assert f"data validation failed: {len(result.failed)} of 10 checks." in result.error
+    assert result.error.endswith(
+        f"Full report: {result.dst / 'data_docs' / 'index.html'}. "
+        "Fix the data or the validate.* params."
+    )
+    failed = [c for c in result.summary["checks"] if not c["success"]]
+    assert all(c["examples"] for c in failed)  # every failed check shows offending rows
+    return result
+
+
+# ---------------------------------------------------------------- clean data
+
+
+def test_clean_data_passes(outcome: Callable[[str], Outcome]) -> None:
+    result = outcome("clean")
+    assert result.error is None
+    assert result.report is not None
+    assert result.report.success is True
+    assert result.report.failed == []
+    assert result.report.rows == {"train": 16, "validation": 6, "test": 6}
+    assert result.report.allowed_labels == ["billing", "shipping"]
+    assert result.summary["success"] is True
+    assert [c["success"] for c in result.summary["checks"]] == [True] * 10
+    assert all(c["examples"] == [] for c in result.summary["checks"])
+    index = result.dst / "data_docs" / "index.html"
+    assert index.is_file()
+    assert "<html" in index.read_text(encoding="utf-8").lower()
+    assert result.summary["data_docs"] == str(index)
+
+
+def test_clean_run_reports_exactly_the_suites_ten_checks(
+    outcome: Callable[[str], Outcome],
+) -> None:
+    result = outcome("clean")
+    suite = build_suite(ValidateParams(), list(LABELS))
+    assert [name for name, _ in suite] == CHECK_NAMES
+    assert [c["check"] for c in result.summary["checks"]] == CHECK_NAMES
+    assert sorted(c["expectation"] for c in result.summary["checks"]) == sorted(EXPECTATIONS)
+
+
+def test_each_check_reports_its_own_expectation(outcome: Callable[[str], Outcome]) -> None:
+    # GX returns results grouped by column, not in suite order; names must follow their results
+    result = outcome("clean")
+    assert [c["expectation"] for c in result.summary["checks"]] == EXPECTATIONS
+
+
+# ---------------------------------------------------------------- one test per failure kind
+
+
+def test_null_text_fails(outcome: Callable[[str], Outcome]) -> None:
+    result = failed_outcome(outcome, "null_text")
+    assert result.failed == {"no null text"}
+    check = result.check("no null text")
+    assert check["unexpected_count"] == 1
+    assert [(e["split"], e["source_row"]) for e in check["examples"]] == [("train", 2)]
+    header, *examples = result.block("no null text")
+    assert header == "  ✗ no null text (expect_column_values_to_not_be_null): 1 rows"
+    assert len(examples) == 1
+    assert examples[0].startswith("train row 2: label='billing' text=")
+
+
+def test_empty_or_whitespace_text_fails(outcome: Callable[[str], Outcome]) -> None:
+    result = failed_outcome(outcome, "empty_text")
+    name = "no empty or whitespace-only text"
+    # "" is also 0 characters long, below min_chars=1; "   " is 3 characters and passes that
+    assert result.failed == {name, "text length is 1..5000 characters"}
+    assert result.check(name)["unexpected_count"] == 2
+    assert result.check("text length is 1..5000 characters")["unexpected_count"] == 1
+    assert result.block(name) == [
+        f"  ✗ {name} (expect_column_values_to_not_match_regex): 2 rows",
+        "validation row 1: label='billing' text=''",
+        "validation row 4: label='shipping' text='   '",
+    ]
+
+
+def test_label_in_test_but_not_in_train_fails(outcome: Callable[[str], Outcome]) -> None:
+    result = failed_outcome(outcome, "unknown_test_label")
+    name = "labels are in the allowed set ['billing', 'shipping']"
+    # 'refund' also has 0 train examples, below min_examples_per_class=5
+    assert result.failed == {name, "each label has at least 5 train examples"}
+    assert result.summary["allowed_labels"] == ["billing", "shipping"]
+    assert result.check(name)["unexpected_count"] == 1
+    assert result.block(name) == [
+        f"  ✗ {name} (expect_column_values_to_be_in_set): 1 rows",
+        "test row 5: label='refund' text='refund my last order'",
+    ]
+
+
+def test_label_outside_explicit_labels_fails(outcome: Callable[[str], Outcome]) -> None:
+    result = failed_outcome(outcome, "label_outside_explicit_set")
+    name = "labels are in the allowed set ['billing', 'shipping']"
+    assert result.failed == {name}  # 'returns' has 5 train rows, so only the set check fails
+    assert result.summary["allowed_labels"] == ["billing", "shipping"]
+    assert result.check(name)["unexpected_count"] == 5
+    header, *examples = result.block(name)
+    assert header == f"  ✗ {name} (expect_column_values_to_be_in_set): 5 rows"
+    assert examples == [
+        f"train row {16 + i}: label='returns' text='returns question {i}'" for i in range(5)
+    ]
+
+
+def test_text_longer_than_max_chars_fails(outcome: Callable[[str], Outcome]) -> None:
+    result = failed_outcome(outcome, "too_long")
+    name = "text length is 1..40 characters"
+    assert result.failed == {name}
+    assert result.check(name)["unexpected_count"] == 1
+    assert result.block(name) == [
+        f"  ✗ {name} (expect_column_value_lengths_to_be_between): 1 rows",
+        "train row 0: label='billing' "
+        "text='Please refund the double charge on my card from last week'",
+    ]
+
+
+def test_class_with_too_few_train_examples_fails(outcome: Callable[[str], Outcome]) -> None:
+    result = failed_outcome(outcome, "too_few_examples")
+    name = "each label has at least 5 train examples"
+    assert result.failed == {name}
+    assert result.check(name)["unexpected_count"] == 2
+    assert result.block(name) == [
+        f"  ✗ {name} (expect_column_values_to_be_between): 2 rows",
+        "train row 16: label='returns' text='returns question 0'",
+        "train row 17: label='returns' text='returns question 1'",
+    ]
+
+
+def test_duplicate_rate_above_limit_fails(outcome: Callable[[str], Outcome]) -> None:
+    result = failed_outcome(outcome, "duplicates")
+    name = "duplicate rate is at most 5.0%"
+    assert result.failed == {name}
+    check = result.check(name)
+    # 31 rows, 28 distinct texts: unique proportion 28/31 = 0.903 < 1 - 0.05
+    assert check["observed"] == pytest.approx(28 / 31)
+    header, *examples = result.block(name)
+    assert header.startswith(
+        f"  ✗ {name} (expect_column_proportion_of_unique_values_to_be_between): observed 0.903"
+    )
+    assert examples == ["train row 0: label='billing' text='billing question 0'"]
+
+
+def test_test_text_also_in_train_fails(outcome: Callable[[str], Outcome]) -> None:
+    result = failed_outcome(outcome, "leakage")
+    name = "no test text appears in train"
+    # one repeat in 28 rows (27/28 unique) stays under the 5 % duplicate limit
+    assert result.failed == {name}
+    assert result.check(name)["unexpected_count"] == 1
+    assert result.block(name) == [
+        f"  ✗ {name} (expect_column_values_to_be_in_set): 1 rows",
+        "test row 0: label='billing' text='billing question 3'",
+    ]

