@@ -9,10 +9,13 @@ otherwise a seeded split stratified by label is made.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
+import json
 import random
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,6 +33,7 @@ SPLIT_ALIASES = {
 }  # fmt: skip
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 SPLIT_COLUMN = "split"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class GatherReport(BaseModel):
@@ -48,12 +52,15 @@ def _decode(path: Path) -> str:
     data = path.read_bytes()
     if not data.strip():
         raise DataSourceError(f"{path} is empty: point data.source at a file with labelled rows.")
+    # Strip a BOM ourselves (not utf-8-sig) so error offsets count from the file's first byte.
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        return data.decode("utf-8-sig")
+        return data[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        offset = exc.start + skip
+        line = data[:offset].count(b"\n") + 1
         raise DataSourceError(
-            f"{path} is not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+            f"{path} is not valid UTF-8: byte 0x{data[offset]:02x} at offset {offset} "
             f"(line {line}). Re-encode the file, e.g. `iconv -f cp1252 -t utf-8 in > out`."
         ) from None
 
@@ -67,7 +74,9 @@ def _read_table(path: Path, fmt: str) -> pd.DataFrame:
     text = _decode(path)
     try:
         if fmt == "jsonl":
-            return pd.read_json(io.StringIO(text), lines=True, dtype=False)
+            # Records as objects: pandas would turn int labels with one null into floats ("1.0").
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+            return pd.DataFrame(records, dtype=object)
         # Every field as a string: labels like 0/1 must not turn into floats, and TSV quotes
         # are literal characters (SMS data has unbalanced quotes).
         quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
@@ -75,7 +84,7 @@ def _read_table(path: Path, fmt: str) -> pd.DataFrame:
             io.StringIO(text), sep="\t" if fmt == "tsv" else ",", dtype=str,
             keep_default_na=False, na_values=[""], quoting=quoting,
         )  # fmt: skip
-    except (ValueError, pd.errors.ParserError) as exc:
+    except (ValueError, pd.errors.ParserError) as exc:  # json.JSONDecodeError is a ValueError
         raise DataSourceError(f"{path} could not be parsed as {fmt}: {exc}") from None
 
 
@@ -142,7 +151,8 @@ def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
     rows: list[dict[str, object]] = []
     for path in files:
         label = path.suffix.lstrip(".") if shared_stem else path.stem
-        for i, line in enumerate(_decode(path).splitlines()):
+        # Only real line breaks: str.splitlines also splits on U+2028, form feeds and \x85.
+        for i, line in enumerate(_LINE_BREAK.split(_decode(path))):
             if line.strip():
                 rows.append({"text": line.strip(), "label": label, "source_row": i})
     return pd.DataFrame(rows)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nlpflow.errors import ParamsError
 
@@ -47,6 +47,14 @@ class DataParams(_Section):
         None, description="Allowed labels; null accepts the labels seen in the train split."
     )
     split: SplitParams = Field(default_factory=SplitParams)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_as_text(cls, value: object) -> object:
+        # Labels are compared as text (gather reads 0/1 as "0"/"1"), so `[0, 1]` means the same.
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
+        return value
 
 
 class ValidateParams(_Section):

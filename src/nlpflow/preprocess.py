@@ -81,11 +81,11 @@ class TextPreprocessor:
             words.append(word + (token.whitespace_ or ""))
         # Keep the source's own spacing ("Hello, you") rather than one token per space.
         text = _SPACES.sub(" ", "".join(words)).strip()
-        if self.params.lowercase:
-            text = text.lower()
         return strip_accents(text) if self.params.strip_accents else text
 
     def transform(self, texts: Iterable[str]) -> list[str]:
+        if self.params.lowercase:  # before lemmatising: lookup tables key on lower-case forms
+            texts = (t.lower() for t in texts)
         docs = self.nlp.pipe(texts, batch_size=self.params.batch_size)
         return [self._render(doc) for doc in docs]
 
