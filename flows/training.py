@@ -1,8 +1,8 @@
 """The training flow: gather -> validate -> preprocess -> train -> evaluate -> register.
 
-    nlpflow run                       # runs this flow with params.yaml
-    nlpflow run --set train.epochs=1  # one value overridden (dvc.lock is then left alone)
-    nlpflow deploy --cron "0 3 * * 1" # a scheduled deployment of it
+nlpflow run                       # runs this flow with params.yaml
+nlpflow run --set train.epochs=1  # one value overridden (dvc.lock is then left alone)
+nlpflow deploy --cron "0 3 * * 1" # a scheduled deployment of it
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from prefect.utilities.annotations import quote
 
 from nlpflow.params import load_params
 from nlpflow.pipeline import is_dvc_project, make_context
@@ -21,24 +20,24 @@ from tasks.stages import STAGE_TASKS, end_tracking, start_tracking
 
 
 @flow(name="nlpflow-training", log_prints=True)
-def training_flow(overrides: list[str] | None = None, project_dir: str | None = None) -> dict[str, Any]:
+def training_flow(
+    overrides: list[str] | None = None, project_dir: str | None = None
+) -> dict[str, Any]:
     settings = load_settings()
     root = Path(project_dir).resolve() if project_dir else settings.root
     params = load_params(root / "params.yaml", overrides)
     ctx = make_context(root, params, settings)
     # dvc.lock must describe params.yaml; outputs of overridden params would make it lie.
     record_dvc = is_dvc_project(root) and not overrides
-    # quote(): hand tasks the context object itself, not a copy Prefect rebuilt while
-    # scanning it for futures (it holds the MLflow client).
-    run_id = start_tracking(quote(ctx))
+    run_id = start_tracking(ctx)
     reports: dict[str, Any] = {}
     try:
         for name in STAGE_NAMES:
-            reports[name] = STAGE_TASKS[name](quote(ctx), run_id, record_dvc)
+            reports[name] = STAGE_TASKS[name](ctx, run_id, record_dvc)
     except BaseException:
-        end_tracking(quote(ctx), run_id, failed=True)
+        end_tracking(ctx, run_id, failed=True)
         raise
-    end_tracking(quote(ctx), run_id, failed=False)
+    end_tracking(ctx, run_id, failed=False)
     return {"run_id": run_id, "dvc_lock_updated": record_dvc} | {
         name: report.model_dump(mode="json") for name, report in reports.items()
     }

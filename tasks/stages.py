@@ -13,6 +13,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from nlpflow.errors import NlpflowError
 from nlpflow.pipeline import close_run, open_run, record_dvc_stage
 from nlpflow.stages import STAGES, Stage, StageContext, run_stage
 
@@ -21,6 +22,11 @@ def _summary(name: str, report: BaseModel) -> str:
     fields = report.model_dump(mode="json")
     rows = "\n".join(f"| {k} | {str(v)[:200]} |" for k, v in fields.items() if k != "history")
     return f"## {name}\n\n| field | value |\n|---|---|\n{rows}\n"
+
+
+def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry transient I/O failures, not problems the user must fix (they fail the same way)."""
+    return not isinstance(state.data, NlpflowError)
 
 
 def _stage_task(stage: Stage) -> Task[..., Any]:
@@ -34,26 +40,40 @@ def _stage_task(stage: Stage) -> Task[..., Any]:
 
     body.__name__ = stage.name
     return task(
-        body,
         name=stage.name,
         retries=2 if stage.io_bound else 0,
         retry_delay_seconds=5,
+        retry_condition_fn=retry_unless_user_error,
         cache_policy=NO_CACHE,  # tracking clients and paths are not cache keys
         persist_result=False,
-    )
+    )(body)
 
 
 STAGE_TASKS: dict[str, Task[..., Any]] = {stage.name: _stage_task(stage) for stage in STAGES}
 
 
-@task(name="start-tracking", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
+@task(
+    name="start-tracking",
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_unless_user_error,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def start_tracking(ctx: StageContext) -> str:
     from prefect.runtime import flow_run
 
     return open_run(ctx, runner="prefect", tags={"prefect.flow_run_id": str(flow_run.id)})
 
 
-@task(name="end-tracking", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
+@task(
+    name="end-tracking",
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_unless_user_error,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def end_tracking(ctx: StageContext, run_id: str, failed: bool) -> None:
     ctx.run_id = run_id
     close_run(ctx, failed=failed)

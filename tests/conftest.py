@@ -30,6 +30,7 @@ apply_environment_defaults()
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import pandas as pd
+    import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
@@ -39,13 +40,16 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
     wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    wordpiece.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=600, special_tokens=specials))
+    wordpiece.train_from_iterator(
+        texts, trainers.WordPieceTrainer(vocab_size=600, special_tokens=specials)
+    )
     tokenizer = BertTokenizerFast(tokenizer_object=wordpiece, model_max_length=64)
     tokenizer.save_pretrained(folder)
     config = BertConfig(
         vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=64, num_labels=2,
     )  # fmt: skip
+    torch.manual_seed(0)  # the same random weights in every session
     BertForSequenceClassification(config).save_pretrained(folder)
     return folder
 
@@ -78,7 +82,9 @@ def make_project(root: Path, params_text: str) -> Path:
     _git(root, "config", "user.email", "tests@nlpflow.local")
     _git(root, "config", "user.name", "tests")
     subprocess.run(["dvc", "init", "-q"], cwd=root, check=True, env=_venv_env())
-    subprocess.run(["dvc", "config", "core.analytics", "false"], cwd=root, check=True, env=_venv_env())
+    subprocess.run(
+        ["dvc", "config", "core.analytics", "false"], cwd=root, check=True, env=_venv_env()
+    )
     _git(root, "add", "-A")
     _git(root, "commit", "-qm", "project")
     return root
@@ -93,7 +99,9 @@ def _venv_env() -> dict[str, str]:
     return env
 
 
-def fast_params(*, family: str = "transformer", pretrained: Path | None = None, epochs: int = 2) -> str:
+def fast_params(
+    *, family: str = "transformer", pretrained: Path | None = None, epochs: int = 2
+) -> str:
     """params.yaml for tests: the repo's params with a tiny model and few epochs."""
     import yaml
 
@@ -118,3 +126,15 @@ def project_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 @pytest.fixture
 def venv_env() -> dict[str, str]:
     return _venv_env()
+
+
+def mlflow_client(root: Path):  # type: ignore[no-untyped-def]
+    """A client on the project's SQLite store, for tracking and registry alike.
+
+    Both URIs explicitly: MLflow falls back to the process-wide registry URI, which an
+    earlier in-process test may have pointed elsewhere.
+    """
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)

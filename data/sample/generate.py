@@ -38,40 +38,161 @@ MIN_WORDS, MAX_WORDS, MAX_CHARS = 5, 30, 299
 # --------------------------------------------------------------------------
 
 PRODUCTS = [
-    "wireless headphones", "standing desk", "yoga mat", "coffee grinder",
-    "café table", "desk lamp", "phone case", "hiking backpack", "blender",
-    "office chair", "smart watch", "USB-C hub", "rain jacket", "air fryer",
-    "mechanical keyboard", "water bottle", "gaming mouse", "throw blanket",
-    "espresso machine", "crème brûlée torch", "bike helmet", "tea kettle",
+    "wireless headphones",
+    "standing desk",
+    "yoga mat",
+    "coffee grinder",
+    "café table",
+    "desk lamp",
+    "phone case",
+    "hiking backpack",
+    "blender",
+    "office chair",
+    "smart watch",
+    "USB-C hub",
+    "rain jacket",
+    "air fryer",
+    "mechanical keyboard",
+    "water bottle",
+    "gaming mouse",
+    "throw blanket",
+    "espresso machine",
+    "crème brûlée torch",
+    "bike helmet",
+    "tea kettle",
 ]
 PLANS = ["Basic", "Pro", "Team", "Business", "Enterprise", "Starter"]
 CURRENCIES = ["$", "€", "£"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July",
-          "August", "September", "October", "November", "December"]
-RELATIVE_DAYS = ["yesterday", "last Monday", "last Friday", "two weeks ago",
-                 "the 1st", "the 15th", "last week", "this morning"]
-CARRIERS = ["UPS", "DHL", "FedEx", "the postal service", "Royal Mail",
-            "the courier", "Canada Post", "GLS"]
-CITIES = ["Montréal", "Zürich", "São Paulo", "Kraków", "Lyon", "Austin",
-          "Dublin", "Osaka", "Reykjavík", "Málaga", "Leeds", "Perth"]
-DEVICES = ["iPhone 14", "iPhone 12", "Pixel 7", "Galaxy S23", "iPad",
-           "Windows laptop", "MacBook Air", "Chromebook", "Android tablet",
-           "work PC", "Surface Pro", "Linux desktop"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+RELATIVE_DAYS = [
+    "yesterday",
+    "last Monday",
+    "last Friday",
+    "two weeks ago",
+    "the 1st",
+    "the 15th",
+    "last week",
+    "this morning",
+]
+CARRIERS = [
+    "UPS",
+    "DHL",
+    "FedEx",
+    "the postal service",
+    "Royal Mail",
+    "the courier",
+    "Canada Post",
+    "GLS",
+]
+CITIES = [
+    "Montréal",
+    "Zürich",
+    "São Paulo",
+    "Kraków",
+    "Lyon",
+    "Austin",
+    "Dublin",
+    "Osaka",
+    "Reykjavík",
+    "Málaga",
+    "Leeds",
+    "Perth",
+]
+DEVICES = [
+    "iPhone 14",
+    "iPhone 12",
+    "Pixel 7",
+    "Galaxy S23",
+    "iPad",
+    "Windows laptop",
+    "MacBook Air",
+    "Chromebook",
+    "Android tablet",
+    "work PC",
+    "Surface Pro",
+    "Linux desktop",
+]
 BROWSERS = ["Chrome", "Firefox", "Safari", "Edge", "Brave", "Opera"]
-ERRORS = ["error 500", "error 403", "ERR_CONNECTION_RESET", "code E-1042",
-          "error 0x80070005", "a 502 Bad Gateway", "timeout error 408",
-          "code SYNC-17", "error 429", "code AUTH-03", "a 404 page"]
-FEATURES = ["export", "dashboard", "search", "reports", "calendar",
-            "settings", "analytics", "inbox", "order history", "editor"]
-NAMES = ["José", "Chloé", "Zoë", "Björn", "Anna", "Mark", "Priya", "Liam",
-         "Noémie", "Tom", "Aisha", "Kenji", "Sofia", "René"]
-SURNAMES = ["García", "Müller", "Nguyen", "Smith", "Dubois", "Kowalski",
-            "Okafor", "Larsen", "Rossi", "Brontë"]
-EMAIL_USERS = ["jane.doe", "mark.t", "priya92", "office", "j.garcia",
-               "accounts", "liam.w", "chloe.d", "sofia.r", "team"]
+ERRORS = [
+    "error 500",
+    "error 403",
+    "ERR_CONNECTION_RESET",
+    "code E-1042",
+    "error 0x80070005",
+    "a 502 Bad Gateway",
+    "timeout error 408",
+    "code SYNC-17",
+    "error 429",
+    "code AUTH-03",
+    "a 404 page",
+]
+FEATURES = [
+    "export",
+    "dashboard",
+    "search",
+    "reports",
+    "calendar",
+    "settings",
+    "analytics",
+    "inbox",
+    "order history",
+    "editor",
+]
+NAMES = [
+    "José",
+    "Chloé",
+    "Zoë",
+    "Björn",
+    "Anna",
+    "Mark",
+    "Priya",
+    "Liam",
+    "Noémie",
+    "Tom",
+    "Aisha",
+    "Kenji",
+    "Sofia",
+    "René",
+]
+SURNAMES = [
+    "García",
+    "Müller",
+    "Nguyen",
+    "Smith",
+    "Dubois",
+    "Kowalski",
+    "Okafor",
+    "Larsen",
+    "Rossi",
+    "Brontë",
+]
+EMAIL_USERS = [
+    "jane.doe",
+    "mark.t",
+    "priya92",
+    "office",
+    "j.garcia",
+    "accounts",
+    "liam.w",
+    "chloe.d",
+    "sofia.r",
+    "team",
+]
 EMAIL_DOMAINS = ["example.com", "example.org", "example.net", "mail.example.com"]
-PROMOS = ["SPRING10", "WELCOME15", "SAVE20", "BLACKFRIDAY", "FREESHIP",
-          "LOYAL5", "SUMMER25"]
+PROMOS = ["SPRING10", "WELCOME15", "SAVE20", "BLACKFRIDAY", "FREESHIP", "LOYAL5", "SUMMER25"]
 
 
 def _date(rng):
@@ -118,14 +239,22 @@ SLOTS = {
     "email": _email,
     "promo": lambda r: r.choice(PROMOS),
     "url_order": lambda r: "https://example.com/orders/%d" % r.randint(100, 99999),
-    "url_billing": lambda r: r.choice(["https://example.com/billing",
-                                       "https://app.example.com/billing/invoices",
-                                       "https://example.com/account/payment"]),
+    "url_billing": lambda r: r.choice(
+        [
+            "https://example.com/billing",
+            "https://app.example.com/billing/invoices",
+            "https://example.com/account/payment",
+        ]
+    ),
     "url_track": lambda r: "https://example.com/track/%d" % r.randint(1000, 999999),
-    "url_app": lambda r: r.choice(["https://app.example.com",
-                                   "https://app.example.com/dashboard",
-                                   "https://example.com/login",
-                                   "https://api.example.com/v2/orders"]),
+    "url_app": lambda r: r.choice(
+        [
+            "https://app.example.com",
+            "https://app.example.com/dashboard",
+            "https://example.com/login",
+            "https://api.example.com/v2/orders",
+        ]
+    ),
 }
 
 # --------------------------------------------------------------------------
@@ -331,20 +460,39 @@ MIXED_FRAMES = [
 # Surface variation
 # --------------------------------------------------------------------------
 
-OPENINGS = (
-    [""] * 10
-    + ["Hi,", "Hello,", "hello team,", "Hey,", "Hi there,", "Good morning,",
-       "Dear support,", "Hello support team,", "hi", "Quick question:",
-       "Sorry if this is a naïve question,", "Hey team!", "Urgent:", "Hiya,"]
-)
-CLOSINGS = (
-    [""] * 10
-    + ["Thanks.", "Thanks!", "thx", "Please help.", "Any ideas?",
-       "Cheers, {name}", "Appreciate it.", "Thank you in advance.",
-       "Merci!", "Regards, {fullname}", "You can reach me at {email}.",
-       "This is getting frustrating.", "Déjà vu, same thing happened last month.",
-       "Please reply soon.", "Many thanks, {name}"]
-)
+OPENINGS = [""] * 10 + [
+    "Hi,",
+    "Hello,",
+    "hello team,",
+    "Hey,",
+    "Hi there,",
+    "Good morning,",
+    "Dear support,",
+    "Hello support team,",
+    "hi",
+    "Quick question:",
+    "Sorry if this is a naïve question,",
+    "Hey team!",
+    "Urgent:",
+    "Hiya,",
+]
+CLOSINGS = [""] * 10 + [
+    "Thanks.",
+    "Thanks!",
+    "thx",
+    "Please help.",
+    "Any ideas?",
+    "Cheers, {name}",
+    "Appreciate it.",
+    "Thank you in advance.",
+    "Merci!",
+    "Regards, {fullname}",
+    "You can reach me at {email}.",
+    "This is getting frustrating.",
+    "Déjà vu, same thing happened last month.",
+    "Please reply soon.",
+    "Many thanks, {name}",
+]
 
 
 def fill(template, rng):
@@ -354,10 +502,10 @@ def fill(template, rng):
     while "{" in out:
         start = out.index("{")
         end = out.index("}", start)
-        key = out[start + 1:end]
+        key = out[start + 1 : end]
         if key not in values:
             values[key] = SLOTS[key](rng)
-        out = out[:start] + values[key] + out[end + 1:]
+        out = out[:start] + values[key] + out[end + 1 :]
     return out
 
 
@@ -375,11 +523,11 @@ def add_typo(text, rng):
     w = words[i]
     kind = rng.randrange(3)
     p = rng.randrange(1, len(w) - 1)
-    if kind == 0:    # swap two neighbouring letters
-        w = w[:p] + w[p + 1] + w[p] + w[p + 2:]
+    if kind == 0:  # swap two neighbouring letters
+        w = w[:p] + w[p + 1] + w[p] + w[p + 2 :]
     elif kind == 1:  # drop a letter
-        w = w[:p] + w[p + 1:]
-    else:            # double a letter
+        w = w[:p] + w[p + 1 :]
+    else:  # double a letter
         w = w[:p] + w[p] + w[p:]
     words[i] = w
     return " ".join(words)
@@ -418,8 +566,12 @@ def make_mixed(label, rng):
 
 def valid(text):
     n_words = len(text.split())
-    return (MIN_WORDS <= n_words <= MAX_WORDS and len(text) <= MAX_CHARS
-            and "\n" not in text and text == text.strip())
+    return (
+        MIN_WORDS <= n_words <= MAX_WORDS
+        and len(text) <= MAX_CHARS
+        and "\n" not in text
+        and text == text.strip()
+    )
 
 
 def generate():

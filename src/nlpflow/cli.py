@@ -1,9 +1,9 @@
 """nlpflow's command line.
 
-    nlpflow run [--set train.epochs=1]     run the training flow (Prefect) once
-    nlpflow stage NAME                      run one stage (what dvc.yaml calls)
-    nlpflow deploy --cron "0 3 * * 1"       create a scheduled deployment of the training flow
-    nlpflow params [--set ...]              print the validated params
+nlpflow run [--set train.epochs=1]     run the training flow (Prefect) once
+nlpflow stage NAME                      run one stage (what dvc.yaml calls)
+nlpflow deploy --cron "0 3 * * 1"       create a scheduled deployment of the training flow
+nlpflow params [--set ...]              print the validated params
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -60,7 +59,9 @@ def stage(name: Annotated[str, typer.Argument(help="gather|validate|preprocess|t
 
 
 def _brief(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if k not in {"history", "checks", "confusion", "metrics"}}
+    return {
+        k: v for k, v in fields.items() if k not in {"history", "checks", "confusion", "metrics"}
+    }
 
 
 @app.command()
@@ -120,6 +121,7 @@ def deploy(
     serve: Annotated[bool, typer.Option(help="Keep running and execute scheduled runs.")] = False,
 ) -> None:
     """Create (or update) a scheduled deployment of the training flow on the Prefect API."""
+    from prefect.deployments.runner import RunnerDeployment
     from prefect.schedules import Cron
 
     from flows.training import training_flow
@@ -133,13 +135,16 @@ def deploy(
         name=name, schedules=[schedule], parameters={"project_dir": str(settings.root)},
         description="nlpflow training: gather, validate, preprocess, train, evaluate, register.",
     )  # fmt: skip
+    assert isinstance(deployment, RunnerDeployment)  # the synchronous call returns it directly
     if serve:
         from prefect import serve as prefect_serve
 
         prefect_serve(deployment)
         return
     deployment_id = deployment.apply()
-    out.print(f"deployment {training_flow.name}/{name} ({deployment_id}) scheduled '{cron}' {timezone}")
+    out.print(
+        f"deployment {training_flow.name}/{name} ({deployment_id}) scheduled '{cron}' {timezone}"
+    )
     out.print(f"Run its schedule with: nlpflow deploy --cron '{cron}' --name {name} --serve")
 
 
@@ -148,7 +153,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except NlpflowError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except (typer.Exit, typer.Abort) as exc:
         sys.exit(getattr(exc, "exit_code", 1))

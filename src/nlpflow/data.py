@@ -134,7 +134,9 @@ def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
         p for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".") and not p.stem.lower().startswith("readme")
     )  # fmt: skip
-    split_files = {SPLIT_ALIASES.get(p.stem.lower()): p for p in files if p.suffix in TABLE_SUFFIXES}
+    split_files = {
+        SPLIT_ALIASES.get(p.stem.lower()): p for p in files if p.suffix in TABLE_SUFFIXES
+    }
     split_files.pop(None, None)
     if split_files:
         frames = []
@@ -208,7 +210,9 @@ def _complete_splits(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
     if "validation" in present or params.validation == 0:
         return frame
     train = frame[frame[SPLIT_COLUMN] == "train"]
-    share = SplitParams(validation=params.validation, test=min(params.validation, 0.49), seed=params.seed)
+    share = SplitParams(
+        validation=params.validation, test=min(params.validation, 0.49), seed=params.seed
+    )
     carved = split_stratified(train.drop(columns=SPLIT_COLUMN), share)
     frame = frame.copy()
     frame.loc[carved.index[carved[SPLIT_COLUMN] == "test"], SPLIT_COLUMN] = "validation"
@@ -220,7 +224,9 @@ def _complete_splits(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    paths: Iterable[Path] = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    paths: Iterable[Path] = (
+        sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    )
     for p in paths:
         digest.update(p.name.encode())
         with p.open("rb") as fh:
@@ -233,7 +239,11 @@ def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
     """Read `source`, split it, write `dst/{train,validation,test}.parquet`."""
     frame, fmt = load_source(source, params)
     from_source = SPLIT_COLUMN in frame.columns
-    frame = _complete_splits(frame, params.split) if from_source else split_stratified(frame, params.split)
+    frame = (
+        _complete_splits(frame, params.split)
+        if from_source
+        else split_stratified(frame, params.split)
+    )
     dst.mkdir(parents=True, exist_ok=True)
     rows = {}
     for split in SPLITS:
@@ -243,7 +253,7 @@ def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
     labels = frame["label"].value_counts(dropna=False).sort_index()
     return GatherReport(
         source=str(source), format=fmt, source_sha256=sha256_of(source), rows=rows,
-        labels={str(k): int(v) for k, v in labels.items()}, split_from_source=from_source,
+        labels={"<missing>" if pd.isna(k) else str(k): int(v) for k, v in labels.items()}, split_from_source=from_source,
     )  # fmt: skip
 
 

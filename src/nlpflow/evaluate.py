@@ -43,7 +43,14 @@ def save_confusion_png(path: Path, matrix: list[list[int]], labels: list[str]) -
     peak = max(max(row) for row in matrix) or 1
     for i, row in enumerate(matrix):
         for j, count in enumerate(row):
-            ax.text(j, i, count, ha="center", va="center", color="white" if count > peak / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                color="white" if count > peak / 2 else "black",
+            )
     fig.colorbar(image)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def compute_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+def compute_metrics(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
+) -> dict[str, Any]:
     """accuracy, macro precision/recall/F1, and the same per class."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
@@ -23,13 +25,20 @@ def compute_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequen
         "macro_recall": float(mr),
         "macro_f1": float(mf),
         "per_class": {
-            label: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+            label: {
+                "precision": float(p[i]),
+                "recall": float(r[i]),
+                "f1": float(f[i]),
+                "support": int(support[i]),
+            }
             for i, label in enumerate(labels)
         },
     }
 
 
-def compute_confusion(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> list[list[int]]:
+def compute_confusion(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
+) -> list[list[int]]:
     from sklearn.metrics import confusion_matrix
 
     return confusion_matrix(y_true, y_pred, labels=list(labels)).tolist()

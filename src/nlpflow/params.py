@@ -24,49 +24,61 @@ class _Section(BaseModel):
 class SplitParams(_Section):
     """How gather splits a source that has no splits of its own (stratified by label)."""
 
-    validation: float = Field(0.1, ge=0.0, lt=0.5, description="Share of rows for validation.")
-    test: float = Field(0.2, gt=0.0, lt=0.5, description="Share of rows for test.")
-    seed: int = Field(13, description="Seed of the shuffle; same seed, same split.")
+    validation: float = Field(
+        default=0.1, ge=0.0, lt=0.5, description="Share of rows for validation."
+    )
+    test: float = Field(default=0.2, gt=0.0, lt=0.5, description="Share of rows for test.")
+    seed: int = Field(default=13, description="Seed of the shuffle; same seed, same split.")
 
 
 class DataParams(_Section):
     """gather: where the labelled text is and how to read it."""
 
     source: str = Field(
-        "data/sample/support_tickets.csv",
+        default="data/sample/support_tickets.csv",
         description="File or folder. Relative paths resolve against NLPFLOW_DATA_ROOT.",
     )
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "folder"] = Field(
-        "auto",
+        default="auto",
         description="auto picks by extension; folder = one text file per label, one text a line, "
         "or a folder holding train/validation/test files.",
     )
-    text_column: str = Field("text", description="Column holding the text.")
-    label_column: str = Field("label", description="Column holding the label.")
+    text_column: str = Field(default="text", description="Column holding the text.")
+    label_column: str = Field(default="label", description="Column holding the label.")
     labels: list[str] | None = Field(
-        None, description="Allowed labels; null accepts the labels seen in the train split."
+        default=None, description="Allowed labels; null accepts the labels seen in the train split."
     )
-    split: SplitParams = Field(default_factory=SplitParams)
+    split: SplitParams = SplitParams()
 
     @field_validator("labels", mode="before")
     @classmethod
     def _labels_as_text(cls, value: object) -> object:
         # Labels are compared as text (gather reads 0/1 as "0"/"1"), so `[0, 1]` means the same.
         if isinstance(value, list):
-            return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
+            return [
+                str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for v in value
+            ]
         return value
 
 
 class ValidateParams(_Section):
     """validate: the Great Expectations suite built from these bounds."""
 
-    min_chars: int = Field(1, ge=1, description="Shortest allowed text, in characters.")
-    max_chars: int = Field(5000, ge=1, description="Longest allowed text, in characters.")
-    min_examples_per_class: int = Field(5, ge=1, description="Minimum train rows per label.")
-    max_duplicate_rate: float = Field(
-        0.05, ge=0.0, le=1.0, description="Largest share of rows whose text repeats another's."
+    min_chars: int = Field(default=1, ge=1, description="Shortest allowed text, in characters.")
+    max_chars: int = Field(default=5000, ge=1, description="Longest allowed text, in characters.")
+    min_examples_per_class: int = Field(
+        default=5, ge=1, description="Minimum train rows per label."
     )
-    show_examples: int = Field(5, ge=1, description="Offending rows shown per failed check.")
+    max_duplicate_rate: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of rows whose text repeats another's.",
+    )
+    show_examples: int = Field(
+        default=5, ge=1, description="Offending rows shown per failed check."
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> ValidateParams:
@@ -78,74 +90,82 @@ class ValidateParams(_Section):
 class PreprocessParams(_Section):
     """preprocess: spaCy text cleaning; each step is a switch."""
 
-    lowercase: bool = Field(False, description="Lower-case every token.")
-    lemmatize: bool = Field(False, description="Replace tokens by lemmas (lookup tables).")
-    remove_stopwords: bool = Field(False, description="Drop stop words.")
-    remove_punctuation: bool = Field(False, description="Drop punctuation tokens.")
-    remove_numbers: bool = Field(False, description="Drop number-like tokens.")
-    remove_urls: bool = Field(True, description="Drop URLs.")
-    remove_emails: bool = Field(True, description="Drop e-mail addresses.")
-    strip_accents: bool = Field(False, description="Fold accented letters to ASCII (café -> cafe).")
-    language: str = Field("en", description="spaCy language code of the blank pipeline.")
-    batch_size: int = Field(512, ge=1, description="Texts per nlp.pipe batch.")
+    lowercase: bool = Field(default=False, description="Lower-case every token.")
+    lemmatize: bool = Field(default=False, description="Replace tokens by lemmas (lookup tables).")
+    remove_stopwords: bool = Field(default=False, description="Drop stop words.")
+    remove_punctuation: bool = Field(default=False, description="Drop punctuation tokens.")
+    remove_numbers: bool = Field(default=False, description="Drop number-like tokens.")
+    remove_urls: bool = Field(default=True, description="Drop URLs.")
+    remove_emails: bool = Field(default=True, description="Drop e-mail addresses.")
+    strip_accents: bool = Field(
+        default=False, description="Fold accented letters to ASCII (café -> cafe)."
+    )
+    language: str = Field(default="en", description="spaCy language code of the blank pipeline.")
+    batch_size: int = Field(default=512, ge=1, description="Texts per nlp.pipe batch.")
 
 
 class TfidfParams(_Section):
     """The tfidf_logreg baseline."""
 
-    ngram_max: int = Field(2, ge=1, le=5, description="Word n-grams from 1 to this.")
-    min_df: int = Field(1, ge=1, description="Ignore terms in fewer documents.")
-    max_features: int | None = Field(200_000, ge=1, description="Vocabulary cap.")
-    sublinear_tf: bool = Field(True, description="Use 1 + log(tf).")
-    C: float = Field(10.0, gt=0, description="Inverse regularisation strength.")
-    max_iter: int = Field(2000, ge=1, description="Solver iterations.")
+    ngram_max: int = Field(default=2, ge=1, le=5, description="Word n-grams from 1 to this.")
+    min_df: int = Field(default=1, ge=1, description="Ignore terms in fewer documents.")
+    max_features: int | None = Field(default=200_000, ge=1, description="Vocabulary cap.")
+    sublinear_tf: bool = Field(default=True, description="Use 1 + log(tf).")
+    C: float = Field(default=10.0, gt=0, description="Inverse regularisation strength.")
+    max_iter: int = Field(default=2000, ge=1, description="Solver iterations.")
 
 
 class TrainParams(_Section):
     """train: model family and its hyper-parameters."""
 
     family: Literal["tfidf_logreg", "transformer"] = Field(
-        "transformer", description="tfidf_logreg (scikit-learn) or transformer (fine-tuning)."
+        default="transformer",
+        description="tfidf_logreg (scikit-learn) or transformer (fine-tuning).",
     )
-    seed: int = Field(13, description="Seed for weights, shuffling and dropout.")
+    seed: int = Field(default=13, description="Seed for weights, shuffling and dropout.")
     pretrained: str = Field(
-        DEFAULT_ENCODER,
+        default=DEFAULT_ENCODER,
         description="Encoder: a local folder, a Hugging Face id, or pkg:<python package> "
         "(the installed all-MiniLM-L6-v2 by default).",
     )
-    max_length: int = Field(128, ge=8, le=4096, description="Tokens per text (truncated).")
-    epochs: int = Field(4, ge=1, description="Maximum epochs.")
-    batch_size: int = Field(16, ge=1, description="Texts per training batch.")
-    eval_batch_size: int = Field(64, ge=1, description="Texts per evaluation batch.")
-    lr: float = Field(1e-4, gt=0, description="Peak learning rate of AdamW.")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps warming up.")
+    max_length: int = Field(default=128, ge=8, le=4096, description="Tokens per text (truncated).")
+    epochs: int = Field(default=4, ge=1, description="Maximum epochs.")
+    batch_size: int = Field(default=16, ge=1, description="Texts per training batch.")
+    eval_batch_size: int = Field(default=64, ge=1, description="Texts per evaluation batch.")
+    lr: float = Field(default=1e-4, gt=0, description="Peak learning rate of AdamW.")
+    weight_decay: float = Field(default=0.01, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps warming up.")
     early_stopping_patience: int = Field(
-        2, ge=1, description="Stop after this many epochs without a better validation macro-F1."
+        default=2,
+        ge=1,
+        description="Stop after this many epochs without a better validation macro-F1.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="auto uses CUDA when present (bf16/fp16 autocast), else fp32 on CPU."
+        default="auto",
+        description="auto uses CUDA when present (bf16/fp16 autocast), else fp32 on CPU.",
     )
-    tfidf: TfidfParams = Field(default_factory=TfidfParams)
+    tfidf: TfidfParams = TfidfParams()
 
 
 class RegisterParams(_Section):
     """register: where runs are tracked and how the champion is chosen."""
 
-    experiment: str = Field("nlpflow", description="MLflow experiment of the pipeline runs.")
+    experiment: str = Field(
+        default="nlpflow", description="MLflow experiment of the pipeline runs."
+    )
     promote_metric: Literal["macro_f1", "accuracy"] = Field(
-        "macro_f1", description="Test metric the champion must not lose on."
+        default="macro_f1", description="Test metric the champion must not lose on."
     )
 
 
 class Params(_Section):
     """The whole params.yaml."""
 
-    data: DataParams = Field(default_factory=DataParams)
-    validate_: ValidateParams = Field(default_factory=ValidateParams, alias="validate")
-    preprocess: PreprocessParams = Field(default_factory=PreprocessParams)
-    train: TrainParams = Field(default_factory=TrainParams)
-    register_: RegisterParams = Field(default_factory=RegisterParams, alias="register")
+    data: DataParams = DataParams()
+    validate_: ValidateParams = Field(default=ValidateParams(), alias="validate")
+    preprocess: PreprocessParams = PreprocessParams()
+    train: TrainParams = TrainParams()
+    register_: RegisterParams = Field(default=RegisterParams(), alias="register")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -183,7 +203,7 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
 def _describe(error: dict[str, Any]) -> str:
     path = ".".join(str(p) for p in error["loc"])
     if error["type"] == "extra_forbidden":
-        parent = Params
+        parent: type[BaseModel] = Params
         for part in error["loc"][:-1]:
             field = parent.model_fields.get(str(part)) or next(
                 (f for f in parent.model_fields.values() if f.alias == part), None
@@ -204,7 +224,7 @@ def parse_params(tree: dict[str, Any], *, origin: str = "params") -> Params:
     try:
         return Params.model_validate(tree)
     except ValidationError as exc:
-        lines = "\n  ".join(_describe(e) for e in exc.errors())
+        lines = "\n  ".join(_describe(dict(e)) for e in exc.errors())
         raise ParamsError(f"{origin} is invalid:\n  {lines}") from None
 
 

@@ -36,7 +36,9 @@ def close_run(ctx: StageContext, *, failed: bool) -> None:
         ctx.tracker.end_run(ctx.run_id, "FAILED" if failed else "FINISHED")
 
 
-def make_context(root: Path, params: Params, settings: Settings, *, tracked: bool = True) -> StageContext:
+def make_context(
+    root: Path, params: Params, settings: Settings, *, tracked: bool = True
+) -> StageContext:
     tracker = None
     if tracked:
         from nlpflow.tracking import Tracker

@@ -22,6 +22,7 @@ from nlpflow.params import RegisterParams
 from nlpflow.tracking import Tracker
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+MODEL_PATH = "model"  # artifact folder of the pyfunc inside the run
 _REQUIREMENTS = ("mlflow", "pandas", "numpy", "scikit-learn", "spacy", "spacy-lookups-data",
                  "torch", "transformers", "pydantic", "joblib")  # fmt: skip
 
@@ -49,24 +50,30 @@ def _requirements() -> list[str]:
 
 
 def _log_pyfunc(tracker: Tracker, run_id: str, model_dir: Path) -> str:
-    import mlflow
+    """Save the pyfunc locally, upload it into the run; return its artifact location.
+
+    Through the explicit client, not mlflow.start_run/log_model: those set the process-wide
+    tracking URI (and MLFLOW_TRACKING_URI for every child process), which would leak into
+    other pipelines that share a worker.
+    """
+    import tempfile
+
+    import mlflow.pyfunc
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, Schema, TensorSpec
 
     from nlpflow.serving import MODEL_ARTIFACT, TextClassifierModel
 
     manifest = load_manifest(model_dir)
-    outputs = [ColSpec("string", "label"), ColSpec("double", "score")]
+    outputs: list[ColSpec | TensorSpec] = [ColSpec("string", "label"), ColSpec("double", "score")]
     outputs += [ColSpec("double", f"proba_{label}") for label in manifest["labels"]]
     signature = ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs))
-    mlflow.set_tracking_uri(tracker.uri)
-    mlflow.set_registry_uri(tracker.uri)
-    # MLflow nags about type hints, input examples and cloudpickle on every log; the signature
-    # above is explicit, and the pickled object is our own class.
-    with warnings.catch_warnings(), mlflow.start_run(run_id=run_id, log_system_metrics=False):
+    with tempfile.TemporaryDirectory(prefix="nlpflow-pyfunc-") as tmp, warnings.catch_warnings():
+        # MLflow warns about type hints, input examples and cloudpickle on every save; the
+        # signature above is explicit and the pickled object is our own class.
         warnings.simplefilter("ignore", UserWarning)
-        info = mlflow.pyfunc.log_model(
-            name="model",
+        mlflow.pyfunc.save_model(
+            path=Path(tmp) / MODEL_PATH,
             python_model=TextClassifierModel(),
             artifacts={MODEL_ARTIFACT: str(model_dir)},
             # Ship nlpflow's own code with the model so it loads where nlpflow isn't installed.
@@ -74,7 +81,22 @@ def _log_pyfunc(tracker: Tracker, run_id: str, model_dir: Path) -> str:
             pip_requirements=_requirements(),  # explicit: inference would re-load the model
             signature=signature,
         )
-    return str(info.model_uri)
+        tracker.client.log_artifacts(run_id, str(Path(tmp) / MODEL_PATH), MODEL_PATH)
+    return f"{tracker.client.get_run(run_id).info.artifact_uri}/{MODEL_PATH}"
+
+
+def _new_version(
+    tracker: Tracker, name: str, *, source: str, run_id: str, tags: dict[str, str]
+) -> int:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tracker.client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = tracker.client.create_model_version(name, source, run_id=run_id, tags=tags)
+    return int(version.version)
 
 
 def champion_score(tracker: Tracker, name: str, metric: str) -> tuple[int | None, float | None]:
@@ -103,21 +125,18 @@ def register(
         raise StageInputError(f"{metrics_path} is missing: run evaluate before register.")
     metrics: dict[str, Any] = json.loads(metrics_path.read_text())
     score = float(metrics[params.promote_metric])
-    model_uri = _log_pyfunc(tracker, run_id, model_dir)
-
-    import mlflow
-
+    source = _log_pyfunc(tracker, run_id, model_dir)
     previous, best = champion_score(tracker, model_name, params.promote_metric)
-    registered = mlflow.register_model(
-        model_uri, model_name, tags={f"test_{params.promote_metric}": str(score)}
-    )
-    version_number = int(registered.version)
+    version_number = _new_version(
+        tracker, model_name, source=source, run_id=run_id,
+        tags={f"test_{params.promote_metric}": str(score), "run_id": run_id},
+    )  # fmt: skip
     client = tracker.client
-    client.set_model_version_tag(model_name, registered.version, "run_id", run_id)
-    client.set_registered_model_alias(model_name, CHALLENGER, registered.version)
+    client.set_registered_model_alias(model_name, CHALLENGER, str(version_number))
     promoted = best is None or score >= best
     if promoted:
-        client.set_registered_model_alias(model_name, CHAMPION, registered.version)
+        client.set_registered_model_alias(model_name, CHAMPION, str(version_number))
+    model_uri = f"models:/{model_name}/{version_number}"
     report = RegistrationReport(
         model_name=model_name, version=version_number, run_id=run_id, model_uri=model_uri,
         score=score, metric=params.promote_metric,

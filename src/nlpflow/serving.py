@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 MODEL_ARTIFACT = "model_dir"
 
@@ -39,7 +39,7 @@ def _texts(model_input: Any) -> list[str]:
     return [str(t) for t in model_input]
 
 
-class TextClassifierModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class TextClassifierModel(PythonModel):
     def load_context(self, context: Any) -> None:
         from nlpflow.models import load_manifest, load_model
         from nlpflow.params import PreprocessParams
@@ -50,5 +50,5 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         self.cleaner = TextPreprocessor(PreprocessParams(**load_manifest(folder)["preprocess"]))
 
     # No type hints here on purpose: MLflow reads them as an input schema and warns.
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    def predict(self, context, model_input, params=None):
         return predict_frame(self.model, self.cleaner, _texts(model_input))

@@ -27,15 +27,27 @@ PLOTS = "reports/plots"
 REGISTRATION = "reports/registration.json"
 
 
-@dataclass
 class StageContext:
-    """What a stage needs: where the project is, its params and settings, and the run to log to."""
+    """What a stage needs: where the project is, its params and settings, and the run to log to.
 
-    root: Path
-    params: Params
-    settings: Settings
-    tracker: Any = None  # nlpflow.tracking.Tracker; None runs a stage without tracking
-    run_id: str | None = None
+    A plain class on purpose, not a dataclass: Prefect rebuilds dataclass task arguments while
+    looking for futures inside them, and every task must share this one object (and its client).
+    """
+
+    def __init__(
+        self,
+        *,
+        root: Path,
+        params: Params,
+        settings: Settings,
+        tracker: Any = None,  # nlpflow.tracking.Tracker; None runs a stage without tracking
+        run_id: str | None = None,
+    ) -> None:
+        self.root = root
+        self.params = params
+        self.settings = settings
+        self.tracker = tracker
+        self.run_id = run_id
 
     def path(self, relative: str) -> Path:
         return self.root / relative
@@ -89,7 +101,9 @@ def _validate(ctx: StageContext) -> BaseModel:
 def _preprocess(ctx: StageContext) -> BaseModel:
     from nlpflow.preprocess import preprocess
 
-    report = preprocess(src=ctx.path(GATHERED), dst=ctx.path(PROCESSED), params=ctx.params.preprocess)
+    report = preprocess(
+        src=ctx.path(GATHERED), dst=ctx.path(PROCESSED), params=ctx.params.preprocess
+    )
     ctx.log_metrics({"preprocess_texts_per_second": report.texts_per_second})
     return report
 
@@ -115,7 +129,9 @@ def _evaluate(ctx: StageContext) -> BaseModel:
         metrics_path=ctx.path(METRICS), plots_dir=ctx.path(PLOTS),
     )  # fmt: skip
     scalar = {k: v for k, v in flatten(report.metrics).items() if isinstance(v, float)}
-    ctx.log_metrics({f"test_{k.replace('per_class.', '')}".replace(".", "_"): v for k, v in scalar.items()})
+    ctx.log_metrics(
+        {f"test_{k.replace('per_class.', '')}".replace(".", "_"): v for k, v in scalar.items()}
+    )
     ctx.log_artifact(METRICS, "evaluation")
     ctx.log_artifact(PLOTS, "evaluation")
     return report
@@ -139,7 +155,13 @@ STAGES: tuple[Stage, ...] = (
     Stage("gather", (), (GATHERED,), ("data",), _gather, io_bound=True),
     Stage("validate", (GATHERED,), (VALIDATION,), ("data", "validate"), _validate),
     Stage("preprocess", (GATHERED, VALIDATION), (PROCESSED,), ("preprocess",), _preprocess),
-    Stage("train", (PROCESSED,), (MODEL, TRAIN_HISTORY), ("data.labels", "preprocess", "train"), _train),
+    Stage(
+        "train",
+        (PROCESSED,),
+        (MODEL, TRAIN_HISTORY),
+        ("data.labels", "preprocess", "train"),
+        _train,
+    ),
     Stage("evaluate", (MODEL, PROCESSED), (METRICS, PLOTS), (), _evaluate),
     Stage("register", (MODEL, METRICS), (REGISTRATION,), ("register",), _register, io_bound=True),
 )

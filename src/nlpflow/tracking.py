@@ -36,7 +36,9 @@ class Tracker:
             if found is not None:
                 return str(found.experiment_id)
             return str(
-                self.client.create_experiment(name, artifact_location=self.settings.resolved_artifact_root)
+                self.client.create_experiment(
+                    name, artifact_location=self.settings.resolved_artifact_root
+                )
             )
         except MlflowException as exc:
             if "already exists" in str(exc):  # created by a concurrent run meanwhile
@@ -93,7 +95,9 @@ def git_tags(root: Path) -> dict[str, str]:
 
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+            out = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout.strip() if out.returncode == 0 else None

@@ -12,6 +12,7 @@ import csv
 import time
 from pathlib import Path
 
+import pandas as pd
 from pydantic import BaseModel
 
 from nlpflow.data import load_splits
@@ -27,7 +28,7 @@ class TrainReport(BaseModel):
     history: list[dict[str, float]]
 
 
-def _xy(frame) -> tuple[list[str], list[str]]:  # type: ignore[no-untyped-def]
+def _xy(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     return frame["text"].astype(str).tolist(), frame["label"].astype(str).tolist()
 
 
@@ -44,7 +45,12 @@ def fit(
         from nlpflow.models.tfidf import fit_tfidf
 
         return fit_tfidf(
-            train, validation, labels=labels, params=params.tfidf, seed=params.seed, on_epoch=on_epoch
+            train,
+            validation,
+            labels=labels,
+            params=params.tfidf,
+            seed=params.seed,
+            on_epoch=on_epoch,
         )
     from nlpflow.models.transformer import fit_transformer
 

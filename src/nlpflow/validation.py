@@ -46,9 +46,7 @@ class ValidationReport(BaseModel):
 
 def build_frame(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """All splits in one table, plus the derived columns the cross-split checks need."""
-    frame = pd.concat(
-        [df.assign(split=name) for name, df in splits.items()], ignore_index=True
-    )
+    frame = pd.concat([df.assign(split=name) for name, df in splits.items()], ignore_index=True)
     frame.insert(0, ROW_ID, range(len(frame)))
     train = frame[frame["split"] == "train"]
     counts = train["label"].value_counts()
@@ -102,9 +100,10 @@ def build_suite(params: ValidateParams, allowed: list[str]) -> list[tuple[str, A
 
 def _context(docs_dir: Path) -> Any:
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False}
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     context.add_data_docs_site(
         site_name="nlpflow",
         site_config={
@@ -159,13 +158,13 @@ def _examples(frame: pd.DataFrame, result: dict[str, Any], limit: int) -> list[d
     ]
 
 
-def validate(
-    *, src: Path, dst: Path, params: ValidateParams, data: DataParams
-) -> ValidationReport:
+def validate(*, src: Path, dst: Path, params: ValidateParams, data: DataParams) -> ValidationReport:
     """Validate `src/*.parquet`; write `dst/summary.json` and `dst/data_docs/`."""
     splits = load_splits(src)
     frame = build_frame(splits)
-    allowed = list(data.labels) if data.labels else sorted(splits["train"]["label"].dropna().unique())
+    allowed = (
+        list(data.labels) if data.labels else sorted(splits["train"]["label"].dropna().unique())
+    )
     suite = build_suite(params, allowed)
     dst.mkdir(parents=True, exist_ok=True)
     outcome = run_checkpoint(frame, suite, dst / "data_docs")
@@ -192,7 +191,9 @@ def validate(
         checks=checks,
         data_docs=str(dst / "data_docs" / "index.html"),
     )
-    (dst / "summary.json").write_text(json.dumps(report.model_dump(mode="json"), indent=2, default=str))
+    (dst / "summary.json").write_text(
+        json.dumps(report.model_dump(mode="json"), indent=2, default=str)
+    )
     if not report.success:
         raise DataValidationError(format_failures(report))
     return report
@@ -201,7 +202,11 @@ def validate(
 def format_failures(report: ValidationReport) -> str:
     lines = [f"data validation failed: {len(report.failed)} of {len(report.checks)} checks."]
     for check in report.failed:
-        count = f"{check.unexpected_count} rows" if check.unexpected_count else f"observed {check.observed}"
+        count = (
+            f"{check.unexpected_count} rows"
+            if check.unexpected_count
+            else f"observed {check.observed}"
+        )
         lines.append(f"  ✗ {check.check} ({check.expectation}): {count}")
         for ex in check.examples:
             lines.append(

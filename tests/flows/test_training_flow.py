@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from nlpflow.stages import STAGES
-from tests.conftest import fast_params, make_project
+from tests.conftest import fast_params, make_project, mlflow_client
 
 pytestmark = pytest.mark.slow
 MODEL_NAME = "flow-test-classifier"
@@ -23,7 +23,9 @@ MODEL_NAME = "flow-test-classifier"
 def flow_run(prefect_api: str, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory):
     from flows.training import training_flow
 
-    root = make_project(tmp_path_factory.mktemp("flow") / "project", fast_params(pretrained=tiny_encoder))
+    root = make_project(
+        tmp_path_factory.mktemp("flow") / "project", fast_params(pretrained=tiny_encoder)
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NLPFLOW_PROJECT_DIR", str(root))
         mp.setenv("NLPFLOW_REGISTERED_MODEL", MODEL_NAME)
@@ -34,10 +36,7 @@ def flow_run(prefect_api: str, tiny_encoder: Path, tmp_path_factory: pytest.Temp
 
 
 def _client(root: Path):
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return mlflow_client(root)
 
 
 def test_mlflow_run_holds_params_metrics_tags_and_artifacts(flow_run) -> None:
@@ -57,9 +56,13 @@ def test_mlflow_run_holds_params_metrics_tags_and_artifacts(flow_run) -> None:
     metrics = json.loads((root / "reports/metrics.json").read_text())
     assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"])
     assert run.data.metrics["test_macro_f1"] == pytest.approx(metrics["macro_f1"])
-    assert run.data.metrics["test_billing_f1"] == pytest.approx(metrics["per_class"]["billing"]["f1"])
+    assert run.data.metrics["test_billing_f1"] == pytest.approx(
+        metrics["per_class"]["billing"]["f1"]
+    )
     # lineage tags
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
+    ).stdout
     assert run.data.tags["git.commit"] == head.strip()
     assert run.data.tags["prefect.flow_run_id"] == str(state.state_details.flow_run_id)
     lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
@@ -77,10 +80,14 @@ def test_registered_with_aliases_and_dvc_is_up_to_date(flow_run, venv_env) -> No
     assert int(version.version) == result["register"]["version"] == 1
     assert set(version.aliases) == {"champion", "challenger"}
     assert version.run_id == result["run_id"]
-    status = subprocess.run(["dvc", "status"], cwd=root, capture_output=True, text=True, env=venv_env)
+    status = subprocess.run(
+        ["dvc", "status"], cwd=root, capture_output=True, text=True, env=venv_env
+    )
     assert status.returncode == 0, status.stderr
     assert "Data and pipelines are up to date" in status.stdout
-    dry = subprocess.run(["dvc", "repro", "--dry"], cwd=root, capture_output=True, text=True, env=venv_env)
+    dry = subprocess.run(
+        ["dvc", "repro", "--dry"], cwd=root, capture_output=True, text=True, env=venv_env
+    )
     assert "didn't change, skipping" in dry.stdout and "Running stage" not in dry.stdout
 
 
@@ -93,7 +100,9 @@ def test_flow_and_dvc_yaml_run_the_same_stages_in_order(flow_run) -> None:
     async def task_names() -> list[str]:
         async with get_client() as client:
             runs = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+                )
             )
         # task-run names are "<task name>-<suffix>"
         return [r.name.rsplit("-", 1)[0] for r in sorted(runs, key=lambda r: r.start_time)]
@@ -107,7 +116,7 @@ def test_flow_and_dvc_yaml_run_the_same_stages_in_order(flow_run) -> None:
             assert (root / out).exists(), out
 
 
-def test_registered_pyfunc_predicts_raw_text_like_in_process(flow_run) -> None:
+def test_registered_pyfunc_predicts_raw_text_like_in_process(flow_run, monkeypatch) -> None:
     import mlflow
 
     from nlpflow.models import load_model
@@ -122,10 +131,19 @@ def test_registered_pyfunc_predicts_raw_text_like_in_process(flow_run) -> None:
         "   The app crashes when I upload a photo!!  ",
         "Please delete my account and all my data: jane@example.com",
     ]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    served = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion").predict(pd.DataFrame({"text": raw}))
-    local = predict_frame(load_model(root / "models/model"), TextPreprocessor(PreprocessParams()), raw)
-    assert list(served.columns) == ["label", "score", *[f"proba_{l}" for l in sorted(["account", "billing", "shipping", "technical"])]]
+    served = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion").predict(
+        pd.DataFrame({"text": raw})
+    )
+    local = predict_frame(
+        load_model(root / "models/model"), TextPreprocessor(PreprocessParams()), raw
+    )
+    assert list(served.columns) == [
+        "label",
+        "score",
+        *[f"proba_{name}" for name in sorted(["account", "billing", "shipping", "technical"])],
+    ]
     assert served["label"].tolist() == local["label"].tolist()
     pd.testing.assert_frame_equal(served.reset_index(drop=True), local, atol=1e-6)
 
@@ -161,14 +179,17 @@ def test_invalid_data_fails_the_run_and_registers_nothing(flow_run) -> None:
     frame.to_csv(bad, index=False)
     client = _client(root)
     versions_before = len(client.search_model_versions(f"name='{MODEL_NAME}'"))
-    state = training_flow(overrides=[f"data.source={bad}"], project_dir=str(root), return_state=True)
+    state = training_flow(
+        overrides=[f"data.source={bad}"], project_dir=str(root), return_state=True
+    )
     assert state.is_failed()
     with pytest.raises(DataValidationError) as info:
         state.result()
     assert "no empty or whitespace-only text" in str(info.value)
     assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == versions_before
     runs = client.search_runs(
-        [client.get_experiment_by_name("nlpflow").experiment_id], order_by=["attributes.start_time DESC"]
+        [client.get_experiment_by_name("nlpflow").experiment_id],
+        order_by=["attributes.start_time DESC"],
     )
     assert runs[0].info.status == "FAILED"
     summary = json.loads((root / "reports/validation/summary.json").read_text())

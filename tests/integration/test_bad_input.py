@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, mlflow_client
 
 pytestmark = pytest.mark.slow
 HEADER = "text,label\n"
@@ -48,20 +48,23 @@ def _run(root: Path, env: dict[str, str], api: str) -> subprocess.CompletedProce
     env = env | {"NLPFLOW_PROJECT_DIR": str(root), "PREFECT_API_URL": api,
                  "NLPFLOW_REGISTERED_MODEL": "bad-input"}  # fmt: skip
     env.pop("NLPFLOW_TRACKING_URI", None)
-    return subprocess.run(["nlpflow", "run"], cwd=root, capture_output=True, text=True, env=env, timeout=300)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        ["nlpflow", "run"], cwd=root, capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def _registered_versions(root: Path) -> int:
     if not (root / "mlflow.db").exists():
         return 0
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    client = mlflow_client(root)
     return len(client.search_model_versions("name='bad-input'"))
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_data_is_reported_without_traceback(case: str, tmp_path: Path, venv_env, prefect_api) -> None:
+def test_bad_data_is_reported_without_traceback(
+    case: str, tmp_path: Path, venv_env, prefect_api
+) -> None:
     data, data_params, expected = CASES[case]
     root = _project(tmp_path, data, data_params)
     done = _run(root, venv_env, prefect_api)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import fast_params, make_project
+from tests.conftest import fast_params, make_project, mlflow_client
 
 pytestmark = pytest.mark.slow
 
@@ -21,20 +21,29 @@ def _repro(root: Path, env: dict[str, str]) -> list[str]:
 
 
 def _runs(root: Path):
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    client = mlflow_client(root)
     experiment = client.get_experiment_by_name("nlpflow")
-    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    return client, client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time ASC"]
+    )
 
 
-def test_repro_runs_all_then_nothing_then_only_what_a_param_touches(tmp_path: Path, venv_env) -> None:
+def test_repro_runs_all_then_nothing_then_only_what_a_param_touches(
+    tmp_path: Path, venv_env
+) -> None:
     root = make_project(tmp_path / "project", fast_params(family="tfidf_logreg"))
     env = venv_env | {"NLPFLOW_PROJECT_DIR": str(root), "NLPFLOW_REGISTERED_MODEL": "repro-model"}
     env.pop("NLPFLOW_TRACKING_URI", None)
     env.pop("MLFLOW_TRACKING_URI", None)
 
-    assert _repro(root, env) == ["gather", "validate", "preprocess", "train", "evaluate", "register"]
+    assert _repro(root, env) == [
+        "gather",
+        "validate",
+        "preprocess",
+        "train",
+        "evaluate",
+        "register",
+    ]
     client, runs = _runs(root)
     assert [r.info.status for r in runs] == ["FINISHED"]
     run = runs[0]
@@ -65,6 +74,7 @@ def test_failed_stage_marks_the_run_failed(tmp_path: Path, venv_env) -> None:
     root = make_project(tmp_path / "project", yaml.safe_dump(params))
     env = venv_env | {"NLPFLOW_PROJECT_DIR": str(root), "NLPFLOW_REGISTERED_MODEL": "repro-fail"}
     env.pop("NLPFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run(["dvc", "repro"], cwd=root, capture_output=True, text=True, env=env)
     assert done.returncode != 0
     assert "each label has at least 10000 train examples" in done.stderr + done.stdout

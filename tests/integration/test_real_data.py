@@ -15,7 +15,8 @@ from tests.conftest import SHARED_DATASETS
 
 MR = SHARED_DATASETS / "mr"
 pytestmark = pytest.mark.skipif(
-    not (MR / "splits").is_dir(), reason=f"{MR} is absent: the shared datasets are not beside this checkout"
+    not (MR / "splits").is_dir(),
+    reason=f"{MR} is absent: the shared datasets are not beside this checkout",
 )
 
 

@@ -40,8 +40,13 @@ def test_tfidf_overfits_then_reloads_identically(sample, tmp_path: Path) -> None
 def test_tfidf_probability_columns_follow_label_order(sample) -> None:
     # labels deliberately not in sklearn's sorted order
     labels = ["technical", "account", "shipping", "billing"]
-    model = fit(sample, _subset(sample, 20), labels=labels, params=TrainParams(family="tfidf_logreg"))
-    texts = ["the package never arrived and tracking shows nothing", "I was charged twice on my card"]
+    model = fit(
+        sample, _subset(sample, 20), labels=labels, params=TrainParams(family="tfidf_logreg")
+    )
+    texts = [
+        "the package never arrived and tracking shows nothing",
+        "I was charged twice on my card",
+    ]
     predicted, proba = predict_labels(model, texts)
     assert predicted == ["shipping", "billing"]
     assert proba.shape == (2, 4)
@@ -57,7 +62,9 @@ def tiny_trained(sample, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFa
         max_length=48, early_stopping_patience=8,
     )  # fmt: skip
     history: list[tuple[int, dict[str, float]]] = []
-    model = fit(train, train, labels=labels, params=params, on_epoch=lambda e, s: history.append((e, s)))
+    model = fit(
+        train, train, labels=labels, params=params, on_epoch=lambda e, s: history.append((e, s))
+    )
     folder = tmp_path_factory.mktemp("tiny-model")
     model.save(folder)
     return model, folder, train, history, params
@@ -94,10 +101,14 @@ def test_transformer_batched_equals_unbatched(tiny_trained) -> None:
 def test_transformer_training_is_seeded(sample, tiny_encoder: Path) -> None:
     labels = sorted(set(sample[1]))
     train = _subset(sample, 64)
-    params = TrainParams(family="transformer", pretrained=str(tiny_encoder), epochs=1, lr=1e-3, max_length=32)
+    params = TrainParams(
+        family="transformer", pretrained=str(tiny_encoder), epochs=1, lr=1e-3, max_length=32
+    )
     first = fit(train, train, labels=labels, params=params).predict_proba(train[0])
     again = fit(train, train, labels=labels, params=params).predict_proba(train[0])
-    other = fit(train, train, labels=labels, params=params.model_copy(update={"seed": 99})).predict_proba(train[0])
+    other = fit(
+        train, train, labels=labels, params=params.model_copy(update={"seed": 99})
+    ).predict_proba(train[0])
     np.testing.assert_allclose(first, again, atol=1e-6)
     assert np.abs(first - other).max() > 1e-4
 

@@ -46,4 +46,25 @@ def test_only_io_stages_retry() -> None:
     from tasks.stages import STAGE_TASKS
 
     retries = {name: task.retries for name, task in STAGE_TASKS.items()}
-    assert retries == {"gather": 2, "validate": 0, "preprocess": 0, "train": 0, "evaluate": 0, "register": 2}
+    assert retries == {
+        "gather": 2,
+        "validate": 0,
+        "preprocess": 0,
+        "train": 0,
+        "evaluate": 0,
+        "register": 2,
+    }
+
+
+def test_user_errors_are_not_retried_but_io_errors_are() -> None:
+    from prefect.states import Failed
+
+    from nlpflow.errors import DataSourceError
+    from tasks.stages import retry_unless_user_error
+
+    assert (
+        retry_unless_user_error(None, None, Failed(data=DataSourceError("missing column"))) is False
+    )
+    assert (
+        retry_unless_user_error(None, None, Failed(data=ConnectionError("reset by peer"))) is True
+    )

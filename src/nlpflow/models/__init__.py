@@ -39,13 +39,17 @@ def predict_labels(model: TextClassifier, texts: Sequence[str]) -> tuple[list[st
 
 def save_manifest(path: Path, *, family: str, labels: list[str], extra: dict[str, Any]) -> None:
     path.mkdir(parents=True, exist_ok=True)
-    (path / MANIFEST).write_text(json.dumps({"family": family, "labels": labels, **extra}, indent=2))
+    (path / MANIFEST).write_text(
+        json.dumps({"family": family, "labels": labels, **extra}, indent=2)
+    )
 
 
 def load_manifest(path: Path) -> dict[str, Any]:
     file = path / MANIFEST
     if not file.exists():
-        raise StageInputError(f"{file} is missing: {path} is not a trained nlpflow model; run train.")
+        raise StageInputError(
+            f"{file} is missing: {path} is not a trained nlpflow model; run train."
+        )
     return dict(json.loads(file.read_text()))
 
 

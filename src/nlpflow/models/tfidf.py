@@ -58,8 +58,10 @@ def fit_tfidf(
             (
                 "tfidf",
                 TfidfVectorizer(
-                    ngram_range=(1, params.ngram_max), min_df=params.min_df,
-                    max_features=params.max_features, sublinear_tf=params.sublinear_tf,
+                    ngram_range=(1, params.ngram_max),
+                    min_df=params.min_df,
+                    max_features=params.max_features,
+                    sublinear_tf=params.sublinear_tf,
                 ),
             ),  # fmt: skip
             ("clf", LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=seed)),
@@ -68,7 +70,7 @@ def fit_tfidf(
     pipeline.fit(*train)
     model = TfidfClassifier(pipeline, labels)
     if on_epoch is not None:  # one "epoch": the closed-form fit
-        scores = {}
+        scores: dict[str, float] = {}
         for split, (texts, gold) in {"train": train, "val": validation}.items():
             if texts:
                 m = compute_metrics(gold, pipeline.predict(texts), labels)

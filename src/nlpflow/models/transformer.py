@@ -81,7 +81,9 @@ class TransformerClassifier:
         return out
 
     def save(self, path: Path) -> None:
-        save_manifest(path, family=FAMILY, labels=self.labels, extra={"max_length": self.max_length})
+        save_manifest(
+            path, family=FAMILY, labels=self.labels, extra={"max_length": self.max_length}
+        )
         self.model.save_pretrained(path / HF_DIR)
         self.tokenizer.save_pretrained(path / HF_DIR)
 
@@ -146,11 +148,15 @@ def fit_transformer(
     model, tokenizer = _load_pretrained(params.pretrained, labels, params.seed)
     index = {label: i for i, label in enumerate(labels)}
     train_ds = _Encoded(tokenizer, train[0], [index[y] for y in train[1]], params.max_length)
-    val_ds = _Encoded(tokenizer, validation[0], [index[y] for y in validation[1]], params.max_length)
+    val_ds = _Encoded(
+        tokenizer, validation[0], [index[y] for y in validation[1]], params.max_length
+    )
 
     def score(prediction: Any) -> dict[str, float]:
         pred = prediction.predictions.argmax(axis=-1)
-        m = compute_metrics([labels[i] for i in prediction.label_ids], [labels[i] for i in pred], labels)
+        m = compute_metrics(
+            [labels[i] for i in prediction.label_ids], [labels[i] for i in pred], labels
+        )
         return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
 
     workdir = Path(tempfile.mkdtemp(prefix="nlpflow-train-"))
@@ -171,7 +177,8 @@ def fit_transformer(
         )
         trainer.remove_callback(PrinterCallback)  # epochs are reported through on_epoch
         trainer.train()
-        best = trainer.model
+        best = trainer.model  # the best epoch's weights (load_best_model_at_end)
+        assert best is not None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return TransformerClassifier(best.cpu(), tokenizer, labels, params.max_length)
@@ -214,7 +221,7 @@ def _training_args(params: TrainParams, workdir: Path, *, with_validation: bool)
     )
 
 
-class _EpochReporter(TrainerCallback):  # type: ignore[misc]
+class _EpochReporter(TrainerCallback):
     """Forward train loss and validation metrics to nlpflow's per-epoch callback."""
 
     def __init__(self, on_epoch: EpochCallback | None) -> None:
@@ -227,7 +234,9 @@ class _EpochReporter(TrainerCallback):  # type: ignore[misc]
             if args.eval_strategy == "no":
                 self._emit(state, {})
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any) -> None:
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
+    ) -> None:
         scores = {
             f"val_{k.removeprefix('eval_')}": float(v)
             for k, v in (metrics or {}).items()
