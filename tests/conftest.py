@@ -29,21 +29,25 @@ apply_environment_defaults()
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import re
+    from collections import Counter
+
     import pandas as pd
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
     folder = tmp_path_factory.mktemp("tiny-bert")
-    texts = pd.read_csv(SAMPLE)["text"].tolist()
-    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
-    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    wordpiece.train_from_iterator(
-        texts, trainers.WordPieceTrainer(vocab_size=600, special_tokens=specials)
+    texts = pd.read_csv(SAMPLE)["text"].str.lower().tolist()
+    # A WordPiece vocabulary built by hand, not by the tokenizers trainer: its tie-breaking
+    # follows Rust hash order, so the vocabulary (and every test result) changed per process.
+    words = Counter(w for t in texts for w in re.findall(r"\w+|[^\w\s]", t))
+    chars = sorted({c for w in words for c in w})
+    common = [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0]))[:500]]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
+    vocab += [w for w in common if w not in vocab]
+    tokenizer = BertTokenizerFast(
+        vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True, model_max_length=64
     )
-    tokenizer = BertTokenizerFast(tokenizer_object=wordpiece, model_max_length=64)
     tokenizer.save_pretrained(folder)
     config = BertConfig(
         vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
