@@ -21,7 +21,7 @@ from nlpflow.settings import apply_environment_defaults, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 console = Console(stderr=True)
-out = Console()
+out = Console(soft_wrap=True)  # commands and paths must stay copy-pasteable
 
 SetOption = Annotated[
     list[str] | None,

@@ -48,6 +48,9 @@ def test_repro_runs_all_then_nothing_then_only_what_a_param_touches(
     assert [r.info.status for r in runs] == ["FINISHED"]
     run = runs[0]
     assert run.data.tags["nlpflow.runner"] == "dvc"
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert run.data.tags["dvc.data/gathered"] == lock["gather"]["outs"][0]["md5"]
+    assert run.data.tags["dvc.models/model"] == lock["train"]["outs"][0]["md5"]
     assert run.data.params["train.family"] == "tfidf_logreg"
     assert run.data.metrics["test_accuracy"] > 0.7  # tf-idf separates the sample's topics
     assert {"val_macro_f1", "rows_train", "validation_success"} <= set(run.data.metrics)
