@@ -24,7 +24,9 @@ def training_flow(
     overrides: list[str] | None = None, project_dir: str | None = None
 ) -> dict[str, Any]:
     settings = load_settings()
-    root = Path(project_dir).resolve() if project_dir else settings.root
+    if project_dir:  # a deployment names its project; relative data paths resolve against it
+        settings = settings.model_copy(update={"project_dir": Path(project_dir)})
+    root = settings.root
     params = load_params(root / "params.yaml", overrides)
     ctx = make_context(root, params, settings)
     # dvc.lock must describe params.yaml; outputs of overridden params would make it lie.

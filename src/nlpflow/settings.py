@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -55,7 +54,7 @@ class Settings(BaseSettings):
     registered_model: str = "nlpflow-classifier"
     telemetry: bool = False
 
-    @cached_property
+    @property
     def root(self) -> Path:
         return self.project_dir.resolve()
 

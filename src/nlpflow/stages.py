@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from nlpflow.errors import NlpflowError
 from nlpflow.params import Params, flatten
 from nlpflow.settings import Settings
 
@@ -142,7 +143,9 @@ def _register(ctx: StageContext) -> BaseModel:
     from nlpflow.tracking import dvc_hash_tags
 
     if ctx.tracker is None or ctx.run_id is None:
-        raise RuntimeError("register needs an MLflow run")
+        raise NlpflowError(
+            "register needs an MLflow run: run it through `nlpflow stage` or the flow"
+        )
     ctx.tracker.set_tags(ctx.run_id, dvc_hash_tags(ctx.root))
     return register(
         model_dir=ctx.path(MODEL), metrics_path=ctx.path(METRICS), dst=ctx.path(REGISTRATION),
@@ -172,8 +175,6 @@ def get_stage(name: str) -> Stage:
     for stage in STAGES:
         if stage.name == name:
             return stage
-    from nlpflow.errors import NlpflowError
-
     raise NlpflowError(f"unknown stage {name!r}; stages are {', '.join(STAGE_NAMES)}")
 
 

@@ -27,7 +27,9 @@ def flow_run(prefect_api: str, tiny_encoder: Path, tmp_path_factory: pytest.Temp
         tmp_path_factory.mktemp("flow") / "project", fast_params(pretrained=tiny_encoder)
     )
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NLPFLOW_PROJECT_DIR", str(root))
+        # Only the flow parameter names the project, as when a worker runs a deployment
+        # from another directory.
+        mp.delenv("NLPFLOW_PROJECT_DIR", raising=False)
         mp.setenv("NLPFLOW_REGISTERED_MODEL", MODEL_NAME)
         mp.delenv("NLPFLOW_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -44,6 +46,7 @@ def test_mlflow_run_holds_params_metrics_tags_and_artifacts(flow_run) -> None:
     client = _client(root)
     run = client.get_run(result["run_id"])
     assert run.info.status == "FINISHED"
+    assert result["gather"]["source"] == str(root / "data/sample/support_tickets.csv")
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.name == "nlpflow"
     assert run.data.params["train.family"] == "transformer"
