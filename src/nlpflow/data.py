@@ -18,6 +18,7 @@ import random
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from pydantic import BaseModel
@@ -52,8 +53,19 @@ def _decode(path: Path) -> str:
     data = path.read_bytes()
     if not data.strip():
         raise DataSourceError(f"{path} is empty: point data.source at a file with labelled rows.")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DataSourceError(
+            f"{path} is UTF-16 text: re-encode it as UTF-8, e.g. `iconv -f utf-16 -t utf-8 in > out`."
+        )
     # Strip a BOM ourselves (not utf-8-sig) so error offsets count from the file's first byte.
     skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    nul = data.find(b"\x00", skip)
+    if nul >= 0:  # valid UTF-8, but no text file holds NULs: binary, or a damaged export
+        line = data[:nul].count(b"\n") + 1
+        raise DataSourceError(
+            f"{path} contains a NUL byte at offset {nul} (line {line}): "
+            "it is binary or damaged, not text. Remove the NUL bytes, e.g. `tr -d '\\000' < in > out`."
+        )
     try:
         return data[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -65,7 +77,18 @@ def _decode(path: Path) -> str:
         ) from None
 
 
-def _read_table(path: Path, fmt: str) -> pd.DataFrame:
+def _check_header(path: Path, text: str, sep: str, quoting: Literal[0, 1, 2, 3]) -> None:
+    """pandas renames a repeated column to `name.1` silently; a repeated name is ambiguous."""
+    header = next(csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting), [])
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataSourceError(
+            f"{path}: the header names column(s) {repeated} more than once; rename them so "
+            "data.text_column and data.label_column point at one column each."
+        )
+
+
+def _read_table(path: Path, fmt: str, params: DataParams | None = None) -> pd.DataFrame:
     if fmt == "parquet":
         try:
             return pd.read_parquet(path)
@@ -79,13 +102,21 @@ def _read_table(path: Path, fmt: str) -> pd.DataFrame:
             return pd.DataFrame(records, dtype=object)
         # Every field as a string: labels like 0/1 must not turn into floats, and TSV quotes
         # are literal characters (SMS data has unbalanced quotes).
-        quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+        quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+        delimiter, names = (params.delimiter, params.columns) if params else (None, None)
+        sep = delimiter or ("\t" if fmt == "tsv" else ",")
+        _check_header(path, ",".join(names) if names else text, "," if names else sep, quoting)
         return pd.read_csv(
-            io.StringIO(text), sep="\t" if fmt == "tsv" else ",", dtype=str,
-            keep_default_na=False, na_values=[""], quoting=quoting,
+            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
+            quoting=quoting, header=None if names else "infer", names=names,
         )  # fmt: skip
     except (ValueError, pd.errors.ParserError) as exc:  # json.JSONDecodeError is a ValueError
-        raise DataSourceError(f"{path} could not be parsed as {fmt}: {exc}") from None
+        hint = ""
+        if "EOF inside string" in str(exc):
+            hint = " A quote opens and never closes: the file may be truncated."
+        elif "Expected" in str(exc) and "fields" in str(exc):
+            hint = " A row has more fields than the header: quote texts that contain the delimiter."
+        raise DataSourceError(f"{path} could not be parsed as {fmt}: {exc}.{hint}") from None
 
 
 def _detect_format(path: Path, fmt: str) -> str:
@@ -104,9 +135,13 @@ def _detect_format(path: Path, fmt: str) -> str:
 def _select(df: pd.DataFrame, path: Path, params: DataParams) -> pd.DataFrame:
     missing = [c for c in (params.text_column, params.label_column) if c not in df.columns]
     if missing:
+        hint = "Set data.text_column / data.label_column to the right names."
+        if len(df.columns) == 1:
+            other = next((d for d in ";|\t," if d in str(df.columns[0])), None)
+            if other is not None:
+                hint = f"The header looks delimited by {other!r}: set data.delimiter to it."
         raise DataSourceError(
-            f"{path}: column(s) {missing} not found; columns are {list(df.columns)}. "
-            "Set data.text_column / data.label_column to the right names."
+            f"{path}: column(s) {missing} not found; columns are {list(df.columns)}. {hint}"
         )
     out = pd.DataFrame(
         {
@@ -141,7 +176,7 @@ def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
     if split_files:
         frames = []
         for split, path in split_files.items():
-            frame = _select(_read_table(path, TABLE_SUFFIXES[path.suffix]), path, params)
+            frame = _select(_read_table(path, TABLE_SUFFIXES[path.suffix], params), path, params)
             frame[SPLIT_COLUMN] = split
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
@@ -170,7 +205,7 @@ def load_source(path: Path, params: DataParams) -> tuple[pd.DataFrame, str]:
             raise DataSourceError(f"data.format is folder but {path} is a file.")
         frame = _read_folder(path, params)
     else:
-        frame = _select(_read_table(path, fmt), path, params)
+        frame = _select(_read_table(path, fmt, params), path, params)
     if frame.empty:
         raise DataSourceError(f"{path} has a header but no rows.")
     return frame, fmt

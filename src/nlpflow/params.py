@@ -43,6 +43,16 @@ class DataParams(_Section):
         description="auto picks by extension; folder = one text file per label, one text a line, "
         "or a folder holding train/validation/test files.",
     )
+    delimiter: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1,
+        description="Field separator of csv/tsv files; null = ',' for csv and a tab for tsv.",
+    )
+    columns: list[str] | None = Field(
+        default=None,
+        description="Column names of a csv/tsv file without a header row; null = the file has one.",
+    )
     text_column: str = Field(default="text", description="Column holding the text.")
     label_column: str = Field(default="label", description="Column holding the label.")
     labels: list[str] | None = Field(
