@@ -18,13 +18,14 @@ import random
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel
 
 from nlpflow.errors import DataSourceError, StageInputError
 from nlpflow.params import DataParams, SplitParams
+from nlpflow.text import normalize_text
 
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {
@@ -44,12 +45,15 @@ class GatherReport(BaseModel):
     rows: dict[str, int]
     labels: dict[str, int]
     split_from_source: bool
+    duplicates_dropped: int = 0
+    replaced_characters: int = 0  # bytes that were not UTF-8 (data.decode_errors=replace)
+    params: dict[str, Any] = {}
 
 
 # ---------------------------------------------------------------- reading
 
 
-def _decode(path: Path) -> str:
+def _decode(path: Path, errors: str = "strict") -> str:
     data = path.read_bytes()
     if not data.strip():
         raise DataSourceError(f"{path} is empty: point data.source at a file with labelled rows.")
@@ -67,13 +71,14 @@ def _decode(path: Path) -> str:
             "it is binary or damaged, not text. Remove the NUL bytes, e.g. `tr -d '\\000' < in > out`."
         )
     try:
-        return data[skip:].decode("utf-8")
+        return data[skip:].decode("utf-8", errors=errors)
     except UnicodeDecodeError as exc:
         offset = exc.start + skip
         line = data[:offset].count(b"\n") + 1
         raise DataSourceError(
             f"{path} is not valid UTF-8: byte 0x{data[offset]:02x} at offset {offset} "
-            f"(line {line}). Re-encode the file, e.g. `iconv -f cp1252 -t utf-8 in > out`."
+            f"(line {line}). Re-encode the file, e.g. `iconv -f cp1252 -t utf-8 in > out`, or "
+            "set data.decode_errors=replace to keep going with U+FFFD in its place."
         ) from None
 
 
@@ -94,8 +99,12 @@ def _read_table(path: Path, fmt: str, params: DataParams | None = None) -> pd.Da
             return pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several unrelated types for bad files
             raise DataSourceError(f"{path} is not a readable Parquet file: {exc}") from None
-    text = _decode(path)
+    text = _decode(path, params.decode_errors if params else "strict")
     try:
+        if fmt == "labelled_lines":  # "LABEL the text", as TREC ships
+            pairs = [line.strip().split(maxsplit=1) for line in _LINE_BREAK.split(text)]
+            rows = [(p[1] if len(p) > 1 else None, p[0]) for p in pairs if p]
+            return pd.DataFrame(rows, columns=["text", "label"], dtype=object)
         if fmt == "jsonl":
             # Records as objects: pandas would turn int labels with one null into floats ("1.0").
             records = [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -133,7 +142,16 @@ def _detect_format(path: Path, fmt: str) -> str:
 
 
 def _select(df: pd.DataFrame, path: Path, params: DataParams) -> pd.DataFrame:
-    missing = [c for c in (params.text_column, params.label_column) if c not in df.columns]
+    if params.format == "labelled_lines":
+        text_columns, label_column = ["text"], "label"
+    else:
+        text_columns = (
+            [params.text_column]
+            if isinstance(params.text_column, str)
+            else list(params.text_column)
+        )
+        label_column = params.label_column
+    missing = [c for c in (*text_columns, label_column) if c not in df.columns]
     if missing:
         hint = "Set data.text_column / data.label_column to the right names."
         if len(df.columns) == 1:
@@ -143,10 +161,15 @@ def _select(df: pd.DataFrame, path: Path, params: DataParams) -> pd.DataFrame:
         raise DataSourceError(
             f"{path}: column(s) {missing} not found; columns are {list(df.columns)}. {hint}"
         )
+
+    def join(values: tuple[object, ...]) -> str | None:
+        parts = [str(v) for v in values if not pd.isna(v) and str(v).strip()]
+        return " ".join(parts) if parts else None
+
     out = pd.DataFrame(
         {
-            "text": [None if pd.isna(v) else str(v) for v in df[params.text_column]],
-            "label": [None if pd.isna(v) else str(v) for v in df[params.label_column]],
+            "text": [join(values) for values in zip(*(df[c] for c in text_columns), strict=True)],
+            "label": [None if pd.isna(v) else str(v) for v in df[label_column]],
         }
     )
     if SPLIT_COLUMN in df.columns:
@@ -189,7 +212,7 @@ def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
     for path in files:
         label = path.suffix.lstrip(".") if shared_stem else path.stem
         # Only real line breaks: str.splitlines also splits on U+2028, form feeds and \x85.
-        for i, line in enumerate(_LINE_BREAK.split(_decode(path))):
+        for i, line in enumerate(_LINE_BREAK.split(_decode(path, params.decode_errors))):
             if line.strip():
                 rows.append({"text": line.strip(), "label": label, "source_row": i})
     return pd.DataFrame(rows)
@@ -221,16 +244,28 @@ def split_stratified(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
     member; here small classes still split and the validate stage reports them instead.
     """
     rng = random.Random(params.seed)
-    split = pd.Series("train", index=frame.index, dtype=object)
-    for _, group in frame.groupby("label", dropna=False, sort=True):
-        index = list(group.index)
-        rng.shuffle(index)
-        n_test = round(len(index) * params.test)
-        n_val = round(len(index) * params.validation)
-        split[index[:n_test]] = "test"
-        split[index[n_test : n_test + n_val]] = "validation"
+    # Units of assignment: single rows, or (group_duplicates) all rows sharing a normalised
+    # text, labelled by their first row. Units keep the order of their first row.
+    if params.group_duplicates:
+        keys = [
+            normalize_text(t) if isinstance(t, str) else f"\0{i}"
+            for i, t in zip(frame.index, frame["text"], strict=True)
+        ]
+        unit_of = pd.Series(keys, index=frame.index)
+    else:
+        unit_of = pd.Series(frame.index, index=frame.index)
+    first = ~unit_of.duplicated()
+    unit_label = frame.loc[first, "label"].set_axis(unit_of[first])
+    assigned: dict[object, str] = {}
+    for _, units in unit_label.groupby(unit_label, dropna=False, sort=True):
+        order = list(units.index)
+        rng.shuffle(order)
+        n_test = round(len(order) * params.test)
+        n_val = round(len(order) * params.validation)
+        assigned |= dict.fromkeys(order[:n_test], "test")
+        assigned |= dict.fromkeys(order[n_test : n_test + n_val], "validation")
     out = frame.copy()
-    out[SPLIT_COLUMN] = split
+    out[SPLIT_COLUMN] = [assigned.get(u, "train") for u in unit_of]
     return out
 
 
@@ -245,9 +280,7 @@ def _complete_splits(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
     if "validation" in present or params.validation == 0:
         return frame
     train = frame[frame[SPLIT_COLUMN] == "train"]
-    share = SplitParams(
-        validation=params.validation, test=min(params.validation, 0.49), seed=params.seed
-    )
+    share = params.model_copy(update={"test": min(params.validation, 0.49)})
     carved = split_stratified(train.drop(columns=SPLIT_COLUMN), share)
     frame = frame.copy()
     frame.loc[carved.index[carved[SPLIT_COLUMN] == "test"], SPLIT_COLUMN] = "validation"
@@ -270,9 +303,40 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def shape(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, int]:
+    """Rewrite labels (pattern, then map) and drop repeated texts; returns rows dropped."""
+    labels = frame["label"]
+    if params.label_pattern:
+        pattern = re.compile(params.label_pattern)
+
+        def pick(label: object) -> object:
+            found = pattern.search(label) if isinstance(label, str) else None
+            if found is None:
+                return label
+            return found.group(1) if found.groups() else found.group(0)
+
+        labels = labels.map(pick)
+    if params.label_map:
+        mapping = params.label_map
+        labels = labels.map(lambda v: mapping.get(v, v) if isinstance(v, str) else v)
+    frame = frame.assign(label=labels)
+    if params.dedupe == "none":
+        return frame, 0
+    text = frame["text"]
+    key = text if params.dedupe == "exact" else text.map(_normalized_or_none)
+    keep = ~key.duplicated() | key.isna()
+    return frame[keep], int((~keep).sum())
+
+
+def _normalized_or_none(text: object) -> str | None:
+    return normalize_text(text) if isinstance(text, str) else None
+
+
 def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
-    """Read `source`, split it, write `dst/{train,validation,test}.parquet`."""
+    """Read `source`, split it, write `dst/{train,validation,test}.parquet` and a manifest."""
     frame, fmt = load_source(source, params)
+    replaced = sum(t.count("\ufffd") for t in frame["text"] if isinstance(t, str))
+    frame, duplicates_dropped = shape(frame, params)
     from_source = SPLIT_COLUMN in frame.columns
     frame = (
         _complete_splits(frame, params.split)
@@ -286,10 +350,14 @@ def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
         part.to_parquet(dst / f"{split}.parquet", index=False)
         rows[split] = len(part)
     labels = frame["label"].value_counts(dropna=False).sort_index()
-    return GatherReport(
+    report = GatherReport(
         source=str(source), format=fmt, source_sha256=sha256_of(source), rows=rows,
-        labels={"<missing>" if pd.isna(k) else str(k): int(v) for k, v in labels.items()}, split_from_source=from_source,
+        labels={"<missing>" if pd.isna(k) else str(k): int(v) for k, v in labels.items()},
+        split_from_source=from_source, duplicates_dropped=duplicates_dropped,
+        replaced_characters=replaced, params=params.model_dump(mode="json"),
     )  # fmt: skip
+    (dst / "manifest.json").write_text(json.dumps(report.model_dump(mode="json"), indent=2))
+    return report
 
 
 def load_splits(src: Path, splits: Iterable[str] = SPLITS) -> dict[str, pd.DataFrame]:

@@ -6,6 +6,7 @@ overrides one value; the value is parsed as YAML, so `--set train.lr=3e-5` gives
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +30,11 @@ class SplitParams(_Section):
     )
     test: float = Field(default=0.2, gt=0.0, lt=0.5, description="Share of rows for test.")
     seed: int = Field(default=13, description="Seed of the shuffle; same seed, same split.")
+    group_duplicates: bool = Field(
+        default=True,
+        description="Texts equal up to case, accents, spacing and punctuation land in one split, "
+        "so a duplicate can never leak from train into test.",
+    )
 
 
 class DataParams(_Section):
@@ -38,10 +44,15 @@ class DataParams(_Section):
         default="data/sample/support_tickets.csv",
         description="File or folder. Relative paths resolve against NLPFLOW_DATA_ROOT.",
     )
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "folder"] = Field(
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "folder", "labelled_lines"] = Field(
         default="auto",
         description="auto picks by extension; folder = one text file per label, one text a line, "
-        "or a folder holding train/validation/test files.",
+        "or a folder holding train/validation/test files; labelled_lines = 'LABEL text' a line.",
+    )
+    decode_errors: Literal["strict", "replace"] = Field(
+        default="strict",
+        description="strict stops at bytes that are not UTF-8; replace turns them into U+FFFD "
+        "and counts them in the gather report.",
     )
     delimiter: str | None = Field(
         default=None,
@@ -53,12 +64,37 @@ class DataParams(_Section):
         default=None,
         description="Column names of a csv/tsv file without a header row; null = the file has one.",
     )
-    text_column: str = Field(default="text", description="Column holding the text.")
+    text_column: str | list[str] = Field(
+        default="text", description="Column holding the text, or several joined by a space."
+    )
     label_column: str = Field(default="label", description="Column holding the label.")
+    label_pattern: str | None = Field(
+        default=None,
+        description="Regex applied to each label; its first group (or the match) becomes the "
+        "label, e.g. '^([A-Z]+):' keeps TREC's coarse class.",
+    )
+    label_map: dict[str, str] | None = Field(
+        default=None, description="Rename labels, e.g. {'0': neg, '1': pos}; others stay."
+    )
+    dedupe: Literal["none", "exact", "normalized"] = Field(
+        default="none",
+        description="Drop repeated texts (keeping the first): exactly equal, or equal up to case, "
+        "accents, spacing and punctuation.",
+    )
     labels: list[str] | None = Field(
         default=None, description="Allowed labels; null accepts the labels seen in the train split."
     )
     split: SplitParams = SplitParams()
+
+    @field_validator("label_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
     @field_validator("labels", mode="before")
     @classmethod

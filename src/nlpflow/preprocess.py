@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from pydantic import BaseModel
 from nlpflow.data import SPLITS, load_splits
 from nlpflow.errors import ModelError
 from nlpflow.params import PreprocessParams
+from nlpflow.text import strip_accents
 
 _SPACES = re.compile(r"\s+")
 
@@ -29,11 +29,6 @@ class PreprocessReport(BaseModel):
     seconds: float
     texts_per_second: float
     emptied: int  # texts that cleaning reduced to nothing
-
-
-def strip_accents(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 class TextPreprocessor:

@@ -19,7 +19,7 @@ SPLITS = ("train", "validation", "test")
 
 def read_splits(dst: Path) -> dict[str, pd.DataFrame]:
     assert sorted(p.name for p in dst.iterdir()) == [
-        "test.parquet", "train.parquet", "validation.parquet",
+        "manifest.json", "test.parquet", "train.parquet", "validation.parquet",
     ]  # fmt: skip
     return {s: pd.read_parquet(dst / f"{s}.parquet") for s in SPLITS}
 

@@ -1,0 +1,18 @@
+"""Small text helpers shared by gather and preprocess."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def normalize_text(text: str) -> str:
+    """The key two texts share when they differ only in case, accents, spacing or punctuation."""
+    return _NON_WORD.sub(" ", strip_accents(text.casefold())).strip()
