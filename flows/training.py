@@ -21,16 +21,18 @@ from tasks.stages import STAGE_TASKS, end_tracking, start_tracking
 
 @flow(name="nlpflow-training", log_prints=True)
 def training_flow(
-    overrides: list[str] | None = None, project_dir: str | None = None
+    overrides: list[str] | None = None,
+    project_dir: str | None = None,
+    configs: list[str] | None = None,
 ) -> dict[str, Any]:
     settings = load_settings()
     if project_dir:  # a deployment names its project; relative data paths resolve against it
         settings = settings.model_copy(update={"project_dir": Path(project_dir)})
     root = settings.root
-    params = load_params(root / "params.yaml", overrides)
+    params = load_params(root / "params.yaml", overrides, [Path(c) for c in configs or []])
     ctx = make_context(root, params, settings)
     # dvc.lock must describe params.yaml; outputs of overridden params would make it lie.
-    record_dvc = is_dvc_project(root) and not overrides
+    record_dvc = is_dvc_project(root) and not overrides and not configs
     run_id = start_tracking(ctx)
     reports: dict[str, Any] = {}
     try:

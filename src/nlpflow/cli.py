@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -29,31 +30,37 @@ SetOption = Annotated[
 ]
 
 
-def _load(overrides: list[str] | None) -> tuple[Any, Any]:
+ConfigOption = Annotated[
+    list[Path] | None,
+    typer.Option("--config", "-c", help="A params file merged over params.yaml (repeatable)."),
+]
+
+
+def _load(overrides: list[str] | None, configs: list[Path] | None = None) -> tuple[Any, Any]:
     from nlpflow.params import load_params
 
     settings = load_settings()
-    return settings, load_params(settings.root / "params.yaml", overrides)
+    return settings, load_params(settings.root / "params.yaml", overrides, configs)
 
 
 @app.command()
-def params(set_: SetOption = None) -> None:
-    """Validate params.yaml (plus overrides) and print the result."""
+def params(set_: SetOption = None, config: ConfigOption = None) -> None:
+    """Validate params.yaml (plus configs and overrides) and print the result."""
     import yaml
 
-    _, loaded = _load(set_)
+    _, loaded = _load(set_, config)
     out.print(yaml.safe_dump(loaded.to_dict(), sort_keys=False), end="")
 
 
 @app.command()
 def stage(name: Annotated[str, typer.Argument(help="gather|validate|preprocess|train|evaluate|register")],
-          set_: SetOption = None) -> None:  # fmt: skip
+          set_: SetOption = None, config: ConfigOption = None) -> None:  # fmt: skip
     """Run one pipeline stage inside the pipeline's MLflow run (used by dvc.yaml)."""
     from nlpflow.pipeline import make_context, run_cli_stage
     from nlpflow.stages import get_stage
 
     get_stage(name)  # unknown names fail before anything is opened
-    settings, loaded = _load(set_)
+    settings, loaded = _load(set_, config)
     report = run_cli_stage(name, make_context(settings.root, loaded, settings))
     out.print(f"[green]✓[/green] {name}: {json.dumps(_brief(report.model_dump(mode='json')))}")
 
@@ -65,13 +72,17 @@ def _brief(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.command()
-def run(set_: SetOption = None) -> None:
+def run(set_: SetOption = None, config: ConfigOption = None) -> None:
     """Run the training flow once, with Prefect (no server needed), MLflow and DVC."""
-    settings, _ = _load(set_)  # validate params before Prefect starts
+    settings, _ = _load(set_, config)  # validate params before Prefect starts
     from flows.training import training_flow
 
     _quiet_user_error_tracebacks()
-    result = training_flow(overrides=set_ or None, project_dir=str(settings.root))
+    result = training_flow(
+        overrides=set_ or None,
+        project_dir=str(settings.root),
+        configs=[str(c.resolve()) for c in config] if config else None,
+    )
     _print_summary(result, settings)
 
 
@@ -105,7 +116,7 @@ def _print_summary(result: dict[str, Any], settings: Any) -> None:
         out.print(f"  champion stays version {reg['previous_champion']} (it scores higher)")
     out.print(f"  MLflow run {result['run_id']}")
     if not result["dvc_lock_updated"]:
-        out.print("  dvc.lock left unchanged (params overridden, or not a DVC project)")
+        out.print("  dvc.lock left unchanged (--set/--config used, or not a DVC project)")
     uri = settings.resolved_tracking_uri
     out.print("\n[bold]Look at it[/bold]")
     out.print(f"  MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000")

@@ -274,17 +274,38 @@ def parse_params(tree: dict[str, Any], *, origin: str = "params") -> Params:
         raise ParamsError(f"{origin} is invalid:\n  {lines}") from None
 
 
-def load_params(path: Path, overrides: list[str] | None = None) -> Params:
-    """Read params.yaml (missing file = all defaults), apply overrides, validate."""
-    tree: dict[str, Any] = {}
-    if path.exists():
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ParamsError(f"{path} is not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ParamsError(f"{path} must hold a mapping of sections (data, train, ...)")
-        tree = loaded or {}
+def _read_tree(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ParamsError(f"{path} must hold a mapping of sections (data, train, ...)")
+    return loaded or {}
+
+
+def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `overlay` onto `base`: sections merge, values replace."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_params(
+    path: Path, overrides: list[str] | None = None, configs: list[Path] | None = None
+) -> Params:
+    """params.yaml (missing file = all defaults), then each config file merged on top
+    (e.g. configs/mr.yaml), then `--set` overrides; validated once at the end."""
+    tree = _read_tree(path) if path.exists() else {}
+    for config in configs or []:
+        if not config.is_file():
+            raise ParamsError(f"config file {config} does not exist (see configs/ for examples)")
+        tree = merge(tree, _read_tree(config))
     for assignment in overrides or []:
         apply_override(tree, assignment)
-    return parse_params(tree, origin=str(path.name))
+    origin = " + ".join([path.name, *(str(c) for c in configs or [])])
+    return parse_params(tree, origin=origin)

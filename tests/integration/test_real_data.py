@@ -15,8 +15,8 @@ from tests.conftest import SHARED_DATASETS
 
 MR = SHARED_DATASETS / "mr"
 pytestmark = pytest.mark.skipif(
-    not (MR / "splits").is_dir(),
-    reason=f"{MR} is absent: the shared datasets are not beside this checkout",
+    not all((SHARED_DATASETS / d).is_dir() for d in ("mr", "trec", "sms_spam")),
+    reason=f"{SHARED_DATASETS} (mr, trec, sms_spam) is absent: the shared datasets are not beside this checkout",
 )
 
 
@@ -36,3 +36,59 @@ def test_tfidf_logreg_on_movie_reviews_reaches_075(tmp_path: Path) -> None:
     assert gathered["rows"] == {"train": 8530, "validation": 1066, "test": 1066}
     assert metrics["per_class"]["1"]["support"] + metrics["per_class"]["0"]["support"] == 1066
     assert metrics["accuracy"] >= 0.75, metrics["accuracy"]
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _prepare(config: str, tmp_path: Path) -> tuple[dict, dict]:
+    """gather, validate and preprocess with a ready-made config; return manifest and summary."""
+    from nlpflow.params import load_params
+
+    repo = CONFIGS.parent
+    params = load_params(repo / "params.yaml", configs=[CONFIGS / f"{config}.yaml"])
+    settings = Settings(project_dir=tmp_path, data_root=repo)
+    ctx = make_context(tmp_path, params, settings, tracked=False)
+    for name in ("gather", "validate", "preprocess"):
+        run_stage(name, ctx)
+    manifest = json.loads((tmp_path / "data/gathered/manifest.json").read_text())
+    summary = json.loads((tmp_path / "reports/validation/summary.json").read_text())
+    return manifest, summary
+
+
+def _check(summary: dict, name_start: str) -> dict:
+    return next(c for c in summary["checks"] if c["check"].startswith(name_start))
+
+
+def test_trec_config_shows_six_coarse_labels(tmp_path: Path) -> None:
+    raw = (SHARED_DATASETS / "trec" / "train_5500.label").read_bytes().decode("utf-8", "replace")
+    expected: dict[str, int] = {}
+    for line in raw.splitlines():  # counted here independently of nlpflow's reader
+        if line.strip():
+            coarse = line.split(":", 1)[0]
+            expected[coarse] = expected.get(coarse, 0) + 1
+    manifest, summary = _prepare("trec", tmp_path)
+    assert manifest["labels"] == expected
+    assert sorted(expected) == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+    assert sum(manifest["rows"].values()) == 5452
+    assert manifest["replaced_characters"] == 1  # the stray byte at offset 3695
+    assert summary["success"] is True
+
+
+def test_sms_spam_config_keeps_duplicates_out_of_test(tmp_path: Path) -> None:
+    manifest, summary = _prepare("sms_spam", tmp_path)
+    assert manifest["labels"] == {"ham": 4827, "spam": 747}
+    duplicates = _check(summary, "duplicate rate")
+    assert 1 - duplicates["observed"] == pytest.approx(
+        (5574 - 5171) / 5574, abs=1e-4
+    )  # 403 repeats
+    assert _check(summary, "no test text appears in train")["success"] is True
+    assert summary["success"] is True
+
+
+def test_mr_config_maps_labels_and_keeps_its_splits(tmp_path: Path) -> None:
+    manifest, summary = _prepare("mr", tmp_path)
+    assert manifest["labels"] == {"neg": 5331, "pos": 5331}
+    assert manifest["rows"] == {"train": 8530, "validation": 1066, "test": 1066}
+    assert manifest["split_from_source"] is True
+    assert summary["success"] is True

@@ -186,3 +186,21 @@ def test_flatten_of_params_uses_section_aliases() -> None:
         "train",
         "register",
     }
+
+
+def test_config_files_merge_over_params_then_overrides_win(tmp_path: Path) -> None:
+    from nlpflow.params import load_params
+
+    base = tmp_path / "params.yaml"
+    base.write_text("data:\n  source: a.csv\n  text_column: body\ntrain:\n  epochs: 3\n")
+    config = tmp_path / "c.yaml"
+    config.write_text("data:\n  source: b.csv\ntrain:\n  family: tfidf_logreg\n")
+    params = load_params(base, ["train.epochs=1"], [config])
+    assert params.data.source == "b.csv"  # the config replaced it
+    assert params.data.text_column == "body"  # the section merged, not replaced
+    assert params.train.family == "tfidf_logreg" and params.train.epochs == 1
+    with pytest.raises(ParamsError, match=r"config file .*missing\.yaml does not exist"):
+        load_params(base, configs=[tmp_path / "missing.yaml"])
+    config.write_text("train:\n  epochz: 3\n")
+    with pytest.raises(ParamsError, match=r"params.yaml \+ .*c.yaml is invalid:\n  train.epochz"):
+        load_params(base, configs=[config])
