@@ -104,7 +104,7 @@ def _venv_env() -> dict[str, str]:
 
 
 def fast_params(
-    *, family: str = "transformer", pretrained: Path | None = None, epochs: int = 2
+    *, family: str = "transformer", pretrained: Path | None = None, epochs: int = 3
 ) -> str:
     """params.yaml for tests: the repo's params with a tiny model and few epochs."""
     import yaml

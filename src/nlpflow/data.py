@@ -163,7 +163,8 @@ def _select(df: pd.DataFrame, path: Path, params: DataParams) -> pd.DataFrame:
         )
 
     def join(values: tuple[object, ...]) -> str | None:
-        parts = [str(v) for v in values if not pd.isna(v) and str(v).strip()]
+        # One column: the value as it is (validate judges blanks). Several: the present parts.
+        parts = [str(v) for v in values if not pd.isna(v)]
         return " ".join(parts) if parts else None
 
     out = pd.DataFrame(

@@ -143,6 +143,12 @@ class PreprocessParams(_Section):
     remove_numbers: bool = Field(default=False, description="Drop number-like tokens.")
     remove_urls: bool = Field(default=True, description="Drop URLs.")
     remove_emails: bool = Field(default=True, description="Drop e-mail addresses.")
+    stem: bool = Field(
+        default=False, description="Snowball stemming (no download), after lemmas if both are on."
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Keep the first N tokens left after cleaning; null = all."
+    )
     strip_accents: bool = Field(
         default=False, description="Fold accented letters to ASCII (café -> cafe)."
     )

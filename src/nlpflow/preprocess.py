@@ -44,6 +44,7 @@ class TextPreprocessor:
         self.params = params
         self._nlp: Any = None
         self._lemmas: Any = None
+        self._stemmer: Any = None
         self._cache: dict[int, str] = {}
 
     @property
@@ -51,9 +52,17 @@ class TextPreprocessor:
         if self._nlp is None:
             import spacy
 
-            self._nlp = spacy.blank(self.params.language)
+            try:
+                self._nlp = spacy.blank(self.params.language)
+            except (ImportError, ValueError) as exc:  # unknown code, or its extra not installed
+                raise ModelError(
+                    f"spaCy cannot start language {self.params.language!r}: {exc}. "
+                    "Set preprocess.language to an installed spaCy language code."
+                ) from None
             if self.params.lemmatize:
                 self._lemmas = _load_lemma_table(self.params.language)
+            if self.params.stem:
+                self._stemmer = _load_stemmer(self.params.language)
         return self._nlp
 
     def _piece(self, orth: int) -> str:
@@ -73,16 +82,23 @@ class TextPreprocessor:
         word = str(lex.orth_)
         if self._lemmas is not None:
             word = self._lemmas.get(word, word) or word
+        if self._stemmer is not None:
+            word = self._stemmer.stemWord(word)
         return word
 
     def _render(self, doc: Any) -> str:
         from spacy.attrs import ORTH, SPACY
 
-        cache, pieces = self._cache, []
+        cache, pieces, kept = self._cache, [], 0
+        limit = self.params.max_tokens
         for orth, space in doc.to_array([ORTH, SPACY]).tolist():
             piece = cache.get(orth)
             if piece is None:
                 piece = cache[orth] = self._piece(orth)
+            if limit is not None and piece != " ":
+                kept += 1
+                if kept > limit:
+                    break
             pieces.append(piece + " " if space else piece)
         # Keep the source's own spacing ("Hello, you") rather than one token per space.
         text = _SPACES.sub(" ", "".join(pieces)).strip()
@@ -95,6 +111,22 @@ class TextPreprocessor:
         return [
             self._render(doc) for doc in tokenize.pipe(texts, batch_size=self.params.batch_size)
         ]
+
+
+SNOWBALL = {"da": "danish", "de": "german", "en": "english", "es": "spanish", "fi": "finnish",
+            "fr": "french", "hu": "hungarian", "it": "italian", "nl": "dutch", "no": "norwegian",
+            "pt": "portuguese", "ro": "romanian", "ru": "russian", "sv": "swedish", "tr": "turkish"}  # fmt: skip
+
+
+def _load_stemmer(language: str) -> Any:
+    import snowballstemmer
+
+    if language not in SNOWBALL:
+        raise ModelError(
+            f"no Snowball stemmer for language {language!r}; languages: {', '.join(sorted(SNOWBALL))}. "
+            "Set preprocess.stem=false."
+        )
+    return snowballstemmer.stemmer(SNOWBALL[language])
 
 
 def _load_lemma_table(language: str) -> Any:

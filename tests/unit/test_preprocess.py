@@ -180,3 +180,31 @@ def test_preprocess_stage_without_input_raises_stage_input_error(tmp_path: Path)
     assert f"{src / 'test.parquet'} is missing" in str(info.value)
     assert "run the earlier stages first" in str(info.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_snowball_stemming_after_lemmas() -> None:
+    from nlpflow.params import PreprocessParams
+    from nlpflow.preprocess import TextPreprocessor
+
+    stem = TextPreprocessor(PreprocessParams(stem=True, lowercase=True))
+    assert stem.transform(["Running runs connection connected"]) == ["run run connect connect"]
+    both = TextPreprocessor(PreprocessParams(stem=True, lemmatize=True, lowercase=True))
+    assert both.transform(["the mice were running"]) == ["the mous be run"]
+
+
+def test_max_tokens_counts_kept_tokens_only() -> None:
+    from nlpflow.params import PreprocessParams
+    from nlpflow.preprocess import TextPreprocessor
+
+    cleaner = TextPreprocessor(PreprocessParams(max_tokens=3, remove_punctuation=True))
+    assert cleaner.transform(["Hi , , there my friend"]) == ["Hi there my"]
+    assert cleaner.transform(["short"]) == ["short"]
+
+
+def test_stemming_an_unsupported_language_is_a_clear_error() -> None:
+    from nlpflow.errors import ModelError
+    from nlpflow.params import PreprocessParams
+    from nlpflow.preprocess import TextPreprocessor
+
+    with pytest.raises(ModelError, match=r"no Snowball stemmer for language .xx."):
+        TextPreprocessor(PreprocessParams(stem=True, language="xx")).transform(["x"])
