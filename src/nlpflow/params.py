@@ -122,6 +122,21 @@ class ValidateParams(_Section):
         le=1.0,
         description="Largest share of rows whose text repeats another's.",
     )
+    max_imbalance_ratio: float = Field(
+        default=20.0, ge=1.0, description="Largest train class / smallest train class."
+    )
+    max_damaged_share: float = Field(
+        default=0.001,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of rows holding U+FFFD or control characters (encoding damage).",
+    )
+    min_median_tokens: int = Field(
+        default=1, ge=0, description="Lowest allowed median length, in whitespace tokens."
+    )
+    max_p95_tokens: int = Field(
+        default=512, ge=1, description="Highest allowed 95th-percentile length, in tokens."
+    )
     show_examples: int = Field(
         default=5, ge=1, description="Offending rows shown per failed check."
     )

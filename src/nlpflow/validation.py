@@ -19,8 +19,11 @@ from pydantic import BaseModel
 from nlpflow.data import SPLITS, load_splits
 from nlpflow.errors import DataValidationError
 from nlpflow.params import DataParams, ValidateParams
+from nlpflow.text import normalize_text
 
 ROW_ID = "row_id"
+# U+FFFD (bytes that were not UTF-8) and C0/C1 controls other than tab and line breaks.
+_DAMAGE = "[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
 
 
 class CheckResult(BaseModel):
@@ -51,8 +54,17 @@ def build_frame(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
     train = frame[frame["split"] == "train"]
     counts = train["label"].value_counts()
     frame["train_examples_of_label"] = frame["label"].map(counts).fillna(0).astype(int)
-    train_texts = set(train["text"].dropna())
-    frame["test_text_in_train"] = (frame["split"] == "test") & frame["text"].isin(train_texts)
+    frame["label_imbalance_ratio"] = frame["train_examples_of_label"].map(
+        lambda n: float(counts.max() / n) if n and len(counts) else 0.0
+    )
+    is_test = frame["split"] == "test"
+    frame["test_text_in_train"] = is_test & frame["text"].isin(set(train["text"].dropna()))
+    normalized = frame["text"].map(lambda t: normalize_text(t) if isinstance(t, str) else None)
+    train_keys = set(normalized[frame["split"] == "train"].dropna())
+    frame["test_text_in_train_normalized"] = is_test & normalized.isin(train_keys)
+    text = frame["text"].fillna("")
+    frame["text_has_damage"] = text.str.contains(_DAMAGE, regex=True)
+    frame["text_tokens"] = text.str.split().str.len()
     return frame
 
 
@@ -94,6 +106,38 @@ def build_suite(params: ValidateParams, allowed: list[str]) -> list[tuple[str, A
         (
             "no test text appears in train",
             gxe.ExpectColumnValuesToBeInSet(column="test_text_in_train", value_set=[False]),
+        ),
+        (
+            "no test text appears in train up to case, accents, spacing and punctuation",
+            gxe.ExpectColumnValuesToBeInSet(
+                column="test_text_in_train_normalized", value_set=[False]
+            ),
+        ),
+        (
+            f"largest class is at most {params.max_imbalance_ratio:g}x each class in train",
+            gxe.ExpectColumnValuesToBeBetween(
+                column="label_imbalance_ratio", max_value=params.max_imbalance_ratio
+            ),
+        ),
+        (
+            f"at most {params.max_damaged_share:.2%} of texts hold U+FFFD or control characters",
+            gxe.ExpectColumnValuesToBeInSet(
+                column="text_has_damage", value_set=[False], mostly=1.0 - params.max_damaged_share
+            ),
+        ),
+        (
+            f"median length is at least {params.min_median_tokens} tokens",
+            gxe.ExpectColumnMedianToBeBetween(
+                column="text_tokens", min_value=params.min_median_tokens
+            ),
+        ),
+        (
+            # "95% of texts have at most N tokens" is "the 95th percentile is at most N"; GX's
+            # quantile expectation cannot serialise its own numpy results (GX 1.24, numpy 2).
+            f"95th percentile length is at most {params.max_p95_tokens} tokens",
+            gxe.ExpectColumnValuesToBeBetween(
+                column="text_tokens", max_value=params.max_p95_tokens, mostly=0.95
+            ),
         ),
     ]
 

@@ -33,6 +33,11 @@ CHECK_NAMES = [
     "each label has at least 5 train examples",
     "duplicate rate is at most 5.0%",
     "no test text appears in train",
+    "no test text appears in train up to case, accents, spacing and punctuation",
+    "largest class is at most 20x each class in train",
+    "at most 0.10% of texts hold U+FFFD or control characters",
+    "median length is at least 1 tokens",
+    "95th percentile length is at most 512 tokens",
 ]
 EXPECTATIONS = [
     "expect_column_to_exist",
@@ -45,6 +50,11 @@ EXPECTATIONS = [
     "expect_column_values_to_be_between",
     "expect_column_proportion_of_unique_values_to_be_between",
     "expect_column_values_to_be_in_set",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_be_in_set",
+    "expect_column_median_to_be_between",
+    "expect_column_values_to_be_between",
 ]
 
 
@@ -193,7 +203,7 @@ def failed_outcome(outcome: Callable[[str], Outcome], case: str) -> Outcome:
     assert result.error.startswith("[NLP003] data validation failed:")
     assert result.report is None
     assert result.summary["success"] is False
-    assert f"data validation failed: {len(result.failed)} of 10 checks." in result.error
+    assert f"data validation failed: {len(result.failed)} of {len(CHECK_NAMES)} checks." in result.error
     assert result.error.endswith(
         f"Full report: {result.dst / 'data_docs' / 'index.html'}. "
         "Fix the data or the validate.* params."
@@ -215,7 +225,7 @@ def test_clean_data_passes(outcome: Callable[[str], Outcome]) -> None:
     assert result.report.rows == {"train": 16, "validation": 6, "test": 6}
     assert result.report.allowed_labels == ["billing", "shipping"]
     assert result.summary["success"] is True
-    assert [c["success"] for c in result.summary["checks"]] == [True] * 10
+    assert [c["success"] for c in result.summary["checks"]] == [True] * len(CHECK_NAMES)
     assert all(c["examples"] == [] for c in result.summary["checks"])
     index = result.dst / "data_docs" / "index.html"
     assert index.is_file()
@@ -335,10 +345,50 @@ def test_duplicate_rate_above_limit_fails(outcome: Callable[[str], Outcome]) -> 
 def test_test_text_also_in_train_fails(outcome: Callable[[str], Outcome]) -> None:
     result = failed_outcome(outcome, "leakage")
     name = "no test text appears in train"
-    # one repeat in 28 rows (27/28 unique) stays under the 5 % duplicate limit
-    assert result.failed == {name}
+    # one repeat in 28 rows (27/28 unique) stays under the 5 % duplicate limit; an exact
+    # repeat is also a normalised one
+    assert result.failed == {name, CHECK_NAMES[10]}
     assert result.check(name)["unexpected_count"] == 1
     assert result.block(name) == [
         f"  ✗ {name} (expect_column_values_to_be_in_set): 1 rows",
         "test row 0: label='billing' text='billing question 3'",
     ]
+
+
+def _validate_rows(tmp_path: Path, rows: Rows, **params: object) -> DataValidationError | None:
+    from nlpflow.validation import validate
+
+    src = tmp_path / "gathered"
+    src.mkdir(parents=True)
+    for split, pairs in rows.items():
+        frame = pd.DataFrame(pairs, columns=["text", "label"]).assign(source_row=range(len(pairs)))
+        frame.to_parquet(src / f"{split}.parquet", index=False)
+    try:
+        validate(src=src, dst=tmp_path / "report", params=ValidateParams(**params), data=DataParams())
+    except DataValidationError as exc:
+        return exc
+    return None
+
+
+def test_normalised_leak_is_caught_when_exact_check_passes(tmp_path: Path) -> None:
+    rows = clean_rows()
+    rows["test"][0] = ("BILLING question 3 !!", "billing")  # train has "billing question 3"
+    error = _validate_rows(tmp_path, rows)
+    assert error is not None
+    assert f"✗ {CHECK_NAMES[10]}" in str(error)
+    assert "✗ no test text appears in train (" not in str(error)
+
+
+def test_imbalance_damage_and_token_lengths(tmp_path: Path) -> None:
+    rows = clean_rows()
+    rows["train"] += [(f"billing extra {i}", "billing") for i in range(40)]  # 48 vs 8: 6x
+    rows["train"][0] = ("caf\ufffd is closed", "billing")  # encoding damage in 1 of 68 rows
+    error = _validate_rows(tmp_path, rows, max_imbalance_ratio=5, max_p95_tokens=2)
+    assert error is not None
+    message = str(error)
+    assert "✗ largest class is at most 5x each class in train" in message
+    assert "✗ at most 0.10% of texts hold U+FFFD or control characters" in message
+    assert "✗ 95th percentile length is at most 2 tokens" in message
+    assert "median length" not in message
+    # loosened bounds pass the same rows
+    assert _validate_rows(tmp_path / "ok", rows, max_imbalance_ratio=6, max_damaged_share=0.02) is None

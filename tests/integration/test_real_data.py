@@ -83,6 +83,8 @@ def test_sms_spam_config_keeps_duplicates_out_of_test(tmp_path: Path) -> None:
         (5574 - 5171) / 5574, abs=1e-4
     )  # 403 repeats
     assert _check(summary, "no test text appears in train")["success"] is True
+    damaged = _check(summary, "at most 1.00% of texts hold U+FFFD")
+    assert damaged["unexpected_count"] == 35  # cp1252 quotes read as Latin-1 upstream (U+0092)
     assert summary["success"] is True
 
 
