@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import glob as globmod
 import hashlib
 import io
 import json
@@ -48,6 +49,7 @@ class GatherReport(BaseModel):
     duplicates_dropped: int = 0
     replaced_characters: int = 0  # bytes that were not UTF-8 (data.decode_errors=replace)
     params: dict[str, Any] = {}
+    files: list[dict[str, Any]] = []  # a glob source: each file's path, sha256 and rows read
 
 
 # ---------------------------------------------------------------- reading
@@ -219,8 +221,45 @@ def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def is_glob(path: Path) -> bool:
+    return any(ch in str(path) for ch in "*?[")
+
+
+def matching_files(path: Path) -> list[Path]:
+    """The files a glob source names, in a stable order (a drop folder grows between runs)."""
+    files = sorted(Path(p) for p in globmod.glob(str(path), recursive=True) if Path(p).is_file())
+    if not files:
+        raise DataSourceError(f"no file matches data.source {str(path)!r}: check the pattern.")
+    return files
+
+
+def _load_glob(path: Path, params: DataParams) -> tuple[pd.DataFrame, str]:
+    frames, formats = [], set()
+    for file in matching_files(path):
+        frame, fmt = load_source(file, params)
+        formats.add(fmt)
+        frames.append(frame.assign(source_file=str(file.relative_to(_glob_root(path)))))
+    if len(formats) > 1:
+        raise DataSourceError(
+            f"files matching {str(path)!r} have different formats {sorted(formats)}: "
+            "narrow the pattern (e.g. *.csv) or set data.format."
+        )
+    return pd.concat(frames, ignore_index=True), formats.pop()
+
+
+def _glob_root(path: Path) -> Path:
+    parts = path.parts
+    first = next(i for i, part in enumerate(parts) if is_glob(Path(part)))
+    return Path(*parts[:first])
+
+
 def load_source(path: Path, params: DataParams) -> tuple[pd.DataFrame, str]:
-    """Read the source into columns text, label, source_row (and split when it has one)."""
+    """Read the source into columns text, label, source_row (and split when it has one).
+
+    A glob (data/drops/*.csv) reads every matching file and records each row's `source_file`.
+    """
+    if is_glob(path):
+        return _load_glob(path, params)
     if not path.exists():
         raise DataSourceError(f"data source {path} does not exist: check data.source.")
     fmt = _detect_format(path, params.format)
@@ -293,9 +332,13 @@ def _complete_splits(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    paths: Iterable[Path] = (
-        sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    )
+    paths: Iterable[Path]
+    if is_glob(path):
+        paths = matching_files(path)
+    elif path.is_dir():
+        paths = sorted(p for p in path.rglob("*") if p.is_file())
+    else:
+        paths = [path]
     for p in paths:
         digest.update(p.name.encode())
         with p.open("rb") as fh:
@@ -337,6 +380,15 @@ def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
     """Read `source`, split it, write `dst/{train,validation,test}.parquet` and a manifest."""
     frame, fmt = load_source(source, params)
     replaced = sum(t.count("\ufffd") for t in frame["text"] if isinstance(t, str))
+    files = []
+    if is_glob(source):
+        per_file = frame["source_file"].value_counts()
+        root = _glob_root(source)
+        files = [
+            {"path": str(f.relative_to(root)), "sha256": sha256_of(f),
+             "rows": int(per_file.get(str(f.relative_to(root)), 0))}
+            for f in matching_files(source)
+        ]  # fmt: skip
     frame, duplicates_dropped = shape(frame, params)
     from_source = SPLIT_COLUMN in frame.columns
     frame = (
@@ -355,7 +407,7 @@ def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
         source=str(source), format=fmt, source_sha256=sha256_of(source), rows=rows,
         labels={"<missing>" if pd.isna(k) else str(k): int(v) for k, v in labels.items()},
         split_from_source=from_source, duplicates_dropped=duplicates_dropped,
-        replaced_characters=replaced, params=params.model_dump(mode="json"),
+        replaced_characters=replaced, params=params.model_dump(mode="json"), files=files,
     )  # fmt: skip
     (dst / "manifest.json").write_text(json.dumps(report.model_dump(mode="json"), indent=2))
     return report

@@ -3,6 +3,7 @@ labelled lines, tolerant decoding, and the manifest every snapshot carries."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -105,3 +106,39 @@ def test_manifest_records_counts_hash_and_params(tmp_path: Path) -> None:
 def test_bad_label_pattern_is_a_params_error() -> None:
     with pytest.raises(ParamsError, match=r"data.label_pattern: Value error, not a valid regular expression"):
         parse_params({"data": {"label_pattern": "([A-Z"}})
+
+
+def test_drop_folder_glob_reads_every_file_with_provenance(tmp_path: Path) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    (drops / "2026-11-01.csv").write_text("text,label\n" + "".join(f"late parcel {i},shipping\n" for i in range(10)))
+    (drops / "2026-11-08.csv").write_text("text,label\n" + "".join(f"refund {i},billing\n" for i in range(10)))
+    (drops / "notes.txt").write_text("not data")
+    source = drops / "*.csv"
+    first = gather(source=source, dst=tmp_path / "a", params=DataParams())
+    assert [f["path"] for f in first.files] == ["2026-11-01.csv", "2026-11-08.csv"]
+    assert [f["rows"] for f in first.files] == [10, 10]
+    rows = _rows(tmp_path / "a")
+    assert set(rows.loc[rows["label"] == "billing", "source_file"]) == {"2026-11-08.csv"}
+    # a new file arrives before the next scheduled run
+    (drops / "2026-11-15.csv").write_text("text,label\n" + "".join(f"refund again {i},billing\n" for i in range(5)))
+    second = gather(source=source, dst=tmp_path / "b", params=DataParams())
+    assert sum(second.rows.values()) == 25 and len(second.files) == 3
+    assert second.source_sha256 != first.source_sha256
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["files"][2] == {
+        "path": "2026-11-15.csv",
+        "sha256": hashlib.sha256(b"2026-11-15.csv" + (drops / "2026-11-15.csv").read_bytes()).hexdigest(),
+        "rows": 5,
+    }
+
+
+def test_glob_errors(tmp_path: Path) -> None:
+    from nlpflow.errors import DataSourceError
+
+    with pytest.raises(DataSourceError, match="no file matches data.source"):
+        gather(source=tmp_path / "*.csv", dst=tmp_path / "out", params=DataParams())
+    (tmp_path / "a.csv").write_text("text,label\nhi,x\n")
+    (tmp_path / "b.jsonl").write_text('{"text": "hi", "label": "x"}\n')
+    with pytest.raises(DataSourceError, match=r"different formats \['csv', 'jsonl'\]"):
+        gather(source=tmp_path / "*.*", dst=tmp_path / "out", params=DataParams())
