@@ -12,6 +12,7 @@ from typing import Any
 
 from prefect import flow
 
+from nlpflow.data import is_glob
 from nlpflow.params import load_params
 from nlpflow.pipeline import is_dvc_project, make_context
 from nlpflow.settings import load_settings
@@ -32,7 +33,13 @@ def training_flow(
     params = load_params(root / "params.yaml", overrides, [Path(c) for c in configs or []])
     ctx = make_context(root, params, settings)
     # dvc.lock must describe params.yaml; outputs of overridden params would make it lie.
-    record_dvc = is_dvc_project(root) and not overrides and not configs
+    # DVC cannot take a glob as a dependency, so a glob source is not recorded either.
+    record_dvc = (
+        is_dvc_project(root)
+        and not overrides
+        and not configs
+        and not is_glob(Path(params.data.source))
+    )
     run_id = start_tracking(ctx)
     reports: dict[str, Any] = {}
     try:
