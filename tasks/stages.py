@@ -26,7 +26,8 @@ def _summary(name: str, report: BaseModel) -> str:
 
 def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
     """Retry transient I/O failures, not problems the user must fix (they fail the same way)."""
-    return not isinstance(state.data, NlpflowError)
+    error = state.data
+    return not isinstance(error, NlpflowError) or error.retryable
 
 
 def _stage_task(stage: Stage) -> Task[..., Any]:
@@ -42,7 +43,7 @@ def _stage_task(stage: Stage) -> Task[..., Any]:
     return task(
         name=stage.name,
         retries=2 if stage.io_bound else 0,
-        retry_delay_seconds=5,
+        retry_delay_seconds=[2, 10],  # backoff
         retry_condition_fn=retry_unless_user_error,
         cache_policy=NO_CACHE,  # tracking clients and paths are not cache keys
         persist_result=False,
@@ -55,7 +56,7 @@ STAGE_TASKS: dict[str, Task[..., Any]] = {stage.name: _stage_task(stage) for sta
 @task(
     name="start-tracking",
     retries=2,
-    retry_delay_seconds=5,
+    retry_delay_seconds=[2, 10],  # backoff
     retry_condition_fn=retry_unless_user_error,
     cache_policy=NO_CACHE,
     persist_result=False,
@@ -69,7 +70,7 @@ def start_tracking(ctx: StageContext) -> str:
 @task(
     name="end-tracking",
     retries=2,
-    retry_delay_seconds=5,
+    retry_delay_seconds=[2, 10],  # backoff
     retry_condition_fn=retry_unless_user_error,
     cache_policy=NO_CACHE,
     persist_result=False,

@@ -12,6 +12,7 @@ class NlpflowError(Exception):
 
     exit_code = 2
     code = "NLP000"
+    retryable = False  # True: the same call may succeed later (a server was down)
 
     def __str__(self) -> str:
         return f"[{self.code}] {super().__str__()}"
@@ -27,6 +28,13 @@ class DataSourceError(NlpflowError):
     """The data source cannot be read as configured (missing, empty, wrong encoding, columns)."""
 
     code = "NLP002"
+
+
+class SourceUnavailableError(DataSourceError):
+    """The source's server did not answer or failed (5xx, timeout): worth retrying."""
+
+    code = "NLP007"
+    retryable = True
 
 
 class DataValidationError(NlpflowError):

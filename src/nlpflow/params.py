@@ -49,6 +49,11 @@ class DataParams(_Section):
         description="auto picks by extension; folder = one text file per label, one text a line, "
         "or a folder holding train/validation/test files; labelled_lines = 'LABEL text' a line.",
     )
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Pin for an http(s) source: the download must have this sha256.",
+    )
     decode_errors: Literal["strict", "replace"] = Field(
         default="strict",
         description="strict stops at bytes that are not UTF-8; replace turns them into U+FFFD "

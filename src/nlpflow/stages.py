@@ -26,6 +26,7 @@ TRAIN_HISTORY = "reports/train_history.csv"
 METRICS = "reports/metrics.json"
 PLOTS = "reports/plots"
 REGISTRATION = "reports/registration.json"
+HTTP_CACHE = ".nlpflow/cache/http"  # downloads, by URL; not a pipeline output
 
 
 class StageContext:
@@ -74,11 +75,14 @@ class Stage:
 
 def _gather(ctx: StageContext) -> BaseModel:
     from nlpflow.data import gather
+    from nlpflow.sources import fetch_http, is_url
 
-    report = gather(
-        source=ctx.settings.resolve_data(ctx.params.data.source),
-        dst=ctx.path(GATHERED), params=ctx.params.data,
-    )  # fmt: skip
+    source = ctx.params.data.source
+    if is_url(source):
+        local = fetch_http(source, cache=ctx.path(HTTP_CACHE), sha256=ctx.params.data.sha256)
+    else:
+        local = ctx.settings.resolve_data(source)
+    report = gather(source=local, dst=ctx.path(GATHERED), params=ctx.params.data)
     ctx.log_metrics({f"rows_{split}": n for split, n in report.rows.items()})
     if ctx.tracker is not None and ctx.run_id is not None:
         ctx.tracker.set_tags(ctx.run_id, {"data.source_sha256": report.source_sha256})
