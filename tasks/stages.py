@@ -6,7 +6,8 @@ Each stage task calls `nlpflow.stages.run_stage`, the same function `nlpflow sta
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, task
 from prefect.artifacts import create_markdown_artifact
@@ -16,6 +17,9 @@ from pydantic import BaseModel
 from nlpflow.errors import NlpflowError
 from nlpflow.pipeline import close_run, open_run, record_dvc_stage
 from nlpflow.stages import STAGES, Stage, StageContext, run_stage
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _summary(name: str, report: BaseModel) -> str:
@@ -30,6 +34,19 @@ def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
     return not isinstance(error, NlpflowError) or error.retryable
 
 
+def nlpflow_task(name: str, *, io: bool) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """Prefect's task decorator as every nlpflow task uses it: retries (with backoff) only for
+    I/O, and no result caching or persistence (tracking clients and paths are no cache keys)."""
+    return task(
+        name=name,
+        retries=2 if io else 0,
+        retry_delay_seconds=[2, 10],
+        retry_condition_fn=retry_unless_user_error,
+        cache_policy=NO_CACHE,
+        persist_result=False,
+    )
+
+
 def _stage_task(stage: Stage) -> Task[..., Any]:
     def body(ctx: StageContext, run_id: str, record_dvc: bool) -> BaseModel:
         ctx.run_id = run_id
@@ -40,41 +57,20 @@ def _stage_task(stage: Stage) -> Task[..., Any]:
         return report
 
     body.__name__ = stage.name
-    return task(
-        name=stage.name,
-        retries=2 if stage.io_bound else 0,
-        retry_delay_seconds=[2, 10],  # backoff
-        retry_condition_fn=retry_unless_user_error,
-        cache_policy=NO_CACHE,  # tracking clients and paths are not cache keys
-        persist_result=False,
-    )(body)
+    return nlpflow_task(stage.name, io=stage.io_bound)(body)
 
 
 STAGE_TASKS: dict[str, Task[..., Any]] = {stage.name: _stage_task(stage) for stage in STAGES}
 
 
-@task(
-    name="start-tracking",
-    retries=2,
-    retry_delay_seconds=[2, 10],  # backoff
-    retry_condition_fn=retry_unless_user_error,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@nlpflow_task("start-tracking", io=True)
 def start_tracking(ctx: StageContext) -> str:
     from prefect.runtime import flow_run
 
     return open_run(ctx, runner="prefect", tags={"prefect.flow_run_id": str(flow_run.id)})
 
 
-@task(
-    name="end-tracking",
-    retries=2,
-    retry_delay_seconds=[2, 10],  # backoff
-    retry_condition_fn=retry_unless_user_error,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@nlpflow_task("end-tracking", io=True)
 def end_tracking(ctx: StageContext, run_id: str, failed: bool) -> None:
     ctx.run_id = run_id
     close_run(ctx, failed=failed)
