@@ -12,10 +12,10 @@ from typing import Any
 
 from prefect import flow
 
-from nlpflow.data import is_glob
 from nlpflow.params import load_params
 from nlpflow.pipeline import is_dvc_project, make_context
 from nlpflow.settings import load_settings
+from nlpflow.sources import dvc_can_track
 from nlpflow.stages import STAGE_NAMES
 from tasks.stages import STAGE_TASKS, end_tracking, start_tracking
 
@@ -33,12 +33,9 @@ def training_flow(
     params = load_params(root / "params.yaml", overrides, [Path(c) for c in configs or []])
     ctx = make_context(root, params, settings)
     # dvc.lock must describe params.yaml; outputs of overridden params would make it lie.
-    # DVC cannot take a glob as a dependency, so a glob source is not recorded either.
+    # Nor can it describe a glob or database source (DVC takes no such dependency).
     record_dvc = (
-        is_dvc_project(root)
-        and not overrides
-        and not configs
-        and not is_glob(Path(params.data.source))
+        is_dvc_project(root) and not overrides and not configs and dvc_can_track(params.data.source)
     )
     run_id = start_tracking(ctx)
     reports: dict[str, Any] = {}

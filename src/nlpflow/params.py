@@ -49,6 +49,19 @@ class DataParams(_Section):
         description="auto picks by extension; folder = one text file per label, one text a line, "
         "or a folder holding train/validation/test files; labelled_lines = 'LABEL text' a line.",
     )
+    query: str | None = Field(
+        default=None,
+        description="SQL for a database source (data.source a SQLAlchemy URL, e.g. "
+        "postgresql+psycopg://user@host/db; the password comes from PGPASSWORD or ~/.pgpass).",
+    )
+    timestamp_column: str | None = Field(
+        default=None, description="Database source: read only rows with this column <= cutoff."
+    )
+    cutoff: str | None = Field(
+        default=None,
+        description="ISO time of the cut-off; null = when gather runs (recorded in the manifest, "
+        "so the same snapshot can be gathered again).",
+    )
     sha256: str | None = Field(
         default=None,
         pattern=r"^[0-9a-f]{64}$",

@@ -1,4 +1,5 @@
-"""Remote sources gather reads from: http(s) downloads with a sha256 pin and a local cache.
+"""Remote sources gather reads from: http(s) downloads with a sha256 pin and a local cache,
+and SQL queries through SQLAlchemy with a reproducible timestamp cut-off.
 
 A download goes to `<cache>/<sha256 of the URL>/<file name>`. With a pin, a cached file that
 matches is used without touching the network; a download that does not match is an error (the
@@ -13,7 +14,9 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlparse
 
 from nlpflow.errors import DataSourceError, SourceUnavailableError
@@ -71,3 +74,50 @@ def fetch_http(url: str, *, cache: Path, sha256: str | None = None) -> Path:
     finally:
         Path(partial).unlink(missing_ok=True)
     return target
+
+
+DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "sqlite", "mssql", "oracle")
+
+
+def is_database_url(source: str) -> bool:
+    return urlparse(source).scheme.split("+")[0] in DATABASE_SCHEMES
+
+
+def dvc_can_track(source: str) -> bool:
+    """DVC takes files, folders and http(s) URLs as dependencies; not globs or databases."""
+    return not is_database_url(source) and not any(ch in source for ch in "*?[")
+
+
+def read_sql(
+    url: str, *, query: str | None, timestamp_column: str | None, cutoff: str | None
+) -> tuple[Any, str | None]:
+    """Run `query`; with a timestamp column keep rows up to the cut-off, oldest first.
+
+    Returns the rows and the cut-off used (the current time when none was given), so the
+    manifest can record it and a later run can gather the very same snapshot.
+    """
+    import pandas as pd
+    import sqlalchemy as sa
+
+    if not query:
+        raise DataSourceError(f"data.source {url!r} is a database: set data.query to the SQL.")
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    sql, bind = query, {}
+    if timestamp_column:
+        cutoff = cutoff or datetime.now(UTC).isoformat(timespec="seconds")
+        column = engine.dialect.identifier_preparer.quote(timestamp_column)
+        sql = (
+            f"SELECT * FROM ({query}) AS nlpflow_source WHERE {column} <= :cutoff ORDER BY {column}"
+        )
+        bind = {"cutoff": datetime.fromisoformat(cutoff)}
+    try:
+        with engine.connect() as connection:
+            frame = pd.read_sql_query(sa.text(sql), connection, params=bind, dtype=object)
+    except sa.exc.OperationalError as exc:  # cannot connect, server gone: worth a retry
+        raise SourceUnavailableError(f"database {engine.url!r} unavailable: {exc.orig}") from None
+    except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:  # the SQL is wrong: user's to fix
+        detail = getattr(exc, "orig", None) or getattr(exc.__cause__, "orig", None) or exc
+        raise DataSourceError(f"data.query failed on {engine.url!r}: {detail}") from None
+    finally:
+        engine.dispose()
+    return frame, cutoff

@@ -27,6 +27,7 @@ METRICS = "reports/metrics.json"
 PLOTS = "reports/plots"
 REGISTRATION = "reports/registration.json"
 HTTP_CACHE = ".nlpflow/cache/http"  # downloads, by URL; not a pipeline output
+SQL_SNAPSHOT = ".nlpflow/cache/sql/snapshot.parquet"  # the query's rows, as gather reads them
 
 
 class StageContext:
@@ -75,18 +76,37 @@ class Stage:
 
 def _gather(ctx: StageContext) -> BaseModel:
     from nlpflow.data import gather
-    from nlpflow.sources import fetch_http, is_url
 
-    source = ctx.params.data.source
-    if is_url(source):
-        local = fetch_http(source, cache=ctx.path(HTTP_CACHE), sha256=ctx.params.data.sha256)
-    else:
-        local = ctx.settings.resolve_data(source)
-    report = gather(source=local, dst=ctx.path(GATHERED), params=ctx.params.data)
+    local, params = _local_source(ctx)
+    report = gather(source=local, dst=ctx.path(GATHERED), params=params)
     ctx.log_metrics({f"rows_{split}": n for split, n in report.rows.items()})
     if ctx.tracker is not None and ctx.run_id is not None:
         ctx.tracker.set_tags(ctx.run_id, {"data.source_sha256": report.source_sha256})
     return report
+
+
+def _local_source(ctx: StageContext) -> tuple[Path, Any]:
+    """The file gather reads: a download, a snapshot of a query's rows, or the path itself."""
+    from nlpflow.errors import DataSourceError
+    from nlpflow.sources import fetch_http, is_database_url, is_url, read_sql
+
+    data = ctx.params.data
+    if is_url(data.source):
+        return fetch_http(data.source, cache=ctx.path(HTTP_CACHE), sha256=data.sha256), data
+    if not is_database_url(data.source):
+        return ctx.settings.resolve_data(data.source), data
+    frame, cutoff = read_sql(
+        data.source, query=data.query, timestamp_column=data.timestamp_column, cutoff=data.cutoff
+    )
+    if frame.empty:
+        raise DataSourceError(
+            f"data.query returned no rows (cut-off {cutoff}): nothing to train on."
+        )
+    snapshot = ctx.path(SQL_SNAPSHOT)
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(snapshot, index=False)
+    # the manifest records the cut-off actually used, so the snapshot can be gathered again
+    return snapshot, data.model_copy(update={"cutoff": cutoff, "format": "parquet"})
 
 
 def _validate(ctx: StageContext) -> BaseModel:
