@@ -8,7 +8,11 @@ text a model sees at serving time is cleaned exactly as in training.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +33,7 @@ class PreprocessReport(BaseModel):
     seconds: float
     texts_per_second: float
     emptied: int  # texts that cleaning reduced to nothing
+    cached: bool = False  # outputs copied from the preprocessing cache
 
 
 class TextPreprocessor:
@@ -141,12 +146,37 @@ def _load_lemma_table(language: str) -> Any:
         ) from None
 
 
-def preprocess(*, src: Path, dst: Path, params: PreprocessParams) -> PreprocessReport:
-    """Clean the `text` column of every split; the raw text stays in `raw_text`."""
+def cache_key(src: Path, params: PreprocessParams) -> str:
+    """The input splits' bytes, the params and this code: equal keys give equal outputs."""
+    digest = hashlib.sha256(json.dumps(params.model_dump(), sort_keys=True).encode())
+    for code in (Path(__file__), Path(__file__).with_name("text.py")):
+        digest.update(code.read_bytes())
+    for split in SPLITS:
+        digest.update((src / f"{split}.parquet").read_bytes())
+    return digest.hexdigest()
+
+
+def preprocess(
+    *, src: Path, dst: Path, params: PreprocessParams, cache: Path | None = None
+) -> PreprocessReport:
+    """Clean the `text` column of every split; the raw text stays in `raw_text`.
+
+    With `cache`, outputs are kept under the content hash of input, params and code, and a
+    repeated run copies them instead of cleaning again.
+    """
     splits = load_splits(src)
-    cleaner = TextPreprocessor(params)
+    key = cache_key(src, params) if cache is not None else None
+    hit = cache / key if cache is not None and key is not None else None
     dst.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    if hit is not None and (hit / "report.json").exists():
+        for split in SPLITS:
+            shutil.copyfile(hit / f"{split}.parquet", dst / f"{split}.parquet")
+        report = PreprocessReport.model_validate_json((hit / "report.json").read_text())
+        return report.model_copy(
+            update={"cached": True, "seconds": round(time.perf_counter() - start, 3)}
+        )
+    cleaner = TextPreprocessor(params)
     rows, emptied = {}, 0
     for split in SPLITS:
         frame = splits[split]
@@ -157,7 +187,23 @@ def preprocess(*, src: Path, dst: Path, params: PreprocessParams) -> PreprocessR
         rows[split] = len(out)
     seconds = time.perf_counter() - start
     total = sum(rows.values())
-    return PreprocessReport(
+    report = PreprocessReport(
         rows=rows, seconds=round(seconds, 3), texts_per_second=round(total / max(seconds, 1e-9), 1),
         emptied=emptied,
     )  # fmt: skip
+    if hit is not None:
+        _store(hit, dst, report)
+    return report
+
+
+def _store(hit: Path, dst: Path, report: PreprocessReport) -> None:
+    """Write the cache entry beside its final name, then rename: readers never see half of it."""
+    hit.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=hit.parent, prefix=".staging-"))
+    for split in SPLITS:
+        shutil.copyfile(dst / f"{split}.parquet", staging / f"{split}.parquet")
+    (staging / "report.json").write_text(report.model_dump_json())
+    try:
+        staging.rename(hit)
+    except OSError:  # another run stored the same entry meanwhile
+        shutil.rmtree(staging, ignore_errors=True)

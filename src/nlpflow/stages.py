@@ -27,6 +27,7 @@ METRICS = "reports/metrics.json"
 PLOTS = "reports/plots"
 REGISTRATION = "reports/registration.json"
 HTTP_CACHE = ".nlpflow/cache/http"  # downloads, by URL; not a pipeline output
+PREPROCESS_CACHE = ".nlpflow/cache/preprocess"  # outputs by hash of input, params and code
 SQL_SNAPSHOT = ".nlpflow/cache/sql/snapshot.parquet"  # the query's rows, as gather reads them
 
 
@@ -127,8 +128,9 @@ def _preprocess(ctx: StageContext) -> BaseModel:
     from nlpflow.preprocess import preprocess
 
     report = preprocess(
-        src=ctx.path(GATHERED), dst=ctx.path(PROCESSED), params=ctx.params.preprocess
-    )
+        src=ctx.path(GATHERED), dst=ctx.path(PROCESSED), params=ctx.params.preprocess,
+        cache=ctx.path(PREPROCESS_CACHE),
+    )  # fmt: skip
     ctx.log_metrics({"preprocess_texts_per_second": report.texts_per_second})
     return report
 

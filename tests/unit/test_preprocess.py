@@ -208,3 +208,37 @@ def test_stemming_an_unsupported_language_is_a_clear_error() -> None:
 
     with pytest.raises(ModelError, match=r"no Snowball stemmer for language .xx."):
         TextPreprocessor(PreprocessParams(stem=True, language="xx")).transform(["x"])
+
+
+def test_cache_reuses_outputs_for_the_same_input_params_and_code(tmp_path: Path) -> None:
+    from nlpflow.params import PreprocessParams
+    from nlpflow.preprocess import preprocess
+
+    src = tmp_path / "gathered"
+    src.mkdir()
+    for split in ("train", "validation", "test"):
+        texts = [f"The Mice were running {i} https://x.io" for i in range(5)]
+        pd.DataFrame({"text": texts, "label": ["a"] * 5, "source_row": range(5)}).to_parquet(
+            src / f"{split}.parquet"
+        )
+    cache = tmp_path / "cache"
+    params = PreprocessParams(lowercase=True, lemmatize=True)
+    first = preprocess(src=src, dst=tmp_path / "a", params=params, cache=cache)
+    second = preprocess(src=src, dst=tmp_path / "b", params=params, cache=cache)
+    assert (first.cached, second.cached) == (False, True)
+    assert second.rows == first.rows
+    for split in ("train", "validation", "test"):
+        assert (tmp_path / "a" / f"{split}.parquet").read_bytes() == (
+            tmp_path / "b" / f"{split}.parquet"
+        ).read_bytes()
+    assert pd.read_parquet(tmp_path / "b" / "train.parquet")["text"][0] == "the mouse be run 0"
+    # other params, or other input, miss the cache
+    assert (
+        preprocess(src=src, dst=tmp_path / "c", params=PreprocessParams(), cache=cache).cached
+        is False
+    )
+    pd.DataFrame({"text": ["new"], "label": ["a"], "source_row": [0]}).to_parquet(
+        src / "test.parquet"
+    )
+    assert preprocess(src=src, dst=tmp_path / "d", params=params, cache=cache).cached is False
+    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 3
