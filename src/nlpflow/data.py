@@ -95,13 +95,13 @@ def _check_header(path: Path, text: str, sep: str, quoting: Literal[0, 1, 2, 3])
         )
 
 
-def _read_table(path: Path, fmt: str, params: DataParams | None = None) -> pd.DataFrame:
+def _read_table(path: Path, fmt: str, params: DataParams) -> pd.DataFrame:
     if fmt == "parquet":
         try:
             return pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several unrelated types for bad files
             raise DataSourceError(f"{path} is not a readable Parquet file: {exc}") from None
-    text = _decode(path, params.decode_errors if params else "strict")
+    text = _decode(path, params.decode_errors)
     try:
         if fmt == "labelled_lines":  # "LABEL the text", as TREC ships
             pairs = [line.strip().split(maxsplit=1) for line in _LINE_BREAK.split(text)]
@@ -114,8 +114,8 @@ def _read_table(path: Path, fmt: str, params: DataParams | None = None) -> pd.Da
         # Every field as a string: labels like 0/1 must not turn into floats, and TSV quotes
         # are literal characters (SMS data has unbalanced quotes).
         quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
-        delimiter, names = (params.delimiter, params.columns) if params else (None, None)
-        sep = delimiter or ("\t" if fmt == "tsv" else ",")
+        names = params.columns
+        sep = params.delimiter or ("\t" if fmt == "tsv" else ",")
         _check_header(path, ",".join(names) if names else text, "," if names else sep, quoting)
         return pd.read_csv(
             io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
@@ -331,14 +331,14 @@ def _complete_splits(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
 
 
 def sha256_of(path: Path) -> str:
+    """A file's, or a folder's files', names and bytes."""
+    return sha256_of_files(
+        sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    )
+
+
+def sha256_of_files(paths: Iterable[Path]) -> str:
     digest = hashlib.sha256()
-    paths: Iterable[Path]
-    if is_glob(path):
-        paths = matching_files(path)
-    elif path.is_dir():
-        paths = sorted(p for p in path.rglob("*") if p.is_file())
-    else:
-        paths = [path]
     for p in paths:
         digest.update(p.name.encode())
         with p.open("rb") as fh:
@@ -380,15 +380,20 @@ def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
     """Read `source`, split it, write `dst/{train,validation,test}.parquet` and a manifest."""
     frame, fmt = load_source(source, params)
     replaced = sum(t.count("\ufffd") for t in frame["text"] if isinstance(t, str))
-    files = []
+    files, source_sha256 = [], ""
     if is_glob(source):
-        per_file = frame["source_file"].value_counts()
+        # The files actually read (every one holds rows), not a second glob: a drop folder
+        # may gain a file while gather runs.
         root = _glob_root(source)
+        per_file = frame["source_file"].value_counts(sort=False)
+        read = [root / name for name in per_file.index]
         files = [
-            {"path": str(f.relative_to(root)), "sha256": sha256_of(f),
-             "rows": int(per_file.get(str(f.relative_to(root)), 0))}
-            for f in matching_files(source)
-        ]  # fmt: skip
+            {"path": name, "sha256": sha256_of(root / name), "rows": int(count)}
+            for name, count in per_file.items()
+        ]
+        source_sha256 = sha256_of_files(read)
+    else:
+        source_sha256 = sha256_of(source)
     frame, duplicates_dropped = shape(frame, params)
     from_source = SPLIT_COLUMN in frame.columns
     frame = (
@@ -404,7 +409,7 @@ def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
         rows[split] = len(part)
     labels = frame["label"].value_counts(dropna=False).sort_index()
     report = GatherReport(
-        source=str(source), format=fmt, source_sha256=sha256_of(source), rows=rows,
+        source=str(source), format=fmt, source_sha256=source_sha256, rows=rows,
         labels={"<missing>" if pd.isna(k) else str(k): int(v) for k, v in labels.items()},
         split_from_source=from_source, duplicates_dropped=duplicates_dropped,
         replaced_characters=replaced, params=params.model_dump(mode="json"), files=files,

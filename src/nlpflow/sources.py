@@ -85,7 +85,9 @@ def is_database_url(source: str) -> bool:
 
 def dvc_can_track(source: str) -> bool:
     """DVC takes files, folders and http(s) URLs as dependencies; not globs or databases."""
-    return not is_database_url(source) and not any(ch in source for ch in "*?[")
+    from nlpflow.data import is_glob
+
+    return not is_database_url(source) and not is_glob(Path(source))
 
 
 def read_sql(
