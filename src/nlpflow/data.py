@@ -1,8 +1,8 @@
 """gather: read labelled text from a local file or folder and write train/validation/test Parquet.
 
 Formats: CSV, TSV, JSONL, Parquet, or a folder (one text file per label, or split files).
-Splits the source already has (a `split` column, or train/validation/test files) are kept;
-otherwise a seeded split stratified by label is made.
+Splits the source already has (a `split` column, train/validation/test files, or files named in
+data.split_files) are kept; otherwise a seeded split stratified by label is made.
 
     nlpflow stage gather        # what dvc.yaml runs
 """
@@ -47,6 +47,7 @@ class GatherReport(BaseModel):
     labels: dict[str, int]
     split_from_source: bool
     duplicates_dropped: int = 0
+    test_overlap_dropped: int = 0  # train/validation rows repeating a test text (test_overlap)
     replaced_characters: int = 0  # bytes that were not UTF-8 (data.decode_errors=replace)
     params: dict[str, Any] = {}
     files: list[dict[str, Any]] = []  # a glob source: each file's path, sha256 and rows read
@@ -221,6 +222,27 @@ def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _read_split_files(folder: Path, params: DataParams) -> pd.DataFrame:
+    """The files data.split_files names, each tagged with its split."""
+    if not folder.is_dir():
+        raise DataSourceError(
+            f"data.split_files names files in a folder, but {folder} is not a folder: point "
+            "data.source at the folder that holds them."
+        )
+    frames = []
+    for name, split in (params.split_files or {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise DataSourceError(
+                f"data.split_files names {name!r}, but {path} is not a file: check the name."
+            )
+        fmt = params.format if params.format not in ("auto", "folder") else "auto"
+        frame = _select(_read_table(path, _detect_format(path, fmt), params), path, params)
+        frame[SPLIT_COLUMN] = _split_name(split, path)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
 def is_glob(path: Path) -> bool:
     return any(ch in str(path) for ch in "*?[")
 
@@ -262,8 +284,11 @@ def load_source(path: Path, params: DataParams) -> tuple[pd.DataFrame, str]:
         return _load_glob(path, params)
     if not path.exists():
         raise DataSourceError(f"data source {path} does not exist: check data.source.")
-    fmt = _detect_format(path, params.format)
-    if fmt == "folder":
+    fmt: str = params.format
+    if params.split_files:
+        frame = _read_split_files(path, params)
+        fmt = "folder" if fmt == "auto" else fmt
+    elif (fmt := _detect_format(path, fmt)) == "folder":
         if not path.is_dir():
             raise DataSourceError(f"data.format is folder but {path} is a file.")
         frame = _read_folder(path, params)
@@ -307,6 +332,25 @@ def split_stratified(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
     out = frame.copy()
     out[SPLIT_COLUMN] = [assigned.get(u, "train") for u in unit_of]
     return out
+
+
+def drop_test_overlap(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Drop non-test rows whose text repeats a test text: a given test set (a benchmark's
+    official one) stays whole and comparable, and nothing leaks into it. Returns rows dropped."""
+    keys = frame["text"].map(_normalized_or_none)
+    is_test = frame[SPLIT_COLUMN] == "test"
+    drop = ~is_test & keys.isin(set(keys[is_test].dropna()))
+    return frame[~drop], int(drop.sum())
+
+
+def _assign_splits(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, int]:
+    """Every row's split, and how many rows test_overlap dropped."""
+    if SPLIT_COLUMN not in frame.columns:
+        return split_stratified(frame, params.split), 0
+    dropped = 0
+    if params.test_overlap == "drop_from_train":
+        frame, dropped = drop_test_overlap(frame)
+    return _complete_splits(frame, params.split), dropped
 
 
 def _complete_splits(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
@@ -396,11 +440,7 @@ def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
         source_sha256 = sha256_of(source)
     frame, duplicates_dropped = shape(frame, params)
     from_source = SPLIT_COLUMN in frame.columns
-    frame = (
-        _complete_splits(frame, params.split)
-        if from_source
-        else split_stratified(frame, params.split)
-    )
+    frame, overlap_dropped = _assign_splits(frame, params)
     dst.mkdir(parents=True, exist_ok=True)
     rows = {}
     for split in SPLITS:
@@ -412,6 +452,7 @@ def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
         source=str(source), format=fmt, source_sha256=source_sha256, rows=rows,
         labels={"<missing>" if pd.isna(k) else str(k): int(v) for k, v in labels.items()},
         split_from_source=from_source, duplicates_dropped=duplicates_dropped,
+        test_overlap_dropped=overlap_dropped,
         replaced_characters=replaced, params=params.model_dump(mode="json"), files=files,
     )  # fmt: skip
     (dst / "manifest.json").write_text(json.dumps(report.model_dump(mode="json"), indent=2))

@@ -42,7 +42,37 @@ class DataParams(_Section):
 
     source: str = Field(
         default="data/sample/support_tickets.csv",
-        description="File or folder. Relative paths resolve against NLPFLOW_DATA_ROOT.",
+        description="File, folder, glob, http(s) URL, database URL, or hf:<dataset id> (a Hugging "
+        "Face dataset, e.g. hf:imdb, or hf:<folder> of data files or of save_to_disk output). "
+        "Relative paths resolve against NLPFLOW_DATA_ROOT.",
+    )
+    split_files: dict[str, str] | None = Field(
+        default=None,
+        description="A folder source's files by split when their names do not say it, e.g. "
+        "{train_5500.label: train, TREC_10.label: test}; other files are not read. Each is "
+        "read with data.format (auto: by extension); validation is carved from train if absent.",
+    )
+    test_overlap: Literal["keep", "drop_from_train"] = Field(
+        default="keep",
+        description="When the source brings its own test split: drop_from_train drops train and "
+        "validation rows whose text equals a test text up to case, accents, spacing and "
+        "punctuation (the test set stays whole, the count goes in the manifest); keep leaves "
+        "them for validate's leakage checks to report.",
+    )
+    hf_config: str | None = Field(
+        default=None,
+        description="hf: source: the dataset's config name (e.g. sst2 for hf:nyu-mll/glue); "
+        "null for datasets that have one.",
+    )
+    hf_revision: str | None = Field(
+        default=None,
+        description="hf: source: the Hub git revision (a commit sha for reproducible runs, or a "
+        "branch or tag); null = the newest, which can change between runs.",
+    )
+    hf_fingerprint: dict[str, str] | None = Field(
+        default=None,
+        description="Written by gather into the manifest, not set by you: the `datasets` "
+        "fingerprint of each loaded split (it names cached files, so differs between machines).",
     )
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "folder", "labelled_lines"] = Field(
         default="auto",

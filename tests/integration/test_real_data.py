@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -60,19 +61,43 @@ def _check(summary: dict, name_start: str) -> dict:
     return next(c for c in summary["checks"] if c["check"].startswith(name_start))
 
 
-def test_trec_config_shows_six_coarse_labels(tmp_path: Path) -> None:
-    raw = (SHARED_DATASETS / "trec" / "train_5500.label").read_bytes().decode("utf-8", "replace")
-    expected: dict[str, int] = {}
-    for line in raw.splitlines():  # counted here independently of nlpflow's reader
+def _coarse_counts(path: Path) -> tuple[dict[str, int], list[str]]:
+    """Coarse label counts and question texts, read here independently of nlpflow's reader."""
+    counts: dict[str, int] = {}
+    texts = []
+    for line in path.read_bytes().decode("utf-8", "replace").splitlines():
         if line.strip():
-            coarse = line.split(":", 1)[0]
-            expected[coarse] = expected.get(coarse, 0) + 1
+            label, question = line.split(" ", 1)
+            coarse = label.split(":", 1)[0]
+            counts[coarse] = counts.get(coarse, 0) + 1
+            texts.append(question.strip())
+    return counts, texts
+
+
+def test_trec_config_shows_six_coarse_labels(tmp_path: Path) -> None:
+    import pandas as pd
+
+    trec = SHARED_DATASETS / "trec"
+    train_counts, train_texts = _coarse_counts(trec / "train_5500.label")
+    test_counts, test_texts = _coarse_counts(trec / "TREC_10.label")
+    # the official test repeats some training questions; configs/trec.yaml drops them from train
+    test_keys = {" ".join(re.findall(r"[a-z0-9]+", t.lower())) for t in test_texts}
+    repeats = sum(" ".join(re.findall(r"[a-z0-9]+", t.lower())) in test_keys for t in train_texts)
     manifest, summary = _prepare("trec", tmp_path)
-    assert manifest["labels"] == expected
-    assert sorted(expected) == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
-    assert sum(manifest["rows"].values()) == 5452
+    test = pd.read_parquet(tmp_path / "data/gathered/test.parquet")
+    assert (sum(train_counts.values()), len(test_texts), repeats) == (5452, 500, 11)
+    assert manifest["rows"]["test"] == 500
+    assert manifest["rows"]["train"] + manifest["rows"]["validation"] == 5452 - repeats
+    assert 500 <= manifest["rows"]["validation"] <= 600  # 10% carved from train
+    assert manifest["test_overlap_dropped"] == repeats
+    assert sorted(manifest["labels"]) == sorted(train_counts) == sorted(test_counts)
+    assert sum(manifest["labels"].values()) == 5452 - repeats + 500
+    assert test["label"].value_counts().to_dict() == test_counts
+    assert test_counts == {"ABBR": 9, "DESC": 138, "ENTY": 94, "HUM": 65, "LOC": 81, "NUM": 113}
+    assert sorted(test["text"]) == sorted(test_texts)
     assert manifest["replaced_characters"] == 1  # the stray byte at offset 3695
     assert summary["success"] is True
+    assert summary["rows"] == manifest["rows"]
 
 
 def test_sms_spam_config_keeps_duplicates_out_of_test(tmp_path: Path) -> None:
