@@ -1,5 +1,6 @@
 """Remote sources gather reads from: http(s) downloads with a sha256 pin and a local cache,
-and SQL queries through SQLAlchemy with a reproducible timestamp cut-off.
+SQL queries through SQLAlchemy with a reproducible timestamp cut-off, and Hugging Face
+`datasets` ids (`hf:<id>`) snapshotted to Parquet.
 
 A download goes to `<cache>/<sha256 of the URL>/<file name>`. With a pin, a cached file that
 matches is used without touching the network; a download that does not match is an error (the
@@ -14,6 +15,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -84,10 +86,11 @@ def is_database_url(source: str) -> bool:
 
 
 def dvc_can_track(source: str) -> bool:
-    """DVC takes files, folders and http(s) URLs as dependencies; not globs or databases."""
+    """DVC takes files, folders and http(s) URLs as dependencies; not globs, databases or
+    Hugging Face ids (DVC would look for a local file named `hf:imdb`)."""
     from nlpflow.data import is_glob
 
-    return not is_database_url(source) and not is_glob(Path(source))
+    return not is_database_url(source) and not is_hf(source) and not is_glob(Path(source))
 
 
 def read_sql(
@@ -123,3 +126,129 @@ def read_sql(
     finally:
         engine.dispose()
     return frame, cutoff
+
+
+HF_PREFIX = "hf:"
+HF_CACHE = ".nlpflow/cache/hf"  # under the project: downloads and Arrow files of `datasets`
+HF_SNAPSHOT = ".nlpflow/cache/hf/snapshot.parquet"  # the loaded splits, as gather reads them
+
+
+def is_hf(source: str) -> bool:
+    return source.startswith(HF_PREFIX)
+
+
+def hf_cache_dir(project_cache: Path) -> Path:
+    """Where `datasets` downloads: HF_DATASETS_CACHE when the user set it, else a folder of
+    the project, so a run does not fill the home directory."""
+    chosen = os.environ.get("HF_DATASETS_CACHE")
+    return Path(chosen).expanduser() if chosen else project_cache
+
+
+def load_hf(target: str | Path, *, config: str | None, revision: str | None, cache: Path) -> Any:
+    """The DatasetDict (or Dataset) a Hub id or local folder names; errors say what to fix."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataSourceError(
+            f"data.source {HF_PREFIX}{target} needs the Hugging Face `datasets` package: "
+            "pip install datasets."
+        ) from None
+    from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
+
+    if isinstance(target, Path) and any(
+        (target / marker).is_file() for marker in ("dataset_dict.json", "state.json")
+    ):  # written by save_to_disk: load_dataset would read its Arrow shards as plain data files
+        return datasets.load_from_disk(str(target))
+    name = f"{HF_PREFIX}{target}"
+    try:
+        return datasets.load_dataset(str(target), config, revision=revision, cache_dir=cache)
+    except DatasetNotFoundError:
+        raise DataSourceError(
+            f"{name} is not a dataset on the Hugging Face Hub, nor a local folder: check "
+            "data.source (private or gated datasets also need `hf auth login` or HF_TOKEN)."
+        ) from None
+    except RevisionNotFoundError:
+        raise DataSourceError(
+            f"{name} has no revision {revision!r}: check data.hf_revision."
+        ) from None
+    except ValueError as exc:
+        hint = " Set data.hf_config to one of them." if "config" in str(exc).lower() else ""
+        raise DataSourceError(f"{name} could not be loaded: {exc}{hint}") from None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else 0
+        if status >= 500:
+            raise SourceUnavailableError(
+                f"the Hub answered {status} for {name}; will retry."
+            ) from None
+        raise DataSourceError(f"the Hub refused {name}: {exc}") from None
+    except ConnectionError as exc:
+        raise _offline_or_unavailable(name, cache, exc) from None
+
+
+def _offline_or_unavailable(name: str, cache: Path, exc: Exception) -> DataSourceError:
+    """Offline mode is the user's setting (retrying cannot help); a network failure may pass."""
+    from datasets import config  # its offline flag combines HF_HUB_OFFLINE and HF_DATASETS_OFFLINE
+
+    if config.HF_HUB_OFFLINE:
+        return DataSourceError(
+            f"{name} is not in the cache {cache} and "
+            "HF_HUB_OFFLINE or HF_DATASETS_OFFLINE is set: unset them for one run with network "
+            "access (later runs can read the cache offline)."
+        )
+    return SourceUnavailableError(f"{name} could not be reached ({exc}); will retry.")
+
+
+def hf_frame(loaded: Any) -> tuple[Any, dict[str, str]]:
+    """The splits as one DataFrame with a `split` column (none when only train exists, so
+    gather splits it) and ClassLabel integers as their names; and each split's fingerprint."""
+    import pandas as pd
+    from datasets import ClassLabel
+
+    from nlpflow.data import SPLIT_ALIASES, SPLIT_COLUMN
+
+    parts = {"train": loaded} if not hasattr(loaded, "keys") else dict(loaded)
+    known = [k for k in parts if k.lower() in SPLIT_ALIASES]
+    kept = {SPLIT_ALIASES[k.lower()]: parts[k] for k in known}
+    if len(kept) < len(known):  # e.g. both "dev" and "validation": which one is meant?
+        raise DataSourceError(f"the dataset's splits {known} name one split twice.")
+    if not kept:  # e.g. only "unsupervised": nothing labelled to train on
+        raise DataSourceError(
+            f"the dataset's splits are {sorted(parts)}: none is train/validation/test."
+        )
+    frames = []
+    for split, dataset in kept.items():
+        frame = dataset.to_pandas()
+        for column, feature in dataset.features.items():
+            if isinstance(feature, ClassLabel):  # -1 means "no label" in `datasets`
+                frame[column] = [feature.int2str(int(v)) if v >= 0 else None for v in frame[column]]
+        frames.append(frame.assign(**{SPLIT_COLUMN: split}))
+    frame = pd.concat(frames, ignore_index=True)
+    if set(kept) == {"train"}:
+        frame = frame.drop(columns=SPLIT_COLUMN)
+    return frame, {split: str(getattr(ds, "_fingerprint", "")) for split, ds in kept.items()}
+
+
+def snapshot_hf(
+    source: str,
+    *,
+    root: Path,
+    resolve: Callable[[str], Path],
+    config: str | None,
+    revision: str | None,
+) -> tuple[Path, dict[str, str]]:
+    """Load an `hf:` source and write its splits to the project's Parquet snapshot; returns
+    the snapshot and each split's fingerprint. `resolve` turns a relative folder into a path
+    (against the data root); a name that is no folder there is a Hub id."""
+    name = source.removeprefix(HF_PREFIX)
+    if not name.strip():
+        raise DataSourceError("data.source hf: names no dataset: write e.g. hf:imdb.")
+    target: str | Path = resolve(name) if resolve(name).is_dir() else name
+    loaded = load_hf(target, config=config, revision=revision, cache=hf_cache_dir(root / HF_CACHE))
+    frame, fingerprints = hf_frame(loaded)
+    snapshot = root / HF_SNAPSHOT
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    partial = snapshot.with_name(f".partial-{snapshot.name}")
+    frame.to_parquet(partial, index=False)
+    os.replace(partial, snapshot)  # a failed run leaves the previous snapshot whole
+    return snapshot, fingerprints

@@ -87,13 +87,22 @@ def _gather(ctx: StageContext) -> BaseModel:
 
 
 def _local_source(ctx: StageContext) -> tuple[Path, Any]:
-    """The file gather reads: a download, a snapshot of a query's rows, or the path itself."""
+    """The file gather reads: a download, a snapshot of a query's rows or of a Hugging Face
+    dataset's splits, or the path itself."""
     from nlpflow.errors import DataSourceError
-    from nlpflow.sources import fetch_http, is_database_url, is_url, read_sql
+    from nlpflow.sources import fetch_http, is_database_url, is_hf, is_url, read_sql, snapshot_hf
 
     data = ctx.params.data
     if is_url(data.source):
         return fetch_http(data.source, cache=ctx.path(HTTP_CACHE), sha256=data.sha256), data
+    if is_hf(data.source):
+        snapshot, fingerprints = snapshot_hf(
+            data.source, root=ctx.root, resolve=ctx.settings.resolve_data,
+            config=data.hf_config, revision=data.hf_revision,
+        )  # fmt: skip
+        return snapshot, data.model_copy(
+            update={"format": "parquet", "hf_fingerprint": fingerprints}
+        )
     if not is_database_url(data.source):
         return ctx.settings.resolve_data(data.source), data
     frame, cutoff = read_sql(
