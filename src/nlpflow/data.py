@@ -140,7 +140,7 @@ def _detect_format(path: Path, fmt: str) -> str:
         return TABLE_SUFFIXES[path.suffix.lower()]
     raise DataSourceError(
         f"cannot tell the format of {path.name}: set data.format to one of "
-        "csv, tsv, jsonl, parquet, folder."
+        "csv, tsv, jsonl, parquet, folder, labelled_lines."
     )
 
 
@@ -343,16 +343,6 @@ def drop_test_overlap(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return frame[~drop], int(drop.sum())
 
 
-def _assign_splits(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, int]:
-    """Every row's split, and how many rows test_overlap dropped."""
-    if SPLIT_COLUMN not in frame.columns:
-        return split_stratified(frame, params.split), 0
-    dropped = 0
-    if params.test_overlap == "drop_from_train":
-        frame, dropped = drop_test_overlap(frame)
-    return _complete_splits(frame, params.split), dropped
-
-
 def _complete_splits(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
     """The source brought splits; carve validation out of train when it has none."""
     present = set(frame[SPLIT_COLUMN])
@@ -438,9 +428,17 @@ def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
         source_sha256 = sha256_of_files(read)
     else:
         source_sha256 = sha256_of(source)
-    frame, duplicates_dropped = shape(frame, params)
     from_source = SPLIT_COLUMN in frame.columns
-    frame, overlap_dropped = _assign_splits(frame, params)
+    overlap_dropped = 0
+    if from_source and params.test_overlap == "drop_from_train":
+        # before dedupe, which keeps a text's first row and so could drop the test copy
+        frame, overlap_dropped = drop_test_overlap(frame)
+    frame, duplicates_dropped = shape(frame, params)
+    frame = (
+        _complete_splits(frame, params.split)
+        if from_source
+        else split_stratified(frame, params.split)
+    )
     dst.mkdir(parents=True, exist_ok=True)
     rows = {}
     for split in SPLITS:
