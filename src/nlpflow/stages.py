@@ -20,6 +20,10 @@ from nlpflow.settings import Settings
 
 GATHERED = "data/gathered"
 VALIDATION = "reports/validation"
+VALIDATED = "data/validated"  # the gathered rows that passed validation (quarantined ones left out)
+QUARANTINE = "data/quarantine"
+GX_PROJECT = "gx"  # the Great Expectations project, under version control
+ACCEPTED_PROFILE = ".nlpflow/accepted/profile.json"  # last accepted snapshot, for drift checks
 PROCESSED = "data/processed"
 MODEL = "models/model"
 TRAIN_HISTORY = "reports/train_history.csv"
@@ -125,11 +129,16 @@ def _validate(ctx: StageContext) -> BaseModel:
     try:
         report = validate(
             src=ctx.path(GATHERED), dst=ctx.path(VALIDATION),
-            params=ctx.params.validate_, data=ctx.params.data,
+            params=ctx.params.validate_, data=ctx.params.data, gx_dir=ctx.path(GX_PROJECT),
+            accepted=ctx.path(VALIDATED), quarantine=ctx.path(QUARANTINE),
+            reference=ctx.path(ACCEPTED_PROFILE),
         )  # fmt: skip
-    finally:  # the report matters most when validation fails
+    finally:  # the report (Data Docs included) matters most when validation fails
         ctx.log_artifact(VALIDATION, "validation")
-    ctx.log_metrics({"validation_success": 1.0})
+        ctx.log_artifact(QUARANTINE, "validation/quarantine")
+    ctx.log_metrics(
+        {"validation_success": 1.0, "rows_quarantined": float(sum(report.quarantined.values()))}
+    )
     return report
 
 
@@ -137,7 +146,7 @@ def _preprocess(ctx: StageContext) -> BaseModel:
     from nlpflow.preprocess import preprocess
 
     report = preprocess(
-        src=ctx.path(GATHERED), dst=ctx.path(PROCESSED), params=ctx.params.preprocess,
+        src=ctx.path(VALIDATED), dst=ctx.path(PROCESSED), params=ctx.params.preprocess,
         cache=ctx.path(PREPROCESS_CACHE),
     )  # fmt: skip
     ctx.log_metrics({"preprocess_texts_per_second": report.texts_per_second})
@@ -191,8 +200,14 @@ def _register(ctx: StageContext) -> BaseModel:
 
 STAGES: tuple[Stage, ...] = (
     Stage("gather", (), (GATHERED,), ("data",), _gather, io_bound=True),
-    Stage("validate", (GATHERED,), (VALIDATION,), ("data", "validate"), _validate),
-    Stage("preprocess", (GATHERED, VALIDATION), (PROCESSED,), ("preprocess",), _preprocess),
+    Stage(
+        "validate",
+        (GATHERED, GX_PROJECT),
+        (VALIDATION, VALIDATED, QUARANTINE),
+        ("data", "validate"),
+        _validate,
+    ),
+    Stage("preprocess", (VALIDATED,), (PROCESSED,), ("preprocess",), _preprocess),
     Stage(
         "train",
         (PROCESSED,),

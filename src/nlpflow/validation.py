@@ -1,8 +1,14 @@
-"""validate: check the gathered data with a Great Expectations 1.x suite built from params.
+"""validate: check the gathered data with the Great Expectations suite of the `gx/` project.
 
-Writes `summary.json` and the GX Data Docs site under the output folder. When any expectation
-fails, raises DataValidationError naming each failed check with a few offending rows, so no later
-stage runs and nothing is registered.
+The suite is written from params (nlpflow.gx_project keeps it in `gx/`) and run through the
+project's Checkpoint; results and the Data Docs site of the run go to the output folder. Each
+check has a policy: `fail` stops the run (DataValidationError naming the check with a few
+offending rows); `quarantine` moves the offending rows to the quarantine folder with a reason
+per row, validates the rest again, and goes on. The gathered input is never changed: the rows
+that pass are written to a separate folder, which preprocess reads.
+
+Drift: label shares and the token-length histogram are compared with the profile of the last
+accepted snapshot (saved after each run that passes), by total variation distance.
 
     nlpflow stage validate
 """
@@ -10,6 +16,8 @@ stage runs and nothing is registered.
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +30,14 @@ from nlpflow.params import DataParams, ValidateParams
 from nlpflow.text import normalize_text
 
 ROW_ID = "row_id"
-# U+FFFD (bytes that were not UTF-8) and C0/C1 controls other than tab and line breaks.
-_DAMAGE = "[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+LENGTH_BIN = "length_bin"
 
 
 class CheckResult(BaseModel):
+    id: str
     check: str
     expectation: str
+    policy: str = "fail"
     success: bool
     unexpected_count: int = 0
     observed: Any = None
@@ -37,9 +46,14 @@ class CheckResult(BaseModel):
 
 class ValidationReport(BaseModel):
     success: bool
-    rows: dict[str, int]
+    rows: dict[str, int]  # rows that passed, per split
     allowed_labels: list[str]
     checks: list[CheckResult]
+    quarantined: dict[str, int] = {}  # rows moved to quarantine, per check id
+    quarantine_file: str
+    reference: dict[str, Any] | None = None  # the accepted profile drift was measured against
+    suite_updated: bool = False  # the gx/ suite file was rewritten from params in this run
+    seconds: float = 0.0
     data_docs: str
 
     @property
@@ -47,8 +61,23 @@ class ValidationReport(BaseModel):
         return [c for c in self.checks if not c.success]
 
 
+@dataclass(frozen=True)
+class Check:
+    id: str  # stable key, as in validate.policy
+    name: str  # plain-language description, shown in reports and Data Docs
+    expectation: Any
+
+
+def length_bin(tokens: int) -> str:
+    """Power-of-two bins of token counts: '0', '1', '2-3', '4-7', ... ."""
+    if tokens <= 1:
+        return str(max(tokens, 0))
+    low = 1 << (int(tokens).bit_length() - 1)
+    return f"{low}-{2 * low - 1}"
+
+
 def build_frame(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """All splits in one table, plus the derived columns the cross-split checks need."""
+    """All splits in one table, plus the derived columns the cross-row checks need."""
     frame = pd.concat([df.assign(split=name) for name, df in splits.items()], ignore_index=True)
     frame.insert(0, ROW_ID, range(len(frame)))
     train = frame[frame["split"] == "train"]
@@ -57,143 +86,164 @@ def build_frame(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
     frame["label_imbalance_ratio"] = frame["train_examples_of_label"].map(
         lambda n: float(counts.max() / n) if n and len(counts) else 0.0
     )
+    text = frame["text"]
+    frame["is_repeat"] = text.duplicated(keep="first") & text.notna()
     is_test = frame["split"] == "test"
-    frame["test_text_in_train"] = is_test & frame["text"].isin(set(train["text"].dropna()))
-    normalized = frame["text"].map(lambda t: normalize_text(t) if isinstance(t, str) else None)
+    frame["test_text_in_train"] = is_test & text.isin(set(train["text"].dropna()))
+    normalized = text.map(lambda t: normalize_text(t) if isinstance(t, str) else None)
     train_keys = set(normalized[frame["split"] == "train"].dropna())
     frame["test_text_in_train_normalized"] = is_test & normalized.isin(train_keys)
-    text = frame["text"].fillna("")
-    frame["text_has_damage"] = text.str.contains(_DAMAGE, regex=True)
-    frame["text_tokens"] = text.str.split().str.len()
+    frame["text_tokens"] = text.fillna("").str.split().str.len()
+    frame[LENGTH_BIN] = frame["text_tokens"].map(length_bin)
     return frame
 
 
-def build_suite(params: ValidateParams, allowed: list[str]) -> list[tuple[str, Any]]:
-    """(plain-language check, GX expectation) pairs; import GX only when validating."""
+def build_checks(params: ValidateParams) -> list[Check]:
+    """The suite, one Check per id; values that depend on the data are suite parameters
+    (filled at run time), so the suite file only changes when params do."""
     import great_expectations.expectations as gxe
 
-    return [
-        ("column 'text' is present", gxe.ExpectColumnToExist(column="text")),
-        ("column 'label' is present", gxe.ExpectColumnToExist(column="label")),
-        ("no null text", gxe.ExpectColumnValuesToNotBeNull(column="text")),
-        ("no null label", gxe.ExpectColumnValuesToNotBeNull(column="label")),
-        (
-            "no empty or whitespace-only text",
-            gxe.ExpectColumnValuesToNotMatchRegex(column="text", regex=r"^\s*$"),
-        ),
-        (
-            f"labels are in the allowed set {allowed}",
-            gxe.ExpectColumnValuesToBeInSet(column="label", value_set=allowed),
-        ),
-        (
-            f"text length is {params.min_chars}..{params.max_chars} characters",
-            gxe.ExpectColumnValueLengthsToBeBetween(
-                column="text", min_value=params.min_chars, max_value=params.max_chars
-            ),
-        ),
-        (
-            f"each label has at least {params.min_examples_per_class} train examples",
-            gxe.ExpectColumnValuesToBeBetween(
-                column="train_examples_of_label", min_value=params.min_examples_per_class
-            ),
-        ),
-        (
-            f"duplicate rate is at most {params.max_duplicate_rate:.1%}",
-            gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(
-                column="text", min_value=1.0 - params.max_duplicate_rate
-            ),
-        ),
-        (
-            "no test text appears in train",
-            gxe.ExpectColumnValuesToBeInSet(column="test_text_in_train", value_set=[False]),
-        ),
-        (
-            "no test text appears in train up to case, accents, spacing and punctuation",
-            gxe.ExpectColumnValuesToBeInSet(
-                column="test_text_in_train_normalized", value_set=[False]
-            ),
-        ),
-        (
-            f"largest class is at most {params.max_imbalance_ratio:g}x each class in train",
-            gxe.ExpectColumnValuesToBeBetween(
-                column="label_imbalance_ratio", max_value=params.max_imbalance_ratio
-            ),
-        ),
-        (
-            f"at most {params.max_damaged_share:.2%} of texts hold U+FFFD or control characters",
-            gxe.ExpectColumnValuesToBeInSet(
-                column="text_has_damage", value_set=[False], mostly=1.0 - params.max_damaged_share
-            ),
-        ),
-        (
-            f"median length is at least {params.min_median_tokens} tokens",
-            gxe.ExpectColumnMedianToBeBetween(
-                column="text_tokens", min_value=params.min_median_tokens
-            ),
-        ),
-        (
-            # "95% of texts have at most N tokens" is "the 95th percentile is at most N"; GX's
-            # quantile expectation cannot serialise its own numpy results (GX 1.24, numpy 2).
-            f"95th percentile length is at most {params.max_p95_tokens} tokens",
-            gxe.ExpectColumnValuesToBeBetween(
-                column="text_tokens", max_value=params.max_p95_tokens, mostly=0.95
-            ),
-        ),
-    ]
+    import nlpflow.expectations as nx
+
+    p = params
+    checks = [
+        Check("text_column", "column 'text' is present", gxe.ExpectColumnToExist(column="text")),
+        Check("label_column", "column 'label' is present", gxe.ExpectColumnToExist(column="label")),
+        Check("text_not_null", "no null text", gxe.ExpectColumnValuesToNotBeNull(column="text")),
+        Check("label_not_null", "no null label", gxe.ExpectColumnValuesToNotBeNull(column="label")),
+        Check("text_not_blank", "no empty or whitespace-only text",
+              gxe.ExpectColumnValuesToNotMatchRegex(column="text", regex=r"^\s*$")),
+        Check("label_in_set", "labels are in the allowed set",
+              gxe.ExpectColumnValuesToBeInSet(column="label", value_set={"$PARAMETER": "allowed_labels"})),
+        Check("text_length", f"text length is {p.min_chars}..{p.max_chars} characters",
+              gxe.ExpectColumnValueLengthsToBeBetween(column="text", min_value=p.min_chars, max_value=p.max_chars)),
+        Check("class_min_count", f"each label has at least {p.min_examples_per_class} train examples",
+              gxe.ExpectColumnValuesToBeBetween(column="train_examples_of_label", min_value=p.min_examples_per_class)),
+        Check("duplicates", f"at most {p.max_duplicate_rate:.1%} of texts repeat an earlier text",
+              gxe.ExpectColumnValuesToBeInSet(column="is_repeat", value_set=[False], mostly=1.0 - p.max_duplicate_rate)),
+        Check("leak_exact", "no test text appears in train",
+              gxe.ExpectColumnValuesToBeInSet(column="test_text_in_train", value_set=[False])),
+        Check("leak_normalized", "no test text appears in train up to case, accents, spacing and punctuation",
+              gxe.ExpectColumnValuesToBeInSet(column="test_text_in_train_normalized", value_set=[False])),
+        Check("class_imbalance", f"largest class is at most {p.max_imbalance_ratio:g}x each class in train",
+              gxe.ExpectColumnValuesToBeBetween(column="label_imbalance_ratio", max_value=p.max_imbalance_ratio)),
+        Check("encoding_damage", f"at most {p.max_damaged_share:.2%} of texts hold U+FFFD or control characters",
+              nx.ExpectColumnValuesToHaveNoEncodingDamage(column="text", mostly=1.0 - p.max_damaged_share)),
+        Check("median_tokens", f"median length is at least {p.min_median_tokens} tokens",
+              gxe.ExpectColumnMedianToBeBetween(column="text_tokens", min_value=p.min_median_tokens)),
+        Check("p95_tokens", f"95th percentile length is at most {p.max_p95_tokens} tokens",
+              gxe.ExpectColumnValuesToBeBetween(column="text_tokens", max_value=p.max_p95_tokens, mostly=0.95)),
+        Check("p95_chars", f"95th percentile length is at most {p.max_p95_chars} characters",
+              gxe.ExpectColumnValueLengthsToBeBetween(column="text", max_value=p.max_p95_chars, mostly=0.95)),
+    ]  # fmt: skip
+    if p.script is not None:
+        checks.append(Check(
+            "script", f"at least {p.min_script_share:.0%} of texts are mostly {p.script.title()} script",
+            nx.ExpectColumnValuesToBeMostlyInScript(column="text", script=p.script.upper(), mostly=p.min_script_share),
+        ))  # fmt: skip
+    if p.max_label_drift is not None:
+        checks.append(Check(
+            "label_drift", f"label shares within {p.max_label_drift:g} TVD of the accepted snapshot",
+            nx.ExpectColumnDistributionToStayNear(column="label", reference={"$PARAMETER": "accepted_labels"}, max_distance=p.max_label_drift),
+        ))  # fmt: skip
+    if p.max_length_drift is not None:
+        checks.append(Check(
+            "length_drift", f"length histogram within {p.max_length_drift:g} TVD of the accepted snapshot",
+            nx.ExpectColumnDistributionToStayNear(column=LENGTH_BIN, reference={"$PARAMETER": "accepted_lengths"}, max_distance=p.max_length_drift),
+        ))  # fmt: skip
+    for check in checks:
+        check.expectation.meta = {"nlpflow_check": check.id}
+        check.expectation.description = check.name
+    return checks
 
 
-def _context(docs_dir: Path) -> Any:
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]}
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    context.add_data_docs_site(
-        site_name="nlpflow",
-        site_config={
-            "class_name": "SiteBuilder",
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {
-                "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(docs_dir),
-            },
-        },
+
+def compute_profile(frame: pd.DataFrame) -> dict[str, Any]:
+    """What drift is measured on: label shares and length-bin shares of all rows."""
+
+    def shares(column: str) -> dict[str, float]:
+        counts = frame[column].dropna().astype(str).value_counts(normalize=True)
+        return {str(k): round(float(v), 6) for k, v in counts.sort_index().items()}
+
+    return {"rows": len(frame), "labels": shares("label"), "lengths": shares(LENGTH_BIN)}
+
+
+def load_profile(path: Path | None) -> dict[str, Any] | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        profile: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataValidationError(
+            f"the accepted-snapshot profile {path} is not valid JSON ({exc}); "
+            "delete it to start drift checks afresh from the next accepted run."
+        ) from None
+    return profile
+
+
+def _run(checkpoint: Any, frame: pd.DataFrame, suite_params: dict[str, Any]) -> dict[str, Any]:
+    """Run the checkpoint; results keyed by check id (a user's own expectation by its type)."""
+    result = checkpoint.run(
+        batch_parameters={"dataframe": frame}, expectation_parameters=suite_params
     )
-    return context
+    outcome = next(iter(result.run_results.values()))
+    by_check: dict[str, Any] = {}
+    for res in outcome.results:  # GX does not keep suite order
+        config = res.expectation_config
+        key = (config.meta or {}).get("nlpflow_check") or f"user:{config.type}:{config.id}"
+        by_check[key] = res
+    return by_check
 
 
-def run_checkpoint(frame: pd.DataFrame, suite: list[tuple[str, Any]], docs_dir: Path) -> Any:
-    import great_expectations as gx
-
-    context = _context(docs_dir)
-    batch = (
-        context.data_sources.add_pandas("gathered")
-        .add_dataframe_asset("rows")
-        .add_batch_definition_whole_dataframe("all_splits")
-    )
-    gx_suite = context.suites.add(gx.ExpectationSuite(name="nlpflow_text_classification"))
-    for _, expectation in suite:
-        gx_suite.add_expectation(expectation)  # assigns expectation.id
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="gathered_data", data=batch, suite=gx_suite)
-    )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name="nlpflow_validate",
-            validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["nlpflow"])],
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]},
-        )
-    )
-    result = checkpoint.run(batch_parameters={"dataframe": frame})
-    return next(iter(result.run_results.values()))
+def _offending(result: Any) -> list[int]:
+    return [int(row[ROW_ID]) for row in (result.result or {}).get("unexpected_index_list") or []]
 
 
-def _examples(frame: pd.DataFrame, result: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    ids = [row[ROW_ID] for row in result.get("unexpected_index_list") or []][:limit]
-    if not ids and "observed_value" in result:  # table-level check: show the repeated texts
-        dupes = frame[frame["text"].duplicated(keep=False) & frame["text"].notna()]
-        ids = list(dupes.drop_duplicates("text")[ROW_ID][:limit])
+def _quarantine_rows(
+    checks: list[Check], results: dict[str, Any], params: ValidateParams
+) -> dict[int, list[Check]]:
+    """row id -> the quarantine-policy checks it breaks (even within a `mostly` tolerance:
+    quarantine means these rows are not trained on)."""
+    rows: dict[int, list[Check]] = {}
+    for check in checks:
+        if params.action(check.id) == "quarantine":
+            for row in _offending(results[check.id]):
+                rows.setdefault(row, []).append(check)
+    return rows
+
+
+def write_quarantine(frame: pd.DataFrame, rows: dict[int, list[Check]], folder: Path) -> Path:
+    """The quarantined rows with the checks they broke, one JSON object a line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    keep = [c for c in ("split", "source_row", "source_file", "text", "label") if c in frame]
+    out = frame[frame[ROW_ID].isin(rows)].set_index(ROW_ID)[keep]
+    out["checks"] = [[c.id for c in rows[i]] for i in out.index]
+    out["reasons"] = [[c.name for c in rows[i]] for i in out.index]
+    path = folder / "quarantined.jsonl"
+    out.to_json(path, orient="records", lines=True, force_ascii=False)
+    return path
+
+
+def _kept_splits(
+    frame: pd.DataFrame, splits: dict[str, pd.DataFrame], drop: set[int]
+) -> dict[str, pd.DataFrame]:
+    kept: dict[str, pd.DataFrame] = {}
+    for name, original in splits.items():
+        ids = frame.loc[(frame["split"] == name) & ~frame[ROW_ID].isin(drop), ROW_ID]
+        offset = int(frame.loc[frame["split"] == name, ROW_ID].min()) if len(original) else 0
+        kept[name] = original.iloc[(ids - offset).to_numpy()].reset_index(drop=True)
+        if len(original) and kept[name].empty:
+            raise DataValidationError(
+                f"quarantine moved every {name} row: nothing is left to {name} on. "
+                "See the quarantine file, fix the data or set the checks' policy to fail."
+            )
+    return kept
+
+
+def _examples(frame: pd.DataFrame, result: Any, limit: int) -> list[dict[str, Any]]:
+    ids = _offending(result)[:limit]
     rows = frame.set_index(ROW_ID).loc[ids, ["split", "source_row", "text", "label"]]
     return [
         {k: (v[:80] + "…" if isinstance(v, str) and len(v) > 80 else v) for k, v in row.items()}
@@ -202,44 +252,104 @@ def _examples(frame: pd.DataFrame, result: dict[str, Any], limit: int) -> list[d
     ]
 
 
-def validate(*, src: Path, dst: Path, params: ValidateParams, data: DataParams) -> ValidationReport:
-    """Validate `src/*.parquet`; write `dst/summary.json` and `dst/data_docs/`."""
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers, so reports serialise as numbers, not strings."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _check_results(
+    checks: list[Check],
+    results: dict[str, Any],
+    frame: pd.DataFrame,
+    *,
+    params: ValidateParams,
+    allowed: list[str],
+) -> list[CheckResult]:
+    # the report names the allowed labels; the suite cannot, as they are a run-time parameter
+    named = {c.id: c.name for c in checks} | {
+        "label_in_set": f"labels are in the allowed set {allowed}"
+    }
+    out = []
+    for key, res in results.items():
+        detail = res.result or {}
+        out.append(CheckResult(
+            id=key, check=named.get(key, res.expectation_config.description or key),
+            expectation=res.expectation_config.type,
+            policy=params.action(key) if key in named else "fail",
+            success=bool(res.success), unexpected_count=int(detail.get("unexpected_count") or 0),
+            observed=_plain(detail.get("observed_value")),
+            examples=[] if res.success else _examples(frame, res, params.show_examples),
+        ))  # fmt: skip
+    order = {c.id: i for i, c in enumerate(checks)}
+    return sorted(out, key=lambda c: order.get(c.id, len(order)))
+
+
+def validate(
+    *,
+    src: Path,
+    dst: Path,
+    params: ValidateParams,
+    data: DataParams,
+    gx_dir: Path | None = None,
+    accepted: Path | None = None,
+    quarantine: Path | None = None,
+    reference: Path | None = None,
+) -> ValidationReport:
+    """Validate `src/*.parquet` with the suite of the GX project in `gx_dir` (default: a
+    project of its own under `dst/gx`); write `dst/summary.json`, the run's results and Data
+    Docs under `dst`. Rows that pass go to `accepted/` (when given), quarantined rows to
+    `quarantine/` (default `dst/quarantine`). `reference` is the accepted-snapshot profile:
+    drift is measured against it, and it is replaced after a run that passes."""
+    from nlpflow.gx_project import checkpoint, open_project, sync_suite
+
+    start = time.perf_counter()
     splits = load_splits(src)
     frame = build_frame(splits)
     allowed = (
         list(data.labels) if data.labels else sorted(splits["train"]["label"].dropna().unique())
     )
-    suite = build_suite(params, allowed)
-    dst.mkdir(parents=True, exist_ok=True)
-    outcome = run_checkpoint(frame, suite, dst / "data_docs")
-    # GX does not return results in suite order: match them to our checks by expectation id.
-    by_id = {res.expectation_config.id: res for res in outcome.results}
-    checks = []
-    for name, expectation in suite:
-        res = by_id[expectation.id]
-        detail = res.result or {}
-        checks.append(
-            CheckResult(
-                check=name,
-                expectation=res.expectation_config.type,
-                success=bool(res.success),
-                unexpected_count=int(detail.get("unexpected_count") or 0),
-                observed=detail.get("observed_value"),
-                examples=[] if res.success else _examples(frame, detail, params.show_examples),
-            )
-        )
+    checks = build_checks(params)
+    context = open_project(gx_dir or dst / "gx", dst)
+    suite, updated = sync_suite(context, [c.expectation for c in checks])
+    runner = checkpoint(context, suite, RESULT_FORMAT)
+    ref = load_profile(reference)
+    suite_params = {
+        "allowed_labels": allowed,
+        "accepted_labels": (ref or {}).get("labels", {}),
+        "accepted_lengths": (ref or {}).get("lengths", {}),
+    }
+    results = _run(runner, frame, suite_params)
+    moved = _quarantine_rows(checks, results, params)
+    quarantined: dict[str, int] = {}
+    # written even when empty: the folder is a pipeline output, and an empty file says "none"
+    quarantine_file = write_quarantine(frame, moved, quarantine or dst / "quarantine")
+    if moved:
+        for row_checks in moved.values():
+            for c in row_checks:
+                quarantined[c.id] = quarantined.get(c.id, 0) + 1
+        splits = _kept_splits(frame, splits, set(moved))
+        frame = build_frame(splits)  # what is left is validated again, as a whole
+        results = _run(runner, frame, suite_params)
+    checks_out = _check_results(checks, results, frame, params=params, allowed=allowed)
     report = ValidationReport(
-        success=all(c.success for c in checks),
-        rows={s: len(splits[s]) for s in SPLITS},
-        allowed_labels=allowed,
-        checks=checks,
+        success=all(c.success for c in checks_out), rows={s: len(splits[s]) for s in SPLITS},
+        allowed_labels=allowed, checks=checks_out, quarantined=quarantined,
+        quarantine_file=str(quarantine_file), reference=ref,
+        suite_updated=updated, seconds=round(time.perf_counter() - start, 3),
         data_docs=str(dst / "data_docs" / "index.html"),
-    )
+    )  # fmt: skip
     (dst / "summary.json").write_text(
         json.dumps(report.model_dump(mode="json"), indent=2, default=str)
     )
     if not report.success:
         raise DataValidationError(format_failures(report))
+    if accepted is not None:
+        accepted.mkdir(parents=True, exist_ok=True)
+        for name, split in splits.items():
+            split.to_parquet(accepted / f"{name}.parquet", index=False)
+    if reference is not None:
+        reference.parent.mkdir(parents=True, exist_ok=True)
+        reference.write_text(json.dumps(compute_profile(frame), indent=2))
     return report
 
 
@@ -251,10 +361,15 @@ def format_failures(report: ValidationReport) -> str:
             if check.unexpected_count
             else f"observed {check.observed}"
         )
-        lines.append(f"  ✗ {check.check} ({check.expectation}): {count}")
+        lines.append(f"  ✗ {check.check} [{check.id}] ({check.expectation}): {count}")
         for ex in check.examples:
             lines.append(
                 f"      {ex['split']} row {ex['source_row']}: label={ex['label']!r} text={ex['text']!r}"
             )
-    lines.append(f"  Full report: {report.data_docs}. Fix the data or the validate.* params.")
+    if report.quarantined:
+        lines.append(f"  Quarantined first: {report.quarantined} (see {report.quarantine_file}).")
+    lines.append(
+        f"  Full report: {report.data_docs}. Fix the data, or the validate.* params "
+        "(validate.policy.<check id>: quarantine moves offending rows aside instead)."
+    )
     return "\n".join(lines)

@@ -22,7 +22,7 @@ ROWS = "".join(f"my parcel {i} is late,shipping\nrefund my card {i},billing\n" f
 # name -> (file bytes, data params, words the error message must contain)
 FAILING = {
     "truncated_csv": (
-        f"text,label\n{ROWS}\"this quote never clo,billing\n".encode(),
+        f'text,label\n{ROWS}"this quote never clo,billing\n'.encode(),
         {},
         ["could not be parsed as csv", "may be truncated"],
     ),
@@ -161,6 +161,8 @@ def test_sms_spam_quotes_are_literal_and_duplicates_are_reported(tmp_path: Path)
     assert rows["text"].str.contains('"').sum() == 145  # quotes kept as characters
     assert rows["text"].nunique() == 5171
     with pytest.raises(DataValidationError) as info:
-        validate(src=tmp_path / "out", dst=tmp_path / "report", params=ValidateParams(), data=params)
-    assert "duplicate rate is at most 5.0%" in str(info.value)
+        validate(
+            src=tmp_path / "out", dst=tmp_path / "report", params=ValidateParams(), data=params
+        )
+    assert "at most 5.0% of texts repeat an earlier text [duplicates]" in str(info.value)
     assert _sha(SMS) == before

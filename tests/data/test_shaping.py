@@ -33,14 +33,20 @@ def test_label_pattern_then_map(tmp_path: Path) -> None:
 
 def test_numeric_labels_mapped_to_names(tmp_path: Path) -> None:
     source = tmp_path / "r.jsonl"
-    source.write_text("".join(json.dumps({"text": f"r{i}", "label": i % 2}) + "\n" for i in range(10)))
-    report = gather(source=source, dst=tmp_path / "out", params=DataParams(label_map={"0": "neg", "1": "pos"}))
+    source.write_text(
+        "".join(json.dumps({"text": f"r{i}", "label": i % 2}) + "\n" for i in range(10))
+    )
+    report = gather(
+        source=source, dst=tmp_path / "out", params=DataParams(label_map={"0": "neg", "1": "pos"})
+    )
     assert report.labels == {"neg": 5, "pos": 5}
 
 
 def test_several_text_columns_are_joined_skipping_blanks(tmp_path: Path) -> None:
     source = tmp_path / "t.csv"
-    source.write_text("subject,body,label\nRefund,card charged twice,billing\n,parcel lost,shipping\n" * 5)
+    source.write_text(
+        "subject,body,label\nRefund,card charged twice,billing\n,parcel lost,shipping\n" * 5
+    )
     gather(source=source, dst=tmp_path / "out", params=DataParams(text_column=["subject", "body"]))
     texts = _rows(tmp_path / "out")["text"].tolist()
     assert texts[:2] == ["Refund card charged twice", "parcel lost"]
@@ -82,8 +88,12 @@ def test_duplicates_never_straddle_splits(tmp_path: Path) -> None:
 def test_labelled_lines_and_replaced_bytes(tmp_path: Path) -> None:
     source = tmp_path / "trec.label"
     lines = [f"{('LOC:city', 'HUM:ind')[i % 2]} Who or where is thing {i} ?" for i in range(20)]
-    source.write_bytes(("\n".join(lines) + "\nLOC:other caf\xe9 ?\n").encode("utf-8").replace(b"\xc3\xa9", b"\xe9"))
-    params = DataParams(format="labelled_lines", decode_errors="replace", label_pattern=r"^([A-Z]+):")
+    source.write_bytes(
+        ("\n".join(lines) + "\nLOC:other caf\xe9 ?\n").encode("utf-8").replace(b"\xc3\xa9", b"\xe9")
+    )
+    params = DataParams(
+        format="labelled_lines", decode_errors="replace", label_pattern=r"^([A-Z]+):"
+    )
     report = gather(source=source, dst=tmp_path / "out", params=params)
     assert report.labels == {"HUM": 10, "LOC": 11}
     assert report.replaced_characters == 1
@@ -104,15 +114,21 @@ def test_manifest_records_counts_hash_and_params(tmp_path: Path) -> None:
 
 
 def test_bad_label_pattern_is_a_params_error() -> None:
-    with pytest.raises(ParamsError, match=r"data.label_pattern: Value error, not a valid regular expression"):
+    with pytest.raises(
+        ParamsError, match=r"data.label_pattern: Value error, not a valid regular expression"
+    ):
         parse_params({"data": {"label_pattern": "([A-Z"}})
 
 
 def test_drop_folder_glob_reads_every_file_with_provenance(tmp_path: Path) -> None:
     drops = tmp_path / "drops"
     drops.mkdir()
-    (drops / "2026-11-01.csv").write_text("text,label\n" + "".join(f"late parcel {i},shipping\n" for i in range(10)))
-    (drops / "2026-11-08.csv").write_text("text,label\n" + "".join(f"refund {i},billing\n" for i in range(10)))
+    (drops / "2026-11-01.csv").write_text(
+        "text,label\n" + "".join(f"late parcel {i},shipping\n" for i in range(10))
+    )
+    (drops / "2026-11-08.csv").write_text(
+        "text,label\n" + "".join(f"refund {i},billing\n" for i in range(10))
+    )
     (drops / "notes.txt").write_text("not data")
     source = drops / "*.csv"
     first = gather(source=source, dst=tmp_path / "a", params=DataParams())
@@ -121,14 +137,18 @@ def test_drop_folder_glob_reads_every_file_with_provenance(tmp_path: Path) -> No
     rows = _rows(tmp_path / "a")
     assert set(rows.loc[rows["label"] == "billing", "source_file"]) == {"2026-11-08.csv"}
     # a new file arrives before the next scheduled run
-    (drops / "2026-11-15.csv").write_text("text,label\n" + "".join(f"refund again {i},billing\n" for i in range(5)))
+    (drops / "2026-11-15.csv").write_text(
+        "text,label\n" + "".join(f"refund again {i},billing\n" for i in range(5))
+    )
     second = gather(source=source, dst=tmp_path / "b", params=DataParams())
     assert sum(second.rows.values()) == 25 and len(second.files) == 3
     assert second.source_sha256 != first.source_sha256
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["files"][2] == {
         "path": "2026-11-15.csv",
-        "sha256": hashlib.sha256(b"2026-11-15.csv" + (drops / "2026-11-15.csv").read_bytes()).hexdigest(),
+        "sha256": hashlib.sha256(
+            b"2026-11-15.csv" + (drops / "2026-11-15.csv").read_bytes()
+        ).hexdigest(),
         "rows": 5,
     }
 

@@ -17,45 +17,42 @@ import pytest
 
 from nlpflow.errors import DataValidationError
 from nlpflow.params import DataParams, ValidateParams
-from nlpflow.validation import ValidationReport, build_suite, validate
+from nlpflow.validation import ValidationReport, build_checks, validate
 
 LABELS = ("billing", "shipping")
 Rows = dict[str, list[tuple[Any, Any]]]
 
-CHECK_NAMES = [
-    "column 'text' is present",
-    "column 'label' is present",
-    "no null text",
-    "no null label",
-    "no empty or whitespace-only text",
-    "labels are in the allowed set ['billing', 'shipping']",
-    "text length is 1..5000 characters",
-    "each label has at least 5 train examples",
-    "duplicate rate is at most 5.0%",
-    "no test text appears in train",
-    "no test text appears in train up to case, accents, spacing and punctuation",
-    "largest class is at most 20x each class in train",
-    "at most 0.10% of texts hold U+FFFD or control characters",
-    "median length is at least 1 tokens",
-    "95th percentile length is at most 512 tokens",
-]
-EXPECTATIONS = [
-    "expect_column_to_exist",
-    "expect_column_to_exist",
-    "expect_column_values_to_not_be_null",
-    "expect_column_values_to_not_be_null",
-    "expect_column_values_to_not_match_regex",
-    "expect_column_values_to_be_in_set",
-    "expect_column_value_lengths_to_be_between",
-    "expect_column_values_to_be_between",
-    "expect_column_proportion_of_unique_values_to_be_between",
-    "expect_column_values_to_be_in_set",
-    "expect_column_values_to_be_in_set",
-    "expect_column_values_to_be_between",
-    "expect_column_values_to_be_in_set",
-    "expect_column_median_to_be_between",
-    "expect_column_values_to_be_between",
-]
+# (id, plain-language name, GX expectation) of every check the default params build, in order.
+CHECKS = [
+    ("text_column", "column 'text' is present", "expect_column_to_exist"),
+    ("label_column", "column 'label' is present", "expect_column_to_exist"),
+    ("text_not_null", "no null text", "expect_column_values_to_not_be_null"),
+    ("label_not_null", "no null label", "expect_column_values_to_not_be_null"),
+    ("text_not_blank", "no empty or whitespace-only text", "expect_column_values_to_not_match_regex"),
+    ("label_in_set", "labels are in the allowed set ['billing', 'shipping']", "expect_column_values_to_be_in_set"),
+    ("text_length", "text length is 1..5000 characters", "expect_column_value_lengths_to_be_between"),
+    ("class_min_count", "each label has at least 5 train examples", "expect_column_values_to_be_between"),
+    ("duplicates", "at most 5.0% of texts repeat an earlier text", "expect_column_values_to_be_in_set"),
+    ("leak_exact", "no test text appears in train", "expect_column_values_to_be_in_set"),
+    ("leak_normalized", "no test text appears in train up to case, accents, spacing and punctuation",
+     "expect_column_values_to_be_in_set"),
+    ("class_imbalance", "largest class is at most 20x each class in train", "expect_column_values_to_be_between"),
+    ("encoding_damage", "at most 0.10% of texts hold U+FFFD or control characters",
+     "expect_column_values_to_have_no_encoding_damage"),
+    ("median_tokens", "median length is at least 1 tokens", "expect_column_median_to_be_between"),
+    ("p95_tokens", "95th percentile length is at most 512 tokens", "expect_column_values_to_be_between"),
+    ("p95_chars", "95th percentile length is at most 3000 characters",
+     "expect_column_value_lengths_to_be_between"),
+    ("script", "at least 99% of texts are mostly Latin script", "expect_column_values_to_be_mostly_in_script"),
+    ("label_drift", "label shares within 0.1 TVD of the accepted snapshot", "expect_column_distribution_to_stay_near"),
+    ("length_drift", "length histogram within 0.15 TVD of the accepted snapshot",
+     "expect_column_distribution_to_stay_near"),
+]  # fmt: skip
+CHECK_NAMES = [name for _, name, _ in CHECKS]
+EXPECTATIONS = [expectation for _, _, expectation in CHECKS]
+ID = {name: check_id for check_id, name, _ in CHECKS} | {
+    "text length is 1..40 characters": "text_length"
+}
 
 
 def clean_rows() -> Rows:
@@ -153,7 +150,7 @@ class Outcome:
         """The error-message lines under `✗ name`: the header and its example rows."""
         assert self.error is not None
         lines = self.error.splitlines()
-        starts = [i for i, line in enumerate(lines) if line.startswith(f"  ✗ {name} (")]
+        starts = [i for i, line in enumerate(lines) if line.startswith(f"  ✗ {name} [")]
         assert len(starts) == 1, f"{name!r} is not named once as failed in:\n{self.error}"
         out = [lines[starts[0]]]
         for line in lines[starts[0] + 1 :]:
@@ -203,10 +200,14 @@ def failed_outcome(outcome: Callable[[str], Outcome], case: str) -> Outcome:
     assert result.error.startswith("[NLP003] data validation failed:")
     assert result.report is None
     assert result.summary["success"] is False
-    assert f"data validation failed: {len(result.failed)} of {len(CHECK_NAMES)} checks." in result.error
+    assert (
+        f"data validation failed: {len(result.failed)} of {len(CHECK_NAMES)} checks."
+        in result.error
+    )
     assert result.error.endswith(
-        f"Full report: {result.dst / 'data_docs' / 'index.html'}. "
-        "Fix the data or the validate.* params."
+        f"Full report: {result.dst / 'data_docs' / 'index.html'}. Fix the data, or the "
+        "validate.* params (validate.policy.<check id>: quarantine moves offending rows aside "
+        "instead)."
     )
     failed = [c for c in result.summary["checks"] if not c["success"]]
     assert all(c["examples"] for c in failed)  # every failed check shows offending rows
@@ -233,13 +234,15 @@ def test_clean_data_passes(outcome: Callable[[str], Outcome]) -> None:
     assert result.summary["data_docs"] == str(index)
 
 
-def test_clean_run_reports_exactly_the_suites_ten_checks(
+def test_clean_run_reports_exactly_the_suites_checks(
     outcome: Callable[[str], Outcome],
 ) -> None:
     result = outcome("clean")
-    suite = build_suite(ValidateParams(), list(LABELS))
-    assert [name for name, _ in suite] == CHECK_NAMES
+    checks = build_checks(ValidateParams())
+    assert [c.id for c in checks] == [i for i, _, _ in CHECKS]
+    assert [c.name for c in checks][6:] == CHECK_NAMES[6:]
     assert [c["check"] for c in result.summary["checks"]] == CHECK_NAMES
+    assert [c["id"] for c in result.summary["checks"]] == [i for i, _, _ in CHECKS]
     assert sorted(c["expectation"] for c in result.summary["checks"]) == sorted(EXPECTATIONS)
 
 
@@ -259,7 +262,9 @@ def test_null_text_fails(outcome: Callable[[str], Outcome]) -> None:
     assert check["unexpected_count"] == 1
     assert [(e["split"], e["source_row"]) for e in check["examples"]] == [("train", 2)]
     header, *examples = result.block("no null text")
-    assert header == "  ✗ no null text (expect_column_values_to_not_be_null): 1 rows"
+    assert (
+        header == "  ✗ no null text [text_not_null] (expect_column_values_to_not_be_null): 1 rows"
+    )
     assert len(examples) == 1
     assert examples[0].startswith("train row 2: label='billing' text=")
 
@@ -272,7 +277,7 @@ def test_empty_or_whitespace_text_fails(outcome: Callable[[str], Outcome]) -> No
     assert result.check(name)["unexpected_count"] == 2
     assert result.check("text length is 1..5000 characters")["unexpected_count"] == 1
     assert result.block(name) == [
-        f"  ✗ {name} (expect_column_values_to_not_match_regex): 2 rows",
+        f"  ✗ {name} [{ID[name]}] (expect_column_values_to_not_match_regex): 2 rows",
         "validation row 1: label='billing' text=''",
         "validation row 4: label='shipping' text='   '",
     ]
@@ -286,7 +291,7 @@ def test_label_in_test_but_not_in_train_fails(outcome: Callable[[str], Outcome])
     assert result.summary["allowed_labels"] == ["billing", "shipping"]
     assert result.check(name)["unexpected_count"] == 1
     assert result.block(name) == [
-        f"  ✗ {name} (expect_column_values_to_be_in_set): 1 rows",
+        f"  ✗ {name} [{ID[name]}] (expect_column_values_to_be_in_set): 1 rows",
         "test row 5: label='refund' text='refund my last order'",
     ]
 
@@ -298,7 +303,7 @@ def test_label_outside_explicit_labels_fails(outcome: Callable[[str], Outcome]) 
     assert result.summary["allowed_labels"] == ["billing", "shipping"]
     assert result.check(name)["unexpected_count"] == 5
     header, *examples = result.block(name)
-    assert header == f"  ✗ {name} (expect_column_values_to_be_in_set): 5 rows"
+    assert header == f"  ✗ {name} [{ID[name]}] (expect_column_values_to_be_in_set): 5 rows"
     assert examples == [
         f"train row {16 + i}: label='returns' text='returns question {i}'" for i in range(5)
     ]
@@ -310,7 +315,7 @@ def test_text_longer_than_max_chars_fails(outcome: Callable[[str], Outcome]) -> 
     assert result.failed == {name}
     assert result.check(name)["unexpected_count"] == 1
     assert result.block(name) == [
-        f"  ✗ {name} (expect_column_value_lengths_to_be_between): 1 rows",
+        f"  ✗ {name} [{ID[name]}] (expect_column_value_lengths_to_be_between): 1 rows",
         "train row 0: label='billing' "
         "text='Please refund the double charge on my card from last week'",
     ]
@@ -322,7 +327,7 @@ def test_class_with_too_few_train_examples_fails(outcome: Callable[[str], Outcom
     assert result.failed == {name}
     assert result.check(name)["unexpected_count"] == 2
     assert result.block(name) == [
-        f"  ✗ {name} (expect_column_values_to_be_between): 2 rows",
+        f"  ✗ {name} [{ID[name]}] (expect_column_values_to_be_between): 2 rows",
         "train row 16: label='returns' text='returns question 0'",
         "train row 17: label='returns' text='returns question 1'",
     ]
@@ -330,16 +335,15 @@ def test_class_with_too_few_train_examples_fails(outcome: Callable[[str], Outcom
 
 def test_duplicate_rate_above_limit_fails(outcome: Callable[[str], Outcome]) -> None:
     result = failed_outcome(outcome, "duplicates")
-    name = "duplicate rate is at most 5.0%"
+    name = "at most 5.0% of texts repeat an earlier text"
     assert result.failed == {name}
     check = result.check(name)
-    # 31 rows, 28 distinct texts: unique proportion 28/31 = 0.903 < 1 - 0.05
-    assert check["observed"] == pytest.approx(28 / 31)
-    header, *examples = result.block(name)
-    assert header.startswith(
-        f"  ✗ {name} (expect_column_proportion_of_unique_values_to_be_between): observed 0.903"
-    )
-    assert examples == ["train row 0: label='billing' text='billing question 0'"]
+    # 31 rows, three repeat "billing question 0": 3/31 = 9.7 % > 5 %; the first stays
+    assert check["unexpected_count"] == 3
+    assert result.block(name) == [
+        f"  ✗ {name} [duplicates] (expect_column_values_to_be_in_set): 3 rows",
+        *[f"train row {i}: label='billing' text='billing question 0'" for i in (16, 17, 18)],
+    ]
 
 
 def test_test_text_also_in_train_fails(outcome: Callable[[str], Outcome]) -> None:
@@ -350,7 +354,7 @@ def test_test_text_also_in_train_fails(outcome: Callable[[str], Outcome]) -> Non
     assert result.failed == {name, CHECK_NAMES[10]}
     assert result.check(name)["unexpected_count"] == 1
     assert result.block(name) == [
-        f"  ✗ {name} (expect_column_values_to_be_in_set): 1 rows",
+        f"  ✗ {name} [{ID[name]}] (expect_column_values_to_be_in_set): 1 rows",
         "test row 0: label='billing' text='billing question 3'",
     ]
 
@@ -364,7 +368,9 @@ def _validate_rows(tmp_path: Path, rows: Rows, **params: object) -> DataValidati
         frame = pd.DataFrame(pairs, columns=["text", "label"]).assign(source_row=range(len(pairs)))
         frame.to_parquet(src / f"{split}.parquet", index=False)
     try:
-        validate(src=src, dst=tmp_path / "report", params=ValidateParams(**params), data=DataParams())
+        validate(
+            src=src, dst=tmp_path / "report", params=ValidateParams(**params), data=DataParams()
+        )
     except DataValidationError as exc:
         return exc
     return None
@@ -376,7 +382,7 @@ def test_normalised_leak_is_caught_when_exact_check_passes(tmp_path: Path) -> No
     error = _validate_rows(tmp_path, rows)
     assert error is not None
     assert f"✗ {CHECK_NAMES[10]}" in str(error)
-    assert "✗ no test text appears in train (" not in str(error)
+    assert "[leak_exact]" not in str(error)
 
 
 def test_imbalance_damage_and_token_lengths(tmp_path: Path) -> None:
@@ -391,4 +397,6 @@ def test_imbalance_damage_and_token_lengths(tmp_path: Path) -> None:
     assert "✗ 95th percentile length is at most 2 tokens" in message
     assert "median length" not in message
     # loosened bounds pass the same rows
-    assert _validate_rows(tmp_path / "ok", rows, max_imbalance_ratio=6, max_damaged_share=0.02) is None
+    assert (
+        _validate_rows(tmp_path / "ok", rows, max_imbalance_ratio=6, max_damaged_share=0.02) is None
+    )
