@@ -80,6 +80,7 @@ def make_project(root: Path, params_text: str) -> Path:
         shutil.copy(REPO / rel, root / rel)
     shutil.copytree(REPO / "src" / "nlpflow", root / "src" / "nlpflow",
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    shutil.copytree(REPO / "gx", root / "gx")  # the versioned GX project dvc.yaml depends on
     (root / "params.yaml").write_text(params_text)
     (root / ".gitignore").write_text("mlflow.db\nmlartifacts/\n.nlpflow/\n")
     _git(root, "init", "-q")
