@@ -72,7 +72,12 @@ def test_mlflow_run_holds_params_metrics_tags_and_artifacts(flow_run) -> None:
     assert run.data.tags["dvc.data/gathered"] == lock["gather"]["outs"][0]["md5"]
     assert run.data.tags["dvc.data/processed"] == lock["preprocess"]["outs"][0]["md5"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
-    assert "validation/summary.json" in artifacts
+    assert {"validation/summary.json", "validation/data_docs", "validation/quarantine"} <= artifacts
+    docs = {a.path for a in client.list_artifacts(run.info.run_id, "validation/data_docs")}
+    assert "validation/data_docs/index.html" in docs  # this run's Data Docs site, in MLflow
+    # the run's snapshot passed, so it is the reference of the next run's drift checks
+    accepted = json.loads((root / ".nlpflow/accepted/profile.json").read_text())
+    assert accepted["rows"] == sum(result["validate"]["rows"].values())
     evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/confusion_matrix.png", "evaluation/metrics.json"} <= evaluation
 
