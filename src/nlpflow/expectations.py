@@ -47,12 +47,10 @@ def _letter_script(char: str) -> str:
 
 def script_share(text: object, script: str) -> float:
     """Share of a text's letters written in `script`; 1.0 for a text without letters."""
-    if not isinstance(text, str):
-        return 1.0
+    if not isinstance(text, str) or (script == "LATIN" and text.isascii()):
+        return 1.0  # the common case, decided without looking at each letter
     letters = [c for c in text if c.isalpha()]
     if not letters:
-        return 1.0
-    if script == "LATIN" and text.isascii():  # the common case, without a name lookup per letter
         return 1.0
     return sum(_letter_script(c) == script for c in letters) / len(letters)
 

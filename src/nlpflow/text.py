@@ -9,6 +9,8 @@ _NON_WORD = re.compile(r"[\W_]+")
 
 
 def strip_accents(text: str) -> str:
+    if text.isascii():  # nothing to strip; skips the per-character pass for most texts
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
