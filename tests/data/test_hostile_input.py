@@ -141,6 +141,27 @@ def test_label_typos_and_numeric_labels_are_named(tmp_path: Path) -> None:
     assert "label='shiping'" in message and "label='1'" in message
 
 
+def test_label_typos_and_a_10mb_line_can_be_quarantined_instead(tmp_path: Path) -> None:
+    huge = "x" * 10_000_000
+    rows = ROWS + f"where is my parcle,shiping\nrefund now,1\n{huge},billing\n"
+    _gathered(tmp_path, f"text,label\n{rows}".encode(), labels=["shipping", "billing"])
+    policy = {"label_in_set": "quarantine", "text_length": "quarantine", "p95_chars": "quarantine"}
+    report = validate(
+        src=tmp_path / "out", dst=tmp_path / "report", quarantine=tmp_path / "quarantine",
+        params=ValidateParams(min_examples_per_class=1, policy=policy),
+        data=DataParams(labels=["shipping", "billing"]), accepted=tmp_path / "validated",
+    )  # fmt: skip
+    assert report.success and report.quarantined == {
+        "label_in_set": 2, "text_length": 1, "p95_chars": 1,
+    }  # fmt: skip
+    moved = pd.read_json(tmp_path / "quarantine" / "quarantined.jsonl", lines=True)
+    assert sorted(moved["label"].astype(str)) == ["1", "billing", "shiping"]
+    by_label = dict(zip(moved["label"].astype(str), moved["checks"], strict=True))
+    assert by_label["billing"] == ["text_length", "p95_chars"]  # the 10 MB line, both reasons
+    kept = pd.concat(pd.read_parquet(tmp_path / "validated" / f"{s}.parquet") for s in SPLITS)
+    assert len(kept) == 20 and set(kept["label"]) == {"shipping", "billing"}
+
+
 TREC = SHARED_DATASETS / "trec" / "train_5500.label"
 SMS = SHARED_DATASETS / "sms_spam" / "SMSSpamCollection"
 
