@@ -23,7 +23,7 @@ VALIDATION = "reports/validation"
 VALIDATED = "data/validated"  # the gathered rows that passed validation (quarantined ones left out)
 QUARANTINE = "data/quarantine"
 GX_PROJECT = "gx"  # the Great Expectations project, under version control
-ACCEPTED_PROFILE = ".nlpflow/accepted/profile.json"  # last accepted snapshot, for drift checks
+ACCEPTED = ".nlpflow/accepted"  # last accepted snapshot of each source, for drift checks
 PROCESSED = "data/processed"
 MODEL = "models/model"
 TRAIN_HISTORY = "reports/train_history.csv"
@@ -123,6 +123,17 @@ def _local_source(ctx: StageContext) -> tuple[Path, Any]:
     return snapshot, data.model_copy(update={"cutoff": cutoff, "format": "parquet"})
 
 
+def accepted_profile(root: Path, source: str) -> Path:
+    """One accepted-snapshot profile per data source: switching to another dataset (another
+    config) must not count as drift of the first."""
+    import hashlib
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", source).strip("_")[-60:]
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    return root / ACCEPTED / f"{slug}-{digest}.json"
+
+
 def _validate(ctx: StageContext) -> BaseModel:
     from nlpflow.validation import validate
 
@@ -131,7 +142,7 @@ def _validate(ctx: StageContext) -> BaseModel:
             src=ctx.path(GATHERED), dst=ctx.path(VALIDATION),
             params=ctx.params.validate_, data=ctx.params.data, gx_dir=ctx.path(GX_PROJECT),
             accepted=ctx.path(VALIDATED), quarantine=ctx.path(QUARANTINE),
-            reference=ctx.path(ACCEPTED_PROFILE),
+            reference=accepted_profile(ctx.root, ctx.params.data.source),
         )  # fmt: skip
     finally:  # the report (Data Docs included) matters most when validation fails
         ctx.log_artifact(VALIDATION, "validation")

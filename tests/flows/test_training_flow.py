@@ -76,7 +76,8 @@ def test_mlflow_run_holds_params_metrics_tags_and_artifacts(flow_run) -> None:
     docs = {a.path for a in client.list_artifacts(run.info.run_id, "validation/data_docs")}
     assert "validation/data_docs/index.html" in docs  # this run's Data Docs site, in MLflow
     # the run's snapshot passed, so it is the reference of the next run's drift checks
-    accepted = json.loads((root / ".nlpflow/accepted/profile.json").read_text())
+    (profile,) = (root / ".nlpflow/accepted").glob("data_sample_support_tickets_csv-*.json")
+    accepted = json.loads(profile.read_text())
     assert accepted["rows"] == sum(result["validate"]["rows"].values())
     evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/confusion_matrix.png", "evaluation/metrics.json"} <= evaluation
