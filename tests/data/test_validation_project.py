@@ -40,8 +40,11 @@ def _digests(folder: Path) -> dict[str, str]:
 # ---------------------------------------------------------------- the gx/ project
 
 
-def test_project_is_file_backed_and_the_suite_changes_only_with_params(tmp_path: Path) -> None:
+def test_project_is_file_backed_and_the_suite_changes_only_with_params(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     first = _run(tmp_path, clean_rows())
+    assert "Calculating Metrics" not in capfd.readouterr().err  # GX progress bars are off
     gx = tmp_path / "gx"
     assert first.suite_updated is True
     for rel in ("great_expectations.yml", SUITE, "checkpoints/nlpflow_validate.json",
