@@ -137,7 +137,13 @@ class ExpectColumnDistributionToStayNear(ColumnAggregateExpectation):
         }
         return {
             "success": distance <= float(self.max_distance),
-            "result": {"observed_value": round(distance, 4), "details": {"change": changes}},
+            "result": {
+                "observed_value": round(distance, 4),
+                "details": {
+                    "shares": {k: round(v, 4) for k, v in sorted(shares.items())},
+                    "change": changes,
+                },
+            },  # fmt: skip
         }
 
 

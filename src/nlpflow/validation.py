@@ -47,6 +47,7 @@ class CheckResult(BaseModel):
 class ValidationReport(BaseModel):
     success: bool
     rows: dict[str, int]  # rows that passed, per split
+    label_counts: dict[str, dict[str, int]] = {}  # split -> label -> rows that passed
     allowed_labels: list[str]
     checks: list[CheckResult]
     quarantined: dict[str, int] = {}  # rows moved to quarantine, per check id
@@ -261,6 +262,11 @@ def _examples(frame: pd.DataFrame, result: Any, limit: int) -> list[dict[str, An
     ]
 
 
+def _label_counts(split: pd.DataFrame) -> dict[str, int]:
+    counts = split["label"].dropna().astype(str).value_counts().sort_index()
+    return {str(k): int(v) for k, v in counts.items()}
+
+
 def _plain(value: Any) -> Any:
     """numpy scalars as Python numbers, so reports serialise as numbers, not strings."""
     return value.item() if hasattr(value, "item") else value
@@ -342,6 +348,7 @@ def validate(
     checks_out = _check_results(checks, results, frame, params=params, allowed=allowed)
     report = ValidationReport(
         success=all(c.success for c in checks_out), rows={s: len(splits[s]) for s in SPLITS},
+        label_counts={s: _label_counts(splits[s]) for s in SPLITS},
         allowed_labels=allowed, checks=checks_out, quarantined=quarantined,
         quarantine_file=str(quarantine_file), reference=ref,
         suite_updated=updated, seconds=round(time.perf_counter() - start, 3),

@@ -98,6 +98,9 @@ def test_trec_config_shows_six_coarse_labels(tmp_path: Path) -> None:
     assert manifest["replaced_characters"] == 1  # the stray byte at offset 3695
     assert summary["success"] is True
     assert summary["rows"] == manifest["rows"]
+    # the validation report itself shows the six coarse labels with their counts
+    assert summary["label_counts"]["test"] == test_counts
+    assert summary["allowed_labels"] == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
 
 
 def test_sms_spam_config_keeps_duplicates_out_of_test(tmp_path: Path) -> None:
