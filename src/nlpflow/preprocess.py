@@ -311,17 +311,19 @@ def _pipeline_version(name: str) -> str:
     return f"{name}=={spacy.util.get_package_version(name)}"
 
 
-# Why our own pool rather than spaCy's `nlp.pipe(texts, n_process=2)`: measured with spaCy 3.8
-# on MR (bench/preprocess.py), spaCy's was 10x slower than one process for the tokenizer and
-# barely faster for NER. Its workers send each Doc back as bytes; `Doc.to_bytes` in a worker and
-# `Doc.from_bytes` in the parent each call srsly's msgpack, which calls
-# `catalogue.Registry.get_all()` on its encoder/decoder registry, which scans every installed
-# package's entry points (`importlib.metadata` `EntryPoints.select`, ~190 us here). cProfile
-# counted one scan per text in each worker (`srsly_msgpack_encoders`) and 10,662 in the parent
-# (`srsly_msgpack_decoders`): 8.2 of its 13.1 profiled seconds, all in the one parent process.
-# With the scan made a dict lookup, spaCy's n_process=2 was still 3x slower than one process
-# (1.6 s against 0.55 s): unpacking Docs one by one in the parent is the bottleneck. Our workers
-# build a TextPreprocessor once and return strings, so the parent only joins lists.
+# Why our own pool rather than spaCy's `nlp.pipe(texts, n_process=2)`: on MR (10,662 texts, 2 cores,
+# spaCy 3.8, bench/preprocess.py) spaCy's took 3.6 s for the bare tokenizer against 0.17 s in one
+# process. Its workers send each Doc back as bytes: `Doc.to_bytes` in a worker and
+# `Doc.from_bytes` in the parent each call srsly's msgpack, whose `catalogue.Registry.get_all()`
+# on its encoder/decoder registry scans every installed package's entry points
+# (`importlib.metadata` `EntryPoints.select`, 190-275 us a call here). Counted: one scan per text
+# in the parent (10,662, `srsly_msgpack_decoders`) and in each worker (`..._encoders`); cProfile
+# put 8.2 of the parent's 13.1 s in `get_all`. With the scan made a dict lookup, spaCy's
+# n_process=2 still took 1.5 s: unpacking Docs one by one in the one parent is the bottleneck.
+# Our workers build a TextPreprocessor once and return strings, so the parent only joins lists.
+# Measured the same way, our pool of 2 pays off with mask_entities (NER dominates: 11.4 and
+# 13.6 s against 17.7 and 18.2 s in one process, two runs); for the lookup path alone, starting
+# the spawned workers costs more than the whole job (2.2 s against 0.26 s).
 _worker: TextPreprocessor | None = None
 
 
