@@ -323,12 +323,172 @@ class TfidfParams(_Section):
     max_iter: int = Field(default=2000, ge=1, description="Solver iterations.")
 
 
+class SvmParams(_Section):
+    """tfidf_linear_svm: a linear SVM on the train.tfidf features (whose C and max_iter are the
+    logistic regression's), its margins calibrated into probabilities."""
+
+    C: float = Field(default=0.5, gt=0, description="Inverse regularisation strength.")
+    max_iter: int = Field(default=5000, ge=1, description="Solver iterations.")
+    calibration: Literal["temperature", "sigmoid"] = Field(
+        default="temperature",
+        description="temperature: softmax(margins / T), one T fitted for all classes, so the "
+        "SVM's own decisions stay the predictions; sigmoid: Platt scaling per class (one-vs-rest, "
+        "renormalised), better when the SVM is biased towards a majority class.",
+    )
+    calibration_folds: int = Field(
+        default=5,
+        ge=2,
+        le=20,
+        description="Cross-validation folds whose held-out margins fit the calibration (fewer "
+        "when a label has fewer training rows).",
+    )
+
+
+class FrozenParams(_Section):
+    """transformer_frozen: features of the frozen train.pretrained encoder (computed once,
+    truncated to train.max_length) under a logistic regression head."""
+
+    pooling: Literal["mean", "cls"] = Field(
+        default="mean",
+        description="mean: average of the last hidden states over real tokens (what sentence "
+        "encoders are trained for); cls: the first token's hidden state.",
+    )
+    C: float = Field(default=1.0, gt=0, description="Inverse regularisation of the head.")
+    max_iter: int = Field(default=2000, ge=1, description="Solver iterations of the head.")
+    batch_size: int = Field(
+        default=64, ge=1, le=4096, description="Texts per encoder forward pass."
+    )
+
+
+class SpacyTextcatParams(_Section):
+    """spacy_textcat: spaCy's exclusive-class `textcat` on a blank English pipeline, trained
+    from a spaCy config built from these values (saved with the model as config.cfg)."""
+
+    architecture: Literal["bow", "cnn"] = Field(
+        default="bow",
+        description="bow: hashed n-gram bag of words (spacy.TextCatBOW.v3), fast; cnn: "
+        "convolutional token vectors, mean-pooled (spacy.TextCatReduce.v1 on HashEmbedCNN).",
+    )
+    ngram_size: int = Field(default=2, ge=1, le=4, description="bow: word n-grams from 1 to this.")
+    width: int = Field(default=96, ge=8, le=1024, description="cnn: token vector width.")
+    depth: int = Field(default=2, ge=1, le=8, description="cnn: convolution layers.")
+    embed_size: int = Field(
+        default=2000, ge=100, le=100_000, description="cnn: rows of each hashed embedding table."
+    )
+    epochs: int = Field(default=10, ge=1, le=1000, description="Maximum epochs.")
+    patience: int = Field(
+        default=3,
+        ge=1,
+        description="Stop after this many epochs without a better validation macro-F1.",
+    )
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0, description="Dropout rate.")
+    batch_size: int = Field(default=32, ge=1, le=4096, description="Texts per update.")
+    learn_rate: float = Field(default=0.001, gt=0, le=1.0, description="Adam learning rate.")
+
+
+class CheckpointParams(_Section):
+    """Checkpoints of transformer training, for resuming after a crash or a task retry."""
+
+    every_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Also checkpoint every N optimizer steps; null = epochs only.",
+    )
+    keep: int = Field(default=2, ge=1, description="Checkpoints kept (the best is always kept).")
+    resume: Literal["auto", "never"] = Field(
+        default="auto",
+        description="auto continues from the latest checkpoint of the same training (same data, "
+        "params and code) left by a crashed run; never starts afresh.",
+    )
+
+
+class DistributedParams(_Section):
+    """Data-parallel training through torchrun (DDP); 1 process on 1 node trains in-process."""
+
+    nproc_per_node: int = Field(default=1, ge=1, description="Processes (GPUs) per node.")
+    nnodes: int = Field(default=1, ge=1, description="Nodes taking part.")
+    node_rank: int = Field(default=0, ge=0, description="This node's rank (multi-node only).")
+    master_addr: str = Field(default="127.0.0.1", description="Rendezvous host (node 0).")
+    master_port: int = Field(default=29500, ge=1, le=65535, description="Rendezvous port.")
+    backend: Literal["auto", "nccl", "gloo"] = Field(
+        default="auto", description="auto: nccl on CUDA, gloo on CPU."
+    )
+
+    @model_validator(mode="after")
+    def _rank(self) -> DistributedParams:
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank {self.node_rank} must be below nnodes {self.nnodes}")
+        return self
+
+
+AugmentOp = Literal["swap", "delete", "insert", "synonym"]
+
+
+class AugmentParams(_Section):
+    """train.augment: EDA-style augmentation (Wei & Zou 2019) of the train split only; validation
+    and test stay real texts. Words are the whitespace tokens preprocess leaves."""
+
+    enabled: bool = Field(default=False, description="Add augmented copies of train rows.")
+    n_aug: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Copies made per train row (fewer where a copy equals its original).",
+    )
+    alpha: float = Field(
+        default=0.1,
+        gt=0.0,
+        le=0.5,
+        description="Share of a text's words each copy changes (at least one): the number of "
+        "swaps, deletions, insertions or replacements is alpha * words, rounded down.",
+    )
+    ops: list[AugmentOp] = Field(
+        default=["swap", "delete", "insert"],
+        min_length=1,
+        description="Operations a copy draws one of: swap (two words trade places), delete, "
+        "insert (a synonym of a word of the text; without synonyms, a word of the text itself), "
+        "synonym (replace words by listed synonyms; needs `synonyms`).",
+    )
+    synonyms: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Lexical resource of insert and synonym: a .json file {word: [synonyms]} or "
+        "a .tsv file (word<TAB>synonym<TAB>...), relative to the project folder; wordnet = "
+        "WordNet 3.0 (pip install 'nlpflow[augment]'); null = none.",
+    )
+    max_new_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="Cap on the rows added, drawn evenly over the train rows; null = no cap.",
+    )
+
+    @field_validator("ops")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each operation may be listed once")
+        return value
+
+    @model_validator(mode="after")
+    def _resource(self) -> AugmentParams:
+        if "synonym" in self.ops and self.synonyms is None:
+            raise ValueError(
+                "ops has synonym but synonyms is null: set train.augment.synonyms to a "
+                ".json/.tsv file or wordnet, or drop synonym from ops"
+            )
+        return self
+
+
 class TrainParams(_Section):
     """train: model family and its hyper-parameters."""
 
-    family: Literal["tfidf_logreg", "transformer"] = Field(
+    family: Literal[
+        "tfidf_logreg", "tfidf_linear_svm", "transformer", "transformer_frozen", "spacy_textcat"
+    ] = Field(
         default="transformer",
-        description="tfidf_logreg (scikit-learn) or transformer (fine-tuning).",
+        description="tfidf_logreg or tfidf_linear_svm (TF-IDF + scikit-learn), transformer "
+        "(fine-tuning), transformer_frozen (frozen encoder features + logistic regression), or "
+        "spacy_textcat (spaCy's own text classifier).",
     )
     seed: int = Field(default=13, description="Seed for weights, shuffling and dropout.")
     pretrained: str = Field(
@@ -352,7 +512,44 @@ class TrainParams(_Section):
         default="auto",
         description="auto uses CUDA when present (bf16/fp16 autocast), else fp32 on CPU.",
     )
+    optimizer: Literal["adamw", "adafactor", "sgd"] = Field(
+        default="adamw", description="adamw (fused on CUDA), adafactor, or sgd with momentum."
+    )
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="Momentum of sgd.")
+    scheduler: Literal["linear", "cosine", "constant"] = Field(
+        default="linear", description="Learning-rate schedule after the warm-up."
+    )
+    grad_accum: int = Field(
+        default=1, ge=1, description="Batches whose gradients add up before each optimizer step."
+    )
+    group_by_length: bool = Field(
+        default=True,
+        description="Batch texts of similar length together, so little padding is computed.",
+    )
+    trainable_layers: int | None = Field(
+        default=None,
+        ge=0,
+        description="Train only the classification head and the last N encoder layers "
+        "(0 = the head only); null = every weight.",
+    )
+    class_weights: Literal["none", "balanced"] = Field(
+        default="none",
+        description="balanced weighs each class's loss by n_rows / (n_classes * n_class_rows).",
+    )
+    compile: bool = Field(default=False, description="torch.compile the model before training.")
+    cpu_threads: int | None = Field(
+        default=None, ge=1, description="torch threads on CPU; null = the physical cores."
+    )
+    log_every_steps: int = Field(
+        default=10, ge=1, description="Log loss, learning rate and tokens/s every N steps."
+    )
+    checkpoints: CheckpointParams = CheckpointParams()
+    distributed: DistributedParams = DistributedParams()
+    augment: AugmentParams = AugmentParams()
     tfidf: TfidfParams = TfidfParams()
+    svm: SvmParams = SvmParams()
+    frozen: FrozenParams = FrozenParams()
+    spacy_textcat: SpacyTextcatParams = SpacyTextcatParams()
 
 
 class RegisterParams(_Section):

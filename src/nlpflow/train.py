@@ -26,6 +26,8 @@ class TrainReport(BaseModel):
     epochs: int
     seconds: float
     history: list[dict[str, float]]
+    augmented_rows: int = 0
+    resumed_from: str | None = None  # the checkpoint a crashed run's training resumed from
 
 
 def _xy(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -39,8 +41,11 @@ def fit(
     labels: list[str],
     params: TrainParams,
     on_epoch: EpochCallback | None = None,
+    on_step: EpochCallback | None = None,
+    workdir: Path | None = None,
 ) -> TextClassifier:
-    """Dispatch to the family; each imports its heavy libraries only when chosen."""
+    """Dispatch to the family; each imports its heavy libraries only when chosen.
+    `on_step` and `workdir` (checkpoints, for resuming) concern step-wise trainers only."""
     if params.family == "tfidf_logreg":
         from nlpflow.models.tfidf import fit_tfidf
 
@@ -52,9 +57,30 @@ def fit(
             seed=params.seed,
             on_epoch=on_epoch,
         )
+    if params.family == "tfidf_linear_svm":
+        from nlpflow.models.tfidf import fit_tfidf_svm
+
+        return fit_tfidf_svm(
+            train, validation, labels=labels, params=params.tfidf, svm=params.svm,
+            seed=params.seed, on_epoch=on_epoch,
+        )  # fmt: skip
+    if params.family == "transformer_frozen":
+        from nlpflow.models.frozen import fit_frozen
+
+        return fit_frozen(train, validation, labels=labels, params=params, on_epoch=on_epoch)
+    if params.family == "spacy_textcat":
+        from nlpflow.models.spacy_textcat import fit_spacy_textcat
+
+        return fit_spacy_textcat(
+            train, validation, labels=labels, params=params.spacy_textcat, seed=params.seed,
+            on_epoch=on_epoch,
+        )  # fmt: skip
     from nlpflow.models.transformer import fit_transformer
 
-    return fit_transformer(train, validation, labels=labels, params=params, on_epoch=on_epoch)
+    return fit_transformer(
+        train, validation, labels=labels, params=params, on_epoch=on_epoch, on_step=on_step,
+        workdir=workdir,
+    )  # fmt: skip
 
 
 def train(
@@ -66,11 +92,18 @@ def train(
     preprocess: PreprocessParams,
     labels: list[str] | None = None,
     on_epoch: EpochCallback | None = None,
+    on_step: EpochCallback | None = None,
+    checkpoints: Path | None = None,
 ) -> TrainReport:
     """Train on `src/train.parquet` (+ validation), save the model folder to `dst`."""
     splits = load_splits(src, ("train", "validation"))
     train_xy, val_xy = _xy(splits["train"]), _xy(splits["validation"])
     labels = list(labels) if labels else sorted(set(train_xy[1]))
+    augmented_rows = 0
+    if params.augment.enabled:  # train only: validation picks the model on real texts
+        from nlpflow.augment import augment_split
+
+        train_xy, augmented_rows = augment_split(train_xy, params=params.augment, seed=params.seed)
     history: list[dict[str, float]] = []
 
     def record(epoch: int, scores: dict[str, float]) -> None:
@@ -79,8 +112,15 @@ def train(
             on_epoch(epoch, scores)
 
     start = time.perf_counter()
-    model = fit(train_xy, val_xy, labels=labels, params=params, on_epoch=record)
+    # checkpoints of this exact training (data, params, code): a rerun after a crash resumes
+    workdir = checkpoints / training_key(src, params, labels) if checkpoints is not None else None
+    model = fit(
+        train_xy, val_xy, labels=labels, params=params, on_epoch=record, on_step=on_step,
+        workdir=workdir,
+    )  # fmt: skip
     seconds = time.perf_counter() - start
+    history = getattr(model, "history", None) or history  # complete even across a resume
+    resumed_from = getattr(model, "resumed_from", None)
     if dst.exists():  # a stale model of another family must not linger beside the new one
         import shutil
 
@@ -89,10 +129,27 @@ def train(
     # Record how text must be cleaned before this model sees it (the serving model reads this).
     update_manifest(dst, preprocess=preprocess.model_dump(), train=params.model_dump())
     _save_history(history_path, history)
+    if workdir is not None:  # done: the checkpoints are not needed any more
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
     return TrainReport(
         family=params.family, labels=labels, epochs=len(history), seconds=round(seconds, 2),
-        history=history,
+        history=history, augmented_rows=augmented_rows, resumed_from=resumed_from,
     )  # fmt: skip
+
+
+def training_key(src: Path, params: TrainParams, labels: list[str]) -> str:
+    """Hash of the training's inputs: the split files, params, labels and the model code."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps([params.model_dump(mode="json"), labels]).encode())
+    for name in ("train.parquet", "validation.parquet"):
+        digest.update((src / name).read_bytes())
+    for code in sorted(Path(__file__).parent.joinpath("models").glob("*.py")):
+        digest.update(code.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _save_history(path: Path, history: list[dict[str, float]]) -> None:
