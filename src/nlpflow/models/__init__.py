@@ -58,15 +58,27 @@ def update_manifest(path: Path, **extra: Any) -> None:
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
+# family -> (module, class); imported on load, so loading one family never imports another's
+# heavy libraries. Every name in TrainParams.family must be here (a test checks it).
+LOADERS = {
+    "tfidf_logreg": ("nlpflow.models.tfidf", "TfidfClassifier"),
+    "tfidf_linear_svm": ("nlpflow.models.tfidf", "TfidfClassifier"),
+    "transformer": ("nlpflow.models.transformer", "TransformerClassifier"),
+    "transformer_frozen": ("nlpflow.models.frozen", "FrozenEncoderClassifier"),
+    "spacy_textcat": ("nlpflow.models.spacy_textcat", "SpacyTextcatClassifier"),
+}
+
+
 def load_model(path: Path) -> TextClassifier:
     """Load whichever family `path` holds."""
+    import importlib
+
     family = load_manifest(path)["family"]
-    if family == "tfidf_logreg":
-        from nlpflow.models.tfidf import TfidfClassifier
-
-        return TfidfClassifier.load(path)
-    if family == "transformer":
-        from nlpflow.models.transformer import TransformerClassifier
-
-        return TransformerClassifier.load(path)
-    raise ModelError(f"{path}: unknown model family {family!r}")
+    if family not in LOADERS:
+        raise ModelError(
+            f"{path}: unknown model family {family!r}; this nlpflow loads {', '.join(LOADERS)}. "
+            "Upgrade nlpflow to the version that trained it, or retrain."
+        )
+    module, name = LOADERS[family]
+    loaded: TextClassifier = getattr(importlib.import_module(module), name).load(path)
+    return loaded

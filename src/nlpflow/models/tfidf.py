@@ -1,43 +1,97 @@
-"""tfidf_logreg: the statistical baseline (word n-gram TF-IDF + logistic regression)."""
+"""TF-IDF families: word n-gram TF-IDF features under a linear scikit-learn classifier.
+
+- tfidf_logreg: logistic regression, the statistical baseline.
+- tfidf_linear_svm: a linear SVM whose margins are calibrated into probabilities.
+
+Both are one scikit-learn Pipeline, saved with joblib; they differ only in the last step.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nlpflow.errors import ModelError
 from nlpflow.metrics import compute_metrics
 from nlpflow.models import EpochCallback, load_manifest, save_manifest
-from nlpflow.params import TfidfParams
+from nlpflow.params import SvmParams, TfidfParams
 
 FAMILY = "tfidf_logreg"
+SVM_FAMILY = "tfidf_linear_svm"
+FAMILIES = (FAMILY, SVM_FAMILY)
 
 
 class TfidfClassifier:
-    family = FAMILY
-
-    def __init__(self, pipeline: Any, labels: list[str]) -> None:
+    def __init__(self, pipeline: Any, labels: list[str], family: str = FAMILY) -> None:
         self.pipeline = pipeline
         self.labels = labels
+        self.family = family
         # sklearn orders classes itself; map its columns onto our label order.
         self._order = [list(pipeline.classes_).index(label) for label in labels]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if not len(texts):  # scikit-learn rejects an empty batch; a server may send one
+            return np.zeros((0, len(self.labels)))
         return np.asarray(self.pipeline.predict_proba(list(texts)))[:, self._order]
 
     def save(self, path: Path) -> None:
         import joblib
 
-        save_manifest(path, family=FAMILY, labels=self.labels, extra={})
+        save_manifest(path, family=self.family, labels=self.labels, extra={})
         joblib.dump(self.pipeline, path / "pipeline.joblib")
 
     @classmethod
     def load(cls, path: Path) -> TfidfClassifier:
         import joblib
 
-        return cls(joblib.load(path / "pipeline.joblib"), load_manifest(path)["labels"])
+        manifest = load_manifest(path)
+        return cls(joblib.load(path / "pipeline.joblib"), manifest["labels"], manifest["family"])
+
+
+def score_fit(
+    predict: Callable[[Any], Sequence[str]],
+    splits: dict[str, tuple[Any, list[str]]],
+    labels: list[str],
+) -> dict[str, float]:
+    """`<split>_accuracy` and `<split>_macro_f1` of a model that trains in one closed-form fit.
+
+    Each split is (inputs, gold labels); inputs are whatever `predict` takes (texts, features).
+    """
+    scores: dict[str, float] = {}
+    for split, (inputs, gold) in splits.items():
+        if len(gold):
+            m = compute_metrics(gold, predict(inputs), labels)
+            scores |= {f"{split}_accuracy": m["accuracy"], f"{split}_macro_f1": m["macro_f1"]}
+    return scores
+
+
+def _fit_pipeline(
+    classifier: Any,
+    train: tuple[list[str], list[str]],
+    validation: tuple[list[str], list[str]],
+    *,
+    labels: list[str],
+    params: TfidfParams,
+    family: str,
+    on_epoch: EpochCallback | None,
+) -> TfidfClassifier:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import Pipeline
+
+    vectorizer = TfidfVectorizer(
+        ngram_range=(1, params.ngram_max),
+        min_df=params.min_df,
+        max_features=params.max_features,
+        sublinear_tf=params.sublinear_tf,
+    )
+    pipeline = Pipeline([("tfidf", vectorizer), ("clf", classifier)])
+    pipeline.fit(*train)
+    if on_epoch is not None:  # one "epoch": the closed-form fit
+        on_epoch(1, score_fit(pipeline.predict, {"train": train, "val": validation}, labels))
+    return TfidfClassifier(pipeline, labels, family)
 
 
 def fit_tfidf(
@@ -49,31 +103,48 @@ def fit_tfidf(
     seed: int,
     on_epoch: EpochCallback | None = None,
 ) -> TfidfClassifier:
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
 
-    pipeline = Pipeline(
-        [
-            (
-                "tfidf",
-                TfidfVectorizer(
-                    ngram_range=(1, params.ngram_max),
-                    min_df=params.min_df,
-                    max_features=params.max_features,
-                    sublinear_tf=params.sublinear_tf,
-                ),
-            ),  # fmt: skip
-            ("clf", LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=seed)),
-        ]
-    )
-    pipeline.fit(*train)
-    model = TfidfClassifier(pipeline, labels)
-    if on_epoch is not None:  # one "epoch": the closed-form fit
-        scores: dict[str, float] = {}
-        for split, (texts, gold) in {"train": train, "val": validation}.items():
-            if texts:
-                m = compute_metrics(gold, pipeline.predict(texts), labels)
-                scores |= {f"{split}_accuracy": m["accuracy"], f"{split}_macro_f1": m["macro_f1"]}
-        on_epoch(1, scores)
-    return model
+    classifier = LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=seed)
+    return _fit_pipeline(
+        classifier, train, validation, labels=labels, params=params, family=FAMILY,
+        on_epoch=on_epoch,
+    )  # fmt: skip
+
+
+def fit_tfidf_svm(
+    train: tuple[list[str], list[str]],
+    validation: tuple[list[str], list[str]],
+    *,
+    labels: list[str],
+    params: TfidfParams,
+    svm: SvmParams,
+    seed: int,
+    on_epoch: EpochCallback | None = None,
+) -> TfidfClassifier:
+    """LinearSVC margins, calibrated on out-of-fold predictions of the training set.
+
+    Not a softmax of decision_function: SVM margins have no probabilistic scale (it moves with
+    C), so such "probabilities" would be arbitrarily over- or under-confident, and the serving
+    score and the champion's log-loss would mean nothing. CalibratedClassifierCV fits the
+    mapping on margins the SVM did not train on; ensemble=False then keeps one SVM trained on
+    all rows, so prediction costs one linear model, not one per fold.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import LinearSVC
+
+    smallest = min(train[1].count(label) for label in set(train[1]))
+    folds = min(svm.calibration_folds, smallest)
+    if folds < 2:
+        raise ModelError(
+            f"tfidf_linear_svm calibrates on cross-validation folds, so every label needs at "
+            f"least 2 training rows; one has {smallest}. Add rows or use tfidf_logreg."
+        )
+    classifier = CalibratedClassifierCV(
+        LinearSVC(C=svm.C, max_iter=svm.max_iter, random_state=seed),
+        method=svm.calibration, cv=folds, ensemble=False,
+    )  # fmt: skip
+    return _fit_pipeline(
+        classifier, train, validation, labels=labels, params=params, family=SVM_FAMILY,
+        on_epoch=on_epoch,
+    )  # fmt: skip
