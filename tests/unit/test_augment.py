@@ -7,6 +7,7 @@ import json
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -206,7 +207,9 @@ def test_train_augments_the_train_split_only(
     seen: dict[str, tuple[list[str], list[str]]] = {}
     real_fit = train_module.fit
 
-    def spy(train, validation, **kwargs):  # type: ignore[no-untyped-def]
+    Split = tuple[list[str], list[str]]
+
+    def spy(train: Split, validation: Split, **kwargs: Any) -> Any:  # the real fit, inputs kept
         seen["train"], seen["validation"] = train, validation
         return real_fit(train, validation, **kwargs)
 
