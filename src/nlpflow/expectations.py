@@ -143,7 +143,7 @@ class ExpectColumnDistributionToStayNear(ColumnAggregateExpectation):
                     "shares": {k: round(v, 4) for k, v in sorted(shares.items())},
                     "change": changes,
                 },
-            },  # fmt: skip
+            },
         }
 
 

@@ -31,6 +31,7 @@ METRICS = "reports/metrics.json"
 PLOTS = "reports/plots"
 REGISTRATION = "reports/registration.json"
 HTTP_CACHE = ".nlpflow/cache/http"  # downloads, by URL; not a pipeline output
+CHECKPOINTS = ".nlpflow/checkpoints"  # of unfinished trainings, by training key; not logged
 PREPROCESS_CACHE = ".nlpflow/cache/preprocess"  # outputs by hash of input, params and code
 SQL_SNAPSHOT = ".nlpflow/cache/sql/snapshot.parquet"  # the query's rows, as gather reads them
 
@@ -171,6 +172,10 @@ def _train(ctx: StageContext) -> BaseModel:
         src=ctx.path(PROCESSED), dst=ctx.path(MODEL), history_path=ctx.path(TRAIN_HISTORY),
         params=ctx.params.train, preprocess=ctx.params.preprocess, labels=ctx.params.data.labels,
         on_epoch=lambda epoch, scores: ctx.log_metrics(scores, step=epoch),
+        on_step=lambda step, scores: ctx.log_metrics(
+            {f"step_{k}": v for k, v in scores.items()}, step=step
+        ),
+        checkpoints=ctx.path(CHECKPOINTS),
     )  # fmt: skip
     ctx.log_metrics({"train_seconds": report.seconds, "epochs_run": report.epochs})
     ctx.log_artifact(TRAIN_HISTORY, "training")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import shutil
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,9 @@ def pick_device(choice: str) -> str:
 
 class TransformerClassifier:
     family = FAMILY
+
+    history: list[dict[str, float]] | None = None  # per-epoch scores of the training run
+    resumed_from: str | None = None  # the checkpoint a crashed run was resumed from
 
     def __init__(self, model: Any, tokenizer: Any, labels: list[str], max_length: int) -> None:
         self.model = model.eval()
@@ -120,7 +124,7 @@ def _load_pretrained(spec: str, labels: list[str], seed: int) -> tuple[Any, Any]
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForSequenceClassification.from_pretrained(
             source, num_labels=len(labels),
-            id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
+            id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
             # A checkpoint fine-tuned for other labels: keep its encoder, start a new head.
             ignore_mismatched_sizes=True,
         )  # fmt: skip
@@ -132,6 +136,9 @@ def _load_pretrained(spec: str, labels: list[str], seed: int) -> tuple[Any, Any]
     return model, tokenizer
 
 
+StepCallback = Callable[[int, dict[str, float]], None]
+
+
 def fit_transformer(
     train: tuple[list[str], list[str]],
     validation: tuple[list[str], list[str]],
@@ -139,18 +146,57 @@ def fit_transformer(
     labels: list[str],
     params: TrainParams,
     on_epoch: EpochCallback | None = None,
+    on_step: StepCallback | None = None,
+    workdir: Path | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> TransformerClassifier:
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+    """Fine-tune through the HF Trainer. Checkpoints go to `workdir` (a temporary folder when
+    None); with `checkpoints.resume: auto` a crashed run's latest checkpoint there is resumed.
+    `callbacks` are extra TrainerCallbacks (progress bars, tests)."""
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
 
-    from nlpflow.metrics import compute_metrics
-
+    set_cpu_threads(params.cpu_threads)
     model, tokenizer = _load_pretrained(params.pretrained, labels, params.seed)
+    freeze_encoder(model, params.trainable_layers)
     index = {label: i for i, label in enumerate(labels)}
     train_ds = _Encoded(tokenizer, train[0], [index[y] for y in train[1]], params.max_length)
     val_ds = _Encoded(
         tokenizer, validation[0], [index[y] for y in validation[1]], params.max_length
     )
+    with_validation = len(val_ds) > 0
+    temporary = workdir is None
+    folder = Path(tempfile.mkdtemp(prefix="nlpflow-train-")) if workdir is None else workdir
+    reporter = _Reporter(on_epoch, on_step)
+    extra = [EarlyStoppingCallback(params.early_stopping_patience)] if with_validation else []
+    try:
+        trainer = _build_trainer(
+            model, params, folder, train_ds=train_ds, val_ds=val_ds if with_validation else None,
+            collator=DataCollatorWithPadding(tokenizer), labels=labels,
+            callbacks=[*extra, reporter, _SaveAtEpochEnd(), *callbacks],
+        )  # fmt: skip
+        trainer.remove_callback(PrinterCallback)  # progress goes through on_epoch / on_step
+        last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+        resume = last if params.checkpoints.resume == "auto" else None
+        trainer.train(resume_from_checkpoint=resume)
+        best = _best_weights(trainer, model)
+    finally:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+    classifier = TransformerClassifier(best.cpu(), tokenizer, labels, params.max_length)
+    classifier.history = history_from_log(trainer.state.log_history)
+    classifier.resumed_from = Path(resume).name if resume else None
+    return classifier
+
+
+def _build_trainer(
+    model: Any, params: TrainParams, folder: Path, *, train_ds: Any, val_ds: Any,
+    collator: Any, labels: list[str], callbacks: list[Any],
+) -> Any:  # fmt: skip
+    from transformers import Trainer
+
+    from nlpflow.metrics import compute_metrics
 
     def score(prediction: Any) -> dict[str, float]:
         pred = prediction.predictions.argmax(axis=-1)
@@ -159,29 +205,100 @@ def fit_transformer(
         )
         return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
 
-    workdir = Path(tempfile.mkdtemp(prefix="nlpflow-train-"))
-    try:
-        trainer = Trainer(
-            model=model,
-            args=_training_args(params, workdir, with_validation=len(val_ds) > 0),
-            train_dataset=train_ds,
-            eval_dataset=val_ds if len(val_ds) else None,
-            data_collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=score,
-            callbacks=[
-                EarlyStoppingCallback(early_stopping_patience=params.early_stopping_patience),
-                _EpochReporter(on_epoch),
-            ]
-            if len(val_ds)
-            else [_EpochReporter(on_epoch)],
+    weights = (
+        class_weights(train_ds.label_ids, len(labels)) if params.class_weights != "none" else None
+    )
+    sampler = None
+    if params.group_by_length:
+        lengths = [len(ids) for ids in train_ds.enc["input_ids"]]
+        sampler = LengthGroupedSampler(lengths, params.batch_size * params.grad_accum, params.seed)
+
+    class _Trainer(Trainer):
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            return sampler if sampler is not None else super()._get_train_sampler(train_dataset)
+
+    return _Trainer(
+        model=model,
+        args=_training_args(params, folder, with_validation=val_ds is not None),
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        data_collator=collator,
+        compute_metrics=score,
+        compute_loss_func=_weighted_loss(weights) if weights is not None else None,
+        callbacks=callbacks,
+    )
+
+
+def _best_weights(trainer: Any, model: Any) -> Any:
+    """The best epoch's weights. Not load_best_model_at_end: it demands that checkpoints follow
+    the evaluation schedule, and checkpoints here also come every N steps."""
+    from transformers import AutoModelForSequenceClassification
+
+    best = trainer.state.best_model_checkpoint
+    if best is None:
+        return trainer.model
+    return AutoModelForSequenceClassification.from_pretrained(best)
+
+
+def class_weights(label_ids: Sequence[int], n_classes: int) -> Any:
+    """n_rows / (n_classes * n_class_rows): every class adds the same total weight to the loss."""
+    import torch
+
+    counts = torch.bincount(torch.tensor(list(label_ids)), minlength=n_classes).float()
+    return len(label_ids) / (n_classes * counts.clamp(min=1))
+
+
+def _weighted_loss(weights: Any) -> Callable[..., Any]:
+    import torch.nn.functional as F
+
+    def loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        logits = outputs.logits.float()
+        total = F.cross_entropy(logits, labels, weight=weights.to(logits.device), reduction="sum")
+        # divide by the items of the whole accumulated batch, as the Trainer expects
+        return total / (num_items_in_batch if num_items_in_batch is not None else len(labels))
+
+    return loss
+
+
+def freeze_encoder(model: Any, trainable_layers: int | None) -> None:
+    """Train the head and the last `trainable_layers` encoder layers only (None: everything)."""
+    if trainable_layers is None:
+        return
+    import torch
+
+    base = model.base_model
+    for weight in base.parameters():
+        weight.requires_grad = False
+    # the encoder's layer stack: the longest ModuleList in the base model (BERT, RoBERTa, ...)
+    stacks: list[Any] = [m for m in base.modules() if isinstance(m, torch.nn.ModuleList)]
+    if not stacks and trainable_layers > 0:
+        raise ModelError(f"train.trainable_layers={trainable_layers}: no layer stack found")
+    layers: Sequence[Any] = max(stacks, key=len) if stacks else []
+    if trainable_layers > len(layers):
+        raise ModelError(
+            f"train.trainable_layers={trainable_layers} but the encoder has {len(layers)} layers"
         )
-        trainer.remove_callback(PrinterCallback)  # epochs are reported through on_epoch
-        trainer.train()
-        best = trainer.model  # the best epoch's weights (load_best_model_at_end)
-        assert best is not None
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return TransformerClassifier(best.cpu(), tokenizer, labels, params.max_length)
+    trainable = list(layers)[len(layers) - trainable_layers :] if trainable_layers else []
+    pooler = getattr(base, "pooler", None)  # BERT's pooler feeds the head: it trains with it
+    for module in [*trainable, *([pooler] if pooler is not None else [])]:
+        for weight in module.parameters():
+            weight.requires_grad = True
+
+
+def set_cpu_threads(threads: int | None) -> None:
+    """torch on the physical cores: hyper-threads share one core's matmul units, and
+    oversubscribing them slows training down."""
+    import torch
+
+    if threads is None:
+        try:
+            import psutil
+
+            threads = psutil.cpu_count(logical=False) or None
+        except ImportError:
+            threads = None
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def _training_args(params: TrainParams, workdir: Path, *, with_validation: bool) -> Any:
@@ -191,48 +308,121 @@ def _training_args(params: TrainParams, workdir: Path, *, with_validation: bool)
     device = pick_device(params.device)
     cuda = device == "cuda"
     bf16 = cuda and torch.cuda.is_bf16_supported()
-    strategy = "epoch" if with_validation else "no"
+    every = params.checkpoints.every_steps
+    optim = {"adamw": "adamw_torch_fused" if cuda else "adamw_torch", "adafactor": "adafactor",
+             "sgd": "sgd"}[params.optimizer]  # fmt: skip
     return TrainingArguments(
         output_dir=str(workdir),
         num_train_epochs=params.epochs,
         per_device_train_batch_size=params.batch_size,
         per_device_eval_batch_size=params.eval_batch_size,
+        gradient_accumulation_steps=params.grad_accum,
         learning_rate=params.lr,
         weight_decay=params.weight_decay,
         warmup_steps=params.warmup_ratio,  # a float below 1 is a share of all steps
-        lr_scheduler_type="linear",
-        optim="adamw_torch",
+        lr_scheduler_type={
+            "linear": "linear",
+            "cosine": "cosine",
+            "constant": "constant_with_warmup",
+        }[params.scheduler],
+        optim=optim,
+        optim_args=f"momentum={params.momentum}" if params.optimizer == "sgd" else None,
         seed=params.seed,
         data_seed=params.seed,
         use_cpu=not cuda,
-        bf16=bf16,
-        fp16=cuda and not bf16,
-        eval_strategy=strategy,
-        save_strategy=strategy,
-        logging_strategy="epoch",
-        save_total_limit=1,
-        load_best_model_at_end=with_validation,
+        bf16=bf16,  # never on CPU: bf16 matmuls there are ~200x slower than fp32
+        fp16=cuda and not bf16,  # with loss scaling (the Trainer's GradScaler)
+        dataloader_pin_memory=cuda,
+        torch_compile=params.compile,
+        eval_strategy="epoch" if with_validation else "no",
+        save_strategy="steps" if every else "epoch",
+        save_steps=every or 500,
+        save_total_limit=params.checkpoints.keep,
         metric_for_best_model="macro_f1" if with_validation else None,
         greater_is_better=True,
-        save_only_model=True,
+        restore_callback_states_from_checkpoint=True,  # early stopping's patience survives resume
+        logging_strategy="steps",
+        logging_steps=params.log_every_steps,
+        include_num_input_tokens_seen="non_padding",
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
 
 
-class _EpochReporter(TrainerCallback):
-    """Forward train loss and validation metrics to nlpflow's per-epoch callback."""
+class LengthGroupedSampler:
+    """Batches of texts of similar length, so little padding is computed, in a random order.
 
-    def __init__(self, on_epoch: EpochCallback | None) -> None:
-        self.on_epoch = on_epoch
-        self.train_loss: float | None = None
+    Shuffle, cut into mega-batches of up to 50 batches, sort each by length, cut into batches, shuffle
+    the batches. The order depends only on (seed, epoch): a run resumed mid-epoch sees the same
+    batches as one never interrupted. transformers' own LengthGroupedSampler draws from the
+    global RNG, which a resume restores to its mid-epoch state, so the resumed epoch differed.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int) -> None:
+        self.lengths, self.batch_size, self.seed, self.epoch = list(lengths), batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:  # called by accelerate's data loader
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Any:
+        import torch
+
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        # up to 50 batches a mega-batch, but at least 4 mega-batches: on small data one sorted
+        # mega-batch would make every batch a length bucket (and often a class bucket)
+        mega = self.batch_size * max(1, min(50, len(order) // (self.batch_size * 4)))
+        batches = []
+        for start in range(0, len(order), mega):
+            chunk = sorted(order[start : start + mega], key=lambda i: -self.lengths[i])
+            batches += [
+                chunk[k : k + self.batch_size] for k in range(0, len(chunk), self.batch_size)
+            ]
+        full = [b for b in batches if len(b) == self.batch_size]
+        short = [b for b in batches if len(b) < self.batch_size]  # last, or batches misalign
+        shuffled = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
+        return iter([i for batch in [*shuffled, *short] for i in batch])
+
+
+class _SaveAtEpochEnd(TrainerCallback):
+    """Checkpoint at every epoch end too when checkpoints otherwise come every N steps."""
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+        control.should_save = True
+        return control
+
+
+class _Reporter(TrainerCallback):
+    """Per-step loss, learning rate and tokens/s to `on_step`; per-epoch mean train loss and
+    validation metrics to `on_epoch`."""
+
+    def __init__(self, on_epoch: EpochCallback | None, on_step: StepCallback | None) -> None:
+        self.on_epoch, self.on_step = on_epoch, on_step
+        self.losses: list[float] = []
+        self.last: tuple[float, int] | None = None  # (time, tokens seen) at the previous log
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-        if logs and "loss" in logs:
-            self.train_loss = float(logs["loss"])
-            if args.eval_strategy == "no":
-                self._emit(state, {})
+        if not logs or "loss" not in logs:
+            return
+        self.losses.append(float(logs["loss"]))
+        now, seen = time.perf_counter(), int(state.num_input_tokens_seen or 0)
+        metrics = {"train_loss": float(logs["loss"]),
+                   "learning_rate": float(logs.get("learning_rate", 0.0))}  # fmt: skip
+        if self.last is not None and now > self.last[0]:
+            metrics["tokens_per_second"] = (seen - self.last[1]) / (now - self.last[0])
+        self.last = (now, seen)
+        if self.on_step is not None:
+            self.on_step(state.global_step, metrics)
+        if args.eval_strategy == "no" and self._epoch_done(state):
+            self._emit(state, {})
+
+    @staticmethod
+    def _epoch_done(state: Any) -> bool:
+        return abs((state.epoch or 0) - round(state.epoch or 0)) < 1e-9
 
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
@@ -245,8 +435,29 @@ class _EpochReporter(TrainerCallback):
         self._emit(state, scores)
 
     def _emit(self, state: Any, scores: dict[str, float]) -> None:
-        if self.on_epoch is None:
-            return
-        if self.train_loss is not None:
-            scores = {"train_loss": self.train_loss} | scores
-        self.on_epoch(round(state.epoch or 0), scores)
+        if self.losses:
+            scores = {"train_loss": sum(self.losses) / len(self.losses)} | scores
+        self.losses = []
+        if self.on_epoch is not None:
+            self.on_epoch(round(state.epoch or 0), scores)
+
+
+def history_from_log(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Per-epoch rows from the Trainer's log (kept in checkpoints, so a resumed run still has
+    the epochs before the crash): mean train loss of the epoch and its validation metrics."""
+    rows: dict[int, dict[str, float]] = {}
+    losses: dict[int, list[float]] = {}
+    for entry in log_history:
+        epoch = int(np.ceil(entry.get("epoch", 0) - 1e-9)) or 1
+        if "loss" in entry:
+            losses.setdefault(epoch, []).append(float(entry["loss"]))
+        for key in ("eval_loss", "eval_accuracy", "eval_macro_f1"):
+            if key in entry:
+                rows.setdefault(epoch, {})[f"val_{key.removeprefix('eval_')}"] = float(entry[key])
+    out = []
+    for epoch in sorted(set(rows) | set(losses)):
+        row: dict[str, float] = {"epoch": float(epoch)}
+        if epoch in losses:
+            row["train_loss"] = sum(losses[epoch]) / len(losses[epoch])
+        out.append(row | rows.get(epoch, {}))
+    return out
