@@ -39,9 +39,15 @@ class RegistrationReport(BaseModel):
     promoted: bool
 
 
-def _requirements() -> list[str]:
+def _requirements(manifest: dict[str, Any]) -> list[str]:
+    """The packages serving needs, pinned to the versions trained with; the NER pipeline
+    only when the model's text was entity-masked (its package name is the pipeline's)."""
+    names = list(_REQUIREMENTS)
+    preprocess = manifest.get("preprocess") or {}
+    if preprocess.get("mask_entities"):
+        names.append(str(preprocess.get("ner_pipeline", "")).replace("_", "-"))
     pins = []
-    for name in _REQUIREMENTS:
+    for name in names:
         try:
             pins.append(f"{name}=={version(name)}")
         except PackageNotFoundError:
@@ -78,7 +84,7 @@ def _log_pyfunc(tracker: Tracker, run_id: str, model_dir: Path) -> str:
             artifacts={MODEL_ARTIFACT: str(model_dir)},
             # Ship nlpflow's own code with the model so it loads where nlpflow isn't installed.
             code_paths=[str(Path(__file__).parent)],
-            pip_requirements=_requirements(),  # explicit: inference would re-load the model
+            pip_requirements=_requirements(manifest),  # explicit: inference would re-load the model
             signature=signature,
         )
         tracker.client.log_artifacts(run_id, str(Path(tmp) / MODEL_PATH), MODEL_PATH)
