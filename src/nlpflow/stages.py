@@ -178,6 +178,9 @@ def _train(ctx: StageContext) -> BaseModel:
         checkpoints=ctx.path(CHECKPOINTS),
     )  # fmt: skip
     ctx.log_metrics({"train_seconds": report.seconds, "epochs_run": report.epochs})
+    ctx.log_metrics({f"train_{k}": v for k, v in report.perf.items()})
+    if ctx.tracker is not None and ctx.run_id is not None and report.device:
+        ctx.tracker.set_tags(ctx.run_id, {f"device.{k}": v for k, v in report.device.items()})
     ctx.log_artifact(TRAIN_HISTORY, "training")
     return report
 

@@ -9,12 +9,14 @@ caller (the CLI stage runner or a Prefect task) can log it; this module never im
 from __future__ import annotations
 
 import csv
+import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 from pydantic import BaseModel
 
+from nlpflow import distributed
 from nlpflow.data import load_splits
 from nlpflow.models import EpochCallback, TextClassifier, update_manifest
 from nlpflow.params import PreprocessParams, TrainParams
@@ -28,6 +30,10 @@ class TrainReport(BaseModel):
     history: list[dict[str, float]]
     augmented_rows: int = 0
     resumed_from: str | None = None  # the checkpoint a crashed run's training resumed from
+    perf: dict[
+        str, float
+    ] = {}  # tokens/s, examples/s, FLOP/s, MFU, peak memory (step-wise families)
+    device: dict[str, str] = {}  # CPU model, threads, GPU, torch and CUDA versions
 
 
 def _xy(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -114,13 +120,25 @@ def train(
     start = time.perf_counter()
     # checkpoints of this exact training (data, params, code): a rerun after a crash resumes
     workdir = checkpoints / training_key(src, params, labels) if checkpoints is not None else None
-    model = fit(
-        train_xy, val_xy, labels=labels, params=params, on_epoch=record, on_step=on_step,
-        workdir=workdir,
-    )  # fmt: skip
+    if distributed.wanted(params):
+        model = distributed.launch(
+            train_xy, val_xy, labels=labels, params=params,
+            workdir=workdir or Path(tempfile.mkdtemp(prefix="nlpflow-ddp-")),
+        )  # fmt: skip
+        if model is None:  # a node other than 0: its processes trained, node 0 writes
+            return TrainReport(family=params.family, labels=labels, epochs=0,
+                               seconds=round(time.perf_counter() - start, 2), history=[])  # fmt: skip
+        for row in model.history or []:  # the workers cannot reach the tracker: replay
+            record(int(row["epoch"]), {k: v for k, v in row.items() if k != "epoch"})
+    else:
+        model = fit(
+            train_xy, val_xy, labels=labels, params=params, on_epoch=record, on_step=on_step,
+            workdir=workdir,
+        )  # fmt: skip
     seconds = time.perf_counter() - start
     history = getattr(model, "history", None) or history  # complete even across a resume
     resumed_from = getattr(model, "resumed_from", None)
+    perf, device = getattr(model, "perf", None) or {}, getattr(model, "device", None) or {}
     if dst.exists():  # a stale model of another family must not linger beside the new one
         import shutil
 
@@ -135,7 +153,7 @@ def train(
         shutil.rmtree(workdir, ignore_errors=True)
     return TrainReport(
         family=params.family, labels=labels, epochs=len(history), seconds=round(seconds, 2),
-        history=history, augmented_rows=augmented_rows, resumed_from=resumed_from,
+        history=history, augmented_rows=augmented_rows, resumed_from=resumed_from, perf=perf, device=device,
     )  # fmt: skip
 
 

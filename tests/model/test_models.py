@@ -137,3 +137,53 @@ def test_unknown_pretrained_encoder_is_a_clear_error(sample, tmp_path: Path) -> 
     with pytest.raises(ModelError, match="not installed"):
         fit(_subset(sample, 8), _subset(sample, 4), labels=sorted(set(sample[1])),
             params=TrainParams(pretrained="pkg:no_such_package_xyz"))  # fmt: skip
+
+
+def test_transformer_reports_throughput_and_mfu(tiny_trained) -> None:
+    import torch
+
+    from nlpflow.perf import training_flops_per_token
+
+    model = tiny_trained[0]
+    perf = model.perf
+    assert perf["tokens_per_second"] > 0 and perf["examples_per_second"] > 0
+    assert perf["train_flops_per_second"] == pytest.approx(
+        perf["tokens_per_second"] * training_flops_per_token(model.model)
+    )
+    assert perf["mfu"] == pytest.approx(
+        perf["train_flops_per_second"] / perf["matmul_flops_per_second"]
+    )
+    assert 0 < perf["mfu"] < 1.0  # a tiny model cannot beat a dense matmul
+    assert perf["peak_memory_mb"] > 50
+    assert model.device["torch"] == torch.__version__ and model.device["device"] == "cpu"
+
+
+def test_freezing_trains_only_the_head_and_last_layers(tiny_encoder: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from nlpflow.errors import ModelError
+    from nlpflow.models.transformer import freeze_encoder
+    from nlpflow.perf import training_flops_per_token
+
+    def trainable(k: int | None) -> set[str]:
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_encoder)
+        freeze_encoder(model, k)
+        return {n for n, p in model.named_parameters() if p.requires_grad}
+
+    head = {"classifier.weight", "classifier.bias"}
+    pooler = {"bert.pooler.dense.weight", "bert.pooler.dense.bias"}
+    assert trainable(0) == head | pooler
+    last = trainable(1) - head - pooler
+    assert last and all(n.startswith("bert.encoder.layer.1.") for n in last)
+    everything = trainable(None)
+    assert any(n.startswith("bert.embeddings.") for n in everything)
+    with pytest.raises(ModelError, match="has 2 layers"):
+        trainable(3)
+    # FLOPs: 2 per weight forward (embeddings excluded), 4 more for the weights that train
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_encoder)
+    n_all = sum(
+        p.numel() for n, p in model.named_parameters() if not n.endswith("_embeddings.weight")
+    )
+    n_head = sum(p.numel() for n, p in model.named_parameters() if n in head | pooler)
+    freeze_encoder(model, 0)
+    assert training_flops_per_token(model) == 2 * n_all + 4 * n_head

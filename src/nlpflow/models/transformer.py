@@ -21,6 +21,12 @@ from transformers import TrainerCallback
 from nlpflow.errors import ModelError
 from nlpflow.models import EpochCallback, load_manifest, save_manifest
 from nlpflow.params import TrainParams
+from nlpflow.perf import (
+    device_facts,
+    measure_matmul_flops,
+    peak_memory_mb,
+    training_flops_per_token,
+)
 
 FAMILY = "transformer"
 HF_DIR = "hf"
@@ -58,6 +64,8 @@ class TransformerClassifier:
 
     history: list[dict[str, float]] | None = None  # per-epoch scores of the training run
     resumed_from: str | None = None  # the checkpoint a crashed run was resumed from
+    perf: dict[str, float] | None = None  # tokens/s, FLOP/s, MFU, peak memory of training
+    device: dict[str, str] | None = None  # CPU, GPU, torch and CUDA versions it trained on
 
     def __init__(self, model: Any, tokenizer: Any, labels: list[str], max_length: int) -> None:
         self.model = model.eval()
@@ -107,11 +115,14 @@ class _Encoded:
     def __init__(self, tokenizer: Any, texts: list[str], label_ids: list[int], max_length: int):
         self.enc = tokenizer(texts, truncation=True, max_length=max_length)
         self.label_ids = label_ids
+        self.seen: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.label_ids)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        if self.seen is not None:
+            self.seen.append(i)
         return {k: v[i] for k, v in self.enc.items()} | {"labels": self.label_ids[i]}
 
 
@@ -149,10 +160,12 @@ def fit_transformer(
     on_step: StepCallback | None = None,
     workdir: Path | None = None,
     callbacks: Sequence[Any] = (),
+    record_seen: list[int] | None = None,
 ) -> TransformerClassifier:
     """Fine-tune through the HF Trainer. Checkpoints go to `workdir` (a temporary folder when
     None); with `checkpoints.resume: auto` a crashed run's latest checkpoint there is resumed.
-    `callbacks` are extra TrainerCallbacks (progress bars, tests)."""
+    `callbacks` are extra TrainerCallbacks (progress bars, tests); `record_seen` collects the
+    index of every train example this process trains on (its shard, under DDP)."""
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
@@ -162,6 +175,7 @@ def fit_transformer(
     freeze_encoder(model, params.trainable_layers)
     index = {label: i for i, label in enumerate(labels)}
     train_ds = _Encoded(tokenizer, train[0], [index[y] for y in train[1]], params.max_length)
+    train_ds.seen = record_seen
     val_ds = _Encoded(
         tokenizer, validation[0], [index[y] for y in validation[1]], params.max_length
     )
@@ -179,14 +193,21 @@ def fit_transformer(
         trainer.remove_callback(PrinterCallback)  # progress goes through on_epoch / on_step
         last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
         resume = last if params.checkpoints.resume == "auto" else None
+        device = pick_device(params.device)
+        peak_flops = measure_matmul_flops(device)  # the same device, now: the MFU reference
         trainer.train(resume_from_checkpoint=resume)
         best = _best_weights(trainer, model)
+        perf = reporter.summary(
+            flops_per_token=training_flops_per_token(model), peak_flops=peak_flops,
+            examples_per_step=params.batch_size * params.grad_accum * trainer.args.world_size,
+        ) | {"peak_memory_mb": peak_memory_mb(device)}  # fmt: skip
     finally:
         if temporary:
             shutil.rmtree(folder, ignore_errors=True)
     classifier = TransformerClassifier(best.cpu(), tokenizer, labels, params.max_length)
     classifier.history = history_from_log(trainer.state.log_history)
     classifier.resumed_from = Path(resume).name if resume else None
+    classifier.perf, classifier.device = perf, device_facts(device)
     return classifier
 
 
@@ -347,6 +368,7 @@ def _training_args(params: TrainParams, workdir: Path, *, with_validation: bool)
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
+        ddp_backend=None if params.distributed.backend == "auto" else params.distributed.backend,
     )
 
 
@@ -404,6 +426,36 @@ class _Reporter(TrainerCallback):
         self.on_epoch, self.on_step = on_epoch, on_step
         self.losses: list[float] = []
         self.last: tuple[float, int] | None = None  # (time, tokens seen) at the previous log
+        self.start: tuple[float, int, int] = (time.perf_counter(), 0, 0)  # time, tokens, step
+        self.end: tuple[float, int, int] = self.start
+        self.eval_seconds = 0.0
+        self.eval_started: float | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        # after a resume the state holds the tokens and steps done before the crash
+        self.start = (time.perf_counter(), int(state.num_input_tokens_seen or 0), state.global_step)
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.eval_started = time.perf_counter()  # evaluation follows the epoch's end
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.end = (time.perf_counter(), int(state.num_input_tokens_seen or 0), state.global_step)
+
+    def summary(
+        self, *, flops_per_token: float, peak_flops: float, examples_per_step: int
+    ) -> dict[str, float]:
+        """Throughput of this process's training, evaluation time left out."""
+        seconds = max(self.end[0] - self.start[0] - self.eval_seconds, 1e-9)
+        tokens = self.end[1] - self.start[1]
+        useful = flops_per_token * tokens / seconds
+        return {
+            "train_seconds_net": seconds,
+            "tokens_per_second": tokens / seconds,
+            "examples_per_second": (self.end[2] - self.start[2]) * examples_per_step / seconds,
+            "train_flops_per_second": useful,
+            "matmul_flops_per_second": peak_flops,
+            "mfu": useful / peak_flops,
+        }
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
         if not logs or "loss" not in logs:
@@ -427,6 +479,9 @@ class _Reporter(TrainerCallback):
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
     ) -> None:
+        if self.eval_started is not None:
+            self.eval_seconds += time.perf_counter() - self.eval_started
+            self.eval_started = None
         scores = {
             f"val_{k.removeprefix('eval_')}": float(v)
             for k, v in (metrics or {}).items()
