@@ -91,4 +91,8 @@ def test_wrong_override_names_the_allowed_values(tmp_path: Path, venv_env, prefe
     done = subprocess.run(["nlpflow", "run", "--set", "train.family=svm"], cwd=root,
                           capture_output=True, text=True, env=env)  # fmt: skip
     assert done.returncode == 2
-    assert "train.family" in done.stderr and "'tfidf_logreg' or 'transformer'" in done.stderr
+    assert (
+        "train.family" in done.stderr
+        and "'tfidf_logreg', 'tfidf_linear_svm', 'transformer', 'transformer_frozen' or 'spacy_textcat'"
+        in done.stderr
+    )
