@@ -56,7 +56,7 @@ def test_unknown_key_names_dotted_path_and_lists_allowed_keys(tmp_path: Path) ->
     assert "train.epochz: unknown key" in message
     for key in ("epochs", "lr", "family", "tfidf", "batch_size"):
         assert key in message
-    assert "allowed keys here: batch_size, device, early_stopping_patience, epochs," in message
+    assert "allowed keys here: augment, batch_size, checkpoints, class_weights, compile," in message
 
 
 def test_unknown_nested_key_lists_the_nested_sections_keys(tmp_path: Path) -> None:
@@ -87,7 +87,10 @@ def test_unknown_top_level_section_lists_the_sections(tmp_path: Path) -> None:
 def test_bad_literal_value_lists_allowed_values(tmp_path: Path) -> None:
     message = _error(_write(tmp_path, "train:\n  family: bert\n"))
     assert "train.family:" in message
-    assert "'tfidf_logreg' or 'transformer'" in message
+    assert (
+        "'tfidf_logreg', 'tfidf_linear_svm', 'transformer', 'transformer_frozen' or "
+        "'spacy_textcat'" in message
+    )
     assert "(got 'bert')" in message
 
 
