@@ -34,12 +34,13 @@ def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
     return not isinstance(error, NlpflowError) or error.retryable
 
 
-def nlpflow_task(name: str, *, io: bool) -> Callable[[Callable[P, R]], Task[P, R]]:
-    """Prefect's task decorator as every nlpflow task uses it: retries (with backoff) only for
-    I/O, and no result caching or persistence (tracking clients and paths are no cache keys)."""
+def nlpflow_task(name: str, *, retries: int) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """Prefect's task decorator as every nlpflow task uses it: retries (with backoff) where a
+    rerun can succeed, never for user errors, and no result caching or persistence (tracking
+    clients and paths are no cache keys)."""
     return task(
         name=name,
-        retries=2 if io else 0,
+        retries=retries,
         retry_delay_seconds=[2, 10],
         retry_condition_fn=retry_unless_user_error,
         cache_policy=NO_CACHE,
@@ -57,20 +58,20 @@ def _stage_task(stage: Stage) -> Task[..., Any]:
         return report
 
     body.__name__ = stage.name
-    return nlpflow_task(stage.name, io=stage.io_bound)(body)
+    return nlpflow_task(stage.name, retries=stage.retries)(body)
 
 
 STAGE_TASKS: dict[str, Task[..., Any]] = {stage.name: _stage_task(stage) for stage in STAGES}
 
 
-@nlpflow_task("start-tracking", io=True)
+@nlpflow_task("start-tracking", retries=2)
 def start_tracking(ctx: StageContext) -> str:
     from prefect.runtime import flow_run
 
     return open_run(ctx, runner="prefect", tags={"prefect.flow_run_id": str(flow_run.id)})
 
 
-@nlpflow_task("end-tracking", io=True)
+@nlpflow_task("end-tracking", retries=2)
 def end_tracking(ctx: StageContext, run_id: str, failed: bool) -> None:
     ctx.run_id = run_id
     close_run(ctx, failed=failed)

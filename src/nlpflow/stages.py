@@ -77,7 +77,9 @@ class Stage:
     outs: tuple[str, ...]  # everything it writes
     params: tuple[str, ...]  # params.yaml sections it reads
     run: Callable[[StageContext], BaseModel] = field(repr=False)
-    io_bound: bool = False  # only these get retries under Prefect
+    # Prefect retries: I/O stages (transient network and database errors), and train, which
+    # resumes from its last checkpoint after a crash (train.checkpoints.resume: auto)
+    retries: int = 0
 
 
 def _gather(ctx: StageContext) -> BaseModel:
@@ -218,7 +220,7 @@ def _register(ctx: StageContext) -> BaseModel:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("gather", (), (GATHERED,), ("data",), _gather, io_bound=True),
+    Stage("gather", (), (GATHERED,), ("data",), _gather, retries=2),
     Stage(
         "validate",
         (GATHERED, GX_PROJECT),
@@ -233,9 +235,10 @@ STAGES: tuple[Stage, ...] = (
         (MODEL, TRAIN_HISTORY),
         ("data.labels", "preprocess", "train"),
         _train,
+        retries=1,
     ),
     Stage("evaluate", (MODEL, PROCESSED), (METRICS, PLOTS), (), _evaluate),
-    Stage("register", (MODEL, METRICS), (REGISTRATION,), ("register",), _register, io_bound=True),
+    Stage("register", (MODEL, METRICS), (REGISTRATION,), ("register",), _register, retries=2),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
