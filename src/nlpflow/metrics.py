@@ -9,8 +9,8 @@ from typing import Any
 def compute_metrics(
     y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
 ) -> dict[str, Any]:
-    """accuracy, macro precision/recall/F1, and the same per class."""
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    """accuracy, Matthews correlation, macro precision/recall/F1, and the same per class."""
+    from sklearn.metrics import accuracy_score, matthews_corrcoef, precision_recall_fscore_support
 
     labels = list(labels)
     p, r, f, support = precision_recall_fscore_support(
@@ -21,6 +21,7 @@ def compute_metrics(
     )
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
+        "mcc": float(matthews_corrcoef(y_true, y_pred)),
         "macro_precision": float(mp),
         "macro_recall": float(mr),
         "macro_f1": float(mf),

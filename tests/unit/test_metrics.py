@@ -93,3 +93,10 @@ def test_compute_confusion_keeps_a_row_for_a_label_never_seen() -> None:
     matrix = compute_confusion(["a", "b"], ["a", "a"], ["a", "b", "z"])
     assert matrix == [[1, 0, 0], [1, 0, 0], [0, 0, 0]]
     assert all(type(v) is int for row in matrix for v in row)
+
+
+def test_mcc_matches_a_hand_computed_binary_case() -> None:
+    # tp = 1, fn = 1, tn = 2, fp = 0: (1*2 - 0*1) / sqrt((1+0)(1+1)(2+0)(2+1)) = 2 / sqrt(12)
+    m = compute_metrics(["s", "s", "h", "h"], ["s", "h", "h", "h"], ["h", "s"])
+    assert m["mcc"] == pytest.approx(2 / 12**0.5)
+    assert compute_metrics(["s", "h"], ["s", "h"], ["h", "s"])["mcc"] == pytest.approx(1.0)
