@@ -20,7 +20,7 @@ def _args(tmp_path: Path, **params: object):  # type: ignore[no-untyped-def]
 def test_optimizers_schedules_and_accumulation_map_to_the_trainer(tmp_path: Path) -> None:
     adamw = _args(tmp_path)
     assert (adamw.optim, adamw.lr_scheduler_type, adamw.gradient_accumulation_steps) == (
-        "adamw_torch", "linear", 1,
+        "adamw_torch_fused", "linear", 1,
     )  # fmt: skip
     sgd = _args(tmp_path, optimizer="sgd", momentum=0.8, scheduler="cosine", grad_accum=4)
     assert (sgd.optim, sgd.lr_scheduler_type, sgd.gradient_accumulation_steps) == (

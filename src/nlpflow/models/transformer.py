@@ -11,7 +11,8 @@ import importlib
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,8 @@ def fit_transformer(
     from transformers.trainer_utils import get_last_checkpoint
 
     set_cpu_threads(params.cpu_threads)
-    model, tokenizer = _load_pretrained(params.pretrained, labels, params.seed)
+    with quiet_transformers():  # a new head's "MISSING classifier weights" is expected here
+        model, tokenizer = _load_pretrained(params.pretrained, labels, params.seed)
     freeze_encoder(model, params.trainable_layers)
     index = {label: i for i, label in enumerate(labels)}
     train_ds = _Encoded(tokenizer, train[0], [index[y] for y in train[1]], params.max_length)
@@ -195,7 +197,8 @@ def fit_transformer(
         resume = last if params.checkpoints.resume == "auto" else None
         device = pick_device(params.device)
         peak_flops = measure_matmul_flops(device)  # the same device, now: the MFU reference
-        trainer.train(resume_from_checkpoint=resume)
+        with quiet_transformers():  # it warns that early stopping won't load the best model:
+            trainer.train(resume_from_checkpoint=resume)  # _best_weights does
         best = _best_weights(trainer, model)
         perf = reporter.summary(
             flops_per_token=training_flops_per_token(model), peak_flops=peak_flops,
@@ -306,6 +309,19 @@ def freeze_encoder(model: Any, trainable_layers: int | None) -> None:
             weight.requires_grad = True
 
 
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' warnings off for a while (its verbosity is process-wide: restored after)."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)
+
+
 def set_cpu_threads(threads: int | None) -> None:
     """torch on the physical cores: hyper-threads share one core's matmul units, and
     oversubscribing them slows training down."""
@@ -330,7 +346,8 @@ def _training_args(params: TrainParams, workdir: Path, *, with_validation: bool)
     cuda = device == "cuda"
     bf16 = cuda and torch.cuda.is_bf16_supported()
     every = params.checkpoints.every_steps
-    optim = {"adamw": "adamw_torch_fused" if cuda else "adamw_torch", "adafactor": "adafactor",
+    # fused AdamW on CPU too: 11 ms a step instead of 58 for MiniLM-L6 (22.7M weights) on 2 cores
+    optim = {"adamw": "adamw_torch_fused", "adafactor": "adafactor",
              "sgd": "sgd"}[params.optimizer]  # fmt: skip
     return TrainingArguments(
         output_dir=str(workdir),
