@@ -30,7 +30,8 @@ RUNS: dict[str, tuple[str, list[str], str, Any]] = {
         lambda m, s: m["accuracy"] >= 0.79 and s < 10,
     ),
     "mr_transformer": (
-        "mr", ["train.epochs=3", "train.batch_size=32", "train.max_length=64", "train.lr=5e-5"],
+        "mr", ["train.epochs=8", "train.batch_size=32", "train.max_length=64", "train.lr=1e-4",
+               "train.early_stopping_patience=2"],
         "accuracy >= 0.85, train <= 20 min", lambda m, s: m["accuracy"] >= 0.85 and s <= 1200,
     ),
     "trec_transformer": (
