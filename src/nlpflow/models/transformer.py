@@ -23,6 +23,7 @@ from nlpflow.errors import ModelError
 from nlpflow.models import EpochCallback, load_manifest, save_manifest
 from nlpflow.params import TrainParams
 from nlpflow.perf import (
+    attention_flops_per_token,
     device_facts,
     measure_matmul_flops,
     peak_memory_mb,
@@ -200,8 +201,10 @@ def fit_transformer(
         with quiet_transformers():  # it warns that early stopping won't load the best model:
             trainer.train(resume_from_checkpoint=resume)  # _best_weights does
         best = _best_weights(trainer, model)
+        weight_flops = training_flops_per_token(model)
         perf = reporter.summary(
-            flops_per_token=training_flops_per_token(model), peak_flops=peak_flops,
+            flops_per_token=lambda seq: weight_flops + attention_flops_per_token(model, seq),
+            peak_flops=peak_flops,
             examples_per_step=params.batch_size * params.grad_accum * trainer.args.world_size,
         ) | {"peak_memory_mb": peak_memory_mb(device)}  # fmt: skip
     finally:
@@ -459,16 +462,19 @@ class _Reporter(TrainerCallback):
         self.end = (time.perf_counter(), int(state.num_input_tokens_seen or 0), state.global_step)
 
     def summary(
-        self, *, flops_per_token: float, peak_flops: float, examples_per_step: int
+        self, *, flops_per_token: Callable[[float], float], peak_flops: float,
+        examples_per_step: int,
     ) -> dict[str, float]:
-        """Throughput of this process's training, evaluation time left out."""
+        """Throughput of this process's training, evaluation time left out. FLOPs per token
+        depend on the sequence length (attention): taken at the mean real length."""
         seconds = max(self.end[0] - self.start[0] - self.eval_seconds, 1e-9)
         tokens = self.end[1] - self.start[1]
-        useful = flops_per_token * tokens / seconds
+        examples = (self.end[2] - self.start[2]) * examples_per_step
+        useful = flops_per_token(tokens / max(examples, 1)) * tokens / seconds
         return {
             "train_seconds_net": seconds,
             "tokens_per_second": tokens / seconds,
-            "examples_per_second": (self.end[2] - self.start[2]) * examples_per_step / seconds,
+            "examples_per_second": examples / seconds,
             "train_flops_per_second": useful,
             "matmul_flops_per_second": peak_flops,
             "mfu": useful / peak_flops,
