@@ -118,11 +118,12 @@ def fit_frozen(
     from sklearn.preprocessing import StandardScaler
 
     from nlpflow.models.tfidf import score_fit
-    from nlpflow.models.transformer import _load_pretrained, pick_device
+    from nlpflow.models.transformer import _load_pretrained, pick_device, quiet_transformers
 
     frozen = params.frozen
     # The sequence-classification wrapper's new head is discarded: only its encoder is used.
-    wrapper, tokenizer = _load_pretrained(params.pretrained, labels, params.seed)
+    with quiet_transformers():  # the classification head it reports as new is never used
+        wrapper, tokenizer = _load_pretrained(params.pretrained, labels, params.seed)
     encoder = wrapper.base_model.to(pick_device(params.device))
     model = FrozenEncoderClassifier(
         encoder, tokenizer, None, labels, pooling=frozen.pooling, max_length=params.max_length,
