@@ -1,8 +1,12 @@
 """transformer: fine-tune a pretrained encoder with AutoModelForSequenceClassification.
 
-Training runs through the Hugging Face Trainer (AdamW, linear warm-up and decay, early stopping on
-validation macro-F1, dynamic padding). On CUDA it autocasts to bf16 (fp16 where bf16 is missing);
-on CPU it stays fp32, because bf16 matmuls on CPUs without AMX are two orders of magnitude slower.
+Training runs through the Hugging Face Trainer: dynamic padding and length-grouped batches,
+the optimizer, schedule, accumulation, freezing and class weights of `train.*`, early stopping on
+validation macro-F1, checkpoints that a crashed run resumes from (`train.checkpoints`). On CUDA it
+autocasts to bf16 (fp16 with loss scaling where bf16 is missing); on CPU it stays fp32, because
+bf16 matmuls on CPUs without AMX are two orders of magnitude slower.
+
+    nlpflow stage train      (with train.family: transformer)
 """
 
 from __future__ import annotations
