@@ -97,12 +97,8 @@ def _signature(expectations: list[Any]) -> list[dict[str, Any]]:
 def sync_suite(context: Any, expectations: list[Any]) -> tuple[Any, bool]:
     """Make the stored suite hold `expectations` (plus the user's own); True when it changed."""
     import great_expectations as gx
-    from great_expectations.exceptions import DataContextError
 
-    try:
-        stored = context.suites.get(SUITE)
-    except DataContextError:
-        stored = None
+    stored = _stored(lambda: context.suites.get(SUITE))
     own = [e for e in (stored.expectations if stored else []) if CHECK_KEY not in (e.meta or {})]
     wanted = expectations + [_copy(e) for e in own]
     if stored is not None and _signature(stored.expectations) == _signature(wanted):
@@ -118,37 +114,42 @@ def _copy(expectation: Any) -> Any:
     return copied
 
 
-def checkpoint(context: Any, suite: Any, result_format: dict[str, Any]) -> Any:
-    """The stored checkpoint (datasource, definition, checkpoint made when missing)."""
-    import great_expectations as gx
+def _stored(get: Any) -> Any:
+    """What a GX store lookup `get()` returns, or None when the project does not hold it yet."""
     from great_expectations.exceptions import DataContextError
 
     try:
-        batch = context.data_sources.get(DATASOURCE).get_asset(ASSET).get_batch_definition(BATCH)
-    except (KeyError, LookupError, ValueError, DataContextError):
+        return get()
+    except (KeyError, LookupError, ValueError, IndexError, DataContextError):
+        return None
+
+
+def checkpoint(context: Any, suite: Any, result_format: dict[str, Any]) -> Any:
+    """The stored checkpoint (datasource, definition, checkpoint made when missing or stale)."""
+    import great_expectations as gx
+
+    batch = _stored(
+        lambda: context.data_sources.get(DATASOURCE).get_asset(ASSET).get_batch_definition(BATCH)
+    )
+    if batch is None:
         source = context.data_sources.add_or_update_pandas(DATASOURCE)
         batch = source.add_dataframe_asset(ASSET).add_batch_definition_whole_dataframe(BATCH)
-    definition = gx.ValidationDefinition(name=DEFINITION, data=batch, suite=suite)
-    try:
-        stored = context.validation_definitions.get(DEFINITION)
-        if stored.suite.id != suite.id or stored.data.id != batch.id:
-            raise LookupError("stale")
-        definition = stored
-    except (LookupError, DataContextError, ValueError):
-        definition = context.validation_definitions.add_or_update(definition)
+    definition = _stored(lambda: context.validation_definitions.get(DEFINITION))
+    if definition is None or definition.suite.id != suite.id or definition.data.id != batch.id:
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=DEFINITION, data=batch, suite=suite)
+        )
     wanted = gx.Checkpoint(
         name=CHECKPOINT,
         validation_definitions=[definition],
         actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[SITE])],
         result_format=result_format,
     )
-    try:
-        stored_cp = context.checkpoints.get(CHECKPOINT)
-        same = stored_cp.validation_definitions[0].id == definition.id and (
-            stored_cp.result_format == wanted.result_format
-        )
-        if same:
-            return stored_cp
-    except (LookupError, DataContextError, ValueError, IndexError):
-        pass
+    stored = _stored(lambda: context.checkpoints.get(CHECKPOINT))
+    if (
+        stored is not None
+        and stored.result_format == wanted.result_format
+        and ([d.id for d in stored.validation_definitions[:1]] == [definition.id])
+    ):
+        return stored
     return context.checkpoints.add_or_update(wanted)
