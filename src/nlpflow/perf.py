@@ -93,17 +93,23 @@ def training_flops_per_token(model: Any) -> float:
     return 2.0 * total + 4.0 * trainable
 
 
+def encoder_layers(model: Any) -> list[Any]:
+    """The encoder's layer stack: the longest ModuleList in the model (BERT, RoBERTa, ...)."""
+    import torch
+
+    layers: list[Any] = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) > len(layers):
+            layers = list(module)
+    return layers
+
+
 def attention_flops_per_token(model: Any, seq_len: float) -> float:
     """The attention score matmuls (QK^T and AV), which have no weights: 4 * hidden * seq_len
     FLOPs per token and layer forward, twice that backward in the layers that train (the
     12 * layers * hidden * seq term of PaLM's MFU formula, appendix B, when all layers train)."""
-    import torch
-
     config = model.config
-    layers: list[Any] = []  # the encoder's layer stack: its longest ModuleList
-    for module in model.modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) > len(layers):
-            layers = list(module)
+    layers = encoder_layers(model)
     training = sum(any(w.requires_grad for w in layer.parameters()) for layer in layers)
     per_layer = 4.0 * config.hidden_size * seq_len
     return per_layer * (config.num_hidden_layers + 2 * training)

@@ -29,6 +29,7 @@ from nlpflow.params import TrainParams
 from nlpflow.perf import (
     attention_flops_per_token,
     device_facts,
+    encoder_layers,
     measure_matmul_flops,
     peak_memory_mb,
     training_flops_per_token,
@@ -295,21 +296,17 @@ def freeze_encoder(model: Any, trainable_layers: int | None) -> None:
     """Train the head and the last `trainable_layers` encoder layers only (None: everything)."""
     if trainable_layers is None:
         return
-    import torch
-
     base = model.base_model
     for weight in base.parameters():
         weight.requires_grad = False
-    # the encoder's layer stack: the longest ModuleList in the base model (BERT, RoBERTa, ...)
-    stacks: list[Any] = [m for m in base.modules() if isinstance(m, torch.nn.ModuleList)]
-    if not stacks and trainable_layers > 0:
+    layers = encoder_layers(base)
+    if not layers and trainable_layers > 0:
         raise ModelError(f"train.trainable_layers={trainable_layers}: no layer stack found")
-    layers: Sequence[Any] = max(stacks, key=len) if stacks else []
     if trainable_layers > len(layers):
         raise ModelError(
             f"train.trainable_layers={trainable_layers} but the encoder has {len(layers)} layers"
         )
-    trainable = list(layers)[len(layers) - trainable_layers :] if trainable_layers else []
+    trainable = layers[len(layers) - trainable_layers :] if trainable_layers else []
     pooler = getattr(base, "pooler", None)  # BERT's pooler feeds the head: it trains with it
     for module in [*trainable, *([pooler] if pooler is not None else [])]:
         for weight in module.parameters():
