@@ -190,3 +190,19 @@ def test_freezing_trains_only_the_head_and_last_layers(tiny_encoder: Path) -> No
     n_head = sum(p.numel() for n, p in model.named_parameters() if n in head | pooler)
     freeze_encoder(model, 0)
     assert training_flops_per_token(model) == 2 * n_all + 4 * n_head
+
+
+def test_without_validation_each_epoch_still_reports_its_train_loss(
+    sample, tiny_encoder: Path
+) -> None:
+    labels = sorted(set(sample[1]))
+    params = TrainParams(
+        family="transformer", pretrained=str(tiny_encoder), epochs=3, batch_size=8,
+        max_length=32, log_every_steps=3,  # 8 steps an epoch: no log falls on an epoch's end
+    )  # fmt: skip
+    reports: list[tuple[int, dict[str, float]]] = []
+    model = fit(_subset(sample, 64), ([], []), labels=labels, params=params,
+                on_epoch=lambda e, s: reports.append((e, s)))  # fmt: skip
+    assert [e for e, _ in reports] == [1, 2, 3]
+    assert all(set(s) == {"train_loss"} and s["train_loss"] > 0 for _, s in reports)
+    assert [row["train_loss"] for row in model.history] == [s["train_loss"] for _, s in reports]

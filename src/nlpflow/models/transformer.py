@@ -120,7 +120,10 @@ class _Encoded:
     """A torch-style dataset of tokenised texts; padding happens per batch in the collator."""
 
     def __init__(self, tokenizer: Any, texts: list[str], label_ids: list[int], max_length: int):
-        self.enc = tokenizer(texts, truncation=True, max_length=max_length)
+        # an empty split (data.split.validation: 0) has nothing to encode; tokenizers fail on []
+        self.enc = (
+            tokenizer(texts, truncation=True, max_length=max_length) if texts else {"input_ids": []}
+        )
         self.label_ids = label_ids
         self.seen: list[int] | None = None
 
@@ -440,12 +443,11 @@ class _SaveAtEpochEnd(TrainerCallback):
 
 
 class _Reporter(TrainerCallback):
-    """Per-step loss, learning rate and tokens/s to `on_step`; per-epoch mean train loss and
-    validation metrics to `on_epoch`."""
+    """Per-step loss, learning rate and tokens/s to `on_step`; each epoch's row of
+    `history_from_log` (mean train loss, validation metrics) to `on_epoch`."""
 
     def __init__(self, on_epoch: EpochCallback | None, on_step: StepCallback | None) -> None:
         self.on_epoch, self.on_step = on_epoch, on_step
-        self.losses: list[float] = []
         self.last: tuple[float, int] | None = None  # (time, tokens seen) at the previous log
         self.start: tuple[float, int, int] = (time.perf_counter(), 0, 0)  # time, tokens, step
         self.end: tuple[float, int, int] = self.start
@@ -458,12 +460,17 @@ class _Reporter(TrainerCallback):
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.eval_started = time.perf_counter()  # evaluation follows the epoch's end
+        if args.eval_strategy == "no":  # no evaluation to wait for: the epoch is complete
+            self._emit(state)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.end = (time.perf_counter(), int(state.num_input_tokens_seen or 0), state.global_step)
 
     def summary(
-        self, *, flops_per_token: Callable[[float], float], peak_flops: float,
+        self,
+        *,
+        flops_per_token: Callable[[float], float],
+        peak_flops: float,
         examples_per_step: int,
     ) -> dict[str, float]:
         """Throughput of this process's training, evaluation time left out. FLOPs per token
@@ -484,7 +491,6 @@ class _Reporter(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
         if not logs or "loss" not in logs:
             return
-        self.losses.append(float(logs["loss"]))
         now, seen = time.perf_counter(), int(state.num_input_tokens_seen or 0)
         metrics = {"train_loss": float(logs["loss"]),
                    "learning_rate": float(logs.get("learning_rate", 0.0))}  # fmt: skip
@@ -493,12 +499,6 @@ class _Reporter(TrainerCallback):
         self.last = (now, seen)
         if self.on_step is not None:
             self.on_step(state.global_step, metrics)
-        if args.eval_strategy == "no" and self._epoch_done(state):
-            self._emit(state, {})
-
-    @staticmethod
-    def _epoch_done(state: Any) -> bool:
-        return abs((state.epoch or 0) - round(state.epoch or 0)) < 1e-9
 
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
@@ -506,19 +506,15 @@ class _Reporter(TrainerCallback):
         if self.eval_started is not None:
             self.eval_seconds += time.perf_counter() - self.eval_started
             self.eval_started = None
-        scores = {
-            f"val_{k.removeprefix('eval_')}": float(v)
-            for k, v in (metrics or {}).items()
-            if k in ("eval_loss", "eval_accuracy", "eval_macro_f1")
-        }
-        self._emit(state, scores)
+        self._emit(state)  # the Trainer logged the metrics before calling this
 
-    def _emit(self, state: Any, scores: dict[str, float]) -> None:
-        if self.losses:
-            scores = {"train_loss": sum(self.losses) / len(self.losses)} | scores
-        self.losses = []
-        if self.on_epoch is not None:
-            self.on_epoch(round(state.epoch or 0), scores)
+    def _emit(self, state: Any) -> None:
+        if self.on_epoch is None:
+            return
+        epoch = round(state.epoch or 0)
+        rows = history_from_log(state.log_history)
+        row = next((r for r in rows if r["epoch"] == epoch), {})
+        self.on_epoch(epoch, {k: v for k, v in row.items() if k != "epoch"})
 
 
 def history_from_log(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
