@@ -28,6 +28,7 @@ def main() -> None:
     import pandas as pd
     import torch
 
+    from nlpflow.metrics import compute_metrics
     from nlpflow.models import predict_labels
     from nlpflow.params import TrainParams
     from nlpflow.train import fit
@@ -48,7 +49,7 @@ def main() -> None:
     model = fit(train, val, labels=["0", "1"], params=params)
     wall = time.perf_counter() - start
     predicted, _ = predict_labels(model, test[0])
-    accuracy = sum(p == g for p, g in zip(predicted, test[1], strict=True)) / len(test[1])
+    accuracy = compute_metrics(test[1], predicted, ["0", "1"])["accuracy"]
     perf, device = model.perf or {}, model.device or {}
     result = {
         "date": datetime.now(UTC).date().isoformat(), "gpu": device.get("gpu"),

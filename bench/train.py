@@ -41,7 +41,9 @@ def load(split: str, rows: int | None = None, seed: int = 13) -> tuple[list[str]
 
 
 def accuracy(predicted: list[str], gold: list[str]) -> float:
-    return sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold)
+    from nlpflow.metrics import compute_metrics
+
+    return float(compute_metrics(gold, predicted, sorted(set(gold)))["accuracy"])
 
 
 def run_nlpflow(train: Any, val: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]:
