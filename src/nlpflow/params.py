@@ -552,14 +552,188 @@ class TrainParams(_Section):
     spacy_textcat: SpacyTextcatParams = SpacyTextcatParams()
 
 
+MAIN_METRICS = ("macro_f1", "accuracy", "mcc", "weighted_f1", "micro_f1")
+MainMetric = Literal["macro_f1", "accuracy", "mcc", "weighted_f1", "micro_f1"]
+
+
+class SliceParams(_Section):
+    """One configured slice of the test set: rows whose raw text matches."""
+
+    keywords: list[str] | None = Field(
+        default=None,
+        description="Rows containing any of these words or phrases (case-insensitive, whole words).",
+    )
+    regex: str | None = Field(
+        default=None, description="Rows where this Python regular expression matches (re.search)."
+    )
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> SliceParams:
+        if (self.keywords is None) == (self.regex is None):
+            raise ValueError("give a slice either keywords or regex (exactly one)")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex {self.regex!r} does not compile: {exc}") from None
+        if self.keywords is not None and not [k for k in self.keywords if k.strip()]:
+            raise ValueError("keywords must hold at least one non-blank word")
+        return self
+
+
+class EvaluateParams(_Section):
+    """evaluate: how deep the test-set evaluation goes."""
+
+    main_metric: MainMetric = Field(
+        default="macro_f1",
+        description="The metric the bootstrap interval, the slices and the promotion gate use.",
+    )
+    bootstrap_samples: int = Field(
+        default=1000, ge=100, le=100_000, description="Bootstrap resamples of the test set."
+    )
+    confidence_level: float = Field(
+        default=0.95, gt=0.5, lt=1.0, description="Level of the bootstrap confidence interval."
+    )
+    seed: int = Field(default=13, description="Seed of the bootstrap and the behavioural tests.")
+    length_buckets: list[int] = Field(
+        default=[8, 16, 32, 64],
+        description="Edges of the text-length slices, in whitespace tokens of the raw text: "
+        "[8, 16] gives <=8, 9-16 and >16.",
+    )
+    negation: bool = Field(
+        default=True, description="Add the slice of texts holding a negation (English cues)."
+    )
+    slices: dict[str, SliceParams] = Field(
+        default={},
+        description="Named keyword or regex slices, e.g. {refunds: {keywords: [refund]}}.",
+    )
+    min_slice_size: int = Field(
+        default=20,
+        ge=1,
+        description="Slices with fewer test rows are reported but neither gated nor trusted.",
+    )
+    calibration_bins: int = Field(
+        default=10, ge=2, le=100, description="Equal-width confidence bins of ECE and the diagram."
+    )
+    worst_errors: int = Field(
+        default=25, ge=0, description="Rows in the table of highest-confidence mistakes."
+    )
+    behavioural: str | None = Field(
+        default="behavioural.yaml",
+        description="The project's behavioural tests (CheckList style), relative to the project; "
+        "null = none. A missing file is an error, not a silent skip.",
+    )
+
+    @field_validator("length_buckets")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if any(b <= a for a, b in zip(value, value[1:], strict=False)) or any(v < 1 for v in value):
+            raise ValueError("length_buckets must be positive and strictly increasing")
+        return value
+
+
+class GateParams(_Section):
+    """register.gate: what a challenger must show before it becomes champion."""
+
+    min_improvement: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Margin: the challenger's main metric must exceed the champion's by at least "
+        "this, on the same test set.",
+    )
+    significance: Literal["mcnemar", "bootstrap"] = Field(
+        default="mcnemar",
+        description="Paired test that the challenger beats the champion: McNemar's exact test "
+        "on the rows one gets right and the other wrong, or a paired bootstrap of the main metric.",
+    )
+    alpha: float = Field(
+        default=0.05, gt=0.0, lt=1.0, description="Significance level of that test (one-sided)."
+    )
+    max_slice_drop: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Largest drop of the main metric on any slice (of at least "
+        "evaluate.min_slice_size rows) against the champion.",
+    )
+    min_behavioural_pass_rate: float = Field(
+        default=0.8, ge=0.0, le=1.0, description="Smallest pass rate over all behavioural cases."
+    )
+    beat_baseline: bool = Field(
+        default=True,
+        description="The challenger must score above the tfidf_logreg baseline trained on the "
+        "same data (not checked when train.family is tfidf_logreg: it is the baseline).",
+    )
+
+
+class CardParams(_Section):
+    """register.card: the words of the model card that no metric can supply."""
+
+    intended_use: str = Field(
+        default="Route English customer-support tickets to a team. Not for decisions about "
+        "people, and not for languages or domains it was not trained on.",
+        description="What the model is for, and what it is not for.",
+    )
+    limitations: list[str] = Field(
+        default=[], description="Known limits, one sentence each (measured ones are added)."
+    )
+
+
 class RegisterParams(_Section):
-    """register: where runs are tracked and how the champion is chosen."""
+    """register: where runs are tracked, the promotion gate, and the model card."""
 
     experiment: str = Field(
         default="nlpflow", description="MLflow experiment of the pipeline runs."
     )
-    promote_metric: Literal["macro_f1", "accuracy"] = Field(
-        default="macro_f1", description="Test metric the champion must not lose on."
+    gate: GateParams = GateParams()
+    card: CardParams = CardParams()
+    quantize: Literal["none", "dynamic_int8"] = Field(
+        default="none",
+        description="dynamic_int8: the served transformer runs its Linear layers in int8 "
+        "(torch dynamic quantization); see README for its measured speed and accuracy.",
+    )
+
+
+class ServeParams(_Section):
+    """serve: limits the registered model enforces on every request (baked in at registration)."""
+
+    max_chars: int = Field(
+        default=5000, ge=1, description="Longest text accepted, in characters (longer: 400)."
+    )
+    max_batch: int = Field(default=256, ge=1, description="Most texts in one request (more: 400).")
+
+
+class InferenceParams(_Section):
+    """inference: batch scoring of a file or a SQL table with a registered model."""
+
+    source: str | None = Field(
+        default=None,
+        description="File (csv, tsv, jsonl, parquet) or database URL of the rows to score.",
+    )
+    table: str | None = Field(
+        default=None, description="Database source: the table to score (or give query)."
+    )
+    query: str | None = Field(
+        default=None, description="Database source: the SELECT whose rows are scored."
+    )
+    text_column: str = Field(default="text", description="Column holding the raw text.")
+    id_column: str | None = Field(
+        default=None, description="Column copied into the predictions to join them back."
+    )
+    output: str | None = Field(
+        default=None,
+        description="Predictions: a file path (format by extension), or for a database source "
+        "a table name in the same database (rows are appended).",
+    )
+    model_alias: str = Field(
+        default="champion", description="Registry alias (or version number) of the model used."
+    )
+    batch_size: int = Field(default=256, ge=1, description="Texts per predict call.")
+    on_invalid: Literal["fail", "skip"] = Field(
+        default="skip",
+        description="Rows failing input validation (null, blank, too long): fail stops the run; "
+        "skip leaves them out and writes them beside the output with the reason.",
     )
 
 
@@ -570,7 +744,10 @@ class Params(_Section):
     validate_: ValidateParams = Field(default=ValidateParams(), alias="validate")
     preprocess: PreprocessParams = PreprocessParams()
     train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
     register_: RegisterParams = Field(default=RegisterParams(), alias="register")
+    serve: ServeParams = ServeParams()
+    inference: InferenceParams = InferenceParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from nlpflow.errors import StageInputError
 from nlpflow.models import load_manifest
-from nlpflow.params import RegisterParams
+from nlpflow.params import Params, RegisterParams
 from nlpflow.tracking import Tracker
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -55,7 +55,9 @@ def _requirements(manifest: dict[str, Any]) -> list[str]:
     return pins
 
 
-def _log_pyfunc(tracker: Tracker, run_id: str, model_dir: Path) -> str:
+def _log_pyfunc(
+    tracker: Tracker, run_id: str, model_dir: Path, model_config: dict[str, Any]
+) -> str:
     """Save the pyfunc locally, upload it into the run; return its artifact location.
 
     Through the explicit client, not mlflow.start_run/log_model: those set the process-wide
@@ -86,9 +88,36 @@ def _log_pyfunc(tracker: Tracker, run_id: str, model_dir: Path) -> str:
             code_paths=[str(Path(__file__).parent)],
             pip_requirements=_requirements(manifest),  # explicit: inference would re-load the model
             signature=signature,
+            model_config=model_config,  # serving limits and quantization, read by load_context
         )
         tracker.client.log_artifacts(run_id, str(Path(tmp) / MODEL_PATH), MODEL_PATH)
     return f"{tracker.client.get_run(run_id).info.artifact_uri}/{MODEL_PATH}"
+
+
+def serving_config(params: Params) -> dict[str, Any]:
+    """What the served model enforces and how it runs, baked into the registered version."""
+    return {
+        "max_chars": params.serve.max_chars,
+        "max_batch": params.serve.max_batch,
+        "quantize": params.register_.quantize,
+    }
+
+
+def publish_model(
+    tracker: Tracker,
+    *,
+    run_id: str,
+    model_dir: Path,
+    model_name: str,
+    params: Params,
+    tags: dict[str, str] | None = None,
+) -> int:
+    """Log `model_dir` as the raw-text pyfunc into `run_id` and register it as a new version
+    of `model_name` (no aliases moved). Returns the version number."""
+    source = _log_pyfunc(tracker, run_id, model_dir, serving_config(params))
+    return _new_version(
+        tracker, model_name, source=source, run_id=run_id, tags={"run_id": run_id} | (tags or {})
+    )
 
 
 def _new_version(

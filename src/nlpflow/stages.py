@@ -26,10 +26,14 @@ GX_PROJECT = "gx"  # the Great Expectations project, under version control
 ACCEPTED = ".nlpflow/accepted"  # last accepted snapshot of each source, for drift checks
 PROCESSED = "data/processed"
 MODEL = "models/model"
+BASELINE = "models/baseline"  # tfidf_logreg on the same data: the yardstick of the promotion gate
 TRAIN_HISTORY = "reports/train_history.csv"
 METRICS = "reports/metrics.json"
 PLOTS = "reports/plots"
+EVALUATION = "reports/evaluation"  # predictions, slices, behavioural results, worst errors
+BEHAVIOURAL = "behavioural.yaml"  # the project's behavioural tests (evaluate.behavioural)
 REGISTRATION = "reports/registration.json"
+MODEL_CARD = "reports/model_card.md"
 HTTP_CACHE = ".nlpflow/cache/http"  # downloads, by URL; not a pipeline output
 CHECKPOINTS = ".nlpflow/checkpoints"  # of unfinished trainings, by training key; not logged
 PREPROCESS_CACHE = ".nlpflow/cache/preprocess"  # outputs by hash of input, params and code
@@ -187,12 +191,26 @@ def _train(ctx: StageContext) -> BaseModel:
     return report
 
 
+def _baseline(ctx: StageContext) -> BaseModel:
+    from nlpflow.train import train_baseline
+
+    report = train_baseline(
+        src=ctx.path(PROCESSED), dst=ctx.path(BASELINE), params=ctx.params.train,
+        preprocess=ctx.params.preprocess, labels=ctx.params.data.labels,
+    )  # fmt: skip
+    ctx.log_metrics({"baseline_train_seconds": report.seconds})
+    return report
+
+
 def _evaluate(ctx: StageContext) -> BaseModel:
     from nlpflow.evaluate import evaluate
 
+    behavioural = ctx.params.evaluate.behavioural
     report = evaluate(
-        model_dir=ctx.path(MODEL), src=ctx.path(PROCESSED),
-        metrics_path=ctx.path(METRICS), plots_dir=ctx.path(PLOTS),
+        model_dir=ctx.path(MODEL), baseline_dir=ctx.path(BASELINE), src=ctx.path(PROCESSED),
+        metrics_path=ctx.path(METRICS), plots_dir=ctx.path(PLOTS), out_dir=ctx.path(EVALUATION),
+        params=ctx.params.evaluate,
+        behavioural=ctx.path(behavioural) if behavioural is not None else None,
     )  # fmt: skip
     scalar = {k: v for k, v in flatten(report.metrics).items() if isinstance(v, float)}
     ctx.log_metrics(
@@ -200,6 +218,7 @@ def _evaluate(ctx: StageContext) -> BaseModel:
     )
     ctx.log_artifact(METRICS, "evaluation")
     ctx.log_artifact(PLOTS, "evaluation")
+    ctx.log_artifact(EVALUATION, "evaluation")
     return report
 
 
@@ -212,11 +231,15 @@ def _register(ctx: StageContext) -> BaseModel:
             "register needs an MLflow run: run it through `nlpflow stage` or the flow"
         )
     ctx.tracker.set_tags(ctx.run_id, dvc_hash_tags(ctx.root))
-    return register(
-        model_dir=ctx.path(MODEL), metrics_path=ctx.path(METRICS), dst=ctx.path(REGISTRATION),
-        params=ctx.params.register_, tracker=ctx.tracker, run_id=ctx.run_id,
-        model_name=ctx.settings.registered_model,
+    report = register(
+        model_dir=ctx.path(MODEL), metrics_path=ctx.path(METRICS),
+        evaluation=ctx.path(EVALUATION), dst=ctx.path(REGISTRATION), card=ctx.path(MODEL_CARD),
+        params=ctx.params, tracker=ctx.tracker, run_id=ctx.run_id,
+        model_name=ctx.settings.registered_model, data_manifest=ctx.path(GATHERED) / "manifest.json",
     )  # fmt: skip
+    ctx.log_artifact(MODEL_CARD, "registration")
+    ctx.log_artifact(REGISTRATION, "registration")
+    return report
 
 
 STAGES: tuple[Stage, ...] = (
@@ -237,8 +260,28 @@ STAGES: tuple[Stage, ...] = (
         _train,
         retries=1,
     ),
-    Stage("evaluate", (MODEL, PROCESSED), (METRICS, PLOTS), (), _evaluate),
-    Stage("register", (MODEL, METRICS), (REGISTRATION,), ("register",), _register, retries=2),
+    Stage(
+        "baseline",
+        (PROCESSED,),
+        (BASELINE,),
+        ("data.labels", "train.seed", "train.tfidf"),
+        _baseline,
+    ),
+    Stage(
+        "evaluate",
+        (MODEL, BASELINE, PROCESSED, BEHAVIOURAL),
+        (METRICS, PLOTS, EVALUATION),
+        ("evaluate",),
+        _evaluate,
+    ),
+    Stage(
+        "register",
+        (MODEL, METRICS, EVALUATION),
+        (REGISTRATION, MODEL_CARD),
+        ("evaluate.main_metric", "register", "serve"),
+        _register,
+        retries=2,
+    ),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 

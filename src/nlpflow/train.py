@@ -157,6 +157,25 @@ def train(
     )  # fmt: skip
 
 
+def train_baseline(
+    *,
+    src: Path,
+    dst: Path,
+    params: TrainParams,
+    preprocess: PreprocessParams,
+    labels: list[str] | None = None,
+) -> TrainReport:
+    """tfidf_logreg on the same splits (train.tfidf, train.seed, no augmentation): the yardstick
+    every challenger must beat before the promotion gate lets it become champion."""
+    from nlpflow.params import AugmentParams
+
+    baseline = params.model_copy(update={"family": "tfidf_logreg", "augment": AugmentParams()})
+    return train(
+        src=src, dst=dst, history_path=dst / "history.csv", params=baseline,
+        preprocess=preprocess, labels=labels,
+    )  # fmt: skip
+
+
 def training_key(src: Path, params: TrainParams, labels: list[str]) -> str:
     """Hash of the training's inputs: the split files, params, labels and the model code."""
     import hashlib
