@@ -75,7 +75,7 @@ def _git(root: Path, *args: str) -> None:
 def make_project(root: Path, params_text: str) -> Path:
     """A git + DVC project holding what dvc.yaml names, with the given params.yaml."""
     root.mkdir(parents=True, exist_ok=True)
-    for rel in ("dvc.yaml", "data/sample/support_tickets.csv"):
+    for rel in ("dvc.yaml", "data/sample/support_tickets.csv", "behavioural.yaml"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / rel, root / rel)
     shutil.copytree(REPO / "src" / "nlpflow", root / "src" / "nlpflow",

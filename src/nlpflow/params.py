@@ -7,6 +7,7 @@ overrides one value; the value is parsed as YAML, so `--set train.lr=3e-5` gives
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
@@ -627,7 +628,7 @@ class EvaluateParams(_Section):
     @field_validator("length_buckets")
     @classmethod
     def _increasing(cls, value: list[int]) -> list[int]:
-        if any(b <= a for a, b in zip(value, value[1:], strict=False)) or any(v < 1 for v in value):
+        if any(b <= a for a, b in pairwise(value)) or any(v < 1 for v in value):
             raise ValueError("length_buckets must be positive and strictly increasing")
         return value
 
