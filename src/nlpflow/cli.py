@@ -4,6 +4,7 @@ nlpflow run [--set train.epochs=1]     run the training flow (Prefect) once
 nlpflow stage NAME                      run one stage (what dvc.yaml calls)
 nlpflow deploy --cron "0 3 * * 1"       create a scheduled deployment of the training flow
 nlpflow params [--set ...]              print the validated params
+nlpflow registry history|promote|rollback  the promotion log; move the champion by hand
 """
 
 from __future__ import annotations
@@ -157,6 +158,99 @@ def deploy(
         f"deployment {training_flow.name}/{name} ({deployment_id}) scheduled '{cron}' {timezone}"
     )
     out.print(f"Run its schedule with: nlpflow deploy --cron '{cron}' --name {name} --serve")
+
+
+registry_app = typer.Typer(
+    no_args_is_help=True, help="Show the promotion log; move the champion by hand (who and why)."
+)
+app.add_typer(registry_app, name="registry")
+ModelName = Annotated[
+    str | None,
+    typer.Option("--model", help="Registered model (default: NLPFLOW_REGISTERED_MODEL)."),
+]
+Reason = Annotated[str, typer.Option("--reason", help="Why: recorded in the promotion log.")]
+By = Annotated[
+    str | None, typer.Option("--by", help="Who (default: $NLPFLOW_USER, else the login name).")
+]
+
+
+def _registry() -> tuple[Any, Any, Any]:
+    from nlpflow.tracking import Tracker
+
+    settings, loaded = _load(None)
+    return settings, loaded, Tracker(settings)
+
+
+@registry_app.command("history")
+def registry_history(
+    model: ModelName = None,
+    limit: Annotated[int, typer.Option(help="Newest events shown.")] = 20,
+) -> None:
+    """The champion now, and the promotion log: every gate decision and manual move."""
+    from mlflow.exceptions import MlflowException
+    from rich.table import Table
+
+    from nlpflow.registry import CHALLENGER, CHAMPION, read_log
+
+    settings, loaded, tracker = _registry()
+    name = model or settings.registered_model
+    aliases = {}
+    for alias in (CHAMPION, CHALLENGER):
+        try:
+            aliases[alias] = tracker.client.get_model_version_by_alias(name, alias).version
+        except MlflowException:  # no such alias (or model) yet
+            aliases[alias] = "-"
+    out.print(f"{name}: champion v{aliases[CHAMPION]}, challenger v{aliases[CHALLENGER]}")
+    events = read_log(tracker, loaded, name, limit=limit)
+    if not events:
+        out.print("The promotion log is empty: no version has been registered yet.")
+        return
+    table = Table("time (UTC)", "action", "version", "decision", "champion", "by", "reason")
+    for e in events:
+        move = f"v{e.champion_before or '-'} -> v{e.champion_after or '-'}"
+        table.add_row(e.time, e.action, str(e.version), e.decision, move, e.by, e.reason)
+    out.print(table)
+
+
+@registry_app.command("promote")
+def registry_promote(
+    version: Annotated[int, typer.Argument(help="The version to make champion.")],
+    reason: Reason,
+    by: By = None,
+    model: ModelName = None,
+) -> None:
+    """Make VERSION champion by hand, past the gate; recorded with who and why."""
+    from nlpflow.registry import actor, move_champion
+
+    settings, loaded, tracker = _registry()
+    event = move_champion(
+        tracker, loaded, name=model or settings.registered_model, version=version,
+        action="promote", by=actor(by), reason=reason,
+    )  # fmt: skip
+    out.print(
+        f"champion of {event.model}: v{event.champion_before} -> v{event.version} ({event.by})"
+    )
+
+
+@registry_app.command("rollback")
+def registry_rollback(
+    reason: Reason,
+    to: Annotated[
+        int | None, typer.Option(help="Version to return to (default: the previous champion).")
+    ] = None,
+    by: By = None,
+    model: ModelName = None,
+) -> None:
+    """Give the champion alias back to the previous champion (or --to VERSION)."""
+    from nlpflow.registry import actor, move_champion, rollback_target
+
+    settings, loaded, tracker = _registry()
+    name = model or settings.registered_model
+    target = to if to is not None else rollback_target(tracker, loaded, name)
+    event = move_champion(
+        tracker, loaded, name=name, version=target, action="rollback", by=actor(by), reason=reason
+    )
+    out.print(f"champion of {name}: v{event.champion_before} -> v{event.version} ({event.by})")
 
 
 def main() -> None:

@@ -60,3 +60,9 @@ class ModelError(NlpflowError):
     """The model cannot be built or loaded (e.g. the pretrained encoder is not found)."""
 
     code = "NLP006"
+
+
+class RegistryError(NlpflowError):
+    """A registry request names a model, version or alias that is not there, or lacks a reason."""
+
+    code = "NLP008"

@@ -737,6 +737,26 @@ class InferenceParams(_Section):
         "skip leaves them out and writes them beside the output with the reason.",
     )
 
+    @model_validator(mode="after")
+    def _one_selection(self) -> InferenceParams:
+        # Required fields (source, output) are checked when inference runs: a training run
+        # loads this section too, and leaves it unset.
+        if self.table is not None and self.query is not None:
+            raise ValueError("give table or query, not both")
+        if self.source is not None and (self.table or self.query):
+            from nlpflow.sources import is_database_url
+
+            if not is_database_url(self.source):
+                raise ValueError(
+                    "table and query apply to a database source; a file source is read whole "
+                    "(unset table/query, or set source to a database URL)"
+                )
+        if self.id_column is not None and self.id_column == self.text_column:
+            raise ValueError("id_column and text_column name the same column")
+        if not self.model_alias.strip():
+            raise ValueError("model_alias is blank: give an alias (champion) or a version number")
+        return self
+
 
 class Params(_Section):
     """The whole params.yaml."""
@@ -754,6 +774,24 @@ class Params(_Section):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
+
+    def public_dict(self) -> dict[str, Any]:
+        """to_dict with passwords in URLs (a database source) replaced by ***: what may be
+        logged to MLflow or written into a model card."""
+        return _redact(self.to_dict())
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^/\s]*@")
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\1***@", value)
+    return value
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -26,7 +26,7 @@ def open_run(ctx: StageContext, *, runner: str, tags: dict[str, str] | None = No
     run_id: str = ctx.tracker.start_run(
         ctx.params.register_.experiment, run_name=None, tags=all_tags
     )
-    ctx.tracker.log_params(run_id, flatten(ctx.params.to_dict()))
+    ctx.tracker.log_params(run_id, flatten(ctx.params.public_dict()))
     ctx.run_id = run_id
     return run_id
 

@@ -8,11 +8,12 @@ the metric allows it (accuracy), else one call per resample.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
-Metric = Callable[[Sequence[str], Sequence[str]], float]
+Metric = Callable[[Any, Any], float]  # (gold, predicted) as sequences or arrays
 
 
 class Interval(BaseModel):

@@ -1,0 +1,226 @@
+"""The promotion gate: may the challenger become champion?
+
+Every check gets a verdict and a one-line reason; the challenger is promoted only when every
+applicable check passes. Checks against the champion re-score the champion on the challenger's
+test rows, so both are judged on the same texts:
+
+- margin        the main metric beats the champion's by at least `register.gate.min_improvement`
+- significance  a paired test (McNemar, or a paired bootstrap of the main metric) says so at alpha
+- slices        no trusted slice loses more than `max_slice_drop` against the champion
+- behavioural   the behavioural pass rate is at least `min_behavioural_pass_rate`
+- baseline      the main metric beats the tfidf_logreg baseline trained on the same data
+- serving       the registered pyfunc, loaded back, predicts what evaluate measured
+
+Without a champion, the first three do not apply. This module is pure: the registry gathers the
+evidence and records the decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from nlpflow.params import Params
+
+BASELINE_FAMILY = "tfidf_logreg"
+
+
+class Check(BaseModel):
+    name: str
+    passed: bool
+    applicable: bool = True
+    reason: str
+
+
+class Decision(BaseModel):
+    promote: bool
+    checks: list[Check]
+    compared_version: int | None  # the champion it was compared with
+    metric: str
+    values: dict[str, float | None]  # challenger, champion, baseline, p_value, ...
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.applicable and not c.passed]
+
+    @property
+    def reasons(self) -> str:
+        failed = self.failed
+        if not failed:
+            return "all checks passed: " + ", ".join(c.name for c in self.checks if c.applicable)
+        return "; ".join(f"{c.name}: {c.reason}" for c in failed)
+
+
+@dataclass
+class ChampionEvidence:
+    version: int
+    predicted: list[str]
+    slices: dict[str, dict[str, Any]]
+    score: float
+
+
+@dataclass
+class ChallengerEvidence:
+    family: str
+    gold: list[str]
+    predicted: list[str]
+    score: float
+    slices: dict[str, dict[str, Any]]
+    behavioural_pass_rate: float | None
+    baseline_score: float | None
+    serving_mismatches: list[str] = field(default_factory=list)  # empty: serving agrees
+
+
+def _champion_checks(
+    challenger: ChallengerEvidence, champion: ChampionEvidence, params: Params
+) -> tuple[list[Check], float]:
+    from nlpflow.metrics import compute_metrics
+    from nlpflow.stats import mcnemar, paired_bootstrap
+
+    gate, main = params.register_.gate, params.evaluate.main_metric
+    diff = challenger.score - champion.score
+    margin = Check(
+        name="margin",
+        passed=diff > 0 and diff >= gate.min_improvement,
+        reason=f"{main} {challenger.score:.4f} vs champion v{champion.version} "
+        f"{champion.score:.4f} ({diff:+.4f}; needs > 0 and >= {gate.min_improvement})",
+    )
+    if gate.significance == "mcnemar":
+        test = mcnemar(challenger.gold, champion.predicted, challenger.predicted)
+        detail = (
+            f"McNemar p={test.p_value:.4g} (challenger alone right on {test.b_only_right} rows, "
+            f"champion alone on {test.a_only_right})"
+        )
+    else:
+        labels = sorted(set(challenger.gold))
+        test = paired_bootstrap(
+            challenger.gold, champion.predicted, challenger.predicted,
+            metric=lambda y, p: float(compute_metrics(y, p, labels)[main]),
+            samples=params.evaluate.bootstrap_samples, seed=params.evaluate.seed,
+        )  # fmt: skip
+        detail = f"paired bootstrap of {main}: p={test.p_value:.4g}"
+    significance = Check(
+        name="significance",
+        passed=test.p_value < gate.alpha,
+        reason=f"{detail}; needs p < {gate.alpha}",
+    )
+    return [margin, significance, _slice_check(challenger, champion, params)], test.p_value
+
+
+def _slice_check(
+    challenger: ChallengerEvidence, champion: ChampionEvidence, params: Params
+) -> Check:
+    main, tolerance = params.evaluate.main_metric, params.register_.gate.max_slice_drop
+    drops = []
+    for name, ours in challenger.slices.items():
+        theirs = champion.slices.get(name)
+        if not ours.get("trusted") or theirs is None:
+            continue
+        drop = float(theirs[main]) - float(ours[main])
+        if drop > tolerance:
+            drops.append(f"{name} {theirs[main]:.3f} -> {ours[main]:.3f} ({ours['rows']} rows)")
+    trusted = sum(1 for s in challenger.slices.values() if s.get("trusted"))
+    if drops:
+        return Check(
+            name="slices",
+            passed=False,
+            reason=f"{main} drops more than {tolerance} on " + ", ".join(drops),
+        )
+    return Check(
+        name="slices",
+        passed=True,
+        reason=f"no trusted slice ({trusted}) drops more than {tolerance}",
+    )
+
+
+def _own_checks(challenger: ChallengerEvidence, params: Params) -> list[Check]:
+    gate, main = params.register_.gate, params.evaluate.main_metric
+    rate = challenger.behavioural_pass_rate
+    checks = [
+        Check(
+            name="behavioural",
+            passed=rate is None or rate >= gate.min_behavioural_pass_rate,
+            applicable=rate is not None,
+            reason="no behavioural tests configured"
+            if rate is None
+            else f"pass rate {rate:.3f}; needs >= {gate.min_behavioural_pass_rate}",
+        )
+    ]
+    baseline_applies = gate.beat_baseline and challenger.family != BASELINE_FAMILY
+    base = challenger.baseline_score
+    checks.append(
+        Check(
+            name="baseline",
+            passed=not baseline_applies or (base is not None and challenger.score > base),
+            applicable=baseline_applies,
+            reason=f"{main} {challenger.score:.4f} vs {BASELINE_FAMILY} baseline "
+            + (f"{base:.4f}; needs more" if base is not None else "missing: run the baseline stage")
+            if baseline_applies
+            else f"not checked (train.family is {challenger.family}; gate.beat_baseline "
+            f"{gate.beat_baseline})",
+        )
+    )
+    mismatches = challenger.serving_mismatches
+    checks.append(
+        Check(
+            name="serving",
+            passed=not mismatches,
+            reason="the registered model reproduces evaluate's predictions"
+            if not mismatches
+            else "the registered model predicts differently from evaluate: "
+            + "; ".join(mismatches[:3]),
+        )
+    )
+    return checks
+
+
+def decide(
+    challenger: ChallengerEvidence, champion: ChampionEvidence | None, params: Params
+) -> Decision:
+    p_value: float | None = None
+    checks: list[Check] = []
+    if champion is not None:
+        checks, p_value = _champion_checks(challenger, champion, params)
+    else:
+        checks = [
+            Check(name=name, passed=True, applicable=False, reason="no champion yet")
+            for name in ("margin", "significance", "slices")
+        ]
+    checks += _own_checks(challenger, params)
+    return Decision(
+        promote=all(c.passed for c in checks if c.applicable),
+        checks=checks,
+        compared_version=champion.version if champion is not None else None,
+        metric=params.evaluate.main_metric,
+        values={
+            "challenger": challenger.score,
+            "champion": champion.score if champion is not None else None,
+            "baseline": challenger.baseline_score,
+            "p_value": p_value,
+            "behavioural_pass_rate": challenger.behavioural_pass_rate,
+        },
+    )
+
+
+def compare_predictions(
+    expected: Sequence[str],
+    expected_proba: Any,
+    got: Sequence[str],
+    got_proba: Any,
+    *,
+    texts: Sequence[str],
+    tolerance: float = 1e-5,
+) -> list[str]:
+    """Rows where the served model's label differs, or a probability moves by more than
+    `tolerance` (float noise of batching differently is far below it)."""
+    import numpy as np
+
+    gap = np.abs(np.asarray(expected_proba, dtype=float) - np.asarray(got_proba, dtype=float))
+    out = []
+    for i, (a, b) in enumerate(zip(expected, got, strict=True)):
+        if a != b or float(gap[i].max()) > tolerance:
+            out.append(f"row {i} {texts[i][:40]!r}: {a} -> {b}, max |dp| {gap[i].max():.2e}")
+    return out
