@@ -41,6 +41,7 @@ def test_repro_runs_all_then_nothing_then_only_what_a_param_touches(
         "validate",
         "preprocess",
         "train",
+        "baseline",
         "evaluate",
         "register",
     ]
@@ -63,12 +64,16 @@ def test_repro_runs_all_then_nothing_then_only_what_a_param_touches(
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train"]["tfidf"]["C"] = 1.0
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert _repro(root, env) == ["train", "evaluate", "register"]
+    # the baseline is tf-idf too: its params changed with the model's
+    assert _repro(root, env) == ["train", "baseline", "evaluate", "register"]
     client, runs = _runs(root)
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
     assert runs[1].data.params["train.tfidf.C"] == "1.0"
     versions = client.search_model_versions("name='repro-model'")
     assert sorted(int(v.version) for v in versions) == [1, 2]
+    params["evaluate"]["worst_errors"] = 5  # evaluation only: the models stay
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert _repro(root, env) == ["evaluate", "register"]
 
 
 def test_failed_stage_marks_the_run_failed(tmp_path: Path, venv_env) -> None:

@@ -189,7 +189,10 @@ def test_flatten_of_params_uses_section_aliases() -> None:
         "validate",
         "preprocess",
         "train",
+        "evaluate",
         "register",
+        "serve",
+        "inference",
     }
 
 
