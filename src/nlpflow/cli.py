@@ -4,6 +4,8 @@ nlpflow run [--set train.epochs=1]     run the training flow (Prefect) once
 nlpflow stage NAME                      run one stage (what dvc.yaml calls)
 nlpflow deploy --cron "0 3 * * 1"       create a scheduled deployment of the training flow
 nlpflow params [--set ...]              print the validated params
+nlpflow serve [--model NAME@ALIAS]      serve a registered model over HTTP (MLflow scoring server)
+nlpflow predict --text "..."            classify texts (or --input FILE) with a registered model
 nlpflow registry history|promote|rollback  the promotion log; move the champion by hand
 """
 
@@ -111,10 +113,16 @@ def _print_summary(result: dict[str, Any], settings: Any) -> None:
     out.print("\n[bold]Test metrics[/bold]")
     for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
         out.print(f"  {key:16} {metrics[key]:.4f}")
+    ci = metrics.get("ci") or {}
+    if "low" in ci:
+        out.print(f"  {ci['metric']} {ci['level']:.0%} CI {ci['low']:.4f} to {ci['high']:.4f}")
     aliases = ", ".join(reg["aliases"])
     out.print(f"\n[bold]Registered[/bold] {reg['model_name']} version {reg['version']} ({aliases})")
     if not reg["promoted"]:
-        out.print(f"  champion stays version {reg['previous_champion']} (it scores higher)")
+        champion = reg["previous_champion"]
+        out.print(f"  champion stays {f'version {champion}' if champion else 'unset'}")
+    out.print(f"  gate: {reg['reasons']}")
+    out.print("  model card: reports/model_card.md")
     out.print(f"  MLflow run {result['run_id']}")
     if not result["dvc_lock_updated"]:
         out.print("  dvc.lock left unchanged (--set/--config used, or not a DVC project)")
@@ -251,6 +259,87 @@ def registry_rollback(
         tracker, loaded, name=name, version=target, action="rollback", by=actor(by), reason=reason
     )
     out.print(f"champion of {name}: v{event.champion_before} -> v{event.version} ({event.by})")
+
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m",
+        help="NAME@ALIAS or NAME/VERSION (default: NLPFLOW_REGISTERED_MODEL@champion).",
+    ),
+]  # fmt: skip
+
+
+@app.command()
+def serve(
+    model: ModelOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: all).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5001,
+    workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 1,
+) -> None:
+    """Serve a registered model: `mlflow models serve --env-manager local`, offline, in this
+    environment (never a new virtualenv). POST raw text to /invocations."""
+    from nlpflow import serving
+
+    settings = load_settings()
+    ref = serving.resolve_model(model, settings)  # unknown model or alias: fails before the server
+    serving.check_port_free(host, port)
+    console.print(
+        f"serving {ref} from {settings.resolved_tracking_uri} at http://{host}:{port}/invocations"
+        f""" (POST {{"inputs": ["some text"]}}); Ctrl-C stops it""",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    command = serving.serve_command(ref, host=host, port=port, workers=workers)
+    code = serving.run_server(command, serving.serve_environment(settings))
+    raise typer.Exit(code)
+
+
+@app.command()
+def predict(
+    model: ModelOption = None,
+    text: Annotated[
+        list[str] | None, typer.Option("--text", "-t", help="A text to classify (repeatable).")
+    ] = None,
+    input_: Annotated[
+        Path | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="A file of texts: .txt (one a line), .csv/.tsv/.jsonl/.parquet (a text column).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, not a table.")] = False,
+) -> None:
+    """Classify texts with a registered model: label, score and each class's probability."""
+    from nlpflow.serving import predict_registered, read_texts, resolve_model
+
+    if (text is None) == (input_ is None):
+        raise NlpflowError("give texts with --text (repeatable) or a file with --input, not both.")
+    settings = load_settings()
+    ref = resolve_model(model, settings)
+    texts = read_texts(input_) if input_ is not None else list(text or [])
+    frame = predict_registered(ref, settings, texts)
+    frame.insert(0, "text", texts)
+    if as_json:
+        for row in frame.to_dict(orient="records"):
+            out.print(json.dumps(row, ensure_ascii=False), markup=False, highlight=False)
+        return
+    _print_predictions(frame, title=str(ref))
+
+
+def _print_predictions(frame: Any, *, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in frame.columns:  # a class's probability under the class's name
+        left = column in {"text", "label"}
+        name = column.removeprefix("proba_")
+        table.add_column(name, overflow="fold", justify="left" if left else "right")
+    for row in frame.itertuples(index=False):
+        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
+        cells[0] = cells[0] if len(cells[0]) <= 80 else cells[0][:79] + "…"
+        table.add_row(*cells)
+    out.print(table)
 
 
 def main() -> None:

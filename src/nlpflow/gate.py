@@ -72,6 +72,7 @@ class ChallengerEvidence:
     behavioural_pass_rate: float | None
     baseline_score: float | None
     serving_mismatches: list[str] = field(default_factory=list)  # empty: serving agrees
+    serving_compared: bool = True  # False for an int8 version, meant to differ a little
 
 
 def _champion_checks(
@@ -164,14 +165,20 @@ def _own_checks(challenger: ChallengerEvidence, params: Params) -> list[Check]:
         )
     )
     mismatches = challenger.serving_mismatches
+    if not challenger.serving_compared:
+        reason = "not compared: the registered version is quantized (register.quantize)"
+    elif mismatches:
+        reason = "the registered model predicts differently from evaluate: " + "; ".join(
+            mismatches[:3]
+        )
+    else:
+        reason = "the registered model reproduces evaluate's predictions"
     checks.append(
         Check(
             name="serving",
             passed=not mismatches,
-            reason="the registered model reproduces evaluate's predictions"
-            if not mismatches
-            else "the registered model predicts differently from evaluate: "
-            + "; ".join(mismatches[:3]),
+            applicable=challenger.serving_compared,
+            reason=reason,
         )
     )
     return checks

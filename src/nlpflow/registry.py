@@ -364,7 +364,7 @@ def _challenger_evidence(
         slices=compute_slice_metrics(texts, gold, labels, labels=label_set, params=params.evaluate),
         behavioural_pass_rate=metrics.get("behavioural_pass_rate"),
         baseline_score=float(baseline[main]) if main in baseline else None,
-        serving_mismatches=mismatches,
+        serving_mismatches=mismatches, serving_compared=params.register_.quantize == "none",
     )  # fmt: skip
 
 
