@@ -3,6 +3,7 @@
 nlpflow run [--set train.epochs=1]     run the training flow (Prefect) once
 nlpflow stage NAME                      run one stage (what dvc.yaml calls)
 nlpflow deploy --cron "0 3 * * 1"       create a scheduled deployment of the training flow
+nlpflow infer [--set inference.table=t] score a file or SQL table with the champion (Prefect)
 nlpflow params [--set ...]              print the validated params
 nlpflow serve [--model NAME@ALIAS]      serve a registered model over HTTP (MLflow scoring server)
 nlpflow predict --text "..."            classify texts (or --input FILE) with a registered model
@@ -134,27 +135,70 @@ def _print_summary(result: dict[str, Any], settings: Any) -> None:
 
 
 @app.command()
+def infer(set_: SetOption = None, config: ConfigOption = None) -> None:
+    """Score a file or SQL table (params `inference`) with the registered model, with Prefect."""
+    settings, _ = _load(set_, config)  # validate params before Prefect starts
+    from flows.inference import inference_flow
+
+    _quiet_user_error_tracebacks()
+    report = inference_flow(
+        overrides=set_ or None,
+        project_dir=str(settings.root),
+        configs=[str(c.resolve()) for c in config] if config else None,
+    )
+    out.print(
+        f"[bold]Scored[/bold] {report['rows_scored']} of {report['rows_read']} rows with "
+        f"{report['model_name']} version {report['model_version']} ({report['model_alias']})"
+    )
+    out.print(f"  predictions: {report['output']}")
+    if report["rows_rejected"]:
+        checks = ", ".join(f"{k} {v}" for k, v in report["rejected_by_check"].items())
+        out.print(
+            f"  rejected {report['rows_rejected']} rows ({checks}): {report['rejected_output']}"
+        )
+    out.print(f"  labels: {json.dumps(report['labels'])}")
+    out.print(f"  MLflow run {report['run_id']}")
+
+
+DEPLOYABLE = {
+    "training": "nlpflow training: gather, validate, preprocess, train, evaluate, register.",
+    "inference": "nlpflow batch inference: score params `inference.source` with the champion.",
+}
+
+
+@app.command()
 def deploy(
     cron: Annotated[str, typer.Option(help="Cron schedule, e.g. '0 3 * * 1' (Mondays 03:00).")],
-    name: Annotated[str, typer.Option(help="Deployment name.")] = "scheduled-training",
+    name: Annotated[
+        str | None, typer.Option(help="Deployment name (default: scheduled-<flow>).")
+    ] = None,
     timezone: Annotated[str, typer.Option(help="Time zone of the cron schedule.")] = "UTC",
     serve: Annotated[bool, typer.Option(help="Keep running and execute scheduled runs.")] = False,
+    flow_name: Annotated[str, typer.Option("--flow", help="training|inference")] = "training",
+    set_: SetOption = None,
 ) -> None:
-    """Create (or update) a scheduled deployment of the training flow on the Prefect API."""
+    """Create (or update) a scheduled deployment of the training or inference flow."""
     from prefect.deployments.runner import RunnerDeployment
     from prefect.schedules import Cron
 
-    from flows.training import training_flow
-
-    settings = load_settings()
+    if flow_name not in DEPLOYABLE:
+        raise NlpflowError(f"--flow {flow_name!r}: choose one of {', '.join(DEPLOYABLE)}.")
+    settings, _ = _load(set_)  # the overrides a scheduled run will apply must be valid now
+    if flow_name == "inference":
+        from flows.inference import inference_flow as chosen
+    else:
+        from flows.training import training_flow as chosen
+    name = name or f"scheduled-{flow_name}"
     try:
         schedule = Cron(cron, timezone=timezone)
     except ValueError as exc:
         raise NlpflowError(f"--cron {cron!r} is not a valid cron expression: {exc}") from None
-    deployment = training_flow.to_deployment(
-        name=name, schedules=[schedule], parameters={"project_dir": str(settings.root)},
-        description="nlpflow training: gather, validate, preprocess, train, evaluate, register.",
-    )  # fmt: skip
+    parameters: dict[str, Any] = {"project_dir": str(settings.root)}
+    if set_:
+        parameters["overrides"] = list(set_)
+    deployment = chosen.to_deployment(
+        name=name, schedules=[schedule], parameters=parameters, description=DEPLOYABLE[flow_name]
+    )
     assert isinstance(deployment, RunnerDeployment)  # the synchronous call returns it directly
     if serve:
         from prefect import serve as prefect_serve
@@ -162,10 +206,12 @@ def deploy(
         prefect_serve(deployment)
         return
     deployment_id = deployment.apply()
+    out.print(f"deployment {chosen.name}/{name} ({deployment_id}) scheduled '{cron}' {timezone}")
+    again = " ".join(f"--set '{s}'" for s in set_ or [])
     out.print(
-        f"deployment {training_flow.name}/{name} ({deployment_id}) scheduled '{cron}' {timezone}"
+        f"Run its schedule with: nlpflow deploy --flow {flow_name} --cron '{cron}' --name {name} "
+        f"{again + ' ' if again else ''}--serve"
     )
-    out.print(f"Run its schedule with: nlpflow deploy --cron '{cron}' --name {name} --serve")
 
 
 registry_app = typer.Typer(
@@ -351,13 +397,23 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except (typer.Exit, typer.Abort) as exc:
         sys.exit(getattr(exc, "exit_code", 1))
-    except Exception as exc:  # click usage errors
-        import click
+    except Exception as exc:
+        if not _is_usage_error(exc):
+            raise
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def _is_usage_error(exc: Exception) -> bool:
+    """A command-line mistake (unknown option, missing argument): click's ClickException, which
+    typer >= 0.29 vendors as typer._click (no longer a subclass of click's own)."""
+    import click
+
+    kinds: tuple[type, ...] = (click.ClickException,)
+    vendored = getattr(getattr(typer, "exceptions", None), "TyperException", None)
+    if vendored is not None:
+        kinds += (vendored,)
+    return isinstance(exc, kinds) and hasattr(exc, "show")
 
 
 if __name__ == "__main__":
