@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from nlpflow.errors import NlpflowError
-from nlpflow.params import Params, flatten
+from nlpflow.params import Params
 from nlpflow.settings import Settings
 
 GATHERED = "data/gathered"
@@ -212,10 +212,8 @@ def _evaluate(ctx: StageContext) -> BaseModel:
         params=ctx.params.evaluate,
         behavioural=ctx.path(behavioural) if behavioural is not None else None,
     )  # fmt: skip
-    scalar = {k: v for k, v in flatten(report.metrics).items() if isinstance(v, float)}
-    ctx.log_metrics(
-        {f"test_{k.replace('per_class.', '')}".replace(".", "_"): v for k, v in scalar.items()}
-    )
+    # test_<metric>, the interval, slice_<name>_<main>, behavioural and baseline scores
+    ctx.log_metrics(report.tracked_metrics())
     ctx.log_artifact(METRICS, "evaluation")
     ctx.log_artifact(PLOTS, "evaluation")
     ctx.log_artifact(EVALUATION, "evaluation")
