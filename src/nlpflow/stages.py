@@ -276,7 +276,7 @@ STAGES: tuple[Stage, ...] = (
         "register",
         (MODEL, METRICS, EVALUATION),
         (REGISTRATION, MODEL_CARD),
-        ("evaluate.main_metric", "register", "serve"),
+        ("evaluate", "register", "serve"),
         _register,
         retries=2,
     ),

@@ -79,8 +79,9 @@ def test_unknown_key_under_aliased_section_lists_that_sections_keys(tmp_path: Pa
 
 def test_unknown_top_level_section_lists_the_sections(tmp_path: Path) -> None:
     message = _error(_write(tmp_path, "trian:\n  epochs: 3\n"))
-    assert "trian: unknown key; allowed keys here: data, preprocess, register, train, validate" in (
-        message
+    assert (
+        "trian: unknown key; allowed keys here: data, evaluate, inference, preprocess, register, serve, train, validate"
+        in (message)
     )
 
 
