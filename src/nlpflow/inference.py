@@ -289,7 +289,10 @@ def load_version(tracker: Tracker, ref: ModelRef, *, max_chars: int, max_batch: 
 def _engine(url: str) -> Any:
     import sqlalchemy as sa
 
-    return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    for bare in ("postgresql://", "postgres://"):  # SQLAlchemy knows neither without a driver
+        if url.startswith(bare):
+            url = "postgresql+psycopg://" + url.removeprefix(bare)
+    return sa.create_engine(url)
 
 
 def _quoted(engine: Any, name: str) -> str:

@@ -724,8 +724,9 @@ class InferenceParams(_Section):
     )
     output: str | None = Field(
         default=None,
-        description="Predictions: a file path (format by extension), or for a database source "
-        "a table name in the same database (rows are appended).",
+        description="Predictions: a file path (csv, jsonl, parquet; replaced), or for a database "
+        "source a table name in the same database (rows appended). Rejected rows go beside it: "
+        "<stem>.rejected.<ext>, or table <output>_rejected.",
     )
     model_alias: str = Field(
         default="champion", description="Registry alias (or version number) of the model used."

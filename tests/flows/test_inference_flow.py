@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import mlflow_client
 from tests.integration.test_batch_inference import (
     BLANK,
     GOOD,
@@ -82,6 +83,15 @@ def test_file_source_to_parquet(prefect_api: str, registered: Registered) -> Non
     assert (result["rows_read"], result["rows_valid"], result["rows_scored"]) == (7, 5, 5)
     assert result["rejected_by_check"] == {"text_not_blank": 1, "text_length": 1}
     assert result["output"] == str(out)
+    # the counts as the Prefect UI shows them, for this flow run
+    from prefect.artifacts import Artifact
+
+    artifact = Artifact.get("nlpflow-inference")
+    assert artifact is not None
+    run = mlflow_client(registered.root).get_run(result["run_id"])
+    assert str(artifact.flow_run_id) == run.data.tags["prefect.flow_run_id"]
+    assert "| rows read | 7 |" in artifact.data and "| rows scored | 5 |" in artifact.data
+    assert "| text_length | 1 |" in artifact.data
 
 
 def test_alias_is_resolved_once_and_that_version_scores(registered: Registered) -> None:
