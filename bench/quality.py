@@ -55,11 +55,16 @@ def run(name: str) -> dict[str, Any]:
 
     config, overrides, goal, check = RUNS[name]
     params = load_params(ROOT / "params.yaml", overrides, [ROOT / "configs" / f"{config}.yaml"])
+    # the run's project is a temporary folder: the config's behavioural tests by absolute path
+    behavioural = ROOT / "configs" / "behavioural" / f"{config}.yaml"
+    params = params.model_copy(
+        update={"evaluate": params.evaluate.model_copy(update={"behavioural": str(behavioural)})}
+    )
     with tempfile.TemporaryDirectory(prefix=f"nlpflow-quality-{name}-") as tmp:
         ctx = make_context(Path(tmp), params, Settings(project_dir=Path(tmp), data_root=ROOT),
                            tracked=False)  # fmt: skip
         reports = {}
-        for stage in ("gather", "validate", "preprocess", "train", "evaluate"):
+        for stage in ("gather", "validate", "preprocess", "train", "baseline", "evaluate"):
             start = time.perf_counter()
             reports[stage] = run_stage(stage, ctx)
             print(f"  {name}: {stage} {time.perf_counter() - start:.1f} s", flush=True)

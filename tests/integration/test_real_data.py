@@ -27,6 +27,7 @@ def test_tfidf_logreg_on_movie_reviews_reaches_075(tmp_path: Path) -> None:
             "data": {"source": str(MR / "splits"), "format": "folder"},
             "preprocess": {"lowercase": True},
             "train": {"family": "tfidf_logreg"},
+            "evaluate": {"behavioural": None},  # MR's folder labels are 0/1 here
         }
     )
     ctx = make_context(tmp_path, params, Settings(project_dir=tmp_path), tracked=False)
