@@ -143,3 +143,25 @@ def mlflow_client(root: Path):  # type: ignore[no-untyped-def]
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+PG_URL = os.environ.get("NLPFLOW_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_engine() -> Iterator[object]:
+    """An engine on the local PostgreSQL (database `test`); skips with the reason where it is
+    unreachable, except under CI, which has it."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_URL)
+    try:
+        engine.connect().close()
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise  # CI has PostgreSQL: its absence is a failure there, not a skip
+        pytest.skip(
+            f"PostgreSQL at {PG_URL} is not reachable ({exc.orig}); set NLPFLOW_TEST_PG_URL"
+        )
+    yield engine
+    engine.dispose()

@@ -78,16 +78,21 @@ def _brief(fields: dict[str, Any]) -> dict[str, Any]:
 @app.command()
 def run(set_: SetOption = None, config: ConfigOption = None) -> None:
     """Run the training flow once, with Prefect (no server needed), MLflow and DVC."""
-    settings, _ = _load(set_, config)  # validate params before Prefect starts
     from flows.training import training_flow
 
+    settings, result = _run_flow(training_flow, set_, config)
+    _print_summary(result, settings)
+
+
+def _run_flow(flow: Any, set_: list[str] | None, config: list[Path] | None) -> tuple[Any, Any]:
+    """Validate params before Prefect starts, then run `flow` once on this project."""
+    settings, _ = _load(set_, config)
     _quiet_user_error_tracebacks()
-    result = training_flow(
+    return settings, flow(
         overrides=set_ or None,
         project_dir=str(settings.root),
         configs=[str(c.resolve()) for c in config] if config else None,
     )
-    _print_summary(result, settings)
 
 
 class _DropUserErrors(logging.Filter):
@@ -137,15 +142,9 @@ def _print_summary(result: dict[str, Any], settings: Any) -> None:
 @app.command()
 def infer(set_: SetOption = None, config: ConfigOption = None) -> None:
     """Score a file or SQL table (params `inference`) with the registered model, with Prefect."""
-    settings, _ = _load(set_, config)  # validate params before Prefect starts
     from flows.inference import inference_flow
 
-    _quiet_user_error_tracebacks()
-    report = inference_flow(
-        overrides=set_ or None,
-        project_dir=str(settings.root),
-        configs=[str(c.resolve()) for c in config] if config else None,
-    )
+    _, report = _run_flow(inference_flow, set_, config)
     out.print(
         f"[bold]Scored[/bold] {report['rows_scored']} of {report['rows_read']} rows with "
         f"{report['model_name']} version {report['model_version']} ({report['model_alias']})"
@@ -322,6 +321,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: all).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5001,
     workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="torch threads per worker (default: OMP_NUM_THREADS, else physical cores / workers).",
+        ),
+    ] = None,
 ) -> None:
     """Serve a registered model: `mlflow models serve --env-manager local`, offline, in this
     environment (never a new virtualenv). POST raw text to /invocations."""
@@ -336,7 +342,8 @@ def serve(
         markup=False, highlight=False, soft_wrap=True,
     )  # fmt: skip
     command = serving.serve_command(ref, host=host, port=port, workers=workers)
-    code = serving.run_server(command, serving.serve_environment(settings))
+    env = serving.serve_environment(settings, threads=threads, workers=workers)
+    code = serving.run_server(command, env)
     raise typer.Exit(code)
 
 

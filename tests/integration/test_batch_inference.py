@@ -4,7 +4,6 @@ appends predictions (and the rejected rows) to tables of the same database."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,9 +13,8 @@ import pandas as pd
 import pytest
 
 from nlpflow.errors import DataValidationError, ModelError, ParamsError
-from tests.conftest import SAMPLE
+from tests.conftest import PG_URL, SAMPLE
 
-PG_URL = os.environ.get("NLPFLOW_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MODEL_MAX_CHARS = 300  # baked into the registered version; params.serve.max_chars stays 5000
 
 
@@ -91,20 +89,8 @@ def inference_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[R
 
 
 @pytest.fixture
-def engine() -> Iterator[object]:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(PG_URL)
-    try:
-        engine.connect().close()
-    except sa.exc.OperationalError as exc:
-        if os.environ.get("CI"):
-            raise  # CI has PostgreSQL: its absence is a failure there, not a skip
-        pytest.skip(
-            f"PostgreSQL at {PG_URL} is not reachable ({exc.orig}); set NLPFLOW_TEST_PG_URL"
-        )
-    yield engine
-    engine.dispose()
+def engine(pg_engine) -> object:
+    return pg_engine
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,23 +16,14 @@ from nlpflow.pipeline import make_context
 from nlpflow.settings import Settings
 from nlpflow.sources import read_sql
 from nlpflow.stages import run_stage
-
-PG_URL = os.environ.get("NLPFLOW_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from tests.conftest import PG_URL
 
 
 @pytest.fixture
-def table() -> Iterator[str]:
+def table(pg_engine) -> Iterator[str]:
     import sqlalchemy as sa
 
-    engine = sa.create_engine(PG_URL)
-    try:
-        engine.connect().close()
-    except sa.exc.OperationalError as exc:
-        if os.environ.get("CI"):
-            raise  # CI has PostgreSQL: its absence is a failure there, not a skip
-        pytest.skip(
-            f"PostgreSQL at {PG_URL} is not reachable ({exc.orig}); set NLPFLOW_TEST_PG_URL"
-        )
+    engine = pg_engine
     name = f"tickets_{uuid.uuid4().hex[:8]}"
     rows = [
         {
@@ -55,7 +45,6 @@ def table() -> Iterator[str]:
     yield name
     with engine.begin() as connection:
         connection.execute(sa.text(f'DROP TABLE "{name}"'))
-    engine.dispose()
 
 
 def _gather(tmp_path: Path, **data: object) -> dict:
