@@ -1,0 +1,56 @@
+"""Dynamic int8 quantization of a served transformer (`register.quantize: dynamic_int8`).
+
+torch's dynamic quantization stores each nn.Linear's weights in int8 and quantizes activations
+on the fly, per batch; embeddings, layer norms and softmax stay fp32. It needs no calibration
+data, so it is applied when the registered model loads, not at training time: the registered
+artifacts stay fp32 and one version can be served either way. `python bench/serve.py` measures
+what it changes (latency, accuracy) on this machine; README shows the table.
+
+Only the `transformer` family is quantized. For the others it is a no-op: tfidf and spaCy models
+have no Linear layers worth it, and `transformer_frozen`'s logistic regression was fitted on fp32
+features, which int8 would shift (not measured).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+QUANTIZE_MODES = ("none", "dynamic_int8")
+QUANTIZED_FAMILIES = ("transformer",)
+
+
+def quantize_dynamic_int8(module: Any) -> Any:
+    """`module` with every nn.Linear replaced by torch's DynamicQuantizedLinear (int8 weights)."""
+    import torch
+
+    with warnings.catch_warnings():
+        # torch 2.13 marks torch.ao.quantization deprecated in favour of torchao (not installed
+        # here; quantize_dynamic still works) and warns that quantized tensors are deprecated.
+        # Only those two warnings are silenced.
+        warnings.filterwarnings(
+            "ignore", message=r"torch\.ao\.quantization is deprecated", category=DeprecationWarning
+        )
+        warnings.filterwarnings(
+            "ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel",
+            category=UserWarning,
+        )  # fmt: skip
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def apply_quantization(model: Any, mode: str) -> bool:
+    """Quantize `model` (a loaded nlpflow TextClassifier) in place as `mode` says; True when
+    something was quantized."""
+    if mode not in QUANTIZE_MODES:
+        from nlpflow.errors import ModelError
+
+        raise ModelError(
+            f"quantize={mode!r} is not known; use one of {', '.join(QUANTIZE_MODES)} "
+            "(params register.quantize), or upgrade nlpflow to the version that registered it."
+        )
+    if mode == "none" or getattr(model, "family", None) not in QUANTIZED_FAMILIES:
+        return False
+    model.model = quantize_dynamic_int8(model.model)
+    return True
