@@ -96,7 +96,7 @@ def _check_header(path: Path, text: str, sep: str, quoting: Literal[0, 1, 2, 3])
         )
 
 
-def _read_table(path: Path, fmt: str, params: DataParams) -> pd.DataFrame:
+def read_table(path: Path, fmt: str, params: DataParams) -> pd.DataFrame:
     if fmt == "parquet":
         try:
             return pd.read_parquet(path)
@@ -203,7 +203,7 @@ def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
     if split_files:
         frames = []
         for split, path in split_files.items():
-            frame = _select(_read_table(path, TABLE_SUFFIXES[path.suffix], params), path, params)
+            frame = _select(read_table(path, TABLE_SUFFIXES[path.suffix], params), path, params)
             frame[SPLIT_COLUMN] = split
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
@@ -237,7 +237,7 @@ def _read_split_files(folder: Path, params: DataParams) -> pd.DataFrame:
                 f"data.split_files names {name!r}, but {path} is not a file: check the name."
             )
         fmt = params.format if params.format not in ("auto", "folder") else "auto"
-        frame = _select(_read_table(path, _detect_format(path, fmt), params), path, params)
+        frame = _select(read_table(path, _detect_format(path, fmt), params), path, params)
         frame[SPLIT_COLUMN] = _split_name(split, path)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
@@ -293,7 +293,7 @@ def load_source(path: Path, params: DataParams) -> tuple[pd.DataFrame, str]:
             raise DataSourceError(f"data.format is folder but {path} is a file.")
         frame = _read_folder(path, params)
     else:
-        frame = _select(_read_table(path, fmt, params), path, params)
+        frame = _select(read_table(path, fmt, params), path, params)
     if frame.empty:
         raise DataSourceError(f"{path} has a header but no rows.")
     return frame, fmt

@@ -334,12 +334,12 @@ def read_rows(plan: InferencePlan) -> pd.DataFrame:
 
 
 def _read_file(path: Path) -> pd.DataFrame:
-    from nlpflow.data import _read_table  # the same reader (and messages) gather uses
+    from nlpflow.data import read_table  # the same reader (and messages) gather uses
     from nlpflow.params import DataParams
 
     if not path.is_file():
         raise DataSourceError(f"inference.source {path} does not exist: check the path.")
-    return _read_table(path, INPUT_FORMATS[path.suffix.lower()], DataParams())
+    return read_table(path, INPUT_FORMATS[path.suffix.lower()], DataParams())
 
 
 # ------------------------------------------------------------------------------ validate
