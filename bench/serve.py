@@ -220,9 +220,12 @@ Predict = Callable[[list[str]], list[str]]
 Contenders = dict[str, tuple[int, Predict]]  # name -> (torch threads in this process, predict)
 
 
-def latencies(contenders: Contenders, texts: list[str], requests: int) -> dict[str, list[float]]:
+def latencies(
+    contenders: Contenders, texts: list[str], requests: int
+) -> tuple[dict[str, list[float]], dict[str, list[str]]]:
     """ms per one-text request, contenders interleaved in rounds of 10 requests each (torch's
-    thread count is switched between rounds, outside the timing)."""
+    thread count is switched between rounds, outside the timing); and the labels answered for
+    texts[:requests]."""
     import torch
 
     for threads, predict in contenders.values():  # warm-up: first calls allocate, pick kernels
@@ -230,15 +233,17 @@ def latencies(contenders: Contenders, texts: list[str], requests: int) -> dict[s
         for text in texts[:10]:
             predict([text])
     times: dict[str, list[float]] = {name: [] for name in contenders}
+    labels: dict[str, list[str]] = {name: [] for name in contenders}
     for start in range(0, requests, 10):
         chunk = [texts[i % len(texts)] for i in range(start, start + 10)]
         for name, (threads, predict) in contenders.items():
             torch.set_num_threads(threads)
             for text in chunk:
                 begin = time.perf_counter()
-                predict([text])
+                label = predict([text])
                 times[name].append((time.perf_counter() - begin) * 1000)
-    return times
+                labels[name] += label
+    return times, labels
 
 
 def throughput(
@@ -306,7 +311,7 @@ def main() -> None:
                 HTTP_INT8: (cores, HttpClient(ports["int8"])),
             }
             print(f"one-text latency: {args.requests} requests each", flush=True)
-            times = latencies(contenders, test_texts, args.requests)
+            times, one_by_one = latencies(contenders, test_texts, args.requests)
             print(f"throughput: {len(test_texts)} test texts in requests of {BATCH}", flush=True)
             rates, predicted = throughput(contenders, test_texts)
     torch.set_num_threads(cores)
@@ -326,6 +331,12 @@ def main() -> None:
         predicted[IN_FP32] == predicted[HTTP_FP32] and predicted[IN_INT8] == predicted[HTTP_INT8]
     )
     points = (by[IN_INT8]["test_accuracy"] - by[IN_FP32]["test_accuracy"]) * 100
+    # does a text's label depend on the rest of its request? (int8 scales activations per request)
+    n = min(args.requests, len(test_texts))
+    batch_dependent = {
+        name: sum(a != b for a, b in zip(one_by_one[name][:n], predicted[name][:n], strict=True))
+        for name in (IN_FP32, IN_INT8)
+    }
     goals = {
         "one text, in process: p50 <= 25 ms": by[IN_FP32]["p50_ms"] <= GOAL_P50_MS,
         "one text, over HTTP: p50 <= 25 ms": by[HTTP_FP32]["p50_ms"] <= GOAL_P50_MS,
@@ -338,6 +349,7 @@ def main() -> None:
         "machine": machine, "dataset": dataset, "train_rows": len(train[0]),
         "test_rows": len(test_texts), "epochs": args.epochs, "requests": args.requests,
         "results": rows, "int8_label_changes": disagree, "int8_accuracy_points": points,
+        "labels_differing_one_text_vs_64": batch_dependent, "compared_texts": n,
         "http_labels_equal_in_process": http_same, "goals": goals,
         "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
@@ -360,6 +372,10 @@ def main() -> None:
     print(
         f"\nint8 vs fp32: accuracy {points:+.2f} points, {disagree} of {len(test_texts)} labels "
         f"changed; HTTP labels equal in-process labels: {http_same}"
+    )
+    print(
+        f"labels that differ between one-text requests and requests of 64 (first {n} texts): "
+        f"fp32 {batch_dependent[IN_FP32]}, int8 {batch_dependent[IN_INT8]}"
     )
     for goal, met in goals.items():
         print(f"goal {goal}: {'met' if met else 'NOT met'}")

@@ -1,10 +1,17 @@
 """Dynamic int8 quantization of a served transformer (`register.quantize: dynamic_int8`).
 
 torch's dynamic quantization stores each nn.Linear's weights in int8 and quantizes activations
-on the fly, per batch; embeddings, layer norms and softmax stay fp32. It needs no calibration
-data, so it is applied when the registered model loads, not at training time: the registered
-artifacts stay fp32 and one version can be served either way. `python bench/serve.py` measures
-what it changes (latency, accuracy) on this machine; README shows the table.
+on the fly; embeddings, layer norms and softmax stay fp32. It needs no calibration data, so it is
+applied when the registered model loads, not at training time: the registered artifacts stay
+fp32 and one version can be served either way. `python bench/serve.py` measures what it changes
+(latency, accuracy) on this machine; README shows the table.
+
+Weights are quantized per output channel, not per tensor (torch's default): on MiniLM-L6
+fine-tuned on MR, per-tensor int8 changed 66 of 1,066 test labels and cost 1.3 points of accuracy
+in requests of 64 texts; per channel it changed 39 and lost none, at the same speed. Activations
+are scaled per tensor, over the whole request: so an int8 model's answer for a text can depend on
+the other texts (and their padding) in the same request, which fp32's does not (44 of 1,066
+labels differed between one-text requests and requests of 64).
 
 Only the `transformer` family is quantized. For the others it is a no-op: tfidf and spaCy models
 have no Linear layers worth it, and `transformer_frozen`'s logistic regression was fitted on fp32
@@ -21,7 +28,8 @@ QUANTIZED_FAMILIES = ("transformer",)
 
 
 def quantize_dynamic_int8(module: Any) -> Any:
-    """`module` with every nn.Linear replaced by torch's DynamicQuantizedLinear (int8 weights)."""
+    """`module` with every nn.Linear replaced by torch's DynamicQuantizedLinear (int8 weights,
+    one scale per output channel)."""
     import torch
 
     with warnings.catch_warnings():
@@ -35,9 +43,11 @@ def quantize_dynamic_int8(module: Any) -> Any:
             "ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel",
             category=UserWarning,
         )  # fmt: skip
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-        return quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(
+            module, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+        )
 
 
 def apply_quantization(model: Any, mode: str) -> bool:
