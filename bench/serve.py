@@ -220,16 +220,26 @@ Predict = Callable[[list[str]], list[str]]
 Contenders = dict[str, tuple[int, Predict]]  # name -> (torch threads in this process, predict)
 
 
+def set_threads(threads: int) -> None:
+    """torch's thread count, here and in the prediction thread every pyfunc predicts in
+    (an OpenMP thread count belongs to the thread that sets it)."""
+    import torch
+
+    from nlpflow.serving import in_predict_thread
+
+    torch.set_num_threads(threads)
+    in_predict_thread(torch.set_num_threads, threads)
+
+
 def latencies(
     contenders: Contenders, texts: list[str], requests: int
 ) -> tuple[dict[str, list[float]], dict[str, list[str]]]:
     """ms per one-text request, contenders interleaved in rounds of 10 requests each (torch's
     thread count is switched between rounds, outside the timing); and the labels answered for
     texts[:requests]."""
-    import torch
 
     for threads, predict in contenders.values():  # warm-up: first calls allocate, pick kernels
-        torch.set_num_threads(threads)
+        set_threads(threads)
         for text in texts[:10]:
             predict([text])
     times: dict[str, list[float]] = {name: [] for name in contenders}
@@ -237,7 +247,7 @@ def latencies(
     for start in range(0, requests, 10):
         chunk = [texts[i % len(texts)] for i in range(start, start + 10)]
         for name, (threads, predict) in contenders.items():
-            torch.set_num_threads(threads)
+            set_threads(threads)
             for text in chunk:
                 begin = time.perf_counter()
                 label = predict([text])
@@ -251,14 +261,13 @@ def throughput(
 ) -> tuple[dict[str, float], dict[str, list[str]]]:
     """texts/s over requests of BATCH texts (contenders interleaved batch by batch), and the
     labels each predicted for every text."""
-    import torch
 
     seconds = dict.fromkeys(contenders, 0.0)
     labels: dict[str, list[str]] = {name: [] for name in contenders}
     for start in range(0, len(texts), BATCH):
         batch = texts[start : start + BATCH]
         for name, (threads, predict) in contenders.items():
-            torch.set_num_threads(threads)
+            set_threads(threads)
             begin = time.perf_counter()
             labels[name] += predict(batch)
             seconds[name] += time.perf_counter() - begin
@@ -284,7 +293,7 @@ def main() -> None:
     from nlpflow.models import load_model, predict_labels
     from nlpflow.models.transformer import set_cpu_threads
     from nlpflow.perf import device_facts
-    from nlpflow.serving import ModelRef, default_threads, load_registered
+    from nlpflow.serving import ModelRef, default_threads, in_predict_thread, load_registered
 
     set_cpu_threads(None)
     cores = torch.get_num_threads()
@@ -302,7 +311,8 @@ def main() -> None:
         print("starting nlpflow serve for @champion (fp32) and @int8", flush=True)
         with servers(root, ["champion", "int8"]) as ports:
             contenders: Contenders = {
-                FLOOR: (cores, lambda t: predict_labels(bare, t)[0]),
+                # in the pyfuncs' prediction thread too: one OpenMP thread team for all
+                FLOOR: (cores, lambda t: in_predict_thread(predict_labels, bare, t)[0]),
                 IN_FP32: (cores, pyfunc_labels(fp32)),
                 IN_INT8: (cores, pyfunc_labels(int8)),
                 IN_FP32_1: (1, pyfunc_labels(fp32)),
@@ -311,9 +321,25 @@ def main() -> None:
                 HTTP_INT8: (cores, HttpClient(ports["int8"])),
             }
             print(f"one-text latency: {args.requests} requests each", flush=True)
-            times, one_by_one = latencies(contenders, test_texts, args.requests)
+            # In-process and HTTP contenders take turns within their group, the groups one
+            # after the other: a server's idle OpenMP threads spin for a while after each
+            # request, and on 2 cores that spinning slowed whichever process ran next (in-process
+            # p50 went from 18 to 29 ms when the two groups were interleaved).
+            groups = [
+                {k: v for k, v in contenders.items() if (k in HTTP) == over}
+                for over in (False, True)
+            ]
+            times, one_by_one = {}, {}
+            for group in groups:
+                group_times, group_labels = latencies(group, test_texts, args.requests)
+                times |= group_times
+                one_by_one |= group_labels
             print(f"throughput: {len(test_texts)} test texts in requests of {BATCH}", flush=True)
-            rates, predicted = throughput(contenders, test_texts)
+            rates, predicted = {}, {}
+            for group in groups:
+                group_rates, group_predicted = throughput(group, test_texts)
+                rates |= group_rates
+                predicted |= group_predicted
     torch.set_num_threads(cores)
     labels = sorted(set(test_labels))
     by: dict[str, dict[str, Any]] = {}

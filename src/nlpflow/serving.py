@@ -18,9 +18,10 @@ with HTTP 400 and the message as JSON (any other exception would become a 400 wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 from mlflow.pyfunc import PythonModel
@@ -130,6 +131,28 @@ def check_texts(texts: list[Any], *, max_chars: int, max_batch: int) -> list[str
     return list(texts)
 
 
+T = TypeVar("T")
+_RUNNER: Any = None  # the process's one prediction thread (see in_predict_thread)
+
+
+def in_predict_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn(*args)` in the process's one prediction thread and wait for it.
+
+    torch's intra-op (OpenMP) thread team belongs to the thread that calls it. MLflow's scoring
+    server calls predict from whichever asyncio worker thread is free, so teams multiplied and
+    their idle threads spun against the working ones: one-text MiniLM requests took 25 ms
+    through asyncio.to_thread against 14-16 ms from one fixed thread (2 cores, timed with the
+    scoring server's own `invocations`). One thread per process, not per model, so several
+    models in one process share one team too.
+    """
+    global _RUNNER
+    if _RUNNER is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _RUNNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlpflow-predict")
+    return _RUNNER.submit(fn, *args).result()
+
+
 class TextClassifierModel(PythonModel):
     def load_context(self, context: Any) -> None:
         from nlpflow.models import load_manifest, load_model
@@ -159,7 +182,7 @@ class TextClassifierModel(PythonModel):
         except InvalidRequest as exc:
             # The scoring server turns this error code into HTTP 400 with the message as JSON.
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
-        return predict_frame(self.model, self.cleaner, texts)
+        return in_predict_thread(predict_frame, self.model, self.cleaner, texts)
 
 
 # --- Registered versions and the server process (used by `nlpflow serve` and `nlpflow predict`)

@@ -76,3 +76,20 @@ def test_model_specs(spec: str | None, expected: tuple[str, str | None, int | No
 def test_bad_model_specs(spec: str, message: str) -> None:
     with pytest.raises(ModelError, match=message):
         parse_model_spec(spec, "default")
+
+
+def test_predictions_run_in_one_thread_whoever_calls() -> None:
+    """torch's OpenMP team belongs to the calling thread: every caller must share one."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nlpflow.serving import in_predict_thread
+
+    def ident() -> int:
+        return threading.get_ident()
+
+    with ThreadPoolExecutor(4) as callers:
+        seen = set(callers.map(lambda _: in_predict_thread(ident), range(16)))
+    seen.add(in_predict_thread(ident))
+    assert len(seen) == 1 and threading.get_ident() not in seen
+    assert in_predict_thread(pow, 2, 10) == 1024
