@@ -773,6 +773,16 @@ class Params(_Section):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @model_validator(mode="after")
+    def _quantizable(self) -> Params:
+        if self.register_.quantize != "none" and self.train.family != "transformer":
+            raise ValueError(
+                f"register.quantize: {self.register_.quantize} quantizes the fine-tuned "
+                f"transformer's Linear layers; train.family {self.train.family} has none to "
+                "quantize: set register.quantize: none"
+            )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
 
@@ -836,10 +846,10 @@ def _describe(error: dict[str, Any]) -> str:
             parent = annotation
         known = sorted(f.alias or n for n, f in parent.model_fields.items())
         return f"{path}: unknown key; allowed keys here: {', '.join(known)}"
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "literal_error":
         message = f"{message} (got {error['input']!r})"
-    return f"{path}: {message}"
+    return f"{path}: {message}" if path else message
 
 
 def parse_params(tree: dict[str, Any], *, origin: str = "params") -> Params:

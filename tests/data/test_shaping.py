@@ -115,7 +115,7 @@ def test_manifest_records_counts_hash_and_params(tmp_path: Path) -> None:
 
 def test_bad_label_pattern_is_a_params_error() -> None:
     with pytest.raises(
-        ParamsError, match=r"data.label_pattern: Value error, not a valid regular expression"
+        ParamsError, match=r"data.label_pattern: not a valid regular expression"
     ):
         parse_params({"data": {"label_pattern": "([A-Z"}})
 

@@ -168,7 +168,7 @@ def test_min_chars_above_max_chars_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="min_chars must not exceed max_chars"):
         ValidateParams(min_chars=10, max_chars=5)
     message = _error(_write(tmp_path, "validate:\n  min_chars: 10\n  max_chars: 5\n"))
-    assert "validate: Value error, min_chars must not exceed max_chars" in message
+    assert "validate: min_chars must not exceed max_chars" in message
     assert ValidateParams(min_chars=5, max_chars=5).max_chars == 5
 
 
@@ -213,3 +213,11 @@ def test_config_files_merge_over_params_then_overrides_win(tmp_path: Path) -> No
     config.write_text("train:\n  epochz: 3\n")
     with pytest.raises(ParamsError, match=r"params.yaml \+ .*c.yaml is invalid:\n  train.epochz"):
         load_params(base, configs=[config])
+
+
+def test_quantize_is_refused_for_families_without_linear_layers(tmp_path: Path) -> None:
+    message = _error(
+        _write(tmp_path, "train:\n  family: tfidf_logreg\nregister:\n  quantize: dynamic_int8\n")
+    )
+    assert "register.quantize: dynamic_int8 quantizes the fine-tuned transformer" in message
+    assert "set register.quantize: none" in message and "Value error" not in message
