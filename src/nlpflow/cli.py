@@ -8,6 +8,7 @@ nlpflow params [--set ...]              print the validated params
 nlpflow serve [--model NAME@ALIAS]      serve a registered model over HTTP (MLflow scoring server)
 nlpflow predict --text "..."            classify texts (or --input FILE) with a registered model
 nlpflow registry history|promote|rollback  the promotion log; move the champion by hand
+nlpflow lineage [NAME@ALIAS] [--json]   a registered version's run, commit, data hashes, params
 """
 
 from __future__ import annotations
@@ -393,6 +394,67 @@ def _print_predictions(frame: Any, *, title: str) -> None:
         cells[0] = cells[0] if len(cells[0]) <= 80 else cells[0][:79] + "…"
         table.add_row(*cells)
     out.print(table)
+
+
+@app.command()
+def lineage(
+    spec: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME@ALIAS|NAME/VERSION",
+            help="The version (default: NLPFLOW_REGISTERED_MODEL@champion).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The lineage as JSON.")] = False,
+) -> None:
+    """Where a registered version came from: its run, git commit, data hashes, params, and the
+    Prefect flow run, all read back from MLflow."""
+    from nlpflow.lineage import load_lineage, resolve_version
+    from nlpflow.tracking import Tracker
+
+    settings = load_settings()
+    ref = resolve_version(spec, settings)
+    found = load_lineage(Tracker(settings), ref.name, ref.version)
+    # Plain echo, not rich: hashes, params and reasons are printed as stored (no markup, emoji).
+    typer.echo(found.model_dump_json(indent=2) if as_json else _lineage_text(found))
+
+
+def _lineage_text(found: Any) -> str:
+    m, run, code, data = found.model, found.run, found.code, found.data
+    dirty = {True: " (dirty: uncommitted changes)", False: " (clean)", None: ""}[code.git_dirty]
+    rows = [
+        ("model", f"{m.name} version {m.version}"),
+        ("aliases", ", ".join(f"@{a}" for a in m.aliases) or "none"),
+        ("created", m.created or "-"),
+        ("gate", m.gate_decision or "not gated"),
+        *([("gate reasons", m.gate_reasons)] if m.gate_reasons else []),
+        ("run", run.run_id if run else "none recorded"),
+        *([("experiment", f"{run.experiment or '(deleted)'} (id {run.experiment_id})"),
+           ("status", run.status), ("started", run.start or "-"), ("ended", run.end or "-")]
+          if run else []),
+        ("git commit", f"{code.git_commit or 'not recorded'}{dirty}"),
+        ("data source sha256", data.source_sha256 or "not recorded"),
+        ("test set sha256", data.test_set_sha256 or "not recorded"),
+        ("prefect flow run", _flow_run(found.orchestration)),
+    ]  # fmt: skip
+    lines = [f"{key:20} {value}" for key, value in rows]
+    if data.dvc:
+        width = max(map(len, data.dvc))
+        lines.append(f"dvc.lock md5 ({len(data.dvc)})")
+        lines += [f"  {path:{width}} {md5}" for path, md5 in data.dvc.items()]
+    else:
+        lines.append("dvc.lock md5         none recorded (no dvc.lock when it was registered)")
+    lines.append(f"params ({len(found.params)})")
+    lines += [f"  {key} = {value}" for key, value in found.params.items()]
+    return "\n".join(lines)
+
+
+def _flow_run(orchestration: Any) -> str:
+    if orchestration.prefect_flow_run_id:
+        return str(orchestration.prefect_flow_run_id)
+    if orchestration.runner == "dvc":
+        return "none (run by dvc repro / nlpflow stage)"
+    return "none recorded"
 
 
 def main() -> None:
