@@ -82,8 +82,21 @@ def _log_pyfunc(
             signature=signature,
             model_config=model_config,  # serving limits and quantization, read by load_context
         )
-        tracker.client.log_artifacts(run_id, str(Path(tmp) / MODEL_PATH), MODEL_PATH)
-    return f"{tracker.client.get_run(run_id).info.artifact_uri}/{MODEL_PATH}"
+        folder = _free_artifact_folder(tracker, run_id)
+        tracker.client.log_artifacts(run_id, str(Path(tmp) / MODEL_PATH), folder)
+    return f"{tracker.client.get_run(run_id).info.artifact_uri}/{folder}"
+
+
+def _free_artifact_folder(tracker: Tracker, run_id: str) -> str:
+    """`model`, or `model-2`, ... when the run already holds one: a version points at its
+    folder, so a second publish in one run (a retried register) must not overwrite the files
+    an earlier version serves."""
+    taken = {a.path for a in tracker.client.list_artifacts(run_id)}
+    folder, n = MODEL_PATH, 1
+    while folder in taken:
+        n += 1
+        folder = f"{MODEL_PATH}-{n}"
+    return folder
 
 
 def serving_config(params: Params) -> dict[str, Any]:

@@ -143,3 +143,37 @@ def test_registered_int8_version_serves_int8(tiny_model_dir: Path, tmp_path: Pat
         fp32.filter(like="proba_").to_numpy() - int8.filter(like="proba_").to_numpy()
     )
     assert 0 < difference.max() < 0.02
+
+
+def test_a_second_publish_in_one_run_keeps_the_first_versions_files(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """A retried register publishes again into the same run: each version keeps its folder."""
+    import mlflow.pyfunc
+
+    from nlpflow.params import parse_params
+    from nlpflow.registry import publish_model
+    from nlpflow.settings import Settings
+    from nlpflow.tracking import Tracker
+
+    tracker = Tracker(Settings(project_dir=tmp_path, registered_model="twice"))
+    run_id = tracker.start_run("nlpflow", run_name="twice", tags={})
+    versions = [
+        publish_model(
+            tracker,
+            run_id=run_id,
+            model_dir=tiny_model_dir,
+            model_name="twice",
+            params=parse_params({"serve": {"max_chars": chars}}),
+        )
+        for chars in (30, 40)
+    ]
+    sources = [tracker.client.get_model_version("twice", str(v)).source for v in versions]
+    assert sources[0].endswith("/model") and sources[1].endswith("/model-2")
+    configs = [
+        mlflow.pyfunc.load_model(
+            tracker.client.get_model_version_download_uri("twice", str(v))
+        ).model_config["max_chars"]
+        for v in versions
+    ]
+    assert configs == [30, 40]
