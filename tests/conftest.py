@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,15 @@ def pg_engine() -> Iterator[object]:
         )
     yield engine
     engine.dispose()
+
+
+@contextmanager
+def project_environment(root: Path, model: str) -> Iterator[pytest.MonkeyPatch]:
+    """nlpflow's settings pointed at `root` (tracking store inside it) and model name `model`,
+    for a module-scoped project (the `project_env` fixture is per test)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NLPFLOW_PROJECT_DIR", str(root))
+        mp.setenv("NLPFLOW_REGISTERED_MODEL", model)
+        mp.delenv("NLPFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield mp

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import fast_params, make_project, mlflow_client
+from tests.conftest import fast_params, make_project, mlflow_client, project_environment
 
 pytestmark = pytest.mark.slow
 MODEL = "lineage-test-classifier"
@@ -33,11 +33,7 @@ def project(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
     root = make_project(
         tmp_path_factory.mktemp("lineage") / "project", fast_params(family="tfidf_logreg")
     )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NLPFLOW_PROJECT_DIR", str(root))
-        mp.setenv("NLPFLOW_REGISTERED_MODEL", MODEL)
-        mp.delenv("NLPFLOW_TRACKING_URI", raising=False)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with project_environment(root, MODEL):
         ctx = make_context(root, load_params(root / "params.yaml"), load_settings())
         for name in STAGE_NAMES:
             report = run_cli_stage(name, ctx)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import fast_params, make_project, mlflow_client
+from tests.conftest import fast_params, make_project, mlflow_client, project_environment
 
 pytestmark = pytest.mark.slow
 MODEL = "gate-test-classifier"
@@ -36,11 +36,7 @@ def project(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
     root = make_project(
         tmp_path_factory.mktemp("gate") / "project", fast_params(family="tfidf_logreg")
     )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NLPFLOW_PROJECT_DIR", str(root))
-        mp.setenv("NLPFLOW_REGISTERED_MODEL", MODEL)
-        mp.delenv("NLPFLOW_TRACKING_URI", raising=False)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with project_environment(root, MODEL):
         first = _pipeline(root, [])
         # 3 features for 4 classes: a model that has to guess most of the time
         degraded = _pipeline(root, ["train.tfidf.max_features=3"])
