@@ -46,6 +46,7 @@ from nlpflow.errors import (
     TrackingError,
 )
 from nlpflow.params import Params, flatten
+from nlpflow.serving import ModelRef
 from nlpflow.settings import Settings
 from nlpflow.sources import is_database_url
 from nlpflow.tracking import Tracker
@@ -205,17 +206,6 @@ def _refuse_writing_into_input(
 # ------------------------------------------------------------------------------ model
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    name: str
-    version: int
-    alias: str  # as asked for: an alias, or the version number itself
-
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
-
-
 @dataclass
 class LoadedModel:
     ref: ModelRef
@@ -261,17 +251,12 @@ def resolve_model(tracker: Tracker, *, name: str, alias: str) -> ModelRef:
 def load_version(tracker: Tracker, ref: ModelRef, *, max_chars: int, max_batch: int) -> LoadedModel:
     """Load exactly `ref.version`; its serving limits come from the version's model_config
     (what the registered model enforces), else from the given defaults (params.serve)."""
-    import mlflow.artifacts
-    import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
+    from nlpflow.registry import load_version_pyfunc
+
     try:
-        # The version's own files, through this tracker's client: MLflow resolves a
-        # "models:/NAME/<version>" URI with the process-wide registry URI (even when given
-        # another), which another pipeline in this worker may have set.
-        files = tracker.client.get_model_version_download_uri(ref.name, str(ref.version))
-        local = mlflow.artifacts.download_artifacts(artifact_uri=files, tracking_uri=tracker.uri)
-        model = mlflow.pyfunc.load_model(local)
+        model = load_version_pyfunc(tracker, ref.name, ref.version)
     except (MlflowException, OSError) as exc:
         raise ModelError(f"{ref.uri} could not be loaded from {tracker.uri}: {exc}") from None
     config = dict(model.model_config or {})
@@ -684,7 +669,7 @@ def build_report(
     labels = predictions["label"].astype(str).value_counts().sort_index()
     rejected = plan.target.rejected
     return InferenceReport(
-        model_name=model.ref.name, model_version=model.ref.version, model_alias=model.ref.alias,
+        model_name=model.ref.name, model_version=model.ref.version, model_alias=model.ref.alias or str(model.ref.version),
         source=plan.shown_source, output=plan.target.describe(),
         rejected_output=rejected if plan.target.kind == "file" else f"table {rejected}",
         rows_read=checked.rows_read, rows_valid=len(checked.valid),
@@ -725,7 +710,7 @@ def start_inference_run(
     run_id = tracker.start_run(
         plan.experiment, run_name=None,
         tags={"nlpflow.runner": "prefect", "model.name": ref.name, "model.version": str(ref.version),
-              "model.alias": ref.alias, "inference.source": plan.shown_source,
+              "model.alias": ref.alias or str(ref.version), "inference.source": plan.shown_source,
               "inference.output": plan.target.describe()} | tags,
     )  # fmt: skip
     shown = params.inference.model_copy(update={"source": plan.shown_source})

@@ -151,22 +151,30 @@ def champion_version(tracker: Tracker, name: str) -> int | None:
         return None
 
 
-def load_served(tracker: Tracker, name: str, version: int) -> Any:
-    """The registered version's python model exactly as serving loads it (its own copy of the
-    code and model files, its model_config), from the registry through our explicit client."""
+def load_version_pyfunc(tracker: Tracker, name: str, version: int, dst: Path | None = None) -> Any:
+    """The pyfunc of one registered version, from its own artifact location through `tracker`'s
+    client, into `dst` (a new temporary folder when None; keep it while the model is used: its
+    code is imported from there). Not its models:/ URI: MLflow resolves those with the
+    process-wide registry URI whatever registry_uri is passed, and nlpflow never sets that."""
     import tempfile
 
     import mlflow.artifacts
     import mlflow.pyfunc
 
-    source = tracker.client.get_model_version(name, str(version)).source
+    source = tracker.client.get_model_version_download_uri(name, str(version))
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=source, dst_path=tempfile.mkdtemp(prefix="nlpflow-served-"),
-        tracking_uri=tracker.uri,
+        artifact_uri=source, tracking_uri=tracker.uri,
+        dst_path=str(dst) if dst is not None else tempfile.mkdtemp(prefix="nlpflow-version-"),
     )  # fmt: skip
+    return mlflow.pyfunc.load_model(local)
+
+
+def load_served(tracker: Tracker, name: str, version: int) -> Any:
+    """The registered version's python model exactly as serving loads it (its own copy of the
+    code and model files, its model_config)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "code_paths are added to sys.path"
-        return mlflow.pyfunc.load_model(local).unwrap_python_model()
+        return load_version_pyfunc(tracker, name, version).unwrap_python_model()
 
 
 def served_predictions(served: Any, texts: list[str]) -> tuple[list[str], Any]:

@@ -381,19 +381,10 @@ def _parent_death_signal() -> Any:
 def load_registered(ref: ModelRef, settings: Settings, dst: Path) -> Any:
     """The pyfunc of `ref`, downloaded into `dst` (keep it while the model is used: the model's
     code is imported from there). No process-wide tracking URI is set."""
-    import mlflow.artifacts
-    import mlflow.pyfunc
-
+    from nlpflow.registry import load_version_pyfunc
     from nlpflow.tracking import Tracker
 
-    uri = settings.resolved_tracking_uri
-    # The version's own artifact location, not its models:/ URI: MLflow resolves models:/ URIs
-    # with the process-wide registry URI, whatever registry_uri is passed.
-    source = Tracker(settings).client.get_model_version_download_uri(ref.name, str(ref.version))
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=source, dst_path=str(dst), tracking_uri=uri
-    )
-    return mlflow.pyfunc.load_model(local)
+    return load_version_pyfunc(Tracker(settings), ref.name, ref.version, dst)
 
 
 def served_config(pyfunc_model: Any) -> dict[str, Any]:
