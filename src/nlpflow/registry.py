@@ -337,25 +337,31 @@ def _test_set_sha256(predictions: Any) -> str:
     return digest.hexdigest()
 
 
-def _champion_evidence(
-    tracker: Tracker, name: str, *, predictions: Any, params: Params
-) -> ChampionEvidence | None:
+def _judge(
+    predictions: Any, labels: list[str], *, label_set: list[str], params: Params
+) -> tuple[float, dict[str, dict[str, Any]]]:
+    """The main metric and the slices of one model's `labels` for the test rows."""
     from nlpflow.metrics import compute_metrics
     from nlpflow.slices import compute_slice_metrics
 
+    texts = predictions["raw_text"].astype(str).tolist()
+    gold = predictions["label"].astype(str).tolist()
+    score = float(compute_metrics(gold, labels, label_set)[params.evaluate.main_metric])
+    slices = compute_slice_metrics(texts, gold, labels, labels=label_set, params=params.evaluate)
+    return score, slices
+
+
+def _champion_evidence(
+    tracker: Tracker, name: str, *, predictions: Any, params: Params
+) -> ChampionEvidence | None:
     version = champion_version(tracker, name)
     if version is None:
         return None
     texts = predictions["raw_text"].astype(str).tolist()
-    gold = predictions["label"].astype(str).tolist()
     labels, _ = served_predictions(load_served(tracker, name, version), texts)
-    label_set = sorted(set(gold) | set(labels))
-    main = params.evaluate.main_metric
-    return ChampionEvidence(
-        version=version, predicted=labels,
-        slices=compute_slice_metrics(texts, gold, labels, labels=label_set, params=params.evaluate),
-        score=float(compute_metrics(gold, labels, label_set)[main]),
-    )  # fmt: skip
+    label_set = sorted(set(predictions["label"].astype(str)) | set(labels))
+    score, slices = _judge(predictions, labels, label_set=label_set, params=params)
+    return ChampionEvidence(version=version, predicted=labels, slices=slices, score=score)
 
 
 def _challenger_evidence(
@@ -364,11 +370,8 @@ def _challenger_evidence(
     """What the registered version itself predicts on the test rows: the gate judges the model
     users will get (int8 included), and checks it against what evaluate measured."""
     from nlpflow.gate import compare_predictions
-    from nlpflow.metrics import compute_metrics
-    from nlpflow.slices import compute_slice_metrics
 
     texts = predictions["raw_text"].astype(str).tolist()
-    gold = predictions["label"].astype(str).tolist()
     labels, proba = served_predictions(served, texts)
     label_set = list(served.model.labels)
     main = params.evaluate.main_metric
@@ -378,12 +381,11 @@ def _challenger_evidence(
         mismatches = compare_predictions(
             predictions["predicted"].astype(str).tolist(), expected, labels, proba, texts=texts
         )
+    score, slices = _judge(predictions, labels, label_set=label_set, params=params)
     baseline = metrics.get("baseline") or {}
     return ChallengerEvidence(
-        family=family, gold=gold, predicted=labels,
-        score=float(compute_metrics(gold, labels, label_set)[main]),
-        slices=compute_slice_metrics(texts, gold, labels, labels=label_set, params=params.evaluate),
-        behavioural_pass_rate=metrics.get("behavioural_pass_rate"),
+        family=family, gold=predictions["label"].astype(str).tolist(), predicted=labels,
+        score=score, slices=slices, behavioural_pass_rate=metrics.get("behavioural_pass_rate"),
         baseline_score=float(baseline[main]) if main in baseline else None,
         serving_mismatches=mismatches, serving_compared=params.register_.quantize == "none",
     )  # fmt: skip
