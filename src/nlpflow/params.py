@@ -759,6 +759,37 @@ class InferenceParams(_Section):
         return self
 
 
+class ScheduleParams(_Section):
+    """schedule: when the training deployment runs, and whether unchanged data skips a run."""
+
+    cron: str | None = Field(
+        default=None,
+        description="Cron of the training deployment (nlpflow deploy; --cron overrides it); "
+        "null = no schedule, runs start only when triggered.",
+    )
+    timezone: str = Field(default="UTC", description="IANA time zone the cron is read in.")
+    skip_unchanged_data: bool = Field(
+        default=True,
+        description="End a flow run without training when the gathered snapshot, the params "
+        "and the code equal those of the last successful run (recorded as a skip).",
+    )
+
+    @model_validator(mode="after")
+    def _valid_schedule(self) -> ScheduleParams:
+        if self.cron is None:
+            return self
+        from prefect.schedules import Cron  # imported only when a cron is given: it is slow
+
+        try:
+            Cron(self.cron, timezone=self.timezone)
+        except ValueError as exc:
+            raise ValueError(
+                f"cron {self.cron!r} / timezone {self.timezone!r} is not a valid schedule "
+                f"(five cron fields, e.g. '0 3 * * 1', and an IANA zone): {exc}"
+            ) from None
+        return self
+
+
 class Params(_Section):
     """The whole params.yaml."""
 
@@ -770,6 +801,7 @@ class Params(_Section):
     register_: RegisterParams = Field(default=RegisterParams(), alias="register")
     serve: ServeParams = ServeParams()
     inference: InferenceParams = InferenceParams()
+    schedule: ScheduleParams = ScheduleParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
