@@ -2,7 +2,8 @@
 
 nlpflow run [--set train.epochs=1]     run the training flow (Prefect) once
 nlpflow stage NAME                      run one stage (what dvc.yaml calls)
-nlpflow deploy --cron "0 3 * * 1"       create a scheduled deployment of the training flow
+nlpflow deploy [--cron "0 3 * * 1"]     work pool + deployments (training, inference, sweep)
+nlpflow worker [--pool nlpflow-process] run the deployments' flow runs (a Prefect worker)
 nlpflow infer [--set inference.table=t] score a file or SQL table with the champion (Prefect)
 nlpflow params [--set ...]              print the validated params
 nlpflow serve [--model NAME@ALIAS]      serve a registered model over HTTP (MLflow scoring server)
@@ -160,58 +161,88 @@ def infer(set_: SetOption = None, config: ConfigOption = None) -> None:
     out.print(f"  MLflow run {report['run_id']}")
 
 
-DEPLOYABLE = {
-    "training": "nlpflow training: gather, validate, preprocess, train, evaluate, register.",
-    "inference": "nlpflow batch inference: score params `inference.source` with the champion.",
-}
+PoolOption = Annotated[str, typer.Option("--pool", help="Prefect work pool.")]
 
 
 @app.command()
 def deploy(
-    cron: Annotated[str, typer.Option(help="Cron schedule, e.g. '0 3 * * 1' (Mondays 03:00).")],
+    cron: Annotated[
+        str | None,
+        typer.Option(help="Cron, e.g. '0 3 * * 1' (default: params schedule.cron, training only)."),
+    ] = None,
     name: Annotated[
         str | None, typer.Option(help="Deployment name (default: scheduled-<flow>).")
     ] = None,
-    timezone: Annotated[str, typer.Option(help="Time zone of the cron schedule.")] = "UTC",
+    timezone: Annotated[
+        str | None, typer.Option(help="Time zone of the cron (default: params schedule.timezone).")
+    ] = None,
     serve: Annotated[bool, typer.Option(help="Keep running and execute scheduled runs.")] = False,
-    flow_name: Annotated[str, typer.Option("--flow", help="training|inference")] = "training",
+    flow_name: Annotated[
+        str | None, typer.Option("--flow", help="training|inference|sweep (default: all three).")
+    ] = None,
+    pool: PoolOption = "nlpflow-process",
+    pool_type: Annotated[
+        str | None,
+        typer.Option(help="process|kubernetes, for a new pool (default: process)."),
+    ] = None,
+    base_job_template: Annotated[
+        Path | None, typer.Option(help="JSON base job template of the pool (infra/k8s/...).")
+    ] = None,
+    gpu_slots: Annotated[
+        int, typer.Option(min=1, help="Task runs tagged `gpu` (training on CUDA) at once.")
+    ] = 1,
     set_: SetOption = None,
 ) -> None:
-    """Create (or update) a scheduled deployment of the training or inference flow."""
-    from prefect.deployments.runner import RunnerDeployment
-    from prefect.schedules import Cron
+    """Create the work pool, the deployments bound to it and the `gpu` concurrency limit."""
+    from nlpflow import deployments as d
 
-    if flow_name not in DEPLOYABLE:
-        raise NlpflowError(f"--flow {flow_name!r}: choose one of {', '.join(DEPLOYABLE)}.")
-    settings, _ = _load(set_)  # the overrides a scheduled run will apply must be valid now
-    if flow_name == "inference":
-        from flows.inference import inference_flow as chosen
-    else:
-        from flows.training import training_flow as chosen
-    name = name or f"scheduled-{flow_name}"
-    try:
-        schedule = Cron(cron, timezone=timezone)
-    except ValueError as exc:
-        raise NlpflowError(f"--cron {cron!r} is not a valid cron expression: {exc}") from None
-    parameters: dict[str, Any] = {"project_dir": str(settings.root)}
-    if set_:
-        parameters["overrides"] = list(set_)
-    deployment = chosen.to_deployment(
-        name=name, schedules=[schedule], parameters=parameters, description=DEPLOYABLE[flow_name]
-    )
-    assert isinstance(deployment, RunnerDeployment)  # the synchronous call returns it directly
+    flows = d.choose_flows(flow_name)
+    d.check_pool_type(pool_type)
+    template = d.read_template(base_job_template) if base_job_template else None
+    settings, loaded = _load(set_)  # the overrides a scheduled run will apply must be valid now
+    plan = d.DeployPlan(
+        flows=flows, pool=pool, pool_type=pool_type, template=template, name=name,
+        schedules=d.plan_schedules(flows, cron=cron, timezone=timezone,
+                                   params_schedule=loaded.schedule),
+        project_dir=settings.root, overrides=list(set_ or []), gpu_slots=gpu_slots,
+    )  # fmt: skip
     if serve:
-        from prefect import serve as prefect_serve
-
-        prefect_serve(deployment)
+        d.serve(plan)
         return
-    deployment_id = deployment.apply()
-    out.print(f"deployment {chosen.name}/{name} ({deployment_id}) scheduled '{cron}' {timezone}")
-    again = " ".join(f"--set '{s}'" for s in set_ or [])
-    out.print(
-        f"Run its schedule with: nlpflow deploy --flow {flow_name} --cron '{cron}' --name {name} "
-        f"{again + ' ' if again else ''}--serve"
-    )
+    d.check_api(d.api_url())
+    report = d.apply_plan(plan)
+    made = "created" if report.pool_created else "exists"
+    out.print(f"work pool {report.pool} ({report.pool_type}) {made}; "
+              f"`{d.GPU_TAG}` concurrency limit {report.gpu_slots}")  # fmt: skip
+    for full_name, deployment_id, schedule in report.deployments:
+        when = f"scheduled '{schedule[0]}' {schedule[1]}" if schedule else "no schedule"
+        out.print(f"deployment {full_name} ({deployment_id}) {when}")
+    out.print(f"Run them with: nlpflow worker --pool {report.pool}   "
+              f"(now: prefect deployment run '{report.deployments[0][0]}')")  # fmt: skip
+
+
+@app.command()
+def worker(
+    pool: PoolOption = "nlpflow-process",
+    limit: Annotated[int | None, typer.Option(min=1, help="Flow runs at once.")] = None,
+    type_: Annotated[
+        str | None, typer.Option("--type", help="process|kubernetes (default: the pool's).")
+    ] = None,
+) -> None:
+    """Start a Prefect worker for the pool (`prefect worker start`) in this environment."""
+    import os
+
+    from nlpflow import deployments as d
+
+    argv = d.worker_command(pool=pool, worker_type=type_, limit=limit)
+    url = d.check_api(d.api_url())
+    env = os.environ | {"PREFECT_API_URL": url}
+    # Flow runs call `dvc` and `nlpflow`: this environment's bin comes first on their PATH.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    console.print(f"worker for pool {pool} on {url}; Ctrl-C stops it", markup=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(argv[0], argv, env)  # the worker replaces this process: signals reach it directly
 
 
 registry_app = typer.Typer(
