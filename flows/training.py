@@ -1,8 +1,14 @@
-"""The training flow: gather -> validate -> preprocess -> train -> evaluate -> register.
+"""The training flow: gather -> validate -> preprocess -> train -> baseline -> evaluate -> register.
 
 nlpflow run                       # runs this flow with params.yaml
 nlpflow run --set train.epochs=1  # one value overridden (dvc.lock is then left alone)
+nlpflow run --force               # run every stage again, whatever the cache and data say
 nlpflow deploy --cron "0 3 * * 1" # a scheduled deployment of it
+
+Every stage is cached on its inputs, params sections and the code version: an unchanged
+re-run reuses every stage, and a run retried after a failure in train re-runs train and what
+follows it. When the gathered snapshot, the params and the code equal those of the last
+completed run, the run records a skip and ends (params schedule.skip_unchanged_data).
 """
 
 from __future__ import annotations
@@ -11,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.states import Completed, State
 
+from nlpflow.freshness import OUTCOME, SKIP_REASON, run_fingerprints, skip_reason
 from nlpflow.params import load_params
 from nlpflow.pipeline import is_dvc_project, make_context
 from nlpflow.settings import load_settings
 from nlpflow.sources import dvc_can_track
-from nlpflow.stages import STAGE_NAMES
-from tasks.stages import STAGE_TASKS, end_tracking, start_tracking
+from nlpflow.stages import GATHERED, STAGE_NAMES, StageContext
+from tasks.stages import StageResult, end_tracking, run_stage_cached, start_tracking
 
 
 @flow(name="nlpflow-training", log_prints=True)
@@ -25,7 +34,8 @@ def training_flow(
     overrides: list[str] | None = None,
     project_dir: str | None = None,
     configs: list[str] | None = None,
-) -> dict[str, Any]:
+    force: bool = False,
+) -> State[dict[str, Any]]:
     settings = load_settings()
     if project_dir:  # a deployment names its project; relative data paths resolve against it
         settings = settings.model_copy(update={"project_dir": Path(project_dir)})
@@ -38,14 +48,51 @@ def training_flow(
         is_dvc_project(root) and not overrides and not configs and dvc_can_track(params.data.source)
     )
     run_id = start_tracking(ctx)
-    reports: dict[str, Any] = {}
     try:
-        for name in STAGE_NAMES:
-            reports[name] = STAGE_TASKS[name](ctx, run_id, record_dvc)
+        summary, message = _run_stages(ctx, run_id, record_dvc, force=force)
     except BaseException:
         end_tracking(ctx, run_id, failed=True)
         raise
     end_tracking(ctx, run_id, failed=False)
-    return {"run_id": run_id, "dvc_lock_updated": record_dvc} | {
-        name: report.model_dump(mode="json") for name, report in reports.items()
-    }
+    return Completed(message=message, data=summary)
+
+
+def _run_stages(
+    ctx: StageContext, run_id: str, record_dvc: bool, *, force: bool
+) -> tuple[dict[str, Any], str]:
+    assert ctx.tracker is not None
+    results: dict[str, StageResult] = {}
+    summary: dict[str, Any] = {"run_id": run_id, "dvc_lock_updated": record_dvc, "skipped": None}
+    for name in STAGE_NAMES:
+        results[name] = run_stage_cached(name, ctx, run_id, record_dvc, refresh=force)
+        summary[name] = results[name].report.model_dump(mode="json")
+        if name != "gather":
+            continue
+        fingerprints = run_fingerprints(ctx, results[name].outputs[GATHERED])
+        ctx.tracker.set_tags(run_id, fingerprints)
+        reason = None
+        if ctx.params.schedule.skip_unchanged_data and not force:
+            reason = skip_reason(ctx, fingerprints)
+        if reason is not None:
+            ctx.tracker.set_tags(run_id, {OUTCOME: "skipped", SKIP_REASON: reason})
+            create_markdown_artifact(f"## Skipped\n\n{reason}\n", key="nlpflow-skip")
+            print(f"Skipped: {reason}")
+            skipped = {
+                "skipped": reason,
+                "dvc_lock_updated": False,
+                "cached": _cached(results, run_id),
+            }
+            return summary | skipped, f"Skipped: {reason}"
+    cached = _cached(results, run_id)
+    ctx.tracker.set_tags(
+        run_id,
+        {OUTCOME: "completed", "nlpflow.cached_stages": ",".join(cached) or "none"}
+        | {f"nlpflow.cached.{name}": results[name].run_id for name in cached},
+    )
+    summary["cached"] = cached
+    return summary, f"{len(STAGE_NAMES) - len(cached)} stages ran, {len(cached)} reused"
+
+
+def _cached(results: dict[str, StageResult], run_id: str) -> list[str]:
+    """The stages whose results came from an earlier run's cache."""
+    return [name for name, result in results.items() if result.run_id != run_id]

@@ -2,21 +2,37 @@
 
 Each stage task calls `nlpflow.stages.run_stage`, the same function `nlpflow stage NAME` (and so
 `dvc repro`) calls, then records the stage in dvc.lock. Only I/O stages retry.
+
+Stage tasks are cached (`StageCache`): the key is the stage's name, the content of what it
+reads, its own params sections and the code version (nlpflow.fingerprint.stage_key). The
+cached value is a `StageResult`: the report, the fingerprints of the outputs it wrote and the
+MLflow run that wrote them, so the flow can tell a hit from a run and check that the outputs
+on disk are still the ones cached (another run with other params may have overwritten them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar, cast
 
 from prefect import Task, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import NO_CACHE, CachePolicy
+from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
 from nlpflow.errors import NlpflowError
-from nlpflow.pipeline import close_run, open_run, record_dvc_stage
-from nlpflow.stages import STAGES, Stage, StageContext, run_stage
+from nlpflow.fingerprint import hash_outputs, stage_key
+from nlpflow.pipeline import (
+    close_run,
+    dvc_stage_recorded,
+    open_run,
+    record_dvc_stage,
+    remember_dvc_stage,
+)
+from nlpflow.stages import STAGES, Stage, StageContext, get_stage, run_stage
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,20 +64,100 @@ def nlpflow_task(name: str, *, retries: int) -> Callable[[Callable[P, R]], Task[
     )
 
 
+@dataclass(frozen=True)
+class StageResult:
+    report: BaseModel
+    outputs: dict[str, str]  # out path -> fingerprint, as the stage left it
+    run_id: str  # the MLflow run the stage ran in (another run's id: a cache hit)
+    key: str | None  # the cache key it was stored under (None: not cacheable)
+
+
+@dataclass
+class StageCache(CachePolicy):
+    """Key = nlpflow.fingerprint.stage_key: stage name, input content, params sections, code.
+
+    Prefect's INPUTS policy would hash the task's arguments (a context object holding a
+    tracking client) and share entries between tasks given the same arguments; this one keys
+    on what the stage reads, and on the stage itself.
+    """
+
+    stage: str = field(default="")
+
+    def compute_key(
+        self,
+        task_ctx: TaskRunContext,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
+        return stage_key(get_stage(self.stage), inputs["ctx"])
+
+
+def cache_storage(root: Path) -> Path:
+    """Cached stage results live in the project (`make clean` drops them with the outputs)."""
+    return root / ".nlpflow" / "cache" / "prefect"
+
+
 def _stage_task(stage: Stage) -> Task[..., Any]:
-    def body(ctx: StageContext, run_id: str, record_dvc: bool) -> BaseModel:
+    def body(ctx: StageContext, run_id: str, record_dvc: bool) -> StageResult:
         ctx.run_id = run_id
         report = run_stage(stage.name, ctx)
+        key = stage_key(stage, ctx)
         if record_dvc:
             record_dvc_stage(ctx.root, stage.name)
+            remember_dvc_stage(ctx.root, stage.name, key)
         create_markdown_artifact(_summary(stage.name, report), key=f"nlpflow-{stage.name}")
-        return report
+        return StageResult(report, hash_outputs(stage, ctx.root), run_id, key)
 
     body.__name__ = stage.name
     return nlpflow_task(stage.name, retries=stage.retries)(body)
 
 
+def cached_stage_task(name: str, root: Path, *, tags: set[str] | None = None) -> Task[..., Any]:
+    """The stage's task with its cache on: results persisted under the project."""
+    return STAGE_TASKS[name].with_options(
+        cache_policy=StageCache(stage=name),
+        persist_result=True,
+        result_storage=cache_storage(root),  # a Path: a local folder, no block to register
+        tags=tags,
+    )
+
+
 STAGE_TASKS: dict[str, Task[..., Any]] = {stage.name: _stage_task(stage) for stage in STAGES}
+
+
+def wants_gpu(ctx: StageContext) -> bool:
+    """Whether train will take a GPU: its task then carries the `gpu` tag, whose concurrency
+    limit (nlpflow deploy --gpu-slots) caps the trainings sharing the GPUs. Decided without
+    importing torch (seconds), from the device param and the NVIDIA driver's device node."""
+    train = ctx.params.train
+    if train.family not in {"transformer", "transformer_frozen"} or train.device == "cpu":
+        return False
+    return train.device == "cuda" or Path("/dev/nvidiactl").exists()
+
+
+def run_stage_cached(
+    name: str, ctx: StageContext, run_id: str, record_dvc: bool, *, refresh: bool = False
+) -> StageResult:
+    """Run one stage's task, or reuse its cached result when its outputs are still on disk
+    (`refresh`: always run, and replace the cached result)."""
+    tags = {"gpu"} if name == "train" and wants_gpu(ctx) else None
+    stage_task = cached_stage_task(name, ctx.root, tags=tags)
+    if refresh:
+        stage_task = stage_task.with_options(refresh_cache=True)
+    result = cast(StageResult, stage_task(ctx, run_id, record_dvc))
+    if result.run_id == run_id:  # ran now
+        return result
+    if result.outputs != hash_outputs(get_stage(name), ctx.root):
+        print(f"{name}: its cached outputs were changed on disk since (another run?); re-running")
+        return cast(
+            StageResult, stage_task.with_options(refresh_cache=True)(ctx, run_id, record_dvc)
+        )
+    if record_dvc and not dvc_stage_recorded(ctx.root, name, result.key):
+        record_dvc_stage(ctx.root, name)
+        remember_dvc_stage(ctx.root, name, result.key)
+    print(f"{name}: cache hit (outputs of MLflow run {result.run_id})")
+    return result
 
 
 @nlpflow_task("start-tracking", retries=2)

@@ -78,15 +78,30 @@ def _brief(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.command()
-def run(set_: SetOption = None, config: ConfigOption = None) -> None:
+def run(
+    set_: SetOption = None,
+    config: ConfigOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Run every stage again: no cached results, no skip on unchanged data."
+        ),
+    ] = False,
+) -> None:
     """Run the training flow once, with Prefect (no server needed), MLflow and DVC."""
     from flows.training import training_flow
 
-    settings, result = _run_flow(training_flow, set_, config)
+    settings, result = _run_flow(training_flow, set_, config, force=force)
+    if result["skipped"]:
+        out.print(f"[bold]Skipped[/bold]: {result['skipped']}")
+        out.print(f"  MLflow run {result['run_id']} (tag nlpflow.outcome=skipped)")
+        return
     _print_summary(result, settings)
 
 
-def _run_flow(flow: Any, set_: list[str] | None, config: list[Path] | None) -> tuple[Any, Any]:
+def _run_flow(
+    flow: Any, set_: list[str] | None, config: list[Path] | None, **parameters: Any
+) -> tuple[Any, Any]:
     """Validate params before Prefect starts, then run `flow` once on this project."""
     settings, _ = _load(set_, config)
     _quiet_user_error_tracebacks()
@@ -94,6 +109,7 @@ def _run_flow(flow: Any, set_: list[str] | None, config: list[Path] | None) -> t
         overrides=set_ or None,
         project_dir=str(settings.root),
         configs=[str(c.resolve()) for c in config] if config else None,
+        **parameters,
     )
 
 
@@ -132,6 +148,8 @@ def _print_summary(result: dict[str, Any], settings: Any) -> None:
     out.print(f"  gate: {reg['reasons']}")
     out.print("  model card: reports/model_card.md")
     out.print(f"  MLflow run {result['run_id']}")
+    if result["cached"]:
+        out.print(f"  reused from cache: {', '.join(result['cached'])}")
     if not result["dvc_lock_updated"]:
         out.print("  dvc.lock left unchanged (--set/--config used, or not a DVC project)")
     uri = settings.resolved_tracking_uri

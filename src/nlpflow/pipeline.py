@@ -90,3 +90,55 @@ def record_dvc_stage(root: Path, name: str) -> None:
         raise NlpflowError(
             f"dvc commit of stage {name!r} failed in {root}: {done.stderr.strip() or done.stdout.strip()}"
         )
+
+
+# A stage whose cached result the flow reuses must still be in dvc.lock: `dvc commit` takes
+# a second or two per stage, so a marker remembers which cache key each lock entry records.
+DVC_RECORDED = Path(".nlpflow") / "cache" / "dvc-recorded.json"
+
+
+def _lock_entry_digest(root: Path, name: str) -> str | None:
+    import hashlib
+    import json
+
+    import yaml
+
+    lock = root / "dvc.lock"
+    if not lock.exists():
+        return None
+    entry = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).get(name)
+    if entry is None:
+        return None
+    return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
+
+
+def _read_marker(root: Path) -> dict[str, dict[str, str | None]]:
+    import json
+
+    marker = root / DVC_RECORDED
+    try:
+        return dict(json.loads(marker.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def remember_dvc_stage(root: Path, name: str, key: str | None) -> None:
+    """Note that dvc.lock's entry for `name` now records the outputs of cache key `key`."""
+    import json
+
+    marker = root / DVC_RECORDED
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    entries = _read_marker(root)
+    entries[name] = {"key": key, "lock": _lock_entry_digest(root, name)}
+    marker.write_text(json.dumps(entries, indent=1))
+
+
+def dvc_stage_recorded(root: Path, name: str, key: str | None) -> bool:
+    """True when dvc.lock's entry for `name` is the one written for cache key `key`."""
+    found = _read_marker(root).get(name)
+    return (
+        key is not None
+        and found is not None
+        and found["key"] == key
+        and found["lock"] == _lock_entry_digest(root, name)
+    )
