@@ -10,6 +10,7 @@ nlpflow serve [--model NAME@ALIAS]      serve a registered model over HTTP (MLfl
 nlpflow predict --text "..."            classify texts (or --input FILE) with a registered model
 nlpflow registry history|promote|rollback  the promotion log; move the champion by hand
 nlpflow lineage [NAME@ALIAS] [--json]   a registered version's run, commit, data hashes, params
+nlpflow reproduce RUN_ID [--tolerance X] rebuild a run from its record; metric differences
 """
 
 from __future__ import annotations
@@ -504,6 +505,60 @@ def _flow_run(orchestration: Any) -> str:
     if orchestration.runner == "dvc":
         return "none (run by dvc repro / nlpflow stage)"
     return "none recorded"
+
+
+@app.command()
+def reproduce(
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The MLflow run to rebuild.")],
+    tolerance: Annotated[
+        float, typer.Option(help="Largest |reproduced - original| accepted per metric.")
+    ] = 0.0,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary worktree.")] = False,
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Reproduce a run made from uncommitted code.")
+    ] = False,
+    remote: Annotated[
+        str | None, typer.Option(help="DVC remote URL to pull from (default: the run's).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The comparison as JSON.")] = False,
+) -> None:
+    """Rebuild a run from its MLflow record (commit, params, dvc.lock, data from the DVC remote)
+    in a temporary git worktree, run `dvc repro` there, and compare metrics (exit 1 if any
+    differs by more than --tolerance)."""
+    from nlpflow.reproduce import reproduce as rebuild
+
+    def progress(line: str) -> None:  # on stderr: stdout holds the table (or the JSON)
+        console.print(line, highlight=False, markup=False)
+
+    found = rebuild(
+        run_id, settings=load_settings(), tolerance=tolerance, keep=keep,
+        allow_dirty=allow_dirty, remote_url=remote, progress=progress,
+    )  # fmt: skip
+    typer.echo(found.model_dump_json(indent=2) if as_json else _reproduction_text(found))
+    if not found.within:
+        raise typer.Exit(1)
+
+
+def _reproduction_text(found: Any) -> str:
+    def show(value: Any) -> str:
+        return "-" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+
+    width = max(len("metric"), *(len(row.metric) for row in found.metrics))
+    lines = [f"{'metric':{width}}  {'original':>12}  {'reproduced':>12}  {'diff':>10}"]
+    for row in found.metrics:
+        diff = "0" if row.diff == 0 else "-" if row.diff is None else f"{row.diff:+.3g}"
+        mark = "" if row.within else "  <- differs"
+        lines.append(
+            f"{row.metric:{width}}  {show(row.original):>12}  {show(row.reproduced):>12}  {diff:>10}{mark}"
+        )
+    off = sum(not row.within for row in found.metrics)
+    verdict = "reproduced" if found.within else f"NOT reproduced: {off} metric(s) differ"
+    lines.append(
+        f"run {found.run_id} at {found.commit[:12]}: {verdict} (tolerance {found.tolerance:g})"
+    )
+    if found.worktree:
+        lines.append(f"worktree kept: {found.worktree} (git worktree remove --force it when done)")
+    return "\n".join(lines)
 
 
 def main() -> None:

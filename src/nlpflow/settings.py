@@ -8,6 +8,7 @@
 | NLPFLOW_ARTIFACT_ROOT         | `mlartifacts/` beside the SQLite file (local stores only) |
 | NLPFLOW_REGISTERED_MODEL      | nlpflow-classifier               | registry model name                  |
 | NLPFLOW_TELEMETRY             | 0                                | 1 leaves the libraries' telemetry as they default |
+| NLPFLOW_DVC_REMOTE            | the project's default DVC remote, else ~/.local/share/nlpflow/dvc-remote | where the flow pushes data and models: a folder or s3:// URL (nlpflow.remote) |
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Settings(BaseSettings):
     artifact_root: str | None = None
     registered_model: str = "nlpflow-classifier"
     telemetry: bool = False
+    dvc_remote: str | None = None  # a folder or s3:// URL; None: see nlpflow.remote
 
     @property
     def root(self) -> Path:

@@ -1,0 +1,209 @@
+"""`nlpflow reproduce RUN_ID` rebuilds a tfidf_logreg run from its record alone.
+
+The pipeline runs once as the training flow sequences it (each stage, then `dvc commit`; a push
+to a local-folder DVC remote after validate and after register; the reproduction record at the
+end). Then the DVC cache, every output and the data source (a file outside git) are deleted, so
+the reproduction can only get its data from the remote. The CLI runs as a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from nlpflow.reproduce import compare_metrics, flatten_metrics
+from tests.conftest import (
+    SAMPLE,
+    _venv_env,
+    fast_params,
+    make_project,
+    mlflow_client,
+    project_environment,
+)
+
+MODEL = "reproduce-test-classifier"
+OUTPUTS = (
+    "data/gathered",
+    "data/validated",
+    "data/quarantine",
+    "data/processed",
+    "models",
+    "reports",
+)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from nlpflow.params import load_params
+    from nlpflow.pipeline import close_run, make_context, open_run, record_dvc_stage
+    from nlpflow.remote import push, record_for_reproduction, resolve_remote
+    from nlpflow.settings import load_settings
+    from nlpflow.stages import STAGE_NAMES, run_stage
+
+    base = tmp_path_factory.mktemp("reproduce")
+    source = base / "outside-git" / "tickets.csv"  # as /data/tickets.csv would be
+    source.parent.mkdir()
+    shutil.copy(SAMPLE, source)
+    params = yaml.safe_load(fast_params(family="tfidf_logreg"))
+    params["data"]["source"] = str(source)
+    root = make_project(base / "project", yaml.safe_dump(params, sort_keys=False))
+    with project_environment(root, MODEL) as env:
+        env.setenv("NLPFLOW_DVC_REMOTE", str(base / "remote"))
+        ctx = make_context(root, load_params(root / "params.yaml"), load_settings())
+        remote = resolve_remote(root, ctx.settings)
+        run_id = open_run(ctx, runner="prefect")
+        for name in STAGE_NAMES:
+            run_stage(name, ctx)
+            record_dvc_stage(root, name)
+            if name == "validate":
+                push(root, ("gather", "validate"), remote=remote)
+        push(root, ("train", "baseline"), remote=remote)
+        record_for_reproduction(ctx, dvc_lock=True)
+        close_run(ctx, failed=False)
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    lock = (root / "dvc.lock").read_text()
+    shutil.rmtree(root / ".dvc" / "cache")
+    for out in OUTPUTS:
+        shutil.rmtree(root / out)
+    source.unlink()
+    return {"root": root, "run_id": run_id, "metrics": metrics, "lock": lock, "remote": remote}
+
+
+def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = _venv_env() | {"NLPFLOW_PROJECT_DIR": str(root), "NLPFLOW_REGISTERED_MODEL": MODEL}
+    for name in ("NLPFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI", "NLPFLOW_DVC_REMOTE"):
+        env.pop(name, None)  # the remote comes from the run's record
+    return subprocess.run(
+        ["nlpflow", "reproduce", *args], cwd=root, capture_output=True, text=True, env=env,
+        timeout=600,
+    )  # fmt: skip
+
+
+def _worktrees(root: Path) -> list[str]:
+    listing = subprocess.run(
+        ["git", "worktree", "list", "--porcelain"], cwd=root, capture_output=True, text=True
+    ).stdout
+    return re.findall(r"^worktree (.+)$", listing, flags=re.MULTILINE)
+
+
+def test_the_run_records_params_lock_and_remote(project: dict[str, Any]) -> None:
+    client = mlflow_client(project["root"])
+    run = client.get_run(project["run_id"])
+    assert run.data.tags["reproduce.dvc_remote"] == project["remote"].url
+    assert run.data.tags["reproduce.dvc_remote_name"] == "nlpflow"
+    folder = Path(client.download_artifacts(project["run_id"], "reproduce"))
+    assert (folder / "dvc.lock").read_text() == project["lock"]
+    recorded = yaml.safe_load((folder / "params.yaml").read_text())
+    assert recorded["train"]["family"] == "tfidf_logreg"
+    assert recorded["data"]["source"].endswith("outside-git/tickets.csv")
+    gathered = yaml.safe_load(project["lock"])["stages"]["gather"]["outs"][0]["md5"]
+    object_path = Path(project["remote"].url) / "files/md5" / gathered[:2] / gathered[2:]
+    assert object_path.is_file()  # the snapshot's directory listing is in the remote
+
+
+def test_reproduction_pulls_from_the_remote_and_every_metric_is_identical(
+    project: dict[str, Any],
+) -> None:
+    root = project["root"]
+    done = _cli(root, project["run_id"], "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    expected = flatten_metrics(project["metrics"])
+    assert len(expected) > 30 and report["within"] is True
+    assert [row["metric"] for row in report["metrics"]] == list(expected)
+    for row in report["metrics"]:
+        assert row["original"] == row["reproduced"] == expected[row["metric"]], row
+        assert row["diff"] in (0.0, None) and row["within"], row
+    assert report["remote"] == project["remote"].url
+    ran = re.findall(r"Running stage '(\w+)'", done.stderr)
+    assert ran == ["validate", "preprocess", "train", "baseline", "evaluate", "register"]
+    worktree = re.search(r"git worktree at \w+: (\S+)", done.stderr)
+    assert worktree and not Path(worktree.group(1)).exists()
+    assert _worktrees(root) == [str(root)]
+    # reproduction registered into its own throw-away store, not the project's
+    client = mlflow_client(root)
+    assert [v.run_id for v in client.search_model_versions(f"name='{MODEL}'")] == [
+        project["run_id"]
+    ]
+
+
+def test_a_remote_without_the_data_fails_clearly_and_removes_the_worktree(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    root = project["root"]
+    done = _cli(root, project["run_id"], "--remote", str(tmp_path / "empty-remote"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "[NLP012] pulling the run's data from" in done.stderr
+    assert "was the run's data pushed there?" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert _worktrees(root) == [str(root)]
+
+
+def _bare_run(root: Path, tags: dict[str, str], artifacts: bool = True) -> str:
+    """A run in the project's store with the given git tags (and the two needed artifacts)."""
+    client = mlflow_client(root)
+    experiment = client.get_experiment_by_name("nlpflow").experiment_id
+    run_id = str(client.create_run(experiment, tags=tags).info.run_id)
+    if artifacts:
+        client.log_artifact(run_id, str(SAMPLE.parents[2] / "params.yaml"), "reproduce")
+        metrics = root.parent / "metrics.json"
+        metrics.write_text('{"accuracy": 0.5}')
+        client.log_artifact(run_id, str(metrics), "evaluation")
+    client.set_terminated(run_id)
+    return run_id
+
+
+def _head(root: Path) -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("unknown", "[NLP012] no run 'no-such-run' in sqlite:///"),
+        ("no commit", "records no git commit (its project was not a git repository)"),
+        ("foreign commit", f"was made from commit {'ab' * 20}, which is not in the git repository"),
+        ("dirty", "uncommitted changes, so commit"),
+        ("no record", "has no artifact reproduce/params.yaml"),
+    ],
+)
+def test_refusals_say_why_and_exit_2(project: dict[str, Any], case: str, says: str) -> None:
+    root = project["root"]
+    run_id = {
+        "unknown": lambda: "no-such-run",
+        "no commit": lambda: _bare_run(root, {"git.commit": "none"}),
+        "foreign commit": lambda: _bare_run(root, {"git.commit": "ab" * 20, "git.dirty": "false"}),
+        "dirty": lambda: _bare_run(root, {"git.commit": _head(root), "git.dirty": "true"}),
+        "no record": lambda: _bare_run(root, {"git.commit": _head(root)}, artifacts=False),
+    }[case]()
+    done = _cli(root, run_id)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert says in done.stderr, done.stderr
+    if case == "dirty":
+        assert "--allow-dirty" in done.stderr
+    assert done.stdout == "" and "Traceback" not in done.stderr
+    assert _worktrees(root) == [str(root)]
+
+
+def test_compare_metrics_flags_what_moved_past_the_tolerance_or_went_missing() -> None:
+    original = {"accuracy": 0.9, "per_class": {"a": {"f1": 0.8}}, "ci": {"metric": "macro_f1"}}
+    reproduced = {"accuracy": 0.9001, "per_class": {"a": {"f1": 0.8}}, "extra": 1}
+    rows = {row.metric: row for row in compare_metrics(original, reproduced, tolerance=1e-3)}
+    assert list(rows) == ["accuracy", "per_class.a.f1", "ci.metric", "extra"]
+    assert rows["accuracy"].diff == pytest.approx(1e-4) and rows["accuracy"].within
+    assert rows["per_class.a.f1"].diff == 0.0 and rows["per_class.a.f1"].within
+    assert rows["ci.metric"].reproduced is None and not rows["ci.metric"].within
+    assert rows["extra"].original is None and not rows["extra"].within
+    strict = compare_metrics(original, original | {"accuracy": 0.9001}, tolerance=0.0)
+    assert [row.metric for row in strict if not row.within] == ["accuracy"]
+    nan = compare_metrics({"auc": float("nan")}, {"auc": float("nan")}, tolerance=0.0)
+    assert nan[0].within and nan[0].diff == 0.0
