@@ -219,3 +219,30 @@ def test_a_deployment_run_completes_on_a_worker(prefect_api: str, venv_env, tmp_
     assert run.info.status == "FINISHED"
     assert run.data.params["train.family"] == "tfidf_logreg"
     assert 0.5 < run.data.metrics["test_accuracy"] <= 1.0
+
+
+def test_prefect_deploy_all_reads_prefect_yaml(prefect_api: str, venv_env, tmp_path) -> None:
+    """Prefect's own CLI deploys the same file (here renamed, so no other test's deployment
+    changes) once the pool exists."""
+    from prefect.client.orchestration import get_client
+
+    from nlpflow.deployments import ensure_pool
+
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    for entry in config["deployments"]:
+        entry["name"] = f"yaml-{entry['name']}"
+    (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    with get_client(sync_client=True) as client:
+        ensure_pool(client, name=DEFAULT_POOL, pool_type="process", template=None)
+    env = venv_env | {"PREFECT_API_URL": prefect_api, "NLPFLOW_PROJECT_DIR": str(tmp_path)}
+    done = subprocess.run(
+        ["prefect", "--no-prompt", "deploy", "--all", "--prefect-file", str(tmp_path / "prefect.yaml")],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    for spec in FLOWS.values():
+        deployment = _read_deployment(f"{spec.flow_name}/yaml-{spec.default_name}")
+        assert deployment.entrypoint == spec.entrypoint
+        assert deployment.work_pool_name == DEFAULT_POOL
+        assert deployment.parameters == {"project_dir": str(tmp_path)}
+        assert deployment.pull_steps == [{SET_WORKDIR: {"directory": str(tmp_path)}}]
