@@ -9,6 +9,10 @@
 | NLPFLOW_REGISTERED_MODEL      | nlpflow-classifier               | registry model name                  |
 | NLPFLOW_TELEMETRY             | 0                                | 1 leaves the libraries' telemetry as they default |
 | NLPFLOW_DVC_REMOTE            | the project's default DVC remote, else ~/.local/share/nlpflow/dvc-remote | where the flow pushes data and models: a folder or s3:// URL (nlpflow.remote) |
+| NLPFLOW_TRACKING_CLOSE_SECONDS | 60                              | how long closing a run retries while the tracking server is away; then its status waits in `.nlpflow/pending_runs.json` for the next nlpflow command |
+| MLFLOW_HTTP_REQUEST_MAX_RETRIES | 3 (MLflow: 7)                  | retries of one MLflow request (connection refused, 5xx, 429) |
+| MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR | 1 (MLflow: 2)               | waits of 0, 2, 4 s between them: a dead server fails a request in ~7 s, not ~4 min |
+| MLFLOW_HTTP_REQUEST_TIMEOUT   | 60 (MLflow: 120)                 | seconds one MLflow request may wait on a silent server |
 """
 
 from __future__ import annotations
@@ -40,6 +44,17 @@ PREFECT_DEFAULTS = {
     "TOKENIZERS_PARALLELISM": "false",
 }
 
+# MLflow's own defaults (7 retries, backoff factor 2, 120 s timeout) turn a tracking server that
+# went away into a ~4 minute hang per request, and a training run logs hundreds of them. Three
+# quick retries ride out a server restart; beyond that the run fails with a message saying so.
+# Hosted backends that rate-limit for minutes want MLflow's defaults back: export them.
+MLFLOW_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+
 
 class Settings(BaseSettings):
     """Locations and names, from `NLPFLOW_*` environment variables."""
@@ -55,6 +70,8 @@ class Settings(BaseSettings):
     registered_model: str = "nlpflow-classifier"
     telemetry: bool = False
     dvc_remote: str | None = None  # a folder or s3:// URL; None: see nlpflow.remote
+    # seconds closing an MLflow run keeps retrying while the server is away (nlpflow.tracking)
+    tracking_close_seconds: float = Field(default=60.0, ge=0)
 
     @property
     def root(self) -> Path:
@@ -86,10 +103,20 @@ def apply_environment_defaults() -> None:
 
     Values the user already exported win: we only fill in what is unset.
     """
-    defaults = dict(PREFECT_DEFAULTS)
+    defaults = dict(PREFECT_DEFAULTS) | MLFLOW_HTTP_DEFAULTS
     if os.environ.get("NLPFLOW_TELEMETRY", "0").lower() not in {"1", "true", "yes"}:
         defaults.update(TELEMETRY_OFF)
     for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+
+
+def apply_mlflow_http_defaults() -> None:
+    """MLflow's request retries and timeout as nlpflow wants them, where the user set none.
+
+    The Tracker calls this too: a flow run started by a Prefect worker never passes through
+    the CLI's `apply_environment_defaults`.
+    """
+    for key, value in MLFLOW_HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
 
 

@@ -3,19 +3,34 @@
 The Prefect flow opens the run and hands its id to every task. `nlpflow stage NAME` (what
 `dvc repro` calls) runs one stage per process, so the open run's id is kept in
 `.nlpflow/active_run.json` until the last stage (register) closes it or a stage fails.
+
+A tracking server that goes away fails the run with a TrackingError naming the server and the
+fix (MLflow's request retries are cut to seconds: nlpflow.settings.MLFLOW_HTTP_DEFAULTS). Closing
+the run retries for `NLPFLOW_TRACKING_CLOSE_SECONDS`; if the server is still away, the status
+waits in `.nlpflow/pending_runs.json` and the next Tracker opened in the project sends it, so
+the run does not stay RUNNING forever.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import subprocess
+import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from nlpflow.errors import TrackingError
-from nlpflow.settings import Settings
+from nlpflow.settings import Settings, apply_mlflow_http_defaults
 
 ACTIVE_RUN = Path(".nlpflow") / "active_run.json"
+PENDING = Path(".nlpflow") / "pending_runs.json"  # run statuses the server was away for
+CLOSE_PAUSE_SECONDS = 3.0  # between attempts to close a run (each already retries ~7 s)
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Tracker:
@@ -24,45 +39,70 @@ class Tracker:
     def __init__(self, settings: Settings) -> None:
         from mlflow import MlflowClient
 
+        apply_mlflow_http_defaults()  # before the first request: MLflow reads them per request
         self.settings = settings
         self.uri = settings.resolved_tracking_uri
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        flush_pending(self)
+
+    def _call(self, doing: str, call: Callable[[], T]) -> T:
+        """`call()`, with an unreachable server turned into a TrackingError that says so."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return call()
+        except MlflowException as exc:
+            if is_unreachable(exc):
+                raise TrackingError(unreachable_message(self.uri, doing, exc)) from None
+            raise
 
     def experiment_id(self, name: str) -> str:
         from mlflow.exceptions import MlflowException
 
         try:
-            found = self.client.get_experiment_by_name(name)
+            found = self._call(
+                "looking up the experiment", lambda: self.client.get_experiment_by_name(name)
+            )
             if found is not None:
                 return str(found.experiment_id)
-            return str(
-                self.client.create_experiment(
-                    name, artifact_location=self.settings.resolved_artifact_root
-                )
+            root = self.settings.resolved_artifact_root
+            created = self._call(
+                "creating the experiment",
+                lambda: self.client.create_experiment(name, artifact_location=root),
             )
+            return str(created)
         except MlflowException as exc:
             if "already exists" in str(exc):  # created by a concurrent run meanwhile
                 return str(self.client.get_experiment_by_name(name).experiment_id)  # type: ignore[union-attr]
             raise TrackingError(f"MLflow at {self.uri} failed: {exc}") from None
 
     def start_run(self, experiment: str, *, run_name: str | None, tags: dict[str, str]) -> str:
-        run = self.client.create_run(self.experiment_id(experiment), run_name=run_name, tags=tags)
+        experiment_id = self.experiment_id(experiment)
+        run = self._call(
+            "starting a run",
+            lambda: self.client.create_run(experiment_id, run_name=run_name, tags=tags),
+        )
         return str(run.info.run_id)
 
     def is_running(self, run_id: str) -> bool:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client.get_run(run_id).info.status == "RUNNING"
-        except MlflowException:
+            run = self._call("reading the open run", lambda: self.client.get_run(run_id))
+        except MlflowException:  # deleted, or from another tracking store: open a new one
             return False
+        return bool(run.info.status == "RUNNING")
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+
+        def send(chunk: list[Param]) -> None:
+            self.client.log_batch(run_id, params=chunk)
+
         for start in range(0, len(items), 100):  # MLflow's batch limit
-            self.client.log_batch(run_id, params=items[start : start + 100])
+            self._call("logging params", partial(send, items[start : start + 100]))
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         import time
@@ -72,22 +112,73 @@ class Tracker:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         if batch:
-            self.client.log_batch(run_id, metrics=batch)
+            self._call("logging metrics", lambda: self.client.log_batch(run_id, metrics=batch))
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        if tags:
-            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        batch = [RunTag(k, str(v)) for k, v in tags.items()]
+        if batch:
+            self._call("setting tags", lambda: self.client.log_batch(run_id, tags=batch))
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        doing = f"uploading {path.name}"
         if path.is_dir():
-            self.client.log_artifacts(run_id, str(path), artifact_path)
+            self._call(doing, lambda: self.client.log_artifacts(run_id, str(path), artifact_path))
         elif path.exists():
-            self.client.log_artifact(run_id, str(path), artifact_path)
+            self._call(doing, lambda: self.client.log_artifact(run_id, str(path), artifact_path))
 
-    def end_run(self, run_id: str, status: str) -> None:
-        self.client.set_terminated(run_id, status=status)
+    def end_run(self, run_id: str, status: str) -> bool:
+        """Mark the run FINISHED or FAILED, retrying for `settings.tracking_close_seconds` while
+        the server is away. Never raises for an absent server (this runs while a failure is
+        being reported, and must not hide it): the status is kept in `.nlpflow/pending_runs.json`
+        for the next Tracker. Returns whether the server has the status now."""
+        from mlflow.exceptions import MlflowException
+
+        deadline = time.monotonic() + self.settings.tracking_close_seconds
+        while True:
+            try:
+                self.client.set_terminated(run_id, status=status)
+                return True
+            except MlflowException as exc:
+                if not is_unreachable(exc):
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                time.sleep(min(CLOSE_PAUSE_SECONDS, left))
+        save_pending(self.settings.root, uri=self.uri, run_id=run_id, status=status)
+        log.warning(
+            "MLflow tracking server %s is still unreachable: run %s stays RUNNING there until "
+            "the next nlpflow command in %s marks it %s (kept in %s).",
+            self.uri, run_id, self.settings.root, status, PENDING,
+        )  # fmt: skip
+        return False
+
+
+def is_unreachable(exc: Exception) -> bool:
+    """MLflow's REST client reports every transport failure (refused, reset, timed out, 5xx
+    after its retries) as `API request to <url> failed with ...`."""
+    return "API request to" in str(exc) and " failed with " in str(exc)
+
+
+def unreachable_message(uri: str, doing: str, exc: Exception) -> str:
+    text = str(exc)
+    if "Connection refused" in text or "NewConnectionError" in text:
+        cause = "connection refused: nothing is listening there"
+    elif "timeout" in text.lower() or "timed out" in text.lower():
+        cause = f"no answer within MLFLOW_HTTP_REQUEST_TIMEOUT={os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT')}s"
+    elif "too many 5" in text.lower() or "ResponseError" in text:
+        cause = "it kept answering with server errors"
+    else:
+        cause = text[:300]
+    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
+    return (
+        f"MLflow tracking server {uri} is unreachable while {doing} ({cause}; retried "
+        f"{retries} times). Start it again or fix the network, or point NLPFLOW_TRACKING_URI at "
+        f"a running server, then rerun. An open run is marked FAILED once the server is back: "
+        f"the next nlpflow command in this project sends the status if this one could not."
+    )
 
 
 def git_tags(root: Path) -> dict[str, str]:
@@ -145,3 +236,64 @@ def write_active_run(root: Path, run_id: str) -> None:
 
 def clear_active_run(root: Path) -> None:
     (root / ACTIVE_RUN).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------- statuses the server was away for
+
+
+def load_pending(root: Path) -> list[dict[str, str]]:
+    try:
+        return list(json.loads((root / PENDING).read_text()))
+    except FileNotFoundError:
+        return []
+    except ValueError as exc:
+        raise TrackingError(
+            f"{root / PENDING} is not valid JSON ({exc}); delete it (its runs then stay "
+            f"RUNNING in MLflow) or fix it by hand."
+        ) from None
+
+
+def _write_pending(root: Path, entries: list[dict[str, str]]) -> None:
+    path = root / PENDING
+    if not entries:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(f".{os.getpid()}.tmp")
+    scratch.write_text(json.dumps(entries, indent=1))
+    scratch.replace(path)  # atomic: a reader never sees half a file
+
+
+def save_pending(root: Path, *, uri: str, run_id: str, status: str) -> None:
+    entries = [e for e in load_pending(root) if e["run_id"] != run_id]
+    since = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    _write_pending(
+        root, [*entries, {"uri": uri, "run_id": run_id, "status": status, "since": since}]
+    )
+
+
+def flush_pending(tracker: Tracker) -> None:
+    """Send the statuses kept for `tracker`'s server; keep them while it is still away.
+
+    A run someone already ended (or deleted) keeps what it has: only RUNNING runs are closed.
+    """
+    from mlflow.exceptions import MlflowException
+
+    root = tracker.settings.root
+    entries = load_pending(root)
+    mine = [e for e in entries if e["uri"] == tracker.uri]
+    done: set[str] = set()
+    for entry in mine:
+        try:
+            run = tracker.client.get_run(entry["run_id"])
+            if run.info.status == "RUNNING":
+                tracker.client.set_terminated(entry["run_id"], status=entry["status"])
+                log.warning("marked MLflow run %s %s (pending since %s)",
+                            entry["run_id"], entry["status"], entry["since"])  # fmt: skip
+        except MlflowException as exc:
+            if is_unreachable(exc):
+                break  # still away: keep this one and the rest for the next command
+            log.warning("dropped the pending status of run %s: %s", entry["run_id"], exc)
+        done.add(entry["run_id"])
+    if done:
+        _write_pending(root, [e for e in entries if e["run_id"] not in done])
