@@ -26,7 +26,13 @@ from nlpflow.pipeline import is_dvc_project, make_context
 from nlpflow.settings import load_settings
 from nlpflow.sources import dvc_can_track
 from nlpflow.stages import GATHERED, STAGE_NAMES, StageContext
-from tasks.stages import StageResult, end_tracking, run_stage_cached, start_tracking
+from tasks.stages import (
+    StageResult,
+    end_tracking,
+    record_in_dvc,
+    run_stage_cached,
+    start_tracking,
+)
 
 
 @flow(name="nlpflow-training", log_prints=True)
@@ -60,37 +66,50 @@ def training_flow(
 def _run_stages(
     ctx: StageContext, run_id: str, record_dvc: bool, *, force: bool
 ) -> tuple[dict[str, Any], str]:
-    assert ctx.tracker is not None
     results: dict[str, StageResult] = {}
     summary: dict[str, Any] = {"run_id": run_id, "dvc_lock_updated": record_dvc, "skipped": None}
-    for name in STAGE_NAMES:
-        results[name] = run_stage_cached(name, ctx, run_id, record_dvc, refresh=force)
-        summary[name] = results[name].report.model_dump(mode="json")
-        if name != "gather":
-            continue
-        fingerprints = run_fingerprints(ctx, results[name].outputs[GATHERED])
-        ctx.tracker.set_tags(run_id, fingerprints)
-        reason = None
-        if ctx.params.schedule.skip_unchanged_data and not force:
-            reason = skip_reason(ctx, fingerprints)
-        if reason is not None:
-            ctx.tracker.set_tags(run_id, {OUTCOME: "skipped", SKIP_REASON: reason})
-            create_markdown_artifact(f"## Skipped\n\n{reason}\n", key="nlpflow-skip")
-            print(f"Skipped: {reason}")
-            skipped = {
-                "skipped": reason,
-                "dvc_lock_updated": False,
-                "cached": _cached(results, run_id),
-            }
-            return summary | skipped, f"Skipped: {reason}"
+    try:
+        for name in STAGE_NAMES:
+            results[name] = run_stage_cached(name, ctx, run_id, refresh=force)
+            summary[name] = results[name].report.model_dump(mode="json")
+            reason = (
+                _skip_reason(ctx, run_id, results[name], force=force) if name == "gather" else None
+            )
+            if reason is not None:
+                summary |= {"skipped": reason, "dvc_lock_updated": False}
+                return summary | {"cached": _cached(results, run_id)}, f"Skipped: {reason}"
+    finally:  # what completed goes into dvc.lock, also when a later stage failed
+        if record_dvc and results and summary["skipped"] is None:
+            ran = [name for name, result in results.items() if result.run_id == run_id]
+            record_in_dvc(ctx, {name: r.key for name, r in results.items()}, ran)
     cached = _cached(results, run_id)
+    assert ctx.tracker is not None
     ctx.tracker.set_tags(
         run_id,
         {OUTCOME: "completed", "nlpflow.cached_stages": ",".join(cached) or "none"}
         | {f"nlpflow.cached.{name}": results[name].run_id for name in cached},
     )
     summary["cached"] = cached
+    summary["stage_seconds"] = {
+        name: 0.0 if name in cached else result.seconds for name, result in results.items()
+    }
     return summary, f"{len(STAGE_NAMES) - len(cached)} stages ran, {len(cached)} reused"
+
+
+def _skip_reason(ctx: StageContext, run_id: str, gather: StageResult, *, force: bool) -> str | None:
+    """Tag the run with what it trains on; when that equals the last completed run's (and
+    skipping is on), record the skip in MLflow and Prefect and say why."""
+    assert ctx.tracker is not None
+    fingerprints = run_fingerprints(ctx, gather.outputs[GATHERED])
+    ctx.tracker.set_tags(run_id, fingerprints)
+    if force or not ctx.params.schedule.skip_unchanged_data:
+        return None
+    reason = skip_reason(ctx, fingerprints)
+    if reason is not None:
+        ctx.tracker.set_tags(run_id, {OUTCOME: "skipped", SKIP_REASON: reason})
+        create_markdown_artifact(f"## Skipped\n\n{reason}\n", key="nlpflow-skip")
+        print(f"Skipped: {reason}")
+    return reason
 
 
 def _cached(results: dict[str, StageResult], run_id: str) -> list[str]:

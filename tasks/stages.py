@@ -12,6 +12,7 @@ on disk are still the ones cached (another run with other params may have overwr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,7 @@ class StageResult:
     outputs: dict[str, str]  # out path -> fingerprint, as the stage left it
     run_id: str  # the MLflow run the stage ran in (another run's id: a cache hit)
     key: str | None  # the cache key it was stored under (None: not cacheable)
+    seconds: float = 0.0  # the stage function's own time, without its task's bookkeeping
 
 
 @dataclass
@@ -99,15 +101,14 @@ def cache_storage(root: Path) -> Path:
 
 
 def _stage_task(stage: Stage) -> Task[..., Any]:
-    def body(ctx: StageContext, run_id: str, record_dvc: bool) -> StageResult:
+    def body(ctx: StageContext, run_id: str) -> StageResult:
         ctx.run_id = run_id
+        started = time.perf_counter()
         report = run_stage(stage.name, ctx)
-        key = stage_key(stage, ctx)
-        if record_dvc:
-            record_dvc_stage(ctx.root, stage.name)
-            remember_dvc_stage(ctx.root, stage.name, key)
+        seconds = time.perf_counter() - started
         create_markdown_artifact(_summary(stage.name, report), key=f"nlpflow-{stage.name}")
-        return StageResult(report, hash_outputs(stage, ctx.root), run_id, key)
+        outputs = hash_outputs(stage, ctx.root)
+        return StageResult(report, outputs, run_id, stage_key(stage, ctx), seconds)
 
     body.__name__ = stage.name
     return nlpflow_task(stage.name, retries=stage.retries)(body)
@@ -137,7 +138,7 @@ def wants_gpu(ctx: StageContext) -> bool:
 
 
 def run_stage_cached(
-    name: str, ctx: StageContext, run_id: str, record_dvc: bool, *, refresh: bool = False
+    name: str, ctx: StageContext, run_id: str, *, refresh: bool = False
 ) -> StageResult:
     """Run one stage's task, or reuse its cached result when its outputs are still on disk
     (`refresh`: always run, and replace the cached result)."""
@@ -145,19 +146,26 @@ def run_stage_cached(
     stage_task = cached_stage_task(name, ctx.root, tags=tags)
     if refresh:
         stage_task = stage_task.with_options(refresh_cache=True)
-    result = cast(StageResult, stage_task(ctx, run_id, record_dvc))
+    result = cast(StageResult, stage_task(ctx, run_id))
     if result.run_id == run_id:  # ran now
         return result
     if result.outputs != hash_outputs(get_stage(name), ctx.root):
         print(f"{name}: its cached outputs were changed on disk since (another run?); re-running")
-        return cast(
-            StageResult, stage_task.with_options(refresh_cache=True)(ctx, run_id, record_dvc)
-        )
-    if record_dvc and not dvc_stage_recorded(ctx.root, name, result.key):
-        record_dvc_stage(ctx.root, name)
-        remember_dvc_stage(ctx.root, name, result.key)
+        return cast(StageResult, stage_task.with_options(refresh_cache=True)(ctx, run_id))
     print(f"{name}: cache hit (outputs of MLflow run {result.run_id})")
     return result
+
+
+@nlpflow_task("record-in-dvc", retries=0)
+def record_in_dvc(ctx: StageContext, keys: dict[str, str | None], ran: list[str]) -> list[str]:
+    """`dvc commit` the stages that ran, and the reused ones dvc.lock does not describe yet,
+    in one DVC process (one per stage costs seconds each); returns the stages committed."""
+    names = [n for n, key in keys.items() if n in ran or not dvc_stage_recorded(ctx.root, n, key)]
+    if names:
+        record_dvc_stage(ctx.root, *names)
+        for name in names:
+            remember_dvc_stage(ctx.root, name, keys[name])
+    return names
 
 
 @nlpflow_task("start-tracking", retries=2)

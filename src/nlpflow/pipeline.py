@@ -2,7 +2,7 @@
 
 - `open_run` / `close_run`: one MLflow run per pipeline run, params flattened, git tags.
 - `run_cli_stage`: what `nlpflow stage NAME` (and so `dvc repro`) does for one stage.
-- `record_dvc_stage`: after a flow task, write the stage's outputs into dvc.lock exactly as
+- `record_dvc_stage`: after flow tasks, write the stages' outputs into dvc.lock exactly as
   `dvc repro` would, so `dvc status` is clean after a flow run.
 """
 
@@ -73,8 +73,8 @@ def is_dvc_project(root: Path) -> bool:
     return (root / ".dvc").is_dir() and (root / "dvc.yaml").is_file()
 
 
-def record_dvc_stage(root: Path, name: str) -> None:
-    """`dvc commit` one stage: hash its deps, params and outs into dvc.lock, cache the outs.
+def record_dvc_stage(root: Path, *names: str) -> None:
+    """`dvc commit` stages: hash their deps, params and outs into dvc.lock, cache the outs.
 
     A subprocess in `root`, not DVC's Python API: DVC resolves relative paths against the
     process's working directory, which a flow must not change under its other tasks.
@@ -83,12 +83,13 @@ def record_dvc_stage(root: Path, name: str) -> None:
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-m", "dvc", "commit", "--force", "--quiet", name],
+        [sys.executable, "-m", "dvc", "commit", "--force", "--quiet", *names],
         cwd=root, capture_output=True, text=True,
     )  # fmt: skip
     if done.returncode != 0:
         raise NlpflowError(
-            f"dvc commit of stage {name!r} failed in {root}: {done.stderr.strip() or done.stdout.strip()}"
+            f"dvc commit of stage(s) {', '.join(names)} failed in {root}: "
+            f"{done.stderr.strip() or done.stdout.strip()}"
         )
 
 
