@@ -1,7 +1,9 @@
 """What orchestration costs: the training flow on the bundled sample, measured in one run.
 
-- first run: the flow's wall time against the sum of the stage functions' own times (the
-  rest is Prefect, MLflow bookkeeping, cache keys and `dvc commit`: the orchestration overhead);
+- a full run: the flow's wall time against the sum of the stage functions' own times (the
+  rest is Prefect, MLflow bookkeeping, cache keys and `dvc commit`: the orchestration overhead),
+  for the project's first run (which also creates the MLflow store and imports MLflow) and for
+  a later run of every stage (`--force`: the steady state, which the goal is about);
 - no-op re-run in the same process (warm), every stage a cache hit (skip on unchanged data off);
 - the same re-run with the data-triggered skip on (ends after gather);
 - no-op re-run cold: `nlpflow run` in a new process (imports and Prefect's start included);
@@ -54,11 +56,11 @@ def set_skip(root: Path, skip: bool) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
 
 
-def timed_flow(root: Path) -> tuple[float, dict[str, Any]]:
+def timed_flow(root: Path, *, force: bool = False) -> tuple[float, dict[str, Any]]:
     from flows.training import training_flow
 
     started = time.perf_counter()
-    result = training_flow(project_dir=str(root))
+    result = training_flow(project_dir=str(root), force=force)
     return time.perf_counter() - started, result
 
 
@@ -90,7 +92,11 @@ def measure(root: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"prefect_start_s": warm_up_prefect()}
     wall, first = timed_flow(root)
     stage_s = sum(first["stage_seconds"].values())
-    out |= {"first_wall_s": wall, "first_stage_s": stage_s, "stage_seconds": first["stage_seconds"]}
+    out |= {"first_wall_s": wall, "first_stage_s": stage_s}
+    out["first_overhead_share"] = (wall - stage_s) / stage_s
+    wall, forced = timed_flow(root, force=True)
+    stage_s = sum(forced["stage_seconds"].values())
+    out |= {"full_wall_s": wall, "full_stage_s": stage_s, "stage_seconds": forced["stage_seconds"]}
     out["overhead_share"] = (wall - stage_s) / stage_s
     wall, noop = timed_flow(root)
     assert noop["cached"] == list(first["stage_seconds"]), noop["cached"]
@@ -109,9 +115,13 @@ def table(r: dict[str, Any], family: str) -> str:
     goal = GOALS
     rows = [
         ("Prefect temporary server start (once per process)", f"{r['prefect_start_s']:.1f} s", ""),
-        ("first run: sum of stage functions", f"{r['first_stage_s']:.1f} s", ""),
-        ("first run: flow wall time", f"{r['first_wall_s']:.1f} s", ""),
-        ("orchestration overhead (wall - stages) / stages", f"{r['overhead_share']:.1%}",
+        ("project's first run: stage functions / flow wall time",
+         f"{r['first_stage_s']:.1f} s / {r['first_wall_s']:.1f} s", ""),
+        ("project's first run: overhead (wall - stages) / stages",
+         f"{r['first_overhead_share']:.1%}", "(creates the MLflow store)"),
+        ("full run (`--force`): stage functions / flow wall time",
+         f"{r['full_stage_s']:.1f} s / {r['full_wall_s']:.1f} s", ""),
+        ("full run (`--force`): overhead (wall - stages) / stages", f"{r['overhead_share']:.1%}",
          f"<= {goal['overhead_share']:.0%}"),
         ("no-op re-run, warm (7 cache hits)", f"{r['noop_warm_s']:.1f} s",
          f"<= {goal['noop_warm_s']:.0f} s"),
