@@ -160,11 +160,15 @@ def run_stage_cached(
 def record_in_dvc(ctx: StageContext, keys: dict[str, str | None], ran: list[str]) -> list[str]:
     """`dvc commit` the stages that ran, and the reused ones dvc.lock does not describe yet,
     in one DVC process (one per stage costs seconds each); returns the stages committed."""
+    from nlpflow.tracking import dvc_hash_tags
+
     names = [n for n, key in keys.items() if n in ran or not dvc_stage_recorded(ctx.root, n, key)]
     if names:
         record_dvc_stage(ctx.root, *names)
         for name in names:
             remember_dvc_stage(ctx.root, name, keys[name])
+    if ctx.tracker is not None and ctx.run_id is not None:  # the hashes this run recorded
+        ctx.tracker.set_tags(ctx.run_id, dvc_hash_tags(ctx.root))
     return names
 
 

@@ -70,3 +70,18 @@ def test_user_errors_are_not_retried_but_io_errors_are() -> None:
     assert (
         retry_unless_user_error(None, None, Failed(data=ConnectionError("reset by peer"))) is True
     )
+
+
+def test_train_takes_the_gpu_tag_only_when_it_trains_on_a_gpu(tmp_path) -> None:
+    from nlpflow.params import load_params
+    from nlpflow.settings import Settings
+    from nlpflow.stages import StageContext
+    from tasks.stages import wants_gpu
+
+    def ctx(*overrides: str) -> StageContext:
+        params = load_params(REPO / "params.yaml", list(overrides))
+        return StageContext(root=tmp_path, params=params, settings=Settings(project_dir=tmp_path))
+
+    assert wants_gpu(ctx("train.device=cuda")) is True  # the limit then holds it back
+    assert wants_gpu(ctx("train.device=cpu")) is False
+    assert wants_gpu(ctx("train.device=cuda", "train.family=tfidf_logreg")) is False
