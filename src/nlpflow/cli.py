@@ -5,6 +5,7 @@ nlpflow stage NAME                      run one stage (what dvc.yaml calls)
 nlpflow deploy [--cron "0 3 * * 1"]     work pool + deployments (training, inference, sweep)
 nlpflow worker [--pool nlpflow-process] run the deployments' flow runs (a Prefect worker)
 nlpflow infer [--set inference.table=t] score a file or SQL table with the champion (Prefect)
+nlpflow sweep [--set sweep.n_trials=8]  hyper-parameter sweep (Optuna, parallel trials)
 nlpflow params [--set ...]              print the validated params
 nlpflow serve [--model NAME@ALIAS]      serve a registered model over HTTP (MLflow scoring server)
 nlpflow predict --text "..."            classify texts (or --input FILE) with a registered model
@@ -178,6 +179,26 @@ def infer(set_: SetOption = None, config: ConfigOption = None) -> None:
         )
     out.print(f"  labels: {json.dumps(report['labels'])}")
     out.print(f"  MLflow run {report['run_id']}")
+
+
+@app.command()
+def sweep(set_: SetOption = None, config: ConfigOption = None) -> None:
+    """Sweep train params (params `sweep`): parallel Optuna trials, nested MLflow runs."""
+    from flows.sweep import sweep_flow
+    from nlpflow.sweep import check_sweep
+
+    settings, loaded = _load(set_, config)
+    check_sweep(loaded, settings.root)  # before Prefect starts
+    _, report = _run_flow(sweep_flow, set_, config)
+    states = [t["state"] for t in report["trials"]]
+    counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in ("COMPLETE", "PRUNED"))
+    out.print(f"[bold]Sweep[/bold] {report['study']}: {len(states)} trials ({counts})")
+    out.print(f"  best trial {report['best_trial']}: {report['metric']} {report['best_value']:.4f}")
+    for name, value in report["best_params"].items():
+        out.print(f"    {name} = {value}")
+    out.print(f"  best params: {report['output']}")
+    out.print(f"  train with them: nlpflow run --config {report['output']}")
+    out.print(f"  MLflow run {report['run_id']} (trials nested under it)")
 
 
 PoolOption = Annotated[str, typer.Option("--pool", help="Prefect work pool.")]
@@ -566,7 +587,11 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except NlpflowError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        from rich.markup import escape  # messages hold [brackets]: pip install "nlpflow[dask]"
+
+        console.print(
+            f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True
+        )
         sys.exit(exc.exit_code)
     except (typer.Exit, typer.Abort) as exc:
         sys.exit(getattr(exc, "exit_code", 1))

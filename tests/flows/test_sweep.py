@@ -212,3 +212,26 @@ def test_process_pool_trials_run_in_parallel_processes(project: Path) -> None:
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {t["run_id"] for t in trials}
     written = yaml.safe_load((project / "reports/sweep/processes.yaml").read_text())
     assert written["train"]["lr"] == pytest.approx(study.best_trial.params["lr"])
+
+
+def test_cli_sweep_prints_the_best_trial_and_how_to_use_it(
+    project: Path, prefect_api: str, venv_env: dict[str, str]
+) -> None:
+    import subprocess
+
+    sets = ["sweep.study=cli", "sweep.n_trials=1", "sweep.pruner=none", "train.epochs=1",
+            "sweep.output=reports/sweep/cli.yaml"]  # fmt: skip
+    env = venv_env | {"NLPFLOW_PROJECT_DIR": str(project), "PREFECT_API_URL": prefect_api,
+                      "NLPFLOW_REGISTERED_MODEL": "sweep-classifier"}  # fmt: skip
+    done = subprocess.run(
+        ["nlpflow", "sweep", *(arg for s in sets for arg in ("--set", s))], cwd=project,
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = _load_study(project, "cli")
+    (trial,) = study.trials
+    output = project / "reports/sweep/cli.yaml"
+    assert "Sweep cli: 1 trials (1 complete, 0 pruned)" in done.stdout
+    assert f"best trial 0: {METRIC} {trial.value:.4f}" in done.stdout
+    assert f"train with them: nlpflow run --config {output}" in done.stdout
+    assert yaml.safe_load(output.read_text())["train"]["lr"] == pytest.approx(trial.params["lr"])

@@ -175,3 +175,28 @@ def test_train_dropout_sets_every_dropout_of_the_encoder(tiny_encoder: Path) -> 
 
     assert rates(None) == {0.1}  # BertConfig's own
     assert rates(0.3) == {0.3}  # hidden states, attention and the classification head
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("sweep.space={}", "sweep.space is empty: declare the train params to search"),
+        ("sweep.runner=dask", 'pip install "nlpflow[dask]"'),
+        ("sweep.space.lr.low=0", "sweep.space.lr: log: true needs low > 0"),
+    ],
+)
+def test_cli_refuses_a_bad_sweep_before_starting(
+    override: str, message: str, tmp_path: Path, venv_env: dict[str, str]
+) -> None:
+    import subprocess
+
+    if "dask" in override and importlib.util.find_spec("prefect_dask") is not None:
+        pytest.skip("prefect-dask is installed here")
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    done = subprocess.run(
+        ["nlpflow", "sweep", "--set", override], cwd=tmp_path, capture_output=True, text=True,
+        env=venv_env | {"NLPFLOW_PROJECT_DIR": str(tmp_path)}, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert message in " ".join(done.stderr.split())  # rich wraps long lines
+    assert not (tmp_path / "mlflow.db").exists()  # refused before any run was opened
