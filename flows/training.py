@@ -26,6 +26,7 @@ from nlpflow.pipeline import is_dvc_project, make_context
 from nlpflow.settings import load_settings
 from nlpflow.sources import dvc_can_track
 from nlpflow.stages import GATHERED, STAGE_NAMES, StageContext
+from tasks.remote import push_to_remote, record_reproduction
 from tasks.stages import (
     StageResult,
     end_tracking,
@@ -33,6 +34,10 @@ from tasks.stages import (
     run_stage_cached,
     start_tracking,
 )
+
+# Stages whose outputs go to the DVC remote: the accepted data snapshot, the processed rows
+# and the models (evaluate's and register's outputs are small and not cached by DVC).
+PUSHED = ("gather", "validate", "preprocess", "train", "baseline")
 
 
 @flow(name="nlpflow-training", log_prints=True)
@@ -78,10 +83,16 @@ def _run_stages(
             if reason is not None:
                 summary |= {"skipped": reason, "dvc_lock_updated": False}
                 return summary | {"cached": _cached(results, run_id)}, f"Skipped: {reason}"
-    finally:  # what completed goes into dvc.lock, also when a later stage failed
-        if record_dvc and results and summary["skipped"] is None:
-            ran = [name for name, result in results.items() if result.run_id == run_id]
-            record_in_dvc(ctx, {name: r.key for name, r in results.items()}, ran)
+    except BaseException:
+        if record_dvc and results:  # what completed is kept, but never hides the failure
+            try:
+                _record_and_push(ctx, run_id, results)
+            except Exception as exc:  # the stage's error is the one to raise
+                print(f"could not record the stages that completed: {exc}")
+        raise
+    if record_dvc:
+        _record_and_push(ctx, run_id, results)
+    record_reproduction(ctx, dvc_lock=record_dvc)
     cached = _cached(results, run_id)
     assert ctx.tracker is not None
     ctx.tracker.set_tags(
@@ -94,6 +105,15 @@ def _run_stages(
         name: 0.0 if name in cached else result.seconds for name, result in results.items()
     }
     return summary, f"{len(STAGE_NAMES) - len(cached)} stages ran, {len(cached)} reused"
+
+
+def _record_and_push(ctx: StageContext, run_id: str, results: dict[str, StageResult]) -> None:
+    """Record the stages in dvc.lock, and push the accepted snapshot and the models this run
+    built to the DVC remote (reused ones were pushed by the run that built them)."""
+    ran = [name for name, result in results.items() if result.run_id == run_id]
+    record_in_dvc(ctx, {name: r.key for name, r in results.items()}, ran)
+    if ran:
+        push_to_remote(ctx, stages=tuple(name for name in PUSHED if name in results))
 
 
 def _skip_reason(ctx: StageContext, run_id: str, gather: StageResult, *, force: bool) -> str | None:

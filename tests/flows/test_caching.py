@@ -7,6 +7,7 @@ the part of the sequence it is about.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,16 @@ def sequence(prefect_api: str, tmp_path_factory: pytest.TempPathFactory):
         tmp_path_factory.mktemp("cache") / "project", _params(skip_unchanged_data=False)
     )
     runs: dict[str, Any] = {}
-    with project_environment(root, MODEL_NAME):
+    remote = root.parent / "remote"
+    with project_environment(root, MODEL_NAME) as env:
+        env.setenv("NLPFLOW_DVC_REMOTE", str(remote))
         _, runs["first"] = _run(root)
         runs["first_model"] = hash_path(root / MODEL)
+        runs["remote_status"] = subprocess.run(
+            ["dvc", "status", "--cloud", "--remote", "nlpflow", "--json"],
+            cwd=root, capture_output=True, text=True, env=_venv_env(),
+        )  # fmt: skip
+        runs["remote_files"] = sum(1 for p in remote.rglob("*") if p.is_file())
         _, runs["noop"] = _run(root)
         runs["dvc_status"] = subprocess.run(
             ["dvc", "status", "--quiet"], cwd=root, capture_output=True, text=True, env=_venv_env()
@@ -77,6 +85,14 @@ def test_an_unchanged_rerun_reuses_every_stage(sequence) -> None:
     assert tags["nlpflow.cached_stages"] == ",".join(STAGE_NAMES)
     # dvc.lock still describes the outputs, though no stage ran (nor `dvc commit`)
     assert runs["dvc_status"].returncode == 0, runs["dvc_status"].stdout
+
+
+def test_the_run_pushed_its_data_snapshot_and_models_to_the_dvc_remote(sequence) -> None:
+    _, runs = sequence
+    status = runs["remote_status"]
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout or "{}") == {}  # nothing local that the remote lacks
+    assert runs["remote_files"] >= 5  # gathered splits, validated rows, the model, the baseline
 
 
 def test_a_params_change_reruns_only_the_stages_reading_it(sequence) -> None:
