@@ -294,7 +294,9 @@ def _repro(project: Path, record: RunRecord, *, tmp: Path, progress: Progress) -
         "MLFLOW_TRACKING_URI": store, "MLFLOW_REGISTRY_URI": store,
         "NLPFLOW_ARTIFACT_ROOT": (tmp / "mlartifacts").as_uri(), "PATH": path,
         # the commit's nlpflow, not the installed one (an editable install points elsewhere)
-        "PYTHONPATH": os.pathsep.join([str(project / "src"), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            p for p in [str(project / "src"), os.environ.get("PYTHONPATH")] if p  # "" means cwd
+        ),
     }  # fmt: skip
     args = ["repro", "--force"] + (["--downstream", "validate"] if record.dvc_lock else [])
     proc = subprocess.Popen(

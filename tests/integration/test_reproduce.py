@@ -207,3 +207,45 @@ def test_compare_metrics_flags_what_moved_past_the_tolerance_or_went_missing() -
     assert [row.metric for row in strict if not row.within] == ["accuracy"]
     nan = compare_metrics({"auc": float("nan")}, {"auc": float("nan")}, tolerance=0.0)
     assert nan[0].within and nan[0].diff == 0.0
+
+
+def test_the_prefect_tasks_push_and_record_inside_a_flow(prefect_api: str, tmp_path: Path) -> None:
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from nlpflow.params import load_params
+    from nlpflow.pipeline import make_context, open_run
+    from nlpflow.settings import Settings
+    from tasks.remote import push_to_remote, record_reproduction
+    from tests.unit.test_remote import DVC_YAML, _dvc
+
+    root = tmp_path / "project"
+    root.mkdir()
+    _dvc(root, "init", "--no-scm", "-q")
+    (root / "dvc.yaml").write_text(DVC_YAML)
+    _dvc(root, "repro", "-q")
+    remote = tmp_path / "remote"
+    settings = Settings(project_dir=root, dvc_remote=str(remote))
+    ctx = make_context(root, load_params(root / "params.yaml"), settings)
+    run_id = open_run(ctx, runner="prefect")
+
+    @flow
+    def pushes() -> str:
+        said = push_to_remote(ctx, stages=("gather",))
+        record_reproduction(ctx, dvc_lock=True)
+        return said
+
+    assert pushes() == "2 files pushed"
+    assert len(list((remote / "files" / "md5").rglob("*"))) == 4  # 2 folders, 2 objects
+    client = mlflow_client(root)
+    run = client.get_run(run_id)
+    assert run.data.tags["reproduce.dvc_remote"] == str(remote)
+    folder = Path(client.download_artifacts(run_id, "reproduce"))
+    assert (folder / "dvc.lock").read_text() == (root / "dvc.lock").read_text()
+    assert yaml.safe_load((folder / "params.yaml").read_text()) == ctx.params.public_dict()
+    with get_client(sync_client=True) as prefect:
+        found = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nlpflow-push-gather"]))
+        )
+    assert found and str(remote) in str(found[-1].data)
