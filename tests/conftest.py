@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,9 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 SAMPLE = REPO / "data" / "sample" / "support_tickets.csv"
 
 os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+# Flow runs push to the DVC remote; without NLPFLOW_DVC_REMOTE it defaults to a folder under
+# XDG_DATA_HOME, which the tests keep out of the user's home.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="nlpflow-tests-xdg-")
 from nlpflow.settings import apply_environment_defaults  # noqa: E402
 
 apply_environment_defaults()
