@@ -883,8 +883,9 @@ class SweepParams(_Section):
     n_trials: int = Field(default=20, ge=1, description="Trials the study runs.")
     parallelism: int = Field(default=2, ge=1, description="Trials trained at the same time.")
     runner: Literal["threads", "processes", "dask", "ray"] = Field(
-        default="threads",
-        description="Where trials run: threads or processes of this machine; dask or ray on a "
+        default="processes",
+        description="Where trials run: processes or threads of this machine (threads: not for "
+        "parallel transformer trials, which share accelerate's state); dask or ray on a "
         "cluster (pip install 'nlpflow[dask]' / 'nlpflow[ray]'; address from "
         "NLPFLOW_SWEEP_ADDRESS, else a local cluster). Cluster workers need the project folder "
         "at the same path (a shared file system).",

@@ -103,6 +103,14 @@ def check_sweep(params: Params, root: Path) -> None:
             f"sweep.metric val_loss: train.family {params.train.family} reports no validation "
             "loss; use val_macro_f1 or val_accuracy"
         )
+    if sweep.runner == "threads" and sweep.parallelism > 1 and params.train.family == "transformer":
+        # measured: the second trial failed with "AcceleratorState has no attribute
+        # distributed_type" (transformers' TrainingArguments resets accelerate's state)
+        raise ParamsError(
+            "sweep.runner: threads cannot train transformer trials side by side: the Hugging "
+            "Face Trainer keeps accelerate's device state per process and each new trial resets "
+            "it under the others; use sweep.runner: processes (or sweep.parallelism: 1)"
+        )
     if sweep.runner in {"dask", "ray"}:
         import importlib.util
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
 from itertools import combinations
 from pathlib import Path
@@ -42,7 +43,7 @@ def _params(tiny_encoder: Path, sweep: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def project(prefect_api: str, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory):
-    sweep = {"n_trials": 4, "parallelism": 2, "runner": "threads", "pruner": "none",
+    sweep = {"n_trials": 4, "parallelism": 2, "runner": "processes", "pruner": "none",
              "study": "parallel"}  # fmt: skip
     root = make_project(tmp_path_factory.mktemp("sweep") / "project", _params(tiny_encoder, sweep))
     with project_environment(root, "sweep-classifier"):
@@ -82,6 +83,8 @@ def test_trials_ran_in_parallel(swept: dict[str, Any], project: Path) -> None:
     assert len(overlapping) >= 2, spans
     reports = swept["trials"]
     assert max(r["started"] for r in reports[:2]) < min(r["ended"] for r in reports[:2])
+    pids = {int(r["worker"].rsplit(":", 1)[1]) for r in reports}
+    assert len(pids) == 2 and os.getpid() not in pids  # the pool's two processes, not this one
 
 
 def test_each_trial_is_a_nested_run_with_its_values_and_epochs(
@@ -171,7 +174,7 @@ def test_median_pruner_stops_trials_worse_than_the_median(project: Path) -> None
         "lr": {"type": "categorical", "choices": [1e-2, 1e-7]},
         "batch_size": {"type": "categorical", "choices": [16]},
     }
-    sets = ["sweep.study=pruning", "sweep.n_trials=5", "sweep.parallelism=1",
+    sets = ["sweep.study=pruning", "sweep.n_trials=5", "sweep.parallelism=1", "sweep.runner=threads",
             "sweep.pruner=median", "sweep.pruner_startup_trials=1", "sweep.pruner_warmup_epochs=0",
             "train.epochs=2", f"sweep.space={json.dumps(space)}", "sweep.seed=0",
             "sweep.output=reports/sweep/pruning.yaml"]  # fmt: skip
@@ -194,24 +197,28 @@ def test_median_pruner_stops_trials_worse_than_the_median(project: Path) -> None
     assert [t["state"] for t in result["trials"]] == states
 
 
-def test_process_pool_trials_run_in_parallel_processes(project: Path) -> None:
+def test_threads_run_trials_of_other_families_side_by_side(project: Path) -> None:
     from flows.sweep import sweep_flow
 
-    sets = ["sweep.study=processes", "sweep.runner=processes", "sweep.n_trials=2",
-            "sweep.parallelism=2", "sweep.pruner=none", "train.epochs=1",
-            'sweep.space={"lr": {"type": "float", "low": 0.003, "high": 0.015}}',
-            "sweep.output=reports/sweep/processes.yaml"]  # fmt: skip
+    space = {"tfidf.C": {"type": "float", "low": 0.01, "high": 100.0, "log": True},
+             "tfidf.ngram_max": {"type": "int", "low": 1, "high": 3}}  # fmt: skip
+    sets = ["sweep.study=threads", "sweep.runner=threads", "sweep.n_trials=4",
+            "sweep.parallelism=2", "sweep.pruner=none", "train.family=tfidf_logreg",
+            f"sweep.space={json.dumps(space)}", "sweep.output=reports/sweep/threads.yaml"]  # fmt: skip
     result = sweep_flow(project_dir=str(project), overrides=sets)
     trials = result["trials"]
-    assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE"]
-    assert max(t["started"] for t in trials) < min(t["ended"] for t in trials)
-    pids = {int(t["worker"].rsplit(":", 1)[1]) for t in trials}
-    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes, not this one
-    study = _load_study(project, "processes")  # both processes reported through the journal
-    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert [t["state"] for t in trials] == ["COMPLETE"] * 4
+    assert {t["worker"] for t in trials} == {f"{socket.gethostname()}:{os.getpid()}"}
+    assert max(t["started"] for t in trials[:2]) < min(t["ended"] for t in trials[:2])
+    study = _load_study(project, "threads")  # both threads reported through the journal
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {t["run_id"] for t in trials}
-    written = yaml.safe_load((project / "reports/sweep/processes.yaml").read_text())
-    assert written["train"]["lr"] == pytest.approx(study.best_trial.params["lr"])
+    values = [t.value for t in study.trials]
+    assert len(set(values)) > 1 and result["best_value"] == max(values)
+    written = yaml.safe_load((project / "reports/sweep/threads.yaml").read_text())
+    assert written["train"]["tfidf"] == {
+        "C": pytest.approx(study.best_trial.params["tfidf.C"]),
+        "ngram_max": study.best_trial.params["tfidf.ngram_max"],
+    }
 
 
 def test_cli_sweep_prints_the_best_trial_and_how_to_use_it(
@@ -219,7 +226,8 @@ def test_cli_sweep_prints_the_best_trial_and_how_to_use_it(
 ) -> None:
     import subprocess
 
-    sets = ["sweep.study=cli", "sweep.n_trials=1", "sweep.pruner=none", "train.epochs=1",
+    sets = ["sweep.study=cli", "sweep.n_trials=1", "sweep.runner=threads", "sweep.parallelism=1",
+            "sweep.pruner=none", "train.epochs=1",
             "sweep.output=reports/sweep/cli.yaml"]  # fmt: skip
     env = venv_env | {"NLPFLOW_PROJECT_DIR": str(project), "PREFECT_API_URL": prefect_api,
                       "NLPFLOW_REGISTERED_MODEL": "sweep-classifier"}  # fmt: skip

@@ -145,6 +145,10 @@ def test_sweep_checks_before_anything_runs(tmp_path: Path) -> None:
     )
     with pytest.raises(ParamsError, match="tfidf_logreg reports no validation loss"):
         check_sweep(tfidf, tmp_path)
+    threads = parse_params({"sweep": space | {"runner": "threads", "parallelism": 2}})
+    with pytest.raises(ParamsError, match="threads cannot train transformer trials side by side"):
+        check_sweep(threads, tmp_path)
+    check_sweep(threads.model_copy(update={"train": tfidf.train}), tmp_path)  # no Trainer
     if importlib.util.find_spec("prefect_dask") is None:
         with pytest.raises(ParamsError, match=r'pip install "nlpflow\[dask\]"'):
             check_sweep(parse_params({"sweep": space | {"runner": "dask"}}), tmp_path)
