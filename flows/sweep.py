@@ -29,7 +29,7 @@ from nlpflow.sweep import (
     new_study_name,
     open_study,
 )
-from tasks.stages import end_tracking
+from tasks.stages import end_tracking, wants_gpu
 from tasks.sweep import (
     PREPARE,
     PREPARE_TASKS,
@@ -81,6 +81,9 @@ def _run_trials(ctx: StageContext, ref: StudyRef, run_id: str) -> list[TrialRepo
     reports: list[TrialReport] = []
     pending: list[PrefectFuture[TrialReport]] = []
     asked = 0
+    # on a GPU, trials hold the `gpu` tag like the training flow's train: its concurrency limit
+    # (nlpflow deploy --gpu-slots) caps the trainings sharing the GPUs
+    trial = trial_task.with_options(tags={"gpu"}) if wants_gpu(ctx) else trial_task
     with build_task_runner(sweep) as runner:
         while True:
             while len(pending) < sweep.parallelism and asked < sweep.n_trials:
@@ -93,7 +96,7 @@ def _run_trials(ctx: StageContext, ref: StudyRef, run_id: str) -> list[TrialRepo
                     values=values,
                 )  # fmt: skip
                 print(f"trial {number} starts: {values}")
-                pending.append(runner.submit(trial_task, parameters={"job": job}))
+                pending.append(runner.submit(trial, parameters={"job": job}))
                 asked += 1
             if not pending:
                 return reports
