@@ -221,6 +221,25 @@ def test_threads_run_trials_of_other_families_side_by_side(project: Path) -> Non
     }
 
 
+def test_a_trial_the_user_must_fix_fails_the_sweep_with_its_message(project: Path) -> None:
+    from flows.sweep import sweep_flow
+    from nlpflow.errors import ModelError
+
+    # the tiny encoder has 2 layers: 5 trainable ones is a mistake every trial would repeat
+    space = {"trainable_layers": {"type": "categorical", "choices": [5]}}
+    sets = ["sweep.study=broken", "sweep.runner=threads", "sweep.parallelism=1",
+            "sweep.n_trials=3", f"sweep.space={json.dumps(space)}"]  # fmt: skip
+    with pytest.raises(ModelError, match="trainable_layers=5 but the encoder has 2 layers"):
+        sweep_flow(project_dir=str(project), overrides=sets)
+    (trial,) = _load_study(project, "broken").trials  # it stopped at the first
+    assert trial.state.name == "FAIL"
+    client = mlflow_client(project)
+    run = client.get_run(trial.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED" and run.data.tags["sweep.state"] == "FAIL"
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FAILED" and parent.data.tags["sweep.study"] == "broken"
+
+
 def test_cli_sweep_prints_the_best_trial_and_how_to_use_it(
     project: Path, prefect_api: str, venv_env: dict[str, str]
 ) -> None:
