@@ -781,6 +781,19 @@ class ScheduleParams(_Section):
         "and the code equal those of the last successful run (recorded as a skip).",
     )
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Paris)"
+            ) from None
+        return value
+
     @model_validator(mode="after")
     def _valid_schedule(self) -> ScheduleParams:
         if self.cron is None:

@@ -8,7 +8,14 @@ import pytest
 from pydantic import ValidationError
 
 from nlpflow.errors import ParamsError
-from nlpflow.params import Params, ValidateParams, apply_override, flatten, load_params
+from nlpflow.params import (
+    Params,
+    ValidateParams,
+    apply_override,
+    flatten,
+    load_params,
+    parse_params,
+)
 from tests.conftest import REPO
 
 
@@ -80,8 +87,8 @@ def test_unknown_key_under_aliased_section_lists_that_sections_keys(tmp_path: Pa
 def test_unknown_top_level_section_lists_the_sections(tmp_path: Path) -> None:
     message = _error(_write(tmp_path, "trian:\n  epochs: 3\n"))
     assert (
-        "trian: unknown key; allowed keys here: data, evaluate, inference, preprocess, register, serve, train, validate"
-        in (message)
+        "trian: unknown key; allowed keys here: data, evaluate, inference, preprocess, register, "
+        "schedule, serve, sweep, train, validate" in (message)
     )
 
 
@@ -194,6 +201,8 @@ def test_flatten_of_params_uses_section_aliases() -> None:
         "register",
         "serve",
         "inference",
+        "schedule",
+        "sweep",
     }
 
 
@@ -221,3 +230,17 @@ def test_quantize_is_refused_for_families_without_linear_layers(tmp_path: Path) 
     )
     assert "register.quantize: dynamic_int8 quantizes the fine-tuned transformer" in message
     assert "set register.quantize: none" in message and "Value error" not in message
+
+
+def test_schedule_cron_is_checked_as_prefect_reads_it() -> None:
+    tree = {"schedule": {"cron": "every monday"}}
+    with pytest.raises(ParamsError) as info:
+        parse_params(tree)
+    assert "schedule: cron 'every monday' / timezone 'UTC' is not a valid schedule" in str(
+        info.value
+    )
+    tree = {"schedule": {"cron": "0 3 * * 1", "timezone": "Mars/Olympus"}}
+    with pytest.raises(ParamsError, match="'Mars/Olympus' is not an IANA time zone"):
+        parse_params(tree)
+    good = parse_params({"schedule": {"cron": "0 3 * * 1", "timezone": "Europe/Paris"}})
+    assert (good.schedule.cron, good.schedule.skip_unchanged_data) == ("0 3 * * 1", True)
