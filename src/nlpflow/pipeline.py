@@ -26,7 +26,10 @@ def open_run(ctx: StageContext, *, runner: str, tags: dict[str, str] | None = No
     run_id: str = ctx.tracker.start_run(
         ctx.params.register_.experiment, run_name=None, tags=all_tags
     )
-    ctx.tracker.log_params(run_id, flatten(ctx.params.public_dict()))
+    # The sweep section (dozens of search-space values) changes no pipeline run; its own
+    # parent run logs it.
+    logged = {k: v for k, v in ctx.params.public_dict().items() if k != "sweep"}
+    ctx.tracker.log_params(run_id, flatten(logged))
     ctx.run_id = run_id
     return run_id
 
