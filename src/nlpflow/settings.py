@@ -10,6 +10,7 @@
 | NLPFLOW_TELEMETRY             | 0                                | 1 leaves the libraries' telemetry as they default |
 | NLPFLOW_DVC_REMOTE            | the project's default DVC remote, else ~/.local/share/nlpflow/dvc-remote | where the flow pushes data and models: a folder or s3:// URL (nlpflow.remote) |
 | NLPFLOW_TRACKING_CLOSE_SECONDS | 60                              | how long closing a run retries while the tracking server is away; then its status waits in `.nlpflow/pending_runs.json` for the next nlpflow command |
+| NLPFLOW_SWEEP_ADDRESS         | unset: a local cluster           | Dask scheduler / Ray address of `sweep.runner: dask/ray` (read by tasks/sweep.py) |
 | MLFLOW_HTTP_REQUEST_MAX_RETRIES | 3 (MLflow: 7)                  | retries of one MLflow request (connection refused, 5xx, 429) |
 | MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR | 1 (MLflow: 2)               | waits of 0, 2, 4 s between them: a dead server fails a request in ~7 s, not ~4 min |
 | MLFLOW_HTTP_REQUEST_TIMEOUT   | 60 (MLflow: 120)                 | seconds one MLflow request may wait on a silent server |
