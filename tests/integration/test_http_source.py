@@ -100,10 +100,10 @@ def test_gather_task_retries_a_failing_server(
 
     @flow
     def gather_once() -> object:
-        return STAGE_TASKS["gather"](ctx, "", False, return_state=True)
+        return STAGE_TASKS["gather"](ctx, "", return_state=True)
 
     state = gather_once()
     assert state.is_completed()
     assert server.requests == ["/tickets.csv", "/tickets.csv"]
-    assert state.result().rows == {"train": 14, "validation": 2, "test": 4}
+    assert state.result().report.rows == {"train": 14, "validation": 2, "test": 4}
     assert (tmp_path / "data/gathered/train.parquet").exists()
