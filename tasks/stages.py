@@ -1,7 +1,8 @@
 """One Prefect task per row of nlpflow's stage table, plus the MLflow run's start and end.
 
 Each stage task calls `nlpflow.stages.run_stage`, the same function `nlpflow stage NAME` (and so
-`dvc repro`) calls, then records the stage in dvc.lock. Only I/O stages retry.
+`dvc repro`) calls; `record_in_dvc` then writes the run's stages into dvc.lock with one
+`dvc commit`. Only I/O stages retry.
 
 Stage tasks are cached (`StageCache`): the key is the stage's name, the content of what it
 reads, its own params sections and the code version (nlpflow.fingerprint.stage_key). The
@@ -28,10 +29,10 @@ from nlpflow.errors import NlpflowError
 from nlpflow.fingerprint import hash_outputs, stage_key
 from nlpflow.pipeline import (
     close_run,
-    dvc_stage_recorded,
+    dvc_stages_recorded,
     open_run,
     record_dvc_stage,
-    remember_dvc_stage,
+    remember_dvc_stages,
 )
 from nlpflow.stages import STAGES, Stage, StageContext, get_stage, run_stage
 
@@ -162,11 +163,11 @@ def record_in_dvc(ctx: StageContext, keys: dict[str, str | None], ran: list[str]
     in one DVC process (one per stage costs seconds each); returns the stages committed."""
     from nlpflow.tracking import dvc_hash_tags
 
-    names = [n for n, key in keys.items() if n in ran or not dvc_stage_recorded(ctx.root, n, key)]
+    recorded = dvc_stages_recorded(ctx.root, keys)
+    names = [name for name in keys if name in ran or name not in recorded]
     if names:
         record_dvc_stage(ctx.root, *names)
-        for name in names:
-            remember_dvc_stage(ctx.root, name, keys[name])
+        remember_dvc_stages(ctx.root, {name: keys[name] for name in names})
     if ctx.tracker is not None and ctx.run_id is not None:  # the hashes this run recorded
         ctx.tracker.set_tags(ctx.run_id, dvc_hash_tags(ctx.root))
     return names

@@ -101,7 +101,8 @@ def record_dvc_stage(root: Path, *names: str) -> None:
 DVC_RECORDED = Path(".nlpflow") / "cache" / "dvc-recorded.json"
 
 
-def _lock_entry_digest(root: Path, name: str) -> str | None:
+def _lock_entry_digests(root: Path) -> dict[str, str]:
+    """sha256 of each stage's entry in dvc.lock, from one read of the file."""
     import hashlib
     import json
 
@@ -109,11 +110,12 @@ def _lock_entry_digest(root: Path, name: str) -> str | None:
 
     lock = root / "dvc.lock"
     if not lock.exists():
-        return None
-    entry = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).get(name)
-    if entry is None:
-        return None
-    return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
+        return {}
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    return {
+        name: hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
+        for name, entry in stages.items()
+    }
 
 
 def _read_marker(root: Path) -> dict[str, dict[str, str | None]]:
@@ -126,23 +128,24 @@ def _read_marker(root: Path) -> dict[str, dict[str, str | None]]:
         return {}
 
 
-def remember_dvc_stage(root: Path, name: str, key: str | None) -> None:
-    """Note that dvc.lock's entry for `name` now records the outputs of cache key `key`."""
+def remember_dvc_stages(root: Path, keys: dict[str, str | None]) -> None:
+    """Note that dvc.lock's entry for each stage now records the outputs of its cache key."""
     import json
 
     marker = root / DVC_RECORDED
     marker.parent.mkdir(parents=True, exist_ok=True)
-    entries = _read_marker(root)
-    entries[name] = {"key": key, "lock": _lock_entry_digest(root, name)}
+    entries, lock = _read_marker(root), _lock_entry_digests(root)
+    entries |= {name: {"key": key, "lock": lock.get(name)} for name, key in keys.items()}
     marker.write_text(json.dumps(entries, indent=1))
 
 
-def dvc_stage_recorded(root: Path, name: str, key: str | None) -> bool:
-    """True when dvc.lock's entry for `name` is the one written for cache key `key`."""
-    found = _read_marker(root).get(name)
-    return (
-        key is not None
-        and found is not None
-        and found["key"] == key
-        and found["lock"] == _lock_entry_digest(root, name)
-    )
+def dvc_stages_recorded(root: Path, keys: dict[str, str | None]) -> set[str]:
+    """The stages whose dvc.lock entry is the one written for their cache key."""
+    entries, lock = _read_marker(root), _lock_entry_digests(root)
+    return {
+        name
+        for name, key in keys.items()
+        if key is not None
+        and entries.get(name) == {"key": key, "lock": lock.get(name)}
+        and lock.get(name) is not None
+    }
