@@ -76,8 +76,17 @@ def is_dvc_project(root: Path) -> bool:
     return (root / ".dvc").is_dir() and (root / "dvc.yaml").is_file()
 
 
-def record_dvc_stage(root: Path, *names: str) -> None:
-    """`dvc commit` stages: hash their deps, params and outs into dvc.lock, cache the outs.
+class DvcCommandError(NlpflowError):
+    """A `dvc` command failed; `said` is DVC's own message."""
+
+    def __init__(self, message: str, *, said: str) -> None:
+        super().__init__(message)
+        self.said = said
+
+
+def run_dvc(root: Path, args: list[str], *, doing: str, env: dict[str, str] | None = None) -> str:
+    """Run `dvc ARGS` in `root` and return its output; a failure is a DvcCommandError saying
+    what was being done and what DVC said.
 
     A subprocess in `root`, not DVC's Python API: DVC resolves relative paths against the
     process's working directory, which a flow must not change under its other tasks.
@@ -86,14 +95,24 @@ def record_dvc_stage(root: Path, *names: str) -> None:
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-m", "dvc", "commit", "--force", "--quiet", *names],
-        cwd=root, capture_output=True, text=True,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise NlpflowError(
-            f"dvc commit of stage(s) {', '.join(names)} failed in {root}: "
-            f"{done.stderr.strip() or done.stdout.strip()}"
-        )
+        [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True, env=env
+    )
+    if done.returncode == 0:
+        return done.stdout
+    said = " ".join(
+        line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()
+    )
+    said = said.split(" Having any troubles?")[0]  # DVC's support footer
+    raise DvcCommandError(f"{doing} failed in {root}: {said}", said=said)
+
+
+def record_dvc_stage(root: Path, *names: str) -> None:
+    """`dvc commit` stages: hash their deps, params and outs into dvc.lock, cache the outs."""
+    run_dvc(
+        root,
+        ["commit", "--force", "--quiet", *names],
+        doing=f"dvc commit of stage(s) {', '.join(names)}",
+    )
 
 
 # A stage whose cached result the flow reuses must still be in dvc.lock: `dvc commit` takes

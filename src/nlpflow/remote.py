@@ -18,8 +18,6 @@ the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or `dvc remote modify
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,22 +120,15 @@ def configure_remote(root: Path, remote: Remote) -> None:
 
 
 def dvc(root: Path, args: list[str], *, doing: str, env: dict[str, str] | None = None) -> str:
-    """Run `dvc ARGS` in `root`; a failure is a RemoteError naming what was being done.
+    """nlpflow.pipeline.run_dvc, its failure a RemoteError (retryable when the remote did not
+    answer)."""
+    from nlpflow.pipeline import DvcCommandError, run_dvc
 
-    A subprocess, as in nlpflow.pipeline.record_dvc_stage: DVC resolves paths against the
-    process's working directory, which a flow must not change under its other tasks.
-    """
-    done = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True, env=env
-    )
-    if done.returncode == 0:
-        return done.stdout
-    said = " ".join(
-        line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()
-    )
-    said = said.split(" Having any troubles?")[0]  # DVC's support footer
-    kind = UnreachableRemoteError if any(p in said.lower() for p in TRANSIENT) else RemoteError
-    raise kind(f"{doing} failed in {root}: {said}")
+    try:
+        return run_dvc(root, args, doing=doing, env=env)
+    except DvcCommandError as exc:
+        transient = any(p in exc.said.lower() for p in TRANSIENT)
+        raise (UnreachableRemoteError if transient else RemoteError)(exc.args[0]) from None
 
 
 def push(root: Path, stages: tuple[str, ...], *, remote: Remote) -> str:
