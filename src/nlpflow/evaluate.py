@@ -52,26 +52,33 @@ class EvaluateReport(BaseModel):
     baseline: dict[str, Any] = {}  # family, <main metric>, accuracy
 
     def tracked_metrics(self) -> dict[str, float]:
-        """The numbers for MLflow: test_<metric> (test_<label>_<metric> per class), the
-        interval, slices, behavioural pass rates and the baseline's score."""
+        """The numbers for MLflow, grouped by the prefix before `/` (MLflow's UI charts each
+        group apart): test/<metric> and its interval, test_class/<label>/<metric>,
+        slice/<name>/<main>, behavioural/<test> pass rates and baseline/<main>."""
         main, out = self.main_metric, {}
         for key, value in self.metrics.items():
             if isinstance(value, float) and key != "behavioural_pass_rate":  # logged below
-                out[f"test_{key}"] = value
+                out[f"test/{key}"] = value
         for label, scores in self.metrics.get("per_class", {}).items():
-            out |= {f"test_{label}_{k}": v for k, v in scores.items() if isinstance(v, float)}
+            label = _metric_part(str(label))
+            out |= {f"test_class/{label}/{k}": v for k, v in scores.items() if isinstance(v, float)}
         if self.ci:
-            out |= {f"test_{main}_ci_low": self.ci["low"], f"test_{main}_ci_high": self.ci["high"]}
-        out |= {f"slice_{name}_{main}": s[main] for name, s in self.slices.items()}
+            out |= {f"test/{main}_ci_low": self.ci["low"], f"test/{main}_ci_high": self.ci["high"]}
+        out |= {f"slice/{_metric_part(name)}/{main}": s[main] for name, s in self.slices.items()}
         if self.behavioural.get("pass_rate") is not None:
-            out["behavioural_pass_rate"] = self.behavioural["pass_rate"]
+            out["behavioural/pass_rate"] = self.behavioural["pass_rate"]
         for name, rate in self.behavioural.get("tests", {}).items():
             if rate is not None:
-                out[f"behavioural_{name}_pass_rate"] = rate
+                out[f"behavioural/{_metric_part(name)}"] = rate
         if main in self.baseline:
-            out[f"baseline_{main}"] = self.baseline[main]
-        # MLflow keys allow letters, digits and _-./ and spaces; labels and slice names may not
-        return {re.sub(r"[^\w\-./ ]", "_", k): float(v) for k, v in out.items()}
+            out[f"baseline/{main}"] = self.baseline[main]
+        return {k: float(v) for k, v in out.items()}
+
+
+def _metric_part(name: str) -> str:
+    """A label or slice name as one segment of an MLflow metric key (letters, digits, _-. and
+    spaces; a `/` would start another group)."""
+    return re.sub(r"[^\w\-. ]", "_", name)
 
 
 def evaluate(

@@ -560,6 +560,34 @@ class TrainParams(_Section):
     spacy_textcat: SpacyTextcatParams = SpacyTextcatParams()
 
 
+# Train sections that only one family (or two) reads; every other train field is the
+# fine-tuned transformer's. A run logs, caches and names only what its family reads.
+FAMILY_SECTIONS = ("tfidf", "svm", "frozen", "spacy_textcat")
+_FAMILY_KNOBS: dict[str, tuple[str, ...]] = {
+    "tfidf_logreg": ("tfidf",),
+    "tfidf_linear_svm": ("tfidf", "svm"),
+    "transformer_frozen": ("pretrained", "max_length", "device", "cpu_threads", "frozen"),
+    "spacy_textcat": ("spacy_textcat",),
+}
+_EVERY_FAMILY = ("family", "seed", "augment", "distributed")
+
+
+def family_knobs(family: str) -> tuple[str, ...]:
+    """The train fields `family` reads (family, seed, augmentation and the launcher included)."""
+    if family in _FAMILY_KNOBS:
+        return _EVERY_FAMILY + _FAMILY_KNOBS[family]
+    transformer = tuple(
+        name for name in TrainParams.model_fields if name not in FAMILY_SECTIONS + _EVERY_FAMILY
+    )
+    return _EVERY_FAMILY + transformer
+
+
+def read_by_train(train: TrainParams) -> dict[str, Any]:
+    """The train params the chosen family reads, as a params.yaml subtree."""
+    values = train.model_dump(mode="json")
+    return {name: values[name] for name in family_knobs(train.family)}
+
+
 MAIN_METRICS = ("macro_f1", "accuracy", "mcc", "weighted_f1", "micro_f1")
 MainMetric = Literal["macro_f1", "accuracy", "mcc", "weighted_f1", "micro_f1"]
 

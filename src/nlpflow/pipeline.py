@@ -13,23 +13,25 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from nlpflow.errors import NlpflowError
-from nlpflow.params import Params, flatten
+from nlpflow.params import Params
 from nlpflow.settings import Settings
 from nlpflow.stages import STAGE_NAMES, StageContext, run_stage
 
 
 def open_run(ctx: StageContext, *, runner: str, tags: dict[str, str] | None = None) -> str:
+    """Open the pipeline's MLflow run, named for what it trains, with the params that shape it
+    (nlpflow.naming: the family's own train fields, never another family's)."""
+    from nlpflow.dvcexp import experiment_name
+    from nlpflow.naming import logged_params, run_name
     from nlpflow.tracking import git_tags
 
     assert ctx.tracker is not None
     all_tags = git_tags(ctx.root) | {"nlpflow.runner": runner} | (tags or {})
+    name = run_name(ctx.params, experiment=experiment_name())
     run_id: str = ctx.tracker.start_run(
-        ctx.params.register_.experiment, run_name=None, tags=all_tags
+        ctx.params.register_.experiment, run_name=name, tags=all_tags
     )
-    # The sweep section (dozens of search-space values) changes no pipeline run; its own
-    # parent run logs it.
-    logged = {k: v for k, v in ctx.params.public_dict().items() if k != "sweep"}
-    ctx.tracker.log_params(run_id, flatten(logged))
+    ctx.tracker.log_params(run_id, logged_params(ctx.params))
     ctx.run_id = run_id
     return run_id
 

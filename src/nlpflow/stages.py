@@ -91,7 +91,7 @@ def _gather(ctx: StageContext) -> BaseModel:
 
     local, params = _local_source(ctx)
     report = gather(source=local, dst=ctx.path(GATHERED), params=params)
-    ctx.log_metrics({f"rows_{split}": n for split, n in report.rows.items()})
+    ctx.log_metrics({f"data/rows_{split}": n for split, n in report.rows.items()})
     if ctx.tracker is not None and ctx.run_id is not None:
         ctx.tracker.set_tags(ctx.run_id, {"data.source_sha256": report.source_sha256})
     return report
@@ -155,8 +155,9 @@ def _validate(ctx: StageContext) -> BaseModel:
         ctx.log_artifact(VALIDATION, "validation")
         ctx.log_artifact(QUARANTINE, "validation/quarantine")
     ctx.log_metrics(
-        {"validation_success": 1.0, "rows_quarantined": float(sum(report.quarantined.values()))}
-    )
+        {"data/validation_success": 1.0,
+         "data/rows_quarantined": float(sum(report.quarantined.values()))}
+    )  # fmt: skip
     return report
 
 
@@ -167,7 +168,7 @@ def _preprocess(ctx: StageContext) -> BaseModel:
         src=ctx.path(VALIDATED), dst=ctx.path(PROCESSED), params=ctx.params.preprocess,
         cache=ctx.path(PREPROCESS_CACHE),
     )  # fmt: skip
-    ctx.log_metrics({"preprocess_texts_per_second": report.texts_per_second})
+    ctx.log_metrics({"perf/preprocess_texts_per_second": report.texts_per_second})
     return report
 
 
@@ -177,18 +178,28 @@ def _train(ctx: StageContext) -> BaseModel:
     report = train(
         src=ctx.path(PROCESSED), dst=ctx.path(MODEL), history_path=ctx.path(TRAIN_HISTORY),
         params=ctx.params.train, preprocess=ctx.params.preprocess, labels=ctx.params.data.labels,
-        on_epoch=lambda epoch, scores: ctx.log_metrics(scores, step=epoch),
+        on_epoch=lambda epoch, scores: ctx.log_metrics(epoch_metrics(scores), step=epoch),
         on_step=lambda step, scores: ctx.log_metrics(
-            {f"step_{k}": v for k, v in scores.items()}, step=step
+            {f"step/{k.removeprefix('train_')}": v for k, v in scores.items()}, step=step
         ),
         checkpoints=ctx.path(CHECKPOINTS),
     )  # fmt: skip
-    ctx.log_metrics({"train_seconds": report.seconds, "epochs_run": report.epochs})
-    ctx.log_metrics({f"train_{k}": v for k, v in report.perf.items()})
+    ctx.log_metrics({"train/seconds": report.seconds, "train/epochs": report.epochs})
+    ctx.log_metrics({f"perf/{k}": v for k, v in report.perf.items()})
     if ctx.tracker is not None and ctx.run_id is not None and report.device:
         ctx.tracker.set_tags(ctx.run_id, {f"device.{k}": v for k, v in report.device.items()})
     ctx.log_artifact(TRAIN_HISTORY, "training")
     return report
+
+
+def epoch_metrics(scores: dict[str, float]) -> dict[str, float]:
+    """A training epoch's scores as MLflow groups them: val_macro_f1 -> val/macro_f1,
+    train_loss -> train/loss (MLflow charts each prefix before `/` as one group)."""
+    grouped = {}
+    for key, value in scores.items():
+        group, _, name = key.partition("_")
+        grouped[f"{group}/{name}" if group in {"train", "val"} and name else f"train/{key}"] = value
+    return grouped
 
 
 def _baseline(ctx: StageContext) -> BaseModel:
@@ -198,7 +209,7 @@ def _baseline(ctx: StageContext) -> BaseModel:
         src=ctx.path(PROCESSED), dst=ctx.path(BASELINE), params=ctx.params.train,
         preprocess=ctx.params.preprocess, labels=ctx.params.data.labels,
     )  # fmt: skip
-    ctx.log_metrics({"baseline_train_seconds": report.seconds})
+    ctx.log_metrics({"baseline/train_seconds": report.seconds})
     return report
 
 
@@ -212,7 +223,7 @@ def _evaluate(ctx: StageContext) -> BaseModel:
         params=ctx.params.evaluate,
         behavioural=ctx.path(behavioural) if behavioural is not None else None,
     )  # fmt: skip
-    # test_<metric>, the interval, slice_<name>_<main>, behavioural and baseline scores
+    # test/<metric>, the interval, slice/<name>/<main>, behavioural/ and baseline/ scores
     ctx.log_metrics(report.tracked_metrics())
     ctx.log_artifact(METRICS, "evaluation")
     ctx.log_artifact(PLOTS, "evaluation")

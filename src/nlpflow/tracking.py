@@ -28,6 +28,9 @@ from nlpflow.settings import Settings, apply_mlflow_http_defaults
 
 ACTIVE_RUN = Path(".nlpflow") / "active_run.json"
 PENDING = Path(".nlpflow") / "pending_runs.json"  # run statuses the server was away for
+# MLflow 3's UI opens an experiment without this tag in GenAI mode (a traces dashboard, runs
+# filed under "Evaluation runs"); nlpflow's experiments train models.
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 CLOSE_PAUSE_SECONDS = 3.0  # between attempts to close a run (each already retries ~7 s)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,11 +67,20 @@ class Tracker:
                 "looking up the experiment", lambda: self.client.get_experiment_by_name(name)
             )
             if found is not None:
+                if found.tags.get(EXPERIMENT_KIND) is None:  # made before nlpflow set it
+                    self._call(
+                        "tagging the experiment",
+                        lambda: self.client.set_experiment_tag(
+                            found.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING
+                        ),
+                    )
                 return str(found.experiment_id)
             root = self.settings.resolved_artifact_root
             created = self._call(
                 "creating the experiment",
-                lambda: self.client.create_experiment(name, artifact_location=root),
+                lambda: self.client.create_experiment(
+                    name, artifact_location=root, tags={EXPERIMENT_KIND: MODEL_TRAINING}
+                ),
             )
             return str(created)
         except MlflowException as exc:
