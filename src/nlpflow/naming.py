@@ -92,3 +92,13 @@ def logged_params(params: Params) -> dict[str, Any]:
         tree["baseline"] = {"tfidf": params.train.tfidf.model_dump(mode="json")}
     # null is "not used" (a query of a file source) or "the default" (labels from the data)
     return {k: v for k, v in flatten(tree).items() if v is not None}
+
+
+def epoch_metrics(scores: dict[str, float]) -> dict[str, float]:
+    """A training epoch's scores as MLflow groups them: val_macro_f1 -> val/macro_f1,
+    train_loss -> train/loss (MLflow charts each prefix before `/` as one group)."""
+    grouped = {}
+    for key, value in scores.items():
+        group, _, name = key.partition("_")
+        grouped[f"{group}/{name}" if group in {"train", "val"} and name else f"train/{key}"] = value
+    return grouped

@@ -173,6 +173,7 @@ def _preprocess(ctx: StageContext) -> BaseModel:
 
 
 def _train(ctx: StageContext) -> BaseModel:
+    from nlpflow.naming import epoch_metrics
     from nlpflow.train import train
 
     report = train(
@@ -190,16 +191,6 @@ def _train(ctx: StageContext) -> BaseModel:
         ctx.tracker.set_tags(ctx.run_id, {f"device.{k}": v for k, v in report.device.items()})
     ctx.log_artifact(TRAIN_HISTORY, "training")
     return report
-
-
-def epoch_metrics(scores: dict[str, float]) -> dict[str, float]:
-    """A training epoch's scores as MLflow groups them: val_macro_f1 -> val/macro_f1,
-    train_loss -> train/loss (MLflow charts each prefix before `/` as one group)."""
-    grouped = {}
-    for key, value in scores.items():
-        group, _, name = key.partition("_")
-        grouped[f"{group}/{name}" if group in {"train", "val"} and name else f"train/{key}"] = value
-    return grouped
 
 
 def _baseline(ctx: StageContext) -> BaseModel:

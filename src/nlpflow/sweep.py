@@ -26,7 +26,16 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from nlpflow.errors import NlpflowError, ParamsError
-from nlpflow.params import Params, SweepParams, TrainParams, flatten, merge, train_overlay
+from nlpflow.naming import epoch_metrics
+from nlpflow.params import (
+    Params,
+    SweepParams,
+    TrainParams,
+    flatten,
+    merge,
+    read_by_train,
+    train_overlay,
+)
 from nlpflow.settings import Settings
 from nlpflow.stages import PROCESSED
 
@@ -244,7 +253,7 @@ def run_trial(job: TrialJob) -> TrialReport:
 
     def on_epoch(epoch: int, scores: dict[str, float]) -> None:
         last["epoch"] = epoch
-        tracker.log_metrics(run_id, scores, step=epoch)
+        tracker.log_metrics(run_id, epoch_metrics(scores), step=epoch)
         if metric in scores:
             last["value"] = scores[metric]
             trial.report(scores[metric], epoch)
@@ -278,7 +287,7 @@ def _open_trial_run(tracker: Any, job: TrialJob, train: TrainParams) -> str:
     tags = {"mlflow.parentRunId": job.parent_run_id, "sweep.study": job.ref.name,
             "sweep.trial": str(job.number), "nlpflow.runner": "prefect"}  # fmt: skip
     run_id: str = tracker.start_run(job.experiment, run_name=f"trial-{job.number}", tags=tags)
-    tracker.log_params(run_id, flatten({"train": train.model_dump(mode="json")}))
+    tracker.log_params(run_id, flatten({"train": read_by_train(train)}))
     return run_id
 
 
@@ -290,7 +299,7 @@ def _end_trial(
 
     if state == "COMPLETE":
         study.tell(trial, value)
-        tracker.log_metrics(run_id, {f"best_{metric}": value})
+        tracker.log_metrics(run_id, {f"best/{metric}": value})
     else:
         study.tell(trial, state=getattr(OptunaState, state))
     tracker.set_tags(run_id, {"sweep.state": state})
@@ -333,8 +342,8 @@ def finish_sweep(
         if folder.parent.name != f"trial-{best.number}":
             shutil.rmtree(folder, ignore_errors=True)
     ours = [r.state for r in reports]
-    tracker.log_metrics(run_id, {f"best_{ref.sweep.metric}": best.value} | {
-        f"trials_{s.lower()}": ours.count(s) for s in ("COMPLETE", "PRUNED", "FAIL")})  # fmt: skip
+    tracker.log_metrics(run_id, {f"best/{ref.sweep.metric}": best.value} | {
+        f"trials/{s.lower()}": ours.count(s) for s in ("COMPLETE", "PRUNED", "FAIL")})  # fmt: skip
     tracker.log_params(run_id, {f"best.{k}": v for k, v in best.params.items()})
     tracker.set_tags(run_id, {"sweep.best_trial": best.number, "sweep.best_run_id": best_run})
     tracker.log_artifact(run_id, output, "sweep")

@@ -218,7 +218,7 @@ def test_a_deployment_run_completes_on_a_worker(prefect_api: str, venv_env, tmp_
     )
     assert run.info.status == "FINISHED"
     assert run.data.params["train.family"] == "tfidf_logreg"
-    assert 0.5 < run.data.metrics["test_accuracy"] <= 1.0
+    assert 0.5 < run.data.metrics["test/accuracy"] <= 1.0
 
 
 def test_prefect_deploy_all_reads_prefect_yaml(prefect_api: str, venv_env, tmp_path) -> None:

@@ -105,14 +105,14 @@ def test_each_trial_is_a_nested_run_with_its_values_and_epochs(
         assert float(run.data.params["train.lr"]) == pytest.approx(trial.params["lr"])
         assert run.data.params["train.batch_size"] == str(trial.params["batch_size"])
         assert float(run.data.params["train.dropout"]) == pytest.approx(trial.params["dropout"])
-        history = client.get_metric_history(run.info.run_id, METRIC)
+        history = client.get_metric_history(run.info.run_id, "val/macro_f1")
         # one point per epoch the trial trained (its own epochs value, early stopping aside)
         assert [m.step for m in sorted(history, key=lambda m: m.step)] == list(
             range(1, len(history) + 1)
         )
         assert 1 <= len(history) <= trial.params["epochs"]
         assert trial.value == pytest.approx(max(m.value for m in history))
-        assert run.data.metrics[f"best_{METRIC}"] == pytest.approx(trial.value)
+        assert run.data.metrics[f"best/{METRIC}"] == pytest.approx(trial.value)
 
 
 def test_best_params_file_holds_the_best_completed_trial(
@@ -121,7 +121,7 @@ def test_best_params_file_holds_the_best_completed_trial(
     client = mlflow_client(project)
     runs = _trial_runs(project, swept["run_id"])
     scores = {
-        r.info.run_id: max(m.value for m in client.get_metric_history(r.info.run_id, METRIC))
+        r.info.run_id: max(m.value for m in client.get_metric_history(r.info.run_id, "val/macro_f1"))
         for r in runs
     }
     assert len(set(scores.values())) > 1, scores  # else any trial would pass as the best
@@ -143,7 +143,7 @@ def test_best_params_file_holds_the_best_completed_trial(
     assert merged.train.pretrained == load_params(project / "params.yaml").train.pretrained
     # the parent run records the winner; only the winner's model is kept on disk
     parent = client.get_run(swept["run_id"])
-    assert parent.data.metrics[f"best_{METRIC}"] == pytest.approx(scores[best_run])
+    assert parent.data.metrics[f"best/{METRIC}"] == pytest.approx(scores[best_run])
     assert parent.data.tags["sweep.best_run_id"] == best_run
     assert float(parent.data.params["best.lr"]) == pytest.approx(written["train"]["lr"])
     models = sorted(p.parent.name for p in (project / SWEEP_DIR / "parallel").glob("*/model"))

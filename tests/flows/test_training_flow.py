@@ -58,24 +58,24 @@ def test_mlflow_run_holds_params_metrics_tags_and_artifacts(flow_run) -> None:
     assert run.data.params["data.split.seed"] == "13"
     # per-epoch history, one point per epoch the trainer reported
     epochs = result["train"]["epochs"]
-    val_f1 = client.get_metric_history(run.info.run_id, "val_macro_f1")
+    val_f1 = client.get_metric_history(run.info.run_id, "val/macro_f1")
     assert [m.step for m in val_f1] == list(range(1, epochs + 1))
-    assert len(client.get_metric_history(run.info.run_id, "train_loss")) == epochs
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) == epochs
     # per-step loss, learning rate and tokens/s; throughput, MFU, memory and device facts
-    steps = client.get_metric_history(run.info.run_id, "step_train_loss")
+    steps = client.get_metric_history(run.info.run_id, "step/loss")
     assert len(steps) >= 2 and [m.step for m in steps] == sorted(m.step for m in steps)
-    assert client.get_metric_history(run.info.run_id, "step_learning_rate")
-    assert 0 < run.data.metrics["train_mfu"] < 1
-    assert run.data.metrics["train_tokens_per_second"] > 0
-    assert run.data.metrics["train_peak_memory_mb"] > 100
+    assert client.get_metric_history(run.info.run_id, "step/learning_rate")
+    assert 0 < run.data.metrics["perf/mfu"] < 1
+    assert run.data.metrics["perf/tokens_per_second"] > 0
+    assert run.data.metrics["perf/peak_memory_mb"] > 100
     import torch
 
     assert run.data.tags["device.torch"] == torch.__version__
     assert run.data.tags["device.device"] == "cpu"
     metrics = json.loads((root / "reports/metrics.json").read_text())
-    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"])
-    assert run.data.metrics["test_macro_f1"] == pytest.approx(metrics["macro_f1"])
-    assert run.data.metrics["test_billing_f1"] == pytest.approx(
+    assert run.data.metrics["test/accuracy"] == pytest.approx(metrics["accuracy"])
+    assert run.data.metrics["test/macro_f1"] == pytest.approx(metrics["macro_f1"])
+    assert run.data.metrics["test_class/billing/f1"] == pytest.approx(
         metrics["per_class"]["billing"]["f1"]
     )
     # lineage tags

@@ -53,8 +53,8 @@ def test_repro_runs_all_then_nothing_then_only_what_a_param_touches(
     assert run.data.tags["dvc.data/gathered"] == lock["gather"]["outs"][0]["md5"]
     assert run.data.tags["dvc.models/model"] == lock["train"]["outs"][0]["md5"]
     assert run.data.params["train.family"] == "tfidf_logreg"
-    assert run.data.metrics["test_accuracy"] > 0.7  # tf-idf separates the sample's topics
-    assert {"val_macro_f1", "rows_train", "validation_success"} <= set(run.data.metrics)
+    assert run.data.metrics["test/accuracy"] > 0.7  # tf-idf separates the sample's topics
+    assert {"val/macro_f1", "data/rows_train", "data/validation_success"} <= set(run.data.metrics)
     assert client.get_model_version_by_alias("repro-model", "champion").run_id == run.info.run_id
     assert not (root / ".nlpflow" / "active_run.json").exists()
 

@@ -289,8 +289,8 @@ def test_flow_run_is_recorded_by_both_servers(
     assert run.info.status == "FINISHED"
     assert run.data.params["train.family"] == "tfidf_logreg"
     metrics = json.loads((root / "reports/metrics.json").read_text())
-    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"])
-    assert run.data.metrics["test_macro_f1"] == pytest.approx(metrics["macro_f1"])
+    assert run.data.metrics["test/accuracy"] == pytest.approx(metrics["accuracy"])
+    assert run.data.metrics["test/macro_f1"] == pytest.approx(metrics["macro_f1"])
     # artifacts went through the server's proxy into its --artifacts-destination
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")
     stored = mlflow_server.folder / "artifacts" / run.info.experiment_id / run.info.run_id
@@ -330,7 +330,7 @@ def test_two_flows_at_once_keep_their_own_runs_and_versions(
     assert set(by_c) == set(roots)
     for c, root in roots.items():
         metrics = json.loads((root / "reports/metrics.json").read_text())
-        assert by_c[c].data.metrics["test_macro_f1"] == pytest.approx(metrics["macro_f1"])
+        assert by_c[c].data.metrics["test/macro_f1"] == pytest.approx(metrics["macro_f1"])
         registration = json.loads((root / "reports/registration.json").read_text())
         assert registration["run_id"] == by_c[c].info.run_id
 
@@ -359,7 +359,7 @@ def _wait_for_training(client: Any, experiment: str, flow: Flow) -> str:
         assert flow.running(), f"the flow ended before training: {flow.finish()[1]}"
         found = client.get_experiment_by_name(experiment)
         for run in client.search_runs([found.experiment_id]) if found else []:
-            if client.get_metric_history(run.info.run_id, "step_train_loss"):
+            if client.get_metric_history(run.info.run_id, "step/loss"):
                 return str(run.info.run_id)
         time.sleep(0.2)
     raise AssertionError("training never started")

@@ -192,13 +192,13 @@ def test_behavioural_and_baseline_reports(run) -> None:  # type: ignore[no-untyp
 def test_tracked_metrics_name_what_mlflow_receives(run) -> None:  # type: ignore[no-untyped-def]
     _, report = run
     tracked = report.tracked_metrics()
-    assert tracked["test_macro_f1"] == report.metrics["macro_f1"]
-    assert tracked["test_billing_f1"] == report.metrics["per_class"]["billing"]["f1"]
-    assert tracked["test_macro_f1_ci_low"] == report.ci["low"]
-    assert tracked["slice_refunds_macro_f1"] == report.slices["refunds"]["macro_f1"]
-    assert tracked["behavioural_pass_rate"] == report.behavioural["pass_rate"]
-    assert "behavioural_canonical_tickets_pass_rate" in tracked
-    assert tracked["baseline_macro_f1"] == report.baseline["macro_f1"]
+    assert tracked["test/macro_f1"] == report.metrics["macro_f1"]
+    assert tracked["test_class/billing/f1"] == report.metrics["per_class"]["billing"]["f1"]
+    assert tracked["test/macro_f1_ci_low"] == report.ci["low"]
+    assert tracked["slice/refunds/macro_f1"] == report.slices["refunds"]["macro_f1"]
+    assert tracked["behavioural/pass_rate"] == report.behavioural["pass_rate"]
+    assert "behavioural/canonical_tickets" in tracked
+    assert tracked["baseline/macro_f1"] == report.baseline["macro_f1"]
     assert all(type(v) is float for v in tracked.values())
 
 
@@ -208,7 +208,7 @@ def test_without_behavioural_tests_the_pass_rate_is_null(project: Path) -> None:
     assert metrics["behavioural_pass_rate"] is None and metrics["baseline"] is None
     suite = json.loads((project / "plain" / "evaluation" / "behavioural.json").read_text())
     assert suite == {"pass_rate": None, "cases": 0, "tests": []}
-    assert "behavioural_pass_rate" not in report.tracked_metrics()
+    assert "behavioural/pass_rate" not in report.tracked_metrics()
     assert not (project / "plain" / "evaluation" / "baseline.json").exists()
 
 
