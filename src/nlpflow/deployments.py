@@ -263,6 +263,9 @@ def build_deployment(spec: FlowSpec, plan: DeployPlan, *, pool_type: str | None)
     if pool_type == "process":
         deployment.entrypoint = _local_entrypoint(source, spec, plan.project_dir)
         deployment.storage = LocalStorage(str(plan.project_dir))
+        deployment.job_variables = project_code_env(plan.project_dir) | dict(
+            deployment.job_variables or {}
+        )
     elif pool_type:
         deployment.entrypoint = spec.entrypoint
     return deployment
@@ -284,8 +287,22 @@ def load_flow(spec: FlowSpec) -> tuple[Any, Path]:
     return getattr(module, attr), Path(str(module.__file__)).resolve()
 
 
+def project_code_env(project_dir: Path) -> dict[str, Any]:
+    """Job variables that make a checkout of nlpflow run its own library: its src/ and root
+    first on the flow run's PYTHONPATH. Without them the worker imports nlpflow, tasks and
+    flows from wherever the virtualenv's editable install points (another checkout)."""
+    root = project_dir.resolve()
+    if not (root / "src" / "nlpflow" / "__init__.py").is_file():
+        return {}  # a user's project: nlpflow is the installed package
+    return {"env": {"PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}}
+
+
 def _local_entrypoint(source: Path, spec: FlowSpec, project_dir: Path) -> str:
-    """Relative to the project when the code is inside it (this repository), else absolute."""
+    """The project's own flow file when it has one (a checkout of nlpflow), relative to it;
+    else the installed flow's file, absolute."""
+    own = project_dir.resolve() / spec.entrypoint.split(":")[0]
+    if own.is_file():
+        return spec.entrypoint
     attr = spec.entrypoint.split(":")[1]
     try:
         return f"{source.relative_to(project_dir.resolve()).as_posix()}:{attr}"

@@ -246,3 +246,32 @@ def test_prefect_deploy_all_reads_prefect_yaml(prefect_api: str, venv_env, tmp_p
         assert deployment.work_pool_name == DEFAULT_POOL
         assert deployment.parameters == {"project_dir": str(tmp_path)}
         assert deployment.pull_steps == [{SET_WORKDIR: {"directory": str(tmp_path)}}]
+
+
+def test_a_checkouts_deployment_runs_that_checkouts_code(tmp_path) -> None:
+    """A deployment made in one checkout of nlpflow must not run the code of the checkout the
+    virtualenv's editable install points at: the entrypoint is the project's own flow file and
+    the flow run's PYTHONPATH starts with the project's src/ and root."""
+    from nlpflow.deployments import DeployPlan, build_deployment
+
+    checkout = tmp_path / "other-checkout"
+    for part in ("flows", "src/nlpflow"):
+        (checkout / part).mkdir(parents=True)
+    (checkout / "flows" / "training.py").write_text("# this checkout's flow\n")
+    (checkout / "src" / "nlpflow" / "__init__.py").write_text("")
+    spec = FLOWS["training"]
+    plan = DeployPlan(flows=[spec], pool=DEFAULT_POOL, pool_type="process", template=None,
+                      schedules={}, name="x", project_dir=checkout)  # fmt: skip
+    deployment = build_deployment(spec, plan, pool_type="process")
+    assert deployment.entrypoint == "flows/training.py:training_flow"
+    assert deployment.storage.to_pull_step()[SET_WORKDIR]["directory"] == str(checkout)
+    paths = deployment.job_variables["env"]["PYTHONPATH"].split(os.pathsep)
+    assert paths == [str(checkout.resolve() / "src"), str(checkout.resolve())]
+    # a user's project (no nlpflow sources of its own) runs the installed flow, unchanged env
+    user = tmp_path / "user-project"
+    user.mkdir()
+    plan.project_dir = user
+    deployment = build_deployment(spec, plan, pool_type="process")
+    assert deployment.entrypoint.endswith("flows/training.py:training_flow")
+    assert deployment.entrypoint.startswith(str(REPO))
+    assert "env" not in (deployment.job_variables or {})
