@@ -166,7 +166,7 @@ def _load_pretrained(
     return model, tokenizer
 
 
-def _dropout_overrides(source: str, dropout: float | None) -> dict[str, float]:
+def _dropout_overrides(source: str, dropout: float | None) -> dict[str, Any]:
     """train.dropout for every dropout rate this encoder's config has (config kwargs of
     from_pretrained); names it lacks are left out, as the model would ignore them."""
     if dropout is None:
