@@ -20,12 +20,24 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, State
 
-from nlpflow.freshness import OUTCOME, SKIP_REASON, run_fingerprints, skip_reason
+from nlpflow.freshness import (
+    OUTCOME,
+    REUSED,
+    SKIP_REASON,
+    SKIPPED,
+    TRAINED,
+    run_fingerprints,
+    run_kind_tags,
+    skip_reason,
+    skipped_run_tags,
+)
 from nlpflow.params import load_params
 from nlpflow.pipeline import is_dvc_project, make_context
 from nlpflow.settings import load_settings
 from nlpflow.sources import dvc_can_track
 from nlpflow.stages import GATHERED, STAGE_NAMES, StageContext
+from tasks.artifacts import publish_run_links
+from tasks.labels import flow_run_name, tag_flow_run
 from tasks.remote import push_to_remote, record_reproduction
 from tasks.stages import (
     StageResult,
@@ -40,7 +52,7 @@ from tasks.stages import (
 PUSHED = ("gather", "validate", "preprocess", "train", "baseline")
 
 
-@flow(name="nlpflow-training", log_prints=True)
+@flow(name="nlpflow-training", flow_run_name=flow_run_name, log_prints=True)
 def training_flow(
     overrides: list[str] | None = None,
     project_dir: str | None = None,
@@ -53,6 +65,7 @@ def training_flow(
     root = settings.root
     params = load_params(root / "params.yaml", overrides, [Path(c) for c in configs or []])
     ctx = make_context(root, params, settings)
+    tag_flow_run(root, params)
     # dvc.lock must describe params.yaml; outputs of overridden params would make it lie.
     # Nor can it describe a glob or database source (DVC takes no such dependency).
     record_dvc = (
@@ -65,14 +78,26 @@ def training_flow(
         end_tracking(ctx, run_id, failed=True)
         raise
     end_tracking(ctx, run_id, failed=False)
-    return Completed(message=message, data=summary)
+    # A skip and a run that reused every stage are told apart from a training at a glance:
+    # Prefect colours by state type and shows the name.
+    name = "Skipped" if summary["skipped"] else "Cached" if summary["outcome"] == REUSED else None
+    if name is None:
+        return Completed(message=message, data=summary)
+    return Completed(message=message, data=summary, name=name)
 
 
 def _run_stages(
     ctx: StageContext, run_id: str, record_dvc: bool, *, force: bool
 ) -> tuple[dict[str, Any], str]:
     results: dict[str, StageResult] = {}
-    summary: dict[str, Any] = {"run_id": run_id, "dvc_lock_updated": record_dvc, "skipped": None}
+    from prefect.runtime import flow_run
+
+    summary: dict[str, Any] = {
+        "run_id": run_id, "dvc_lock_updated": record_dvc, "skipped": None,
+        "experiment_id": ctx.tracker.experiment_id(ctx.params.register_.experiment)
+        if ctx.tracker is not None else None,
+        "flow_run_id": str(flow_run.id),
+    }  # fmt: skip
     try:
         for name in STAGE_NAMES:
             results[name] = run_stage_cached(name, ctx, run_id, refresh=force)
@@ -81,7 +106,7 @@ def _run_stages(
                 _skip_reason(ctx, run_id, results[name], force=force) if name == "gather" else None
             )
             if reason is not None:
-                summary |= {"skipped": reason, "dvc_lock_updated": False}
+                summary |= {"skipped": reason, "dvc_lock_updated": False, "outcome": SKIPPED}
                 return summary | {"cached": _cached(results, run_id)}, f"Skipped: {reason}"
     except BaseException:
         if record_dvc and results:  # what completed is kept, but never hides the failure
@@ -98,9 +123,12 @@ def _run_stages(
     ctx.tracker.set_tags(
         run_id,
         {OUTCOME: "completed", "nlpflow.cached_stages": ",".join(cached) or "none"}
-        | {f"nlpflow.cached.{name}": results[name].run_id for name in cached},
+        | {f"nlpflow.cached.{name}": results[name].run_id for name in cached}
+        | run_kind_tags(ctx, run_id, cached=cached, trained_by=results["train"].run_id),
     )
     summary["cached"] = cached
+    summary["outcome"] = REUSED if len(cached) == len(STAGE_NAMES) else TRAINED
+    publish_run_links(ctx, run_id, summary.get("register"))
     summary["stage_seconds"] = {
         name: 0.0 if name in cached else result.seconds for name, result in results.items()
     }
@@ -126,7 +154,9 @@ def _skip_reason(ctx: StageContext, run_id: str, gather: StageResult, *, force: 
         return None
     reason = skip_reason(ctx, fingerprints)
     if reason is not None:
-        ctx.tracker.set_tags(run_id, {OUTCOME: "skipped", SKIP_REASON: reason})
+        ctx.tracker.set_tags(
+            run_id, {OUTCOME: "skipped", SKIP_REASON: reason} | skipped_run_tags(ctx, reason)
+        )
         create_markdown_artifact(f"## Skipped\n\n{reason}\n", key="nlpflow-skip")
         print(f"Skipped: {reason}")
     return reason

@@ -35,15 +35,10 @@ from nlpflow.pipeline import (
     remember_dvc_stages,
 )
 from nlpflow.stages import STAGES, Stage, StageContext, get_stage, run_stage
+from tasks.artifacts import report_markdown
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def _summary(name: str, report: BaseModel) -> str:
-    fields = report.model_dump(mode="json")
-    rows = "\n".join(f"| {k} | {str(v)[:200]} |" for k, v in fields.items() if k != "history")
-    return f"## {name}\n\n| field | value |\n|---|---|\n{rows}\n"
 
 
 def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
@@ -107,7 +102,7 @@ def _stage_task(stage: Stage) -> Task[..., Any]:
         started = time.perf_counter()
         report = run_stage(stage.name, ctx)
         seconds = time.perf_counter() - started
-        create_markdown_artifact(_summary(stage.name, report), key=f"nlpflow-{stage.name}")
+        create_markdown_artifact(report_markdown(stage.name, report), key=f"nlpflow-{stage.name}")
         outputs = hash_outputs(stage, ctx.root)
         return StageResult(report, outputs, run_id, stage_key(stage, ctx), seconds)
 

@@ -27,6 +27,10 @@ os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
 # Flow runs push to the DVC remote; without NLPFLOW_DVC_REMOTE it defaults to a folder under
 # XDG_DATA_HOME, which the tests keep out of the user's home.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="nlpflow-tests-xdg-")
+# One Prefect home for every `nlpflow` the tests start: a project's own home (what users get)
+# would migrate a fresh Prefect database in each temporary project, tens of seconds each.
+# tests/unit/test_settings.py checks the per-project home itself.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="nlpflow-tests-prefect-"))
 from nlpflow.settings import apply_environment_defaults  # noqa: E402
 
 apply_environment_defaults()

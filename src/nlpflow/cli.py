@@ -12,6 +12,7 @@ nlpflow predict --text "..."            classify texts (or --input FILE) with a 
 nlpflow registry history|promote|rollback  the promotion log; move the champion by hand
 nlpflow lineage [NAME@ALIAS] [--json]   a registered version's run, commit, data hashes, params
 nlpflow reproduce RUN_ID [--tolerance X] rebuild a run from its record; metric differences
+nlpflow ui                              this project's MLflow and Prefect pages, until Ctrl-C
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import typer
 from rich.console import Console
 
 from nlpflow.errors import NlpflowError
-from nlpflow.settings import apply_environment_defaults, load_settings
+from nlpflow.settings import apply_environment_defaults, apply_prefect_home, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 console = Console(stderr=True)
@@ -96,9 +97,10 @@ def run(
     settings, result = _run_flow(training_flow, set_, config, force=force)
     if result["skipped"]:
         out.print(f"[bold]Skipped[/bold]: {result['skipped']}")
-        out.print(f"  MLflow run {result['run_id']} (tag nlpflow.outcome=skipped)")
-        return
-    _print_summary(result, settings)
+        out.print(f"  MLflow run {result['run_id']} (tag nlpflow.run_kind=skipped)")
+    else:
+        _print_summary(result, settings)
+    _print_links(result, settings)
 
 
 def _run_flow(
@@ -154,11 +156,22 @@ def _print_summary(result: dict[str, Any], settings: Any) -> None:
         out.print(f"  reused from cache: {', '.join(result['cached'])}")
     if not result["dvc_lock_updated"]:
         out.print("  dvc.lock left unchanged (--set/--config used, or not a DVC project)")
-    uri = settings.resolved_tracking_uri
+    out.print(f"  load it: mlflow.pyfunc.load_model('models:/{reg['model_name']}@champion')")
+
+
+def _print_links(result: dict[str, Any], settings: Any) -> None:
+    """Where to look: the MLflow run's and the Prefect flow run's pages when their servers
+    answer; else the one command that serves both for this project (nlpflow ui)."""
+    from nlpflow.links import mlflow_run_url, prefect_flow_run_url
+
+    mlflow = mlflow_run_url(settings.resolved_tracking_uri, result.get("experiment_id"),
+                            result["run_id"])  # fmt: skip
+    prefect = prefect_flow_run_url(result.get("flow_run_id"))
     out.print("\n[bold]Look at it[/bold]")
-    out.print(f"  MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000")
-    out.print("  Prefect UI: .venv/bin/prefect server start   (then http://127.0.0.1:4200)")
-    out.print(f"  Load it:    mlflow.pyfunc.load_model('models:/{reg['model_name']}@champion')")
+    out.print(f"  MLflow run:       {mlflow or result['run_id']}", highlight=False)
+    out.print(f"  Prefect flow run: {prefect or result.get('flow_run_id')}", highlight=False)
+    if mlflow is None or prefect is None:
+        out.print("  nlpflow ui        serves this project's MLflow and Prefect pages")
 
 
 @app.command()
@@ -283,6 +296,58 @@ def worker(
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(argv[0], argv, env)  # the worker replaces this process: signals reach it directly
+
+
+@app.command()
+def ui(
+    mlflow_port: Annotated[int, typer.Option(min=1, max=65535, help="MLflow UI port.")] = 5000,
+    prefect_port: Annotated[int, typer.Option(min=1, max=65535, help="Prefect UI port.")] = 4200,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Serve this project's MLflow UI (its tracking store) and Prefect UI (its own Prefect home)
+    until Ctrl-C; a tracking server or Prefect server you configured is not started again."""
+    from nlpflow.links import prefect_ui_url
+    from nlpflow.serving import check_port_free
+
+    settings = load_settings()
+    commands: list[tuple[str, list[str], str]] = []
+    uri = settings.resolved_tracking_uri
+    if not uri.startswith(("http://", "https://")):
+        check_port_free(host, mlflow_port)
+        mlflow = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                  "--host", host, "--port", str(mlflow_port)]  # fmt: skip
+        commands.append(("MLflow", mlflow, f"http://{host}:{mlflow_port}"))
+    else:
+        out.print(f"MLflow:  {uri} (your tracking server)", highlight=False)
+    if prefect_ui_url() is None:
+        check_port_free(host, prefect_port)
+        prefect = [str(Path(sys.executable).parent / "prefect"), "server", "start",
+                   "--host", host, "--port", str(prefect_port)]  # fmt: skip
+        commands.append(("Prefect", prefect, f"http://{host}:{prefect_port}"))
+    else:
+        out.print(f"Prefect: {prefect_ui_url()} (your Prefect server)", highlight=False)
+    _serve_until_interrupted(commands)
+
+
+def _serve_until_interrupted(commands: list[tuple[str, list[str], str]]) -> None:
+    import subprocess
+
+    processes = []
+    try:
+        for name, argv, url in commands:
+            processes.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL))
+            out.print(f"{name + ':':8} {url}", highlight=False)
+        if processes:
+            console.print("Ctrl-C stops them", markup=False)
+            for process in processes:
+                process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
 
 
 registry_app = typer.Typer(
@@ -584,6 +649,7 @@ def _reproduction_text(found: Any) -> str:
 
 def main() -> None:
     apply_environment_defaults()
+    apply_prefect_home(load_settings().root)
     try:
         app(standalone_mode=False)
     except NlpflowError as exc:

@@ -17,6 +17,13 @@ from nlpflow.stages import StageContext
 
 OUTCOME = "nlpflow.outcome"
 SKIP_REASON = "nlpflow.skip_reason"
+# What a run did, for a person scanning a month of scheduled runs (tag nlpflow.run_kind):
+TRAINED = "trained"  # train ran in this run
+PARTIAL = "partial"  # train reused, later stages ran (e.g. evaluate params changed)
+REUSED = "reused"  # every stage reused: the same model, nothing new to show
+SKIPPED = "skipped"  # the data, params and code equal the last completed run's: ended early
+RUN_KIND = "nlpflow.run_kind"
+PARENT = "mlflow.parentRunId"  # MLflow's runs table folds a run under its parent
 
 
 def run_fingerprints(ctx: StageContext, snapshot: str) -> dict[str, str]:
@@ -54,3 +61,45 @@ def skip_reason(ctx: StageContext, fingerprints: dict[str, str]) -> str | None:
         f"completed run {last.info.run_id}: no new data to train on "
         "(schedule.skip_unchanged_data; `nlpflow run --force` runs every stage anyway)"
     )
+
+
+def _folded(ctx: StageContext, kind: str, *, parent: str, note: str) -> dict[str, str]:
+    """Tags that fold a run with nothing new under the run that trained its model: MLflow's
+    runs table then shows one row per trained model, its re-runs and skips collapsed under
+    it, and the run's name says what it was."""
+    from nlpflow.dvcexp import experiment_name
+    from nlpflow.naming import run_name
+
+    name = run_name(ctx.params, experiment=experiment_name())
+    return {
+        RUN_KIND: kind,
+        PARENT: parent,
+        "mlflow.runName": f"{kind} · {name}",
+        "mlflow.note.content": note,
+    }
+
+
+def run_kind_tags(
+    ctx: StageContext, run_id: str, *, cached: list[str], trained_by: str
+) -> dict[str, str]:
+    """Tags of a completed run: trained, partial, or reused (folded under `trained_by`)."""
+    from nlpflow.stages import STAGE_NAMES
+
+    if trained_by == run_id:
+        return {RUN_KIND: TRAINED}
+    if len(cached) < len(STAGE_NAMES):
+        return {RUN_KIND: PARTIAL}
+    note = (
+        f"Every stage was reused from the cache: the model is the one run {trained_by} "
+        "trained, with the same params and code. Nothing was logged again."
+    )
+    return _folded(ctx, REUSED, parent=trained_by, note=note)
+
+
+def skipped_run_tags(ctx: StageContext, reason: str) -> dict[str, str]:
+    """Tags of a run that skipped: folded under the run that trained the model in use."""
+    last = last_completed_run(ctx)
+    if last is None:
+        return {RUN_KIND: SKIPPED}
+    trainer = last.data.tags.get("nlpflow.cached.train") or last.info.run_id
+    return _folded(ctx, SKIPPED, parent=trainer, note=f"Skipped: {reason}")

@@ -43,6 +43,8 @@ PREFECT_DEFAULTS = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TRANSFORMERS_VERBOSITY": "error",
     "TOKENIZERS_PARALLELISM": "false",
+    # nlpflow's own log lines (training progress) reach the Prefect flow run's log too
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "nlpflow",
 }
 
 # MLflow's own defaults (7 retries, backoff factor 2, 120 s timeout) turn a tracking server that
@@ -109,6 +111,37 @@ def apply_environment_defaults() -> None:
         defaults.update(TELEMETRY_OFF)
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
+
+
+PREFECT_HOME_DIR = Path(".nlpflow") / "prefect"  # a project's own Prefect home, under .nlpflow
+
+
+def apply_prefect_home(root: Path) -> Path | None:
+    """Give the project its own Prefect home (database, profiles) when no Prefect server is
+    configured, so `nlpflow run` here lists this project's flow runs, not every project's
+    on the machine. A PREFECT_HOME or PREFECT_API_URL of the user's (exported, or in the
+    active profile of ~/.prefect/profiles.toml) wins. Returns the home set, if any."""
+    if "PREFECT_HOME" in os.environ or "PREFECT_API_URL" in os.environ or profile_api_url():
+        return None
+    home = root / PREFECT_HOME_DIR
+    os.environ["PREFECT_HOME"] = str(home)
+    return home
+
+
+def profile_api_url() -> str | None:
+    """PREFECT_API_URL of the active Prefect profile, read as Prefect reads it."""
+    import tomllib
+
+    path = Path(
+        os.environ.get("PREFECT_PROFILES_PATH") or Path.home() / ".prefect" / "profiles.toml"
+    ).expanduser()
+    try:
+        profiles = tomllib.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
+    url = profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
+    return str(url) if url else None
 
 
 def apply_mlflow_http_defaults() -> None:

@@ -1,0 +1,62 @@
+"""Web addresses of a run's pages: the MLflow run and the Prefect flow run.
+
+    run_page_url("http://mlflow:5000", "1", run_id)   # the page, whether or not it answers now
+    mlflow_run_url(uri, "1", run_id)                  # only when the server answers now
+
+A local store (SQLite, a folder) and Prefect's temporary server have no address after the run:
+`nlpflow ui` serves both for the project.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+
+from nlpflow.settings import profile_api_url
+
+TIMEOUT_SECONDS = 2.0  # a summary must not wait on a server that is away
+
+
+def run_page_url(tracking_uri: str, experiment_id: str | None, run_id: str) -> str | None:
+    if not tracking_uri.startswith(("http://", "https://")) or experiment_id is None:
+        return None
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def answers(url: str) -> bool:
+    """Whether a GET of `url` gets any HTTP answer within TIMEOUT_SECONDS."""
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered (401 behind auth, say): the page exists
+    except (OSError, ValueError):
+        return False
+
+
+def mlflow_run_url(tracking_uri: str, experiment_id: str | None, run_id: str) -> str | None:
+    page = run_page_url(tracking_uri, experiment_id, run_id)
+    if page is None or not answers(f"{tracking_uri.rstrip('/')}/health"):
+        return None
+    return page
+
+
+def prefect_ui_url() -> str | None:
+    """PREFECT_UI_URL, else the API URL without /api (exported or in the active profile)."""
+    ui = os.environ.get("PREFECT_UI_URL")
+    if ui:
+        return ui.rstrip("/")
+    api = os.environ.get("PREFECT_API_URL") or profile_api_url()
+    return api.rstrip("/").removesuffix("/api") if api else None
+
+
+def prefect_flow_run_url(flow_run_id: str | None) -> str | None:
+    """The flow run's page when a Prefect server is configured and answers."""
+    ui = prefect_ui_url()
+    api = os.environ.get("PREFECT_API_URL") or profile_api_url()
+    if ui is None or api is None or flow_run_id is None:
+        return None
+    if not answers(f"{api.rstrip('/')}/health"):
+        return None
+    return f"{ui}/runs/flow-run/{flow_run_id}"
