@@ -67,7 +67,7 @@ def three_runs(prefect_api: str, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_runs_are_named_tagged_and_their_states_say_what_they_did(three_runs) -> None:
-    root, states = three_runs
+    _, states = three_runs
     trained, skipped, reused = (state.result() for state in states)
     assert [s.type.value for s in states] == ["COMPLETED"] * 3
     assert [s.name for s in states] == ["Completed", "Skipped", "Cached"]
