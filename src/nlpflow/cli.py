@@ -28,6 +28,7 @@ from rich.console import Console
 
 from nlpflow.errors import NlpflowError
 from nlpflow.settings import apply_environment_defaults, apply_prefect_home, load_settings
+from nlpflow.stages import STAGE_NAMES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 console = Console(stderr=True)
@@ -62,15 +63,15 @@ def params(set_: SetOption = None, config: ConfigOption = None) -> None:
 
 
 @app.command()
-def stage(name: Annotated[str, typer.Argument(help="gather|validate|preprocess|train|evaluate|register")],
+def stage(name: Annotated[str, typer.Argument(help="|".join(STAGE_NAMES))],
           set_: SetOption = None, config: ConfigOption = None) -> None:  # fmt: skip
     """Run one pipeline stage inside the pipeline's MLflow run (used by dvc.yaml)."""
     from nlpflow.pipeline import make_context, run_cli_stage
     from nlpflow.stages import get_stage
 
-    get_stage(name)  # unknown names fail before anything is opened
+    tracked = get_stage(name).tracked  # unknown names fail before anything is opened
     settings, loaded = _load(set_, config)
-    report = run_cli_stage(name, make_context(settings.root, loaded, settings))
+    report = run_cli_stage(name, make_context(settings.root, loaded, settings, tracked=tracked))
     out.print(f"[green]✓[/green] {name}: {json.dumps(_brief(report.model_dump(mode='json')))}")
 
 

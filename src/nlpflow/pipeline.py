@@ -56,7 +56,8 @@ def run_cli_stage(name: str, ctx: StageContext) -> BaseModel:
     """Run one stage inside the pipeline's open MLflow run (opened by the first stage to run)."""
     from nlpflow.tracking import clear_active_run, read_active_run, write_active_run
 
-    assert ctx.tracker is not None
+    if ctx.tracker is None:  # an untracked stage (Stage.tracked): nothing to open or close
+        return run_stage(name, ctx)
     run_id = read_active_run(ctx.root)
     if run_id is not None and ctx.tracker.is_running(run_id):
         ctx.run_id = run_id

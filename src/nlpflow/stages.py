@@ -25,6 +25,10 @@ QUARANTINE = "data/quarantine"
 GX_PROJECT = "gx"  # the Great Expectations project, under version control
 ACCEPTED = ".nlpflow/accepted"  # last accepted snapshot of each source, for drift checks
 PROCESSED = "data/processed"
+# The train params the chosen family reads (nlpflow.params.read_by_train): what train depends
+# on, so a knob of another family (train.svm.C on a transformer), or the baseline's tf-idf, does
+# not retrain the model in either runner.
+TRAIN_PARAMS = "models/train_params.yaml"
 MODEL = "models/model"
 BASELINE = "models/baseline"  # tfidf_logreg on the same data: the yardstick of the promotion gate
 TRAIN_HISTORY = "reports/train_history.csv"
@@ -84,6 +88,9 @@ class Stage:
     # Prefect retries: I/O stages (transient network and database errors), and train, which
     # resumes from its last checkpoint after a crash (train.checkpoints.resume: auto)
     retries: int = 0
+    # False: bookkeeping that logs nothing; run alone by `dvc repro` (a knob no other stage
+    # reads changed) it must not open an MLflow run that no later stage would close
+    tracked: bool = True
 
 
 def _gather(ctx: StageContext) -> BaseModel:
@@ -172,6 +179,28 @@ def _preprocess(ctx: StageContext) -> BaseModel:
     return report
 
 
+class TrainParamsReport(BaseModel):
+    family: str
+    fields: int  # train params the family reads
+    path: str
+
+
+def _train_params(ctx: StageContext) -> BaseModel:
+    import yaml
+
+    from nlpflow.params import flatten, read_by_train
+
+    chosen = {"train": read_by_train(ctx.params.train)}
+    path = ctx.path(TRAIN_PARAMS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(chosen, sort_keys=True)
+    if not path.is_file() or path.read_text() != text:  # unchanged: keep its mtime too
+        path.write_text(text)
+    return TrainParamsReport(
+        family=ctx.params.train.family, fields=len(flatten(chosen)), path=TRAIN_PARAMS
+    )
+
+
 def _train(ctx: StageContext) -> BaseModel:
     from nlpflow.naming import epoch_metrics
     from nlpflow.train import train
@@ -252,11 +281,12 @@ STAGES: tuple[Stage, ...] = (
         _validate,
     ),
     Stage("preprocess", (VALIDATED,), (PROCESSED,), ("preprocess",), _preprocess),
+    Stage("train_params", (), (TRAIN_PARAMS,), ("train",), _train_params, tracked=False),
     Stage(
         "train",
-        (PROCESSED,),
+        (PROCESSED, TRAIN_PARAMS),
         (MODEL, TRAIN_HISTORY),
-        ("data.labels", "preprocess", "train"),
+        ("data.labels", "preprocess"),
         _train,
         retries=1,
     ),

@@ -101,6 +101,7 @@ def test_a_params_change_reruns_only_the_stages_reading_it(sequence) -> None:
         "gather",
         "validate",
         "preprocess",
+        "train_params",
         "train",
         "baseline",
     ]
@@ -122,17 +123,18 @@ def test_a_run_failed_in_train_reruns_train_and_what_follows_only(
     prefect_api: str, tmp_path: Path
 ) -> None:
     root = make_project(tmp_path / "project", _params())
-    (root / "models").write_text("a file where train writes its folder")
+    (root / "models").mkdir()
+    (root / "models" / "model").write_text("a file where train writes its folder")
     with project_environment(root, "resume-classifier"):
         state, _ = _run(root)
         assert state.is_failed()
         client = mlflow_client(root)
         [failed_run] = client.search_runs([client.get_experiment_by_name("nlpflow").experiment_id])
         assert failed_run.info.status == "FAILED"
-        (root / "models").unlink()
+        (root / "models" / "model").unlink()
         state, retried = _run(root)
     assert state.is_completed()
-    assert retried["cached"] == ["gather", "validate", "preprocess"]
+    assert retried["cached"] == ["gather", "validate", "preprocess", "train_params"]
     tags = client.get_run(retried["run_id"]).data.tags
     assert tags["nlpflow.cached.preprocess"] == failed_run.info.run_id
     assert "nlpflow.cached.train" not in tags

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from nlpflow.stages import STAGE_NAMES
 from tests.conftest import fast_params, make_project, mlflow_client
 
 pytestmark = pytest.mark.slow
@@ -36,15 +37,7 @@ def test_repro_runs_all_then_nothing_then_only_what_a_param_touches(
     env.pop("NLPFLOW_TRACKING_URI", None)
     env.pop("MLFLOW_TRACKING_URI", None)
 
-    assert _repro(root, env) == [
-        "gather",
-        "validate",
-        "preprocess",
-        "train",
-        "baseline",
-        "evaluate",
-        "register",
-    ]
+    assert _repro(root, env) == list(STAGE_NAMES)
     client, runs = _runs(root)
     assert [r.info.status for r in runs] == ["FINISHED"]
     run = runs[0]
@@ -65,7 +58,7 @@ def test_repro_runs_all_then_nothing_then_only_what_a_param_touches(
     params["train"]["tfidf"]["C"] = 1.0
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # the baseline is tf-idf too: its params changed with the model's
-    assert _repro(root, env) == ["train", "baseline", "evaluate", "register"]
+    assert _repro(root, env) == ["train_params", "train", "baseline", "evaluate", "register"]
     client, runs = _runs(root)
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
     assert runs[1].data.params["train.tfidf.C"] == "1.0"
@@ -74,6 +67,12 @@ def test_repro_runs_all_then_nothing_then_only_what_a_param_touches(
     params["evaluate"]["worst_errors"] = 5  # evaluation only: the models stay
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _repro(root, env) == ["evaluate", "register"]
+    # a knob of another family: train_params notes that nothing train reads changed, and no
+    # MLflow run is opened (none would close it)
+    params["train"]["lr"] = 0.5  # the transformer's
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert _repro(root, env) == ["train_params"]
+    assert [r.info.status for r in _runs(root)[1]] == ["FINISHED"] * 3
 
 
 def test_failed_stage_marks_the_run_failed(tmp_path: Path, venv_env) -> None:

@@ -34,7 +34,8 @@ def test_same_outputs_commands_and_params() -> None:
 def test_each_stage_depends_on_its_own_code() -> None:
     code = {
         "gather": "src/nlpflow/data.py", "validate": "src/nlpflow/validation.py",
-        "preprocess": "src/nlpflow/preprocess.py", "train": "src/nlpflow/train.py",
+        "preprocess": "src/nlpflow/preprocess.py", "train_params": "src/nlpflow/params.py",
+        "train": "src/nlpflow/train.py",
         "baseline": "src/nlpflow/train.py", "evaluate": "src/nlpflow/evaluate.py",
         "register": "src/nlpflow/registry.py",
     }  # fmt: skip
@@ -51,6 +52,7 @@ def test_retries_only_where_a_rerun_can_succeed() -> None:
         "gather": 2,
         "validate": 0,
         "preprocess": 0,
+        "train_params": 0,
         "train": 1,  # resumes from its last checkpoint
         "baseline": 0,
         "evaluate": 0,
