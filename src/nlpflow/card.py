@@ -98,7 +98,7 @@ def _behaviour_section(behaviour: dict[str, Any]) -> tuple[str, list[str]]:
 def build_model_card(
     *,
     model_name: str,
-    version: int,
+    version: int | None,
     run_id: str,
     manifest: dict[str, Any],
     data_manifest: Path,
@@ -106,7 +106,10 @@ def build_model_card(
     evaluation: Path,
     decision: Decision,
     params: Params,
+    not_registered: str | None = None,
 ) -> str:
+    """The card of `version`; with version None (nothing registered), of the run's model,
+    saying why (`not_registered`)."""
     main = params.evaluate.main_metric
     slices_text, slice_limits = _slices_section(
         _read(evaluation / "slices.json").get("slices", {}), main, float(metrics[main])
@@ -122,13 +125,19 @@ def build_model_card(
     limits = [*params.register_.card.limitations, *measured] or ["None recorded."]
     train = manifest.get("train") or {}
     verdict = "promoted to champion" if decision.promote else "not promoted"
+    title, registered = f"version {version}", f"registered as `models:/{model_name}/{version}`"
+    if version is None:
+        title, registered = "(not registered)", f"not registered: {not_registered}"
+        verdict = "not registered, so not promoted; the gate " + (
+            "passed" if decision.promote else "rejected it"
+        )
     checks = [[c.name, "n/a" if not c.applicable else ("pass" if c.passed else "FAIL"), c.reason]
               for c in decision.checks]  # fmt: skip
-    return f"""# Model card: {model_name} version {version}
+    return f"""# Model card: {model_name} {title}
 
 - Family: `{manifest.get("family")}`; pretrained: `{train.get("pretrained", "-")}`
 - Labels: {", ".join(manifest.get("labels", []))}
-- MLflow run: `{run_id}`; registered as `models:/{model_name}/{version}`
+- MLflow run: `{run_id}`; {registered}
 
 ## Intended use
 {params.register_.card.intended_use}

@@ -2,8 +2,9 @@
 
 A version records its run; the run records the code (git.commit, git.dirty), the data
 (data.source_sha256 from gather, `dvc.<path>` md5s from dvc.lock at register time), the params
-and the orchestrator (nlpflow.runner, prefect.flow_run_id); the version itself holds the gate's
-decision and test_set_sha256. `load_lineage` gathers all of it into one `Lineage`.
+and the orchestrator (nlpflow.runner, prefect.flow_run_id), and its MLflow datasets (name and
+digest of each split); the version itself holds the gate's decision, test_set_sha256 and the
+logged model it was registered from. `load_lineage` gathers all of it into one `Lineage`.
 
     nlpflow lineage nlpflow-classifier@champion [--json]
 """
@@ -32,6 +33,7 @@ class VersionLineage(BaseModel):
     created: str | None  # ISO 8601, UTC
     gate_decision: str | None  # tag gate.decision: promoted | rejected; None if never gated
     gate_reasons: str | None
+    logged_model_id: str | None = None  # the MLflow logged model it was registered from
 
 
 class RunLineage(BaseModel):
@@ -48,10 +50,16 @@ class CodeLineage(BaseModel):
     git_dirty: bool | None  # tracked files differed from the commit when the run opened
 
 
+class DatasetLineage(BaseModel):
+    name: str
+    digest: str
+
+
 class DataLineage(BaseModel):
     source_sha256: str | None  # tag data.source_sha256 (gather's hash of the source)
     dvc: dict[str, str]  # path -> md5 of the data and model outputs in dvc.lock
     test_set_sha256: str | None  # version tag: the test rows the gate scored
+    datasets: dict[str, DatasetLineage] = {}  # the run's MLflow datasets by context (train, ...)
 
 
 class OrchestrationLineage(BaseModel):
@@ -111,8 +119,9 @@ def load_lineage(tracker: Tracker, name: str, version: int) -> Lineage:
         aliases=sorted(a for a, v in (registered.aliases or {}).items() if int(v) == version),
         created=_iso(found.creation_timestamp),
         gate_decision=vtags.get("gate.decision"), gate_reasons=vtags.get("gate.reasons"),
+        logged_model_id=found.model_id or vtags.get("model_id"),
     )  # fmt: skip
-    run, tags, params = _run_lineage(tracker, found.run_id)
+    run, tags, params, datasets = _run_lineage(tracker, found.run_id)
     dvc = {k.removeprefix(DVC_TAG): v for k, v in sorted(tags.items()) if k.startswith(DVC_TAG)}
     return Lineage(
         model=model,
@@ -122,6 +131,7 @@ def load_lineage(tracker: Tracker, name: str, version: int) -> Lineage:
             source_sha256=tags.get("data.source_sha256"),
             dvc=dvc,
             test_set_sha256=vtags.get("test_set_sha256"),
+            datasets=datasets,
         ),
         params=dict(sorted(params.items())),
         orchestration=OrchestrationLineage(
@@ -132,12 +142,15 @@ def load_lineage(tracker: Tracker, name: str, version: int) -> Lineage:
 
 def _run_lineage(
     tracker: Tracker, run_id: str | None
-) -> tuple[RunLineage | None, dict[str, str], dict[str, str]]:
-    """The run's summary, tags and params; (None, {}, {}) when the version names no run."""
+) -> tuple[RunLineage | None, dict[str, str], dict[str, str], dict[str, DatasetLineage]]:
+    """The run's summary, tags, params and datasets by context; empty when the version names
+    no run."""
     from mlflow.exceptions import MlflowException
 
+    from nlpflow.tracking import DATASET_CONTEXT
+
     if not run_id:
-        return None, {}, {}
+        return None, {}, {}, {}
     try:
         run = tracker.client.get_run(run_id)
     except MlflowException:
@@ -153,4 +166,10 @@ def _run_lineage(
         run_id=run_id, experiment_id=str(run.info.experiment_id), experiment=experiment,
         status=str(run.info.status), start=_iso(run.info.start_time), end=_iso(run.info.end_time),
     )  # fmt: skip
-    return summary, dict(run.data.tags), dict(run.data.params)
+    datasets = {
+        tag.value: DatasetLineage(name=found.dataset.name, digest=found.dataset.digest)
+        for found in (run.inputs.dataset_inputs if run.inputs else [])
+        for tag in found.tags
+        if tag.key == DATASET_CONTEXT
+    }
+    return summary, dict(run.data.tags), dict(run.data.params), datasets

@@ -729,6 +729,12 @@ class RegisterParams(_Section):
         description="dynamic_int8: the served transformer runs its Linear layers in int8 "
         "(torch dynamic quantization); see README for its measured speed and accuracy.",
     )
+    experiments: Literal["log", "register"] = Field(
+        default="log",
+        description="What register does in a DVC experiment (dvc exp run): log logs the model "
+        "and the gate's verdict to the experiment's MLflow run and registers no version, so no "
+        "alias moves; register registers and gates it as `nlpflow run` does.",
+    )
 
 
 class ServeParams(_Section):

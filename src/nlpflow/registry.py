@@ -1,5 +1,12 @@
 """register: log the model to MLflow as a raw-text pyfunc, register a version, gate it.
 
+The model is an MLflow 3 logged model of the pipeline's run (the runs table's Models column),
+with the run's test metrics linked to it and to the test split's dataset; the pyfunc in it is
+"models from code" (nlpflow/pyfunc_entry.py), so no class is pickled. The version is registered
+from that logged model. In a DVC experiment (`dvc exp run`) nothing is registered unless params
+`register.experiments` is `register`: the logged model and the gate's verdict are logged, and
+no alias moves.
+
 The new version gets alias `challenger`. It takes `champion` only when the promotion gate
 (nlpflow.gate, params `register.gate`) passes. Every decision is recorded on the version as
 `gate.*` tags and in the promotion log (experiment `<register.experiment>-promotions`), and a
@@ -12,7 +19,6 @@ champion by hand, recording who and why.
 from __future__ import annotations
 
 import json
-import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -26,7 +32,10 @@ from nlpflow.params import Params
 from nlpflow.tracking import Tracker
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-MODEL_PATH = "model"  # artifact folder of the pyfunc inside the run
+PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")  # the pyfunc, as models from code
+MODEL_TYPE = "text-classification"  # the logged models' type: MLflow searches and compares by it
+MODEL_VERSIONS = "mlflow.modelVersions"  # a logged model's tag that lists its registered versions
+INPUT_EXAMPLE = "Hello, my order arrived damaged and I would like a refund."
 _REQUIREMENTS = ("mlflow", "pandas", "numpy", "scikit-learn", "spacy", "spacy-lookups-data",
                  "torch", "transformers", "pydantic", "joblib")  # fmt: skip
 
@@ -47,56 +56,125 @@ def _requirements(manifest: dict[str, Any]) -> list[str]:
     return pins
 
 
-def _log_pyfunc(
-    tracker: Tracker, run_id: str, model_dir: Path, model_config: dict[str, Any]
-) -> str:
-    """Save the pyfunc locally, upload it into the run; return its artifact location.
-
-    Through the explicit client, not mlflow.start_run/log_model: those set the process-wide
-    tracking URI (and MLFLOW_TRACKING_URI for every child process), which would leak into
-    other pipelines that share a worker.
-    """
-    import tempfile
-
+def _save_pyfunc(
+    path: Path, *, model_dir: Path, model_config: dict[str, Any], mlflow_model: Any = None
+) -> None:
+    """Save the raw-text pyfunc into `path` as MLflow "models from code": the entry file
+    (nlpflow/pyfunc_entry.py) is the python_model, so nothing is cloudpickled."""
     import mlflow.pyfunc
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema, TensorSpec
 
-    from nlpflow.serving import MODEL_ARTIFACT, TextClassifierModel
+    from nlpflow.serving import MODEL_ARTIFACT, TEXT_COLUMN
 
     manifest = load_manifest(model_dir)
     outputs: list[ColSpec | TensorSpec] = [ColSpec("string", "label"), ColSpec("double", "score")]
     outputs += [ColSpec("double", f"proba_{label}") for label in manifest["labels"]]
-    signature = ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs))
-    with tempfile.TemporaryDirectory(prefix="nlpflow-pyfunc-") as tmp, warnings.catch_warnings():
-        # MLflow warns about type hints, input examples and cloudpickle on every save; the
-        # signature above is explicit and the pickled object is our own class.
-        warnings.simplefilter("ignore", UserWarning)
-        mlflow.pyfunc.save_model(
-            path=Path(tmp) / MODEL_PATH,
-            python_model=TextClassifierModel(),
-            artifacts={MODEL_ARTIFACT: str(model_dir)},
-            # Ship nlpflow's own code with the model so it loads where nlpflow isn't installed.
-            code_paths=[str(Path(__file__).parent)],
-            pip_requirements=_requirements(manifest),  # explicit: inference would re-load the model
-            signature=signature,
-            model_config=model_config,  # serving limits and quantization, read by load_context
-        )
-        folder = _free_artifact_folder(tracker, run_id)
-        tracker.client.log_artifacts(run_id, str(Path(tmp) / MODEL_PATH), folder)
-    return f"{tracker.client.get_run(run_id).info.artifact_uri}/{folder}"
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string", TEXT_COLUMN)]), outputs=Schema(outputs)
+    )
+    mlflow.pyfunc.save_model(
+        path=path,
+        python_model=str(PYFUNC_ENTRY),
+        artifacts={MODEL_ARTIFACT: str(model_dir)},
+        # Ship nlpflow's own code with the model so it loads where nlpflow isn't installed.
+        code_paths=[str(PYFUNC_ENTRY.parent)],
+        pip_requirements=_requirements(manifest),  # explicit: inference would re-load the model
+        signature=signature,
+        # What a request looks like, for the model page and `mlflow models serve` users: a
+        # made-up text, never a row of the (possibly private) data. A one-row dict, not a
+        # DataFrame: MLflow's DataFrame example code trips a pandas 4 deprecation warning.
+        input_example={TEXT_COLUMN: INPUT_EXAMPLE},
+        model_config=model_config,  # serving limits and quantization, read by load_context
+        mlflow_model=mlflow_model,
+    )
 
 
-def _free_artifact_folder(tracker: Tracker, run_id: str) -> str:
-    """`model`, or `model-2`, ... when the run already holds one: a version points at its
-    folder, so a second publish in one run (a retried register) must not overwrite the files
-    an earlier version serves."""
-    taken = {a.path for a in tracker.client.list_artifacts(run_id)}
-    folder, n = MODEL_PATH, 1
-    while folder in taken:
-        n += 1
-        folder = f"{MODEL_PATH}-{n}"
-    return folder
+def log_model(
+    tracker: Tracker,
+    *,
+    run_id: str,
+    model_dir: Path,
+    params: Params,
+    tags: dict[str, str] | None = None,
+) -> Any:
+    """Log `model_dir` as an MLflow 3 logged model of run `run_id` (named for its family, the
+    run's params copied onto it), holding the raw-text pyfunc; returns the LoggedModel, READY.
+
+    Through the explicit client, not mlflow.start_run/log_model: those set the process-wide
+    tracking URI (and MLFLOW_TRACKING_URI for every child process), which would leak into
+    other pipelines that share a worker. So this does what mlflow.pyfunc.log_model does, step
+    by step: create the logged model, list it among the run's outputs (the runs table's Models
+    column), upload the files into its own artifact location, finalize it. Each call makes a
+    new logged model, so a retried register never overwrites files an earlier version serves.
+    """
+    import tempfile
+
+    from mlflow.entities import LoggedModelOutput
+    from mlflow.models import Model
+
+    client = tracker.client
+    run = client.get_run(run_id)
+    family = str(load_manifest(model_dir)["family"])
+    logged = client.create_logged_model(
+        run.info.experiment_id, name=family, source_run_id=run_id, model_type=MODEL_TYPE,
+        params=dict(run.data.params), tags={"family": family} | (tags or {}),
+    )  # fmt: skip
+    try:
+        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        described = Model(
+            artifact_path=logged.artifact_location, run_id=run_id, model_id=logged.model_id,
+            model_uuid=logged.model_id,
+        )  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="nlpflow-pyfunc-") as tmp:
+            local = Path(tmp) / "model"
+            _save_pyfunc(local, model_dir=model_dir, model_config=serving_config(params),
+                         mlflow_model=described)  # fmt: skip
+            client.log_model_artifacts(logged.model_id, str(local))
+    except BaseException:
+        client.finalize_logged_model(logged.model_id, "FAILED")
+        raise
+    return client.finalize_logged_model(logged.model_id, "READY")
+
+
+def tracked_test_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """metrics.json's test-set scores by the names evaluate logs them under: test/<metric>
+    and test/<main>_ci_low|high (nlpflow.evaluate.EvaluateReport.tracked_metrics)."""
+    out = {f"test/{k}": float(v) for k, v in metrics.items()
+           if isinstance(v, float) and k != "behavioural_pass_rate"}  # fmt: skip
+    ci = metrics.get("ci") or {}
+    if "low" in ci and "high" in ci:
+        out[f"test/{ci['metric']}_ci_low"] = float(ci["low"])
+        out[f"test/{ci['metric']}_ci_high"] = float(ci["high"])
+    return out
+
+
+def link_metrics(
+    tracker: Tracker,
+    *,
+    run_id: str,
+    model_id: str,
+    metrics: dict[str, float],
+    dataset: tuple[str, str] | None,
+) -> None:
+    """Record `metrics` on the logged model (its page and the Models view show them), scored
+    on `dataset` (name, digest). MLflow keeps model metrics with the run's: a value the run
+    already holds is sent again with its own timestamp and step, so the run's history gets no
+    second point."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now, batch = int(time.time() * 1000), []
+    name, digest = dataset if dataset is not None else (None, None)
+    for key, value in metrics.items():
+        history = tracker.client.get_metric_history(run_id, key)
+        same = [m for m in history if m.value == value]
+        stamp, step = (same[-1].timestamp, same[-1].step) if same else (now, 0)
+        batch.append(Metric(key, value, stamp, step, model_id=model_id, dataset_name=name,
+                            dataset_digest=digest, run_id=run_id))  # fmt: skip
+    for start in range(0, len(batch), 1000):  # MLflow's batch limit
+        tracker.client.log_batch(run_id, metrics=batch[start : start + 1000])
 
 
 def serving_config(params: Params) -> dict[str, Any]:
@@ -117,25 +195,37 @@ def publish_model(
     params: Params,
     tags: dict[str, str] | None = None,
 ) -> int:
-    """Log `model_dir` as the raw-text pyfunc into `run_id` and register it as a new version
-    of `model_name` (no aliases moved). Returns the version number."""
-    source = _log_pyfunc(tracker, run_id, model_dir, serving_config(params))
-    return _new_version(
-        tracker, model_name, source=source, run_id=run_id, tags={"run_id": run_id} | (tags or {})
+    """Log `model_dir` as the raw-text pyfunc, a logged model of `run_id`, and register it as
+    a new version of `model_name` (no aliases moved). Returns the version number."""
+    logged = log_model(tracker, run_id=run_id, model_dir=model_dir, params=params)
+    return register_logged_model(
+        tracker, model_name, logged=logged, run_id=run_id, tags={"run_id": run_id} | (tags or {})
     )
 
 
-def _new_version(
-    tracker: Tracker, name: str, *, source: str, run_id: str, tags: dict[str, str]
+def register_logged_model(
+    tracker: Tracker, name: str, *, logged: Any, run_id: str, tags: dict[str, str]
 ) -> int:
+    """A new version of `name` from a logged model. Its source is the logged model's own
+    artifact location, not `models:/<model_id>`: MLflow's SQL registry resolves that URI with
+    the process-wide tracking URI, whatever this client's is. The SQL registry also keeps no
+    model_id on a version, so the link is recorded both ways as MLflow's UI reads it (the
+    logged model's `mlflow.modelVersions` tag) and as a `model_id` version tag."""
     from mlflow.exceptions import MlflowException
 
+    client = tracker.client
     try:
-        tracker.client.create_registered_model(name)
+        client.create_registered_model(name)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    version = tracker.client.create_model_version(name, source, run_id=run_id, tags=tags)
+    version = client.create_model_version(
+        name, logged.artifact_location, run_id=run_id, model_id=logged.model_id,
+        tags=tags | {"model_id": logged.model_id},
+    )  # fmt: skip
+    listed = json.loads(client.get_logged_model(logged.model_id).tags.get(MODEL_VERSIONS, "[]"))
+    listed.append({"name": name, "version": str(version.version)})
+    client.set_logged_model_tags(logged.model_id, {MODEL_VERSIONS: json.dumps(listed)})
     return int(version.version)
 
 
@@ -156,14 +246,20 @@ def load_version_pyfunc(tracker: Tracker, name: str, version: int, dst: Path | N
     client, into `dst` (a new temporary folder when None; keep it while the model is used: its
     code is imported from there). Not its models:/ URI: MLflow resolves those with the
     process-wide registry URI whatever registry_uri is passed, and nlpflow never sets that."""
+    source = tracker.client.get_model_version_download_uri(name, str(version))
+    return load_pyfunc_at(tracker, source, dst)
+
+
+def load_pyfunc_at(tracker: Tracker, uri: str, dst: Path | None = None) -> Any:
+    """The pyfunc stored at artifact `uri` (a version's source, a logged model's location),
+    downloaded through `tracker`'s tracking URI into `dst` (None: a new temporary folder)."""
     import tempfile
 
     import mlflow.artifacts
     import mlflow.pyfunc
 
-    source = tracker.client.get_model_version_download_uri(name, str(version))
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=source, tracking_uri=tracker.uri,
+        artifact_uri=uri, tracking_uri=tracker.uri,
         dst_path=str(dst) if dst is not None else tempfile.mkdtemp(prefix="nlpflow-version-"),
     )  # fmt: skip
     return mlflow.pyfunc.load_model(local)
@@ -172,9 +268,7 @@ def load_version_pyfunc(tracker: Tracker, name: str, version: int, dst: Path | N
 def load_served(tracker: Tracker, name: str, version: int) -> Any:
     """The registered version's python model exactly as serving loads it (its own copy of the
     code and model files, its model_config)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "code_paths are added to sys.path"
-        return load_version_pyfunc(tracker, name, version).unwrap_python_model()
+    return load_version_pyfunc(tracker, name, version).unwrap_python_model()
 
 
 def served_predictions(served: Any, texts: list[str]) -> tuple[list[str], Any]:
@@ -302,16 +396,36 @@ def rollback_target(tracker: Tracker, params: Params, name: str) -> int:
 
 class RegistrationReport(BaseModel):
     model_name: str
-    version: int
+    version: int | None  # None: no version registered (not_registered says why)
     run_id: str
-    model_uri: str
+    model_id: str  # the MLflow logged model that holds the pyfunc
+    model_uri: str  # models:/NAME/VERSION, or models:/<model_id> when nothing was registered
     score: float
     metric: str
     aliases: list[str]
     previous_champion: int | None
-    promoted: bool
+    promoted: bool  # whether `champion` moved to this version
+    gate_passed: bool  # the gate's verdict, registered or not
     reasons: str
     checks: list[dict[str, Any]]
+    not_registered: str | None = None
+
+
+def not_registered_reason(params: Params) -> str | None:
+    """Why register makes no version this time; None when it does. A DVC experiment registers
+    nothing unless register.experiments is `register`: trying params with `dvc exp run` must
+    never move the registry's aliases (they move through `nlpflow run`)."""
+    from nlpflow.dvcexp import experiment_name
+
+    name = experiment_name()
+    if name is None or params.register_.experiments == "register":
+        return None
+    return (
+        f"DVC experiment {name!r}: its model and the gate's verdict are logged to its MLflow run, "
+        "and no version is registered (register.experiments: log). To register an experiment's "
+        "model, run it with `dvc exp run -S register.experiments=register`, or apply it "
+        "(`dvc exp apply`) and run `nlpflow run`."
+    )
 
 
 def _read_evaluation(metrics_path: Path, evaluation: Path) -> tuple[dict[str, Any], Any, Any]:
@@ -391,18 +505,25 @@ def _challenger_evidence(
     )  # fmt: skip
 
 
-def _record_decision(
-    tracker: Tracker, params: Params, *, name: str, version: int, decision: Decision, run_id: str
-) -> PromotionEvent:
+def decision_tags(decision: Decision, *, registered: bool) -> dict[str, str]:
+    """The gate's decision as tags (of the version, its logged model and its run).
+    gate.decision: promoted | rejected, or passed when nothing was registered to promote."""
     values = {k: v for k, v in decision.values.items() if v is not None}
-    tags = {
-        "gate.decision": "promoted" if decision.promote else "rejected",
+    verdict = "rejected" if not decision.promote else "promoted" if registered else "passed"
+    return {
+        "gate.decision": verdict,
         "gate.reasons": decision.reasons[:4900],
         "gate.compared_version": str(decision.compared_version or ""),
         "gate.metric": decision.metric,
         "gate.metrics": json.dumps(values),
         "gate.checks": json.dumps([c.model_dump() for c in decision.checks])[:4900],
     }
+
+
+def _record_decision(
+    tracker: Tracker, params: Params, *, name: str, version: int, decision: Decision, run_id: str
+) -> PromotionEvent:
+    tags = decision_tags(decision, registered=True)
     for key, value in tags.items():
         tracker.client.set_model_version_tag(name, str(version), key, value)
     before = decision.compared_version
@@ -414,6 +535,36 @@ def _record_decision(
     )  # fmt: skip
     log_event(tracker, params, event)
     return event
+
+
+def _log_evaluated_model(
+    tracker: Tracker, *, run_id: str, model_dir: Path, params: Params, metrics: dict[str, Any],
+    predictions: Any,
+) -> Any:  # fmt: skip
+    """The logged model of `model_dir`, with the run's test metrics linked to it, scored on the
+    test split's dataset (the one Tracker.log_datasets logs: same name, same digest)."""
+    from nlpflow.tracking import split_dataset_name, split_digest
+
+    sha256 = _test_set_sha256(predictions)
+    logged = log_model(tracker, run_id=run_id, model_dir=model_dir, params=params,
+                       tags={"test_set_sha256": sha256})  # fmt: skip
+    test = (
+        split_dataset_name(params, "test"),
+        split_digest(predictions["raw_text"].astype(str), predictions["label"].astype(str)),
+    )
+    link_metrics(tracker, run_id=run_id, model_id=logged.model_id,
+                 metrics=tracked_test_metrics(metrics), dataset=test)  # fmt: skip
+    return logged
+
+
+def _publish(
+    tracker: Tracker, *, name: str, logged: Any, run_id: str, tags: dict[str, str]
+) -> tuple[int, Any]:
+    """Register `logged` as a new version with alias challenger; (version, its python model
+    as serving loads it)."""
+    version = register_logged_model(tracker, name, logged=logged, run_id=run_id, tags=tags)
+    tracker.client.set_registered_model_alias(name, CHALLENGER, str(version))
+    return version, load_served(tracker, name, version)
 
 
 def register(
@@ -429,50 +580,79 @@ def register(
     model_name: str,
     data_manifest: Path,
 ) -> RegistrationReport:
-    """Register `model_dir` as a new version (alias challenger), run the promotion gate, move
-    `champion` only if it passes, record the decision, and write the model card."""
-    from nlpflow.card import build_model_card
+    """Log `model_dir` as the run's logged model (test metrics linked), register it as a new
+    version (alias challenger), run the promotion gate, move `champion` only if it passes,
+    record the decision, and write the model card. In a DVC experiment nothing is registered
+    and no alias moves (not_registered_reason): the gate still judges the logged model, and
+    its verdict goes on the run and the logged model."""
     from nlpflow.gate import decide
 
     metrics, predictions, _ = _read_evaluation(metrics_path, evaluation)
     main = params.evaluate.main_metric
     manifest = load_manifest(model_dir)
-    version = publish_model(
-        tracker, run_id=run_id, model_dir=model_dir, model_name=model_name, params=params,
-        tags={f"test_{main}": str(metrics[main]), "test_set_sha256": _test_set_sha256(predictions)},
-    )  # fmt: skip
-    tracker.client.set_registered_model_alias(model_name, CHALLENGER, str(version))
-    served = load_served(tracker, model_name, version)
+    logged = _log_evaluated_model(tracker, run_id=run_id, model_dir=model_dir, params=params,
+                                  metrics=metrics, predictions=predictions)  # fmt: skip
+    skipped = not_registered_reason(params)
+    version: int | None = None
+    if skipped is None:
+        tags = {"run_id": run_id, f"test_{main}": str(metrics[main]),
+                "test_set_sha256": _test_set_sha256(predictions)}  # fmt: skip
+        version, served = _publish(tracker, name=model_name, logged=logged, run_id=run_id,
+                                   tags=tags)  # fmt: skip
+    else:
+        served = load_pyfunc_at(tracker, logged.artifact_location).unwrap_python_model()
     challenger = _challenger_evidence(
         served, predictions=predictions, metrics=metrics, params=params, family=manifest["family"]
     )
     champion = _champion_evidence(tracker, model_name, predictions=predictions, params=params)
     decision = decide(challenger, champion, params)
-    if decision.promote:
-        tracker.client.set_registered_model_alias(model_name, CHAMPION, str(version))
-    _record_decision(
-        tracker, params, name=model_name, version=version, decision=decision, run_id=run_id
-    )
-    text = build_model_card(
-        model_name=model_name, version=version, run_id=run_id, manifest=manifest,
-        data_manifest=data_manifest, metrics=metrics, evaluation=evaluation, decision=decision,
-        params=params,
-    )  # fmt: skip
-    card.parent.mkdir(parents=True, exist_ok=True)
-    card.write_text(text)
-    tracker.client.update_model_version(
-        model_name, str(version), description=_card_summary(decision, metrics, main, run_id)
-    )
+    verdict = decision_tags(decision, registered=version is not None)
+    tracker.client.set_logged_model_tags(logged.model_id, verdict)
+    tracker.set_tags(run_id, verdict | ({"registry.not_registered": skipped} if skipped else {}))
+    if version is not None:
+        _promote_if_passed(tracker, params, name=model_name, version=version, decision=decision,
+                           run_id=run_id, metrics=metrics)  # fmt: skip
     report = RegistrationReport(
-        model_name=model_name, version=version, run_id=run_id,
-        model_uri=f"models:/{model_name}/{version}", score=float(metrics[main]), metric=main,
-        aliases=[CHALLENGER, CHAMPION] if decision.promote else [CHALLENGER],
-        previous_champion=decision.compared_version, promoted=decision.promote,
-        reasons=decision.reasons, checks=[c.model_dump() for c in decision.checks],
+        model_name=model_name, version=version, run_id=run_id, model_id=logged.model_id,
+        model_uri=f"models:/{model_name}/{version}" if version else f"models:/{logged.model_id}",
+        score=float(metrics[main]), metric=main,
+        aliases=([CHALLENGER, CHAMPION] if decision.promote else [CHALLENGER]) if version else [],
+        previous_champion=decision.compared_version, promoted=bool(version and decision.promote),
+        gate_passed=decision.promote, reasons=decision.reasons,
+        checks=[c.model_dump() for c in decision.checks], not_registered=skipped,
     )  # fmt: skip
+    _write_card(card, report=report, manifest=manifest, data_manifest=data_manifest,
+                metrics=metrics, evaluation=evaluation, decision=decision, params=params)  # fmt: skip
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text(json.dumps(report.model_dump(), indent=2))
     return report
+
+
+def _promote_if_passed(
+    tracker: Tracker, params: Params, *, name: str, version: int, decision: Decision,
+    run_id: str, metrics: dict[str, Any],
+) -> None:  # fmt: skip
+    if decision.promote:
+        tracker.client.set_registered_model_alias(name, CHAMPION, str(version))
+    _record_decision(tracker, params, name=name, version=version, decision=decision,
+                     run_id=run_id)  # fmt: skip
+    summary = _card_summary(decision, metrics, params.evaluate.main_metric, run_id)
+    tracker.client.update_model_version(name, str(version), description=summary)
+
+
+def _write_card(
+    card: Path, *, report: RegistrationReport, manifest: dict[str, Any], data_manifest: Path,
+    metrics: dict[str, Any], evaluation: Path, decision: Decision, params: Params,
+) -> None:  # fmt: skip
+    from nlpflow.card import build_model_card
+
+    text = build_model_card(
+        model_name=report.model_name, version=report.version, run_id=report.run_id,
+        manifest=manifest, data_manifest=data_manifest, metrics=metrics, evaluation=evaluation,
+        decision=decision, params=params, not_registered=report.not_registered,
+    )  # fmt: skip
+    card.parent.mkdir(parents=True, exist_ok=True)
+    card.write_text(text)
 
 
 def _card_summary(decision: Decision, metrics: dict[str, Any], main: str, run_id: str) -> str:

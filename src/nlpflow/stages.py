@@ -245,6 +245,8 @@ def _evaluate(ctx: StageContext) -> BaseModel:
     )  # fmt: skip
     # test/<metric>, the interval, slice/<name>/<main>, behavioural/ and baseline/ scores
     ctx.log_metrics(report.tracked_metrics())
+    if ctx.tracker is not None and ctx.run_id is not None:  # the splits, as MLflow datasets
+        ctx.tracker.log_datasets(ctx.run_id, folder=ctx.path(PROCESSED), params=ctx.params)
     ctx.log_artifact(METRICS, "evaluation")
     ctx.log_artifact(PLOTS, "evaluation")
     ctx.log_artifact(EVALUATION, "evaluation")

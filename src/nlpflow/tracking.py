@@ -21,16 +21,24 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nlpflow.errors import TrackingError
 from nlpflow.settings import Settings, apply_mlflow_http_defaults
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.entities import Dataset
+
+    from nlpflow.params import Params
 
 ACTIVE_RUN = Path(".nlpflow") / "active_run.json"
 PENDING = Path(".nlpflow") / "pending_runs.json"  # run statuses the server was away for
 # MLflow 3's UI opens an experiment without this tag in GenAI mode (a traces dashboard, runs
 # filed under "Evaluation runs"); nlpflow's experiments train models.
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+DATASET_CONTEXT = "mlflow.data.context"  # train | validation | test, as MLflow's UI reads it
+DIGEST_CHARS = 32  # of a split's sha256: MLflow stores at most 36 characters of a digest
 CLOSE_PAUSE_SECONDS = 3.0  # between attempts to close a run (each already retries ~7 s)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -140,6 +148,26 @@ class Tracker:
         elif path.exists():
             self._call(doing, lambda: self.client.log_artifact(run_id, str(path), artifact_path))
 
+    def log_datasets(self, run_id: str, *, folder: Path, params: Params) -> None:
+        """Log the train, validation and test splits in `folder` (processed parquet files) as
+        the run's MLflow datasets: named `<dataset>-<split>`, with the digest of their rows
+        (split_digest), the data source (password masked), a schema and a row count, each
+        tagged with its context (train, validation, test). The runs table's Dataset column
+        shows them, and the logged model's test metrics name the test one."""
+        import pandas as pd
+        from mlflow.entities import DatasetInput, InputTag
+
+        from nlpflow.data import SPLITS
+
+        source_type, source = dataset_source(params, self.settings)
+        inputs = []
+        for split in SPLITS:
+            frame = pd.read_parquet(folder / f"{split}.parquet")
+            dataset = _dataset_entity(frame, name=split_dataset_name(params, split),
+                                      source_type=source_type, source=source)  # fmt: skip
+            inputs.append(DatasetInput(dataset, tags=[InputTag(DATASET_CONTEXT, split)]))
+        self._call("logging datasets", lambda: self.client.log_inputs(run_id, datasets=inputs))
+
     def end_run(self, run_id: str, status: str) -> bool:
         """Mark the run FINISHED or FAILED, retrying for `settings.tracking_close_seconds` while
         the server is away. Never raises for an absent server (this runs while a failure is
@@ -193,8 +221,69 @@ def unreachable_message(uri: str, doing: str, exc: Exception) -> str:
     )
 
 
+# ------------------------------------------------------------------ the run's datasets
+
+
+def split_dataset_name(params: Params, split: str) -> str:
+    """`support_tickets-train`, `glue/sst2-test`: the data's name (nlpflow.naming) and split."""
+    from nlpflow.naming import dataset_name
+
+    data = params.data
+    config = f"/{data.hf_config}" if data.source.startswith("hf:") and data.hf_config else ""
+    return f"{dataset_name(data.source)}{config}-{split}"
+
+
+def split_digest(texts: Any, labels: Any) -> str:
+    """The first DIGEST_CHARS hex digits of the sha256 of a split's rows (raw text, tab, label,
+    newline, in order): the same rows give the same digest whatever file holds them, and the
+    test split's is the start of its registered versions' `test_set_sha256` tag."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for text, label in zip(texts, labels, strict=True):
+        digest.update(f"{text}\t{label}\n".encode())
+    return digest.hexdigest()[:DIGEST_CHARS]
+
+
+def dataset_source(params: Params, settings: Settings) -> tuple[str, str]:
+    """(source type, source JSON) of the data as MLflow's UI shows it: a Hugging Face dataset,
+    a URL, a database (password masked) or a local path."""
+    from nlpflow.sources import is_database_url, is_hf, is_url
+
+    data = params.data
+    public = str(params.public_dict()["data"]["source"])
+    if is_hf(data.source):
+        spec = {"path": public.removeprefix("hf:"), "config_name": data.hf_config,
+                "revision": data.hf_revision}  # fmt: skip
+        return "hugging_face", json.dumps(spec)
+    if is_url(data.source):
+        return "http", json.dumps({"url": public})
+    if is_database_url(data.source):
+        return "external", json.dumps({"url": public, "query": data.query})
+    return "local", json.dumps({"uri": str(settings.resolve_data(data.source))})
+
+
+def _dataset_entity(frame: pd.DataFrame, *, name: str, source_type: str, source: str) -> Dataset:
+    from mlflow.entities import Dataset
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    kinds = {"b": "boolean", "i": "long", "u": "long", "f": "double"}
+    columns: list[ColSpec | TensorSpec] = [
+        ColSpec(kinds.get(frame[c].dtype.kind, "string"), str(c)) for c in frame.columns
+    ]
+    texts = frame["raw_text"] if "raw_text" in frame.columns else frame["text"]
+    return Dataset(
+        name=name, digest=split_digest(texts.astype(str), frame["label"].astype(str)),
+        source_type=source_type, source=source,
+        schema=json.dumps({"mlflow_colspec": Schema(columns).to_dict()}),
+        profile=json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}),
+    )  # fmt: skip
+
+
 def git_tags(root: Path) -> dict[str, str]:
-    """The commit the code came from, and whether tracked files differed from it."""
+    """The commit the code came from, whether tracked files differed from it, and the run's
+    source as MLflow's UI shows it (its Source column): the project, the entry point that
+    started the run, the commit, and the repository's URL when it has a remote."""
 
     def git(*args: str) -> str | None:
         try:
@@ -206,10 +295,58 @@ def git_tags(root: Path) -> dict[str, str]:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
+    remote = _without_credentials(git("remote", "get-url", "origin") or "")
+    source = _source_tags(root, remote)
     if commit is None:
-        return {"git.commit": "none"}
+        return {"git.commit": "none"} | source
     dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {"git.commit": commit, "git.dirty": str(bool(dirty)).lower()}
+    branch = git("symbolic-ref", "--short", "-q", "HEAD")
+    code = {"mlflow.source.git.commit": commit}
+    code |= {"mlflow.source.git.repoURL": remote} if remote else {}
+    code |= {"mlflow.source.git.branch": branch} if branch else {}
+    return {"git.commit": commit, "git.dirty": str(bool(dirty)).lower()} | source | code
+
+
+def entry_point() -> str:
+    """What started this run: `dvc exp run` or `dvc repro` (DVC runs each stage command with
+    DVC_EXP_NAME, or DVC_STAGE, set), else the nlpflow command (`nlpflow run`, `nlpflow
+    sweep`), else the program (a Prefect worker running a deployment)."""
+    import sys
+
+    from nlpflow.dvcexp import experiment_name
+
+    if experiment_name() is not None:
+        return "dvc exp run"
+    if os.environ.get("DVC_STAGE"):
+        return "dvc repro"
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if program == "nlpflow" and len(sys.argv) > 1:
+        return f"nlpflow {sys.argv[1]}"
+    return program
+
+
+def _source_tags(root: Path, remote: str) -> dict[str, str]:
+    """MLflow's source tags: type PROJECT, named for the repository (its remote URL, which the
+    UI links to, else the project folder; a queued DVC experiment runs in a temporary copy,
+    so DVC_ROOT names the user's project), with the entry point the UI prints beside it."""
+    from nlpflow.dvcexp import dvc_root
+
+    project = remote or str(dvc_root() or root)
+    return {
+        "mlflow.source.type": "PROJECT",
+        "mlflow.source.name": project,
+        "mlflow.project.entryPoint": entry_point(),
+    }
+
+
+def _without_credentials(url: str) -> str:
+    """A remote URL without the user and token some clones keep in it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def dvc_hash_tags(root: Path) -> dict[str, str]:

@@ -148,7 +148,8 @@ def test_registered_int8_version_serves_int8(tiny_model_dir: Path, tmp_path: Pat
 def test_a_second_publish_in_one_run_keeps_the_first_versions_files(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    """A retried register publishes again into the same run: each version keeps its folder."""
+    """A retried register publishes again into the same run: each version is its own logged
+    model of the run, with its own files."""
     import mlflow.pyfunc
 
     from nlpflow.params import parse_params
@@ -168,8 +169,14 @@ def test_a_second_publish_in_one_run_keeps_the_first_versions_files(
         )
         for chars in (30, 40)
     ]
-    sources = [tracker.client.get_model_version("twice", str(v)).source for v in versions]
-    assert sources[0].endswith("/model") and sources[1].endswith("/model-2")
+    found = tracker.client.get_run(run_id).info.experiment_id
+    logged = tracker.client.search_logged_models(
+        [found], filter_string=f"source_run_id = '{run_id}'"
+    )
+    locations = {m.model_id: m.artifact_location for m in logged}
+    sources = [tracker.client.get_model_version("twice", str(v)) for v in versions]
+    assert len(locations) == 2 and {v.tags["model_id"] for v in sources} == set(locations)
+    assert [v.source for v in sources] == [locations[v.tags["model_id"]] for v in sources]
     configs = [
         mlflow.pyfunc.load_model(
             tracker.client.get_model_version_download_uri("twice", str(v))
