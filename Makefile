@@ -20,7 +20,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# Every install (cheap when current): `dvc plots show` pages with Vega inline, no CDN
 install: $(STAMP)
+	$(BIN)/python -m nlpflow.dvc_plots
 
 run: install
 	$(BIN)/nlpflow run

@@ -320,6 +320,9 @@ def _write_plots(
         writer.writeheader()
         writer.writerows(table)
     save_reliability_png(plots_dir / "reliability.png", table, bins=bins)
+    from nlpflow.dvc_plots import ensure_offline_plots
+
+    ensure_offline_plots(plots_dir)  # `dvc plots show` draws these without a CDN
 
 
 def _file_name(label: str) -> str:
