@@ -72,13 +72,72 @@ def stage(name: Annotated[str, typer.Argument(help="|".join(STAGE_NAMES))],
     tracked = get_stage(name).tracked  # unknown names fail before anything is opened
     settings, loaded = _load(set_, config)
     report = run_cli_stage(name, make_context(settings.root, loaded, settings, tracked=tracked))
-    out.print(f"[green]✓[/green] {name}: {json.dumps(_brief(report.model_dump(mode='json')))}")
+    from rich.markup import escape
+
+    out.print(f"[green]✓[/green] {name}: {escape(_summary(report))}", highlight=False)
 
 
-def _brief(fields: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: v for k, v in fields.items() if k not in {"history", "checks", "confusion", "metrics"}
-    }
+def _summary(report: Any) -> str:
+    """A stage's report in one line for people (`dvc repro` prints one per stage): a few chosen
+    fields per report type; a report type not listed shows its first plain fields."""
+    fields = report.model_dump(mode="json")
+    pick = _SUMMARIES.get(type(report).__name__)
+    if pick is None:
+        plain = [(k, v) for k, v in fields.items() if isinstance(v, str | int | float)]
+        return ", ".join(f"{k} {v}" for k, v in plain[:4])
+    return ", ".join(part for part in pick(fields) if part)
+
+
+def _score(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _best(history: list[dict[str, float]], key: str) -> float | None:
+    """The best epoch's score: the epoch whose weights the model keeps."""
+    return max((row[key] for row in history if key in row), default=None)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return f"{sum(counts.values())} ({', '.join(f'{k} {v}' for k, v in counts.items())})"
+
+
+_SUMMARIES: dict[str, Any] = {  # report type -> fields -> the parts of its line
+    "GatherReport": lambda r: [f"rows {_counts(r['rows'])}", f"{len(r['labels'])} labels"],
+    "ValidationReport": lambda r: [
+        f"{sum(c['success'] for c in r['checks'])}/{len(r['checks'])} checks passed",
+        f"{r.get('quarantined_rows') or sum(r['quarantined'].values())} rows quarantined"
+        if r["quarantined"]
+        else "",
+        f"{r['seconds']:.1f} s",
+    ],
+    "PreprocessReport": lambda r: [
+        f"{sum(r['rows'].values())} texts",
+        "from cache" if r["cached"] else f"{r['texts_per_second']:.0f} texts/s",
+        f"{r['seconds']:.1f} s",
+    ],
+    "TrainReport": lambda r: [
+        r["family"],
+        f"{r['epochs']} epoch{'s' * (r['epochs'] != 1)}",
+        f"resumed from {Path(r['resumed_from']).name}" if r["resumed_from"] else "",
+        f"val macro_f1 {_score(_best(r['history'], 'val_macro_f1'))}",
+        f"{r['seconds']:.1f} s",
+    ],
+    "EvaluateReport": lambda r: [
+        f"test {r['main_metric']} {_score(r['metrics'].get(r['main_metric']))}"
+        + (f" [{_score(r['ci']['low'])}, {_score(r['ci']['high'])}]" if r["ci"] else ""),
+        f"baseline {_score(r['baseline'].get(r['main_metric']))}" if r["baseline"] else "",
+        f"behavioural {r['behavioural']['pass_rate']:.0%}"
+        if r["behavioural"].get("pass_rate") is not None
+        else "",
+    ],
+    "RegistrationReport": lambda r: [
+        f"{r['model_name']} v{r['version']} ({', '.join(r['aliases']) or 'no alias'})"
+        if r["version"] is not None
+        else f"{r['model_name']} not registered ({r.get('not_registered')})",
+        f"{r['metric']} {_score(r['score'])}",
+        ("promoted: " if r["promoted"] else "not promoted: ") + r["reasons"],
+    ],
+}
 
 
 @app.command()
