@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import os
+from itertools import pairwise
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -21,12 +23,14 @@ from nlpflow.stages import STAGE_NAMES, StageContext, run_stage
 def open_run(ctx: StageContext, *, runner: str, tags: dict[str, str] | None = None) -> str:
     """Open the pipeline's MLflow run, named for what it trains, with the params that shape it
     (nlpflow.naming: the family's own train fields, never another family's)."""
-    from nlpflow.dvcexp import experiment_name
+    from nlpflow.dvcexp import dvc_experiment_tags, experiment_name
     from nlpflow.naming import logged_params, run_name
+    from nlpflow.remote import code_state_tags
     from nlpflow.tracking import git_tags
 
     assert ctx.tracker is not None
     all_tags = git_tags(ctx.root) | {"nlpflow.runner": runner} | (tags or {})
+    all_tags |= dvc_experiment_tags() | code_state_tags(ctx.root)  # exp name; for reproduce
     name = run_name(ctx.params, experiment=experiment_name())
     run_id: str = ctx.tracker.start_run(
         ctx.params.register_.experiment, run_name=name, tags=all_tags
@@ -53,26 +57,85 @@ def make_context(
 
 
 def run_cli_stage(name: str, ctx: StageContext) -> BaseModel:
-    """Run one stage inside the pipeline's open MLflow run (opened by the first stage to run)."""
+    """Run one stage inside the pipeline's MLflow run: the stages one `dvc repro` (or
+    `dvc exp run`) runs share one run, opened by the first of them.
+
+    Each stage ends the run FINISHED (FAILED when it fails) and the next stage of the same
+    `dvc` process takes it up again: DVC skips the stages whose inputs did not change, so the
+    stage that ran last is often not register, and no run may stay RUNNING. A run left by
+    another `dvc` process is never continued: two experiments never share a run.
+    """
+    from nlpflow.remote import finish_dvc_run
     from nlpflow.tracking import clear_active_run, read_active_run, write_active_run
 
     if ctx.tracker is None:  # an untracked stage (Stage.tracked): nothing to open or close
         return run_stage(name, ctx)
-    run_id = read_active_run(ctx.root)
-    if run_id is not None and ctx.tracker.is_running(run_id):
-        ctx.run_id = run_id
+    owner = invoking_dvc()
+    marker = read_active_run(ctx.root)
+    status = ctx.tracker.run_status(marker["run_id"]) if marker else None
+    if marker and marker["owner"] == owner and status in {"RUNNING", "FINISHED"}:
+        ctx.run_id = marker["run_id"]
+        if status == "FINISHED":
+            ctx.tracker.reopen_run(ctx.run_id)
     else:
-        write_active_run(ctx.root, open_run(ctx, runner="dvc"))
+        write_active_run(ctx.root, open_run(ctx, runner="dvc"), owner)
     try:
         report = run_stage(name, ctx)
+        if name == STAGE_NAMES[-1]:  # as the flow ends: push to the DVC remote, then record
+            finish_dvc_run(ctx)
     except BaseException:
         close_run(ctx, failed=True)
         clear_active_run(ctx.root)
         raise
+    close_run(ctx, failed=False)
     if name == STAGE_NAMES[-1]:
-        close_run(ctx, failed=False)
         clear_active_run(ctx.root)
     return report
+
+
+def invoking_dvc() -> str | None:
+    """`<pid>@<start time>` of the `dvc` process that runs this stage (its nearest ancestor
+    whose command is dvc), or None when no dvc process started it (a stage run by hand)."""
+    pid = os.getppid()
+    for _ in range(6):  # dvc -> (sh -c) -> nlpflow; a queued experiment adds its executor
+        found = _process(pid)
+        if found is None:
+            return None
+        parent, started, argv = found
+        if _is_dvc(argv):
+            return f"{pid}@{started}"
+        if parent <= 1:
+            return None
+        pid = parent
+    return None
+
+
+def _is_dvc(argv: list[str]) -> bool:
+    names = [Path(arg).name for arg in argv[:3]]
+    return "dvc" in names or any(a == "-m" and b == "dvc" for a, b in pairwise(argv[:4]))
+
+
+def _process(pid: int) -> tuple[int, str, list[str]] | None:
+    """(parent pid, start time, argv) of `pid`: from /proc on Linux, else from `ps`."""
+    proc = Path("/proc") / str(pid)
+    try:
+        stat = (proc / "stat").read_text()
+        argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        return int(fields[1]), fields[19], [a for a in argv if a]
+    except (OSError, IndexError, ValueError):
+        pass
+    import subprocess
+
+    try:
+        done = subprocess.run(["ps", "-o", "ppid=,lstart=,command=", "-p", str(pid)],
+                              capture_output=True, text=True, timeout=5)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    parts = done.stdout.split()
+    if done.returncode != 0 or len(parts) < 7:
+        return None
+    return int(parts[0]), " ".join(parts[1:6]), parts[6:]
 
 
 def is_dvc_project(root: Path) -> bool:

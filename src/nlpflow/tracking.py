@@ -104,14 +104,22 @@ class Tracker:
         )
         return str(run.info.run_id)
 
-    def is_running(self, run_id: str) -> bool:
+    def run_status(self, run_id: str) -> str | None:
+        """RUNNING, FINISHED, FAILED, ...; None for a run this store does not hold (deleted,
+        or made against another tracking store)."""
         from mlflow.exceptions import MlflowException
 
         try:
             run = self._call("reading the open run", lambda: self.client.get_run(run_id))
-        except MlflowException:  # deleted, or from another tracking store: open a new one
-            return False
-        return bool(run.info.status == "RUNNING")
+        except MlflowException:
+            return None
+        return None if run.info.lifecycle_stage == "deleted" else str(run.info.status)
+
+    def reopen_run(self, run_id: str) -> None:
+        """A run a previous stage of the same `dvc repro` marked FINISHED goes on RUNNING."""
+        self._call(
+            "reopening the run", lambda: self.client.update_run(run_id, status="RUNNING")
+        )
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -369,18 +377,22 @@ def dvc_hash_tags(root: Path) -> dict[str, str]:
 # ------------------------------------------------------------ the CLI runner's open run
 
 
-def read_active_run(root: Path) -> str | None:
+def read_active_run(root: Path) -> dict[str, Any] | None:
+    """{"run_id", "owner"}: the pipeline run the CLI stages log to, and the `dvc` process whose
+    stages share it (None: stages run by hand)."""
     marker = root / ACTIVE_RUN
-    if not marker.exists():
+    try:
+        found = json.loads(marker.read_text())
+    except (OSError, ValueError):
         return None
-    return str(json.loads(marker.read_text())["run_id"])
+    return {"run_id": str(found["run_id"]), "owner": found.get("owner")}
 
 
-def write_active_run(root: Path, run_id: str) -> None:
+def write_active_run(root: Path, run_id: str, owner: str | None = None) -> None:
     marker = root / ACTIVE_RUN
     marker.parent.mkdir(parents=True, exist_ok=True)
     (marker.parent / ".gitignore").write_text("*\n")
-    marker.write_text(json.dumps({"run_id": run_id}))
+    marker.write_text(json.dumps({"run_id": run_id, "owner": owner}))
 
 
 def clear_active_run(root: Path) -> None:

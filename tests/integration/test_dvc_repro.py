@@ -15,8 +15,10 @@ from tests.conftest import fast_params, make_project, mlflow_client
 pytestmark = pytest.mark.slow
 
 
-def _repro(root: Path, env: dict[str, str]) -> list[str]:
-    done = subprocess.run(["dvc", "repro"], cwd=root, capture_output=True, text=True, env=env)
+def _repro(root: Path, env: dict[str, str], *args: str) -> list[str]:
+    done = subprocess.run(
+        ["dvc", "repro", *args], cwd=root, capture_output=True, text=True, env=env
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return re.findall(r"Running stage '(\w+)'", done.stdout)
 
@@ -73,6 +75,17 @@ def test_repro_runs_all_then_nothing_then_only_what_a_param_touches(
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _repro(root, env) == ["train_params"]
     assert [r.info.status for r in _runs(root)[1]] == ["FINISHED"] * 3
+    # DVC runs part of the pipeline (a stage's inputs changed, or the user named stages): the
+    # stages of one `dvc repro` share a run, which ends FINISHED whichever stage ran last, and
+    # the next `dvc repro` never continues it
+    for _ in range(2):
+        assert _repro(root, env, "--force", "--single-item", "preprocess", "evaluate") == [
+            "preprocess", "evaluate"
+        ]  # fmt: skip
+    _, runs = _runs(root)
+    assert [r.info.status for r in runs] == ["FINISHED"] * 5
+    assert len({r.info.run_id for r in runs}) == 5
+    assert {"perf/preprocess_texts_per_second", "test/accuracy"} <= set(runs[-1].data.metrics)
 
 
 def test_failed_stage_marks_the_run_failed(tmp_path: Path, venv_env) -> None:
