@@ -5,8 +5,15 @@ the validation definition and the checkpoint. nlpflow writes the suite from para
 params change, the suite file changes with them and shows up in `git diff`. Expectations a user
 adds to the suite by hand (without nlpflow's `nlpflow_check` meta key) are kept.
 
-Per-run output (validation results and the Data Docs site) goes to the run folder named by the
-`${nlpflow_run_dir}` variable, never into `gx/`, so each run's Data Docs show that run.
+Per-run output (validation results) goes to the run folder named by the `${nlpflow_run_dir}`
+variable, never into `gx/`, so each run's folder holds that run's results only.
+
+No Data Docs site is built. GX 1.x's Data Docs templates load jQuery, Bootstrap, bootstrap-table,
+Vega and Font Awesome from CDNs (and a logo from GX's S3 bucket, tagged with the project's id):
+offline the index page, drawn by bootstrap-table, is empty and the validation pages are
+unstyled, and MLflow's artifact viewer, a sandboxed iframe that runs no scripts, shows them
+blank. Making them self-contained would mean vendoring those libraries, which no installed
+package ships. nlpflow.validation_report writes one self-contained page from the same results.
 """
 
 from __future__ import annotations
@@ -17,14 +24,15 @@ from typing import Any
 
 SUITE = "nlpflow_text_classification"
 DATASOURCE, ASSET, BATCH = "gathered", "rows", "all_splits"
-DEFINITION, CHECKPOINT, SITE = "gathered_data", "nlpflow_validate", "nlpflow"
+DEFINITION, CHECKPOINT = "gathered_data", "nlpflow_validate"
+DATA_DOCS_ACTION = "update_data_docs"  # what checkpoints made by older nlpflow versions hold
 CHECK_KEY = "nlpflow_check"  # meta key marking the expectations nlpflow writes
 
 _CONFIG = """\
 # Great Expectations project of nlpflow: written by nlpflow, kept under version control.
 # The suite (expectations/) is rebuilt from params.yaml's `validate` section; expectations
-# you add by hand are kept. Results and Data Docs of each run go to ${nlpflow_run_dir}
-# (reports/validation/), not here.
+# you add by hand are kept. Results of each run go to ${nlpflow_run_dir} (reports/validation/),
+# not here, beside report.html, nlpflow's own report (GX Data Docs need CDN assets).
 config_version: 4
 progress_bars:
   globally: false
@@ -54,15 +62,7 @@ stores:
 expectations_store_name: expectations_store
 validation_results_store_name: validation_results_store
 checkpoint_store_name: checkpoint_store
-data_docs_sites:
-  nlpflow:
-    class_name: SiteBuilder
-    show_how_to_buttons: false
-    store_backend:
-      class_name: TupleFilesystemStoreBackend
-      base_directory: ${nlpflow_run_dir}/data_docs/
-    site_index_builder:
-      class_name: DefaultSiteIndexBuilder
+data_docs_sites: {}
 """
 
 
@@ -125,7 +125,8 @@ def _stored(get: Any) -> Any:
 
 
 def checkpoint(context: Any, suite: Any, result_format: dict[str, Any]) -> Any:
-    """The stored checkpoint (datasource, definition, checkpoint made when missing or stale)."""
+    """The stored checkpoint (datasource, definition, checkpoint made when missing or stale).
+    A user's own actions (e.g. a Slack notification) are kept; a Data Docs action is dropped."""
     import great_expectations as gx
 
     batch = _stored(
@@ -139,17 +140,20 @@ def checkpoint(context: Any, suite: Any, result_format: dict[str, Any]) -> Any:
         definition = context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=DEFINITION, data=batch, suite=suite)
         )
+    stored = _stored(lambda: context.checkpoints.get(CHECKPOINT))
+    actions = list(stored.actions) if stored is not None else []
+    kept = [a for a in actions if a.type != DATA_DOCS_ACTION]
     wanted = gx.Checkpoint(
         name=CHECKPOINT,
         validation_definitions=[definition],
-        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[SITE])],
+        actions=kept,
         result_format=result_format,
     )
-    stored = _stored(lambda: context.checkpoints.get(CHECKPOINT))
     if (
         stored is not None
         and stored.result_format == wanted.result_format
         and ([d.id for d in stored.validation_definitions[:1]] == [definition.id])
+        and len(kept) == len(actions)
     ):
         return stored
     return context.checkpoints.add_or_update(wanted)

@@ -1,11 +1,12 @@
 """validate: check the gathered data with the Great Expectations suite of the `gx/` project.
 
 The suite is written from params (nlpflow.gx_project keeps it in `gx/`) and run through the
-project's Checkpoint; results and the Data Docs site of the run go to the output folder. Each
-check has a policy: `fail` stops the run (DataValidationError naming the check with a few
-offending rows); `quarantine` moves the offending rows to the quarantine folder with a reason
-per row, validates the rest again, and goes on. The gathered input is never changed: the rows
-that pass are written to a separate folder, which preprocess reads.
+project's Checkpoint; the GX results, `summary.json` and `report.html` (one self-contained page
+to read, nlpflow.validation_report) go to the output folder. Each check has a policy: `fail`
+stops the run (DataValidationError naming the check with a few offending rows); `quarantine`
+moves the offending rows to the quarantine folder with a reason per row, validates the rest
+again, and goes on. The gathered input is never changed: the rows that pass are written to a
+separate folder, which preprocess reads.
 
 Drift: label shares and the token-length histogram are compared with the profile of the last
 accepted snapshot (saved after each run that passes), by total variation distance.
@@ -16,6 +17,7 @@ accepted snapshot (saved after each run that passes), by total variation distanc
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from nlpflow.params import DataParams, ValidateParams
 from nlpflow.text import normalize_text
 
 ROW_ID = "row_id"
+REPORT_HTML = "report.html"
 LENGTH_BIN = "length_bin"
 
 
@@ -40,22 +43,28 @@ class CheckResult(BaseModel):
     policy: str = "fail"
     success: bool
     unexpected_count: int = 0
+    unexpected_percent: float | None = None  # GX's: of the non-null values checked
+    by_split: dict[str, int] = {}  # offending rows per split
     observed: Any = None
+    details: dict[str, Any] = {}  # e.g. a drift check's shares and their change
     examples: list[dict[str, Any]] = []
 
 
 class ValidationReport(BaseModel):
     success: bool
-    rows: dict[str, int]  # rows that passed, per split
-    label_counts: dict[str, dict[str, int]] = {}  # split -> label -> rows that passed
+    rows: dict[str, int]  # rows after quarantine (what goes on if the checks pass), per split
+    rows_gathered: dict[str, int] = {}  # rows read, per split, before any quarantine
+    label_counts: dict[str, dict[str, int]] = {}  # split -> label -> rows after quarantine
     allowed_labels: list[str]
     checks: list[CheckResult]
     quarantined: dict[str, int] = {}  # rows moved to quarantine, per check id
+    quarantined_rows: int = 0  # distinct rows moved (a row can break several checks)
     quarantine_file: str
     reference: dict[str, Any] | None = None  # the accepted profile drift was measured against
     suite_updated: bool = False  # the gx/ suite file was rewritten from params in this run
     seconds: float = 0.0
-    data_docs: str
+    # The page to open first: self-contained HTML, readable offline and in MLflow's viewer
+    report_html: str
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -65,7 +74,7 @@ class ValidationReport(BaseModel):
 @dataclass(frozen=True)
 class Check:
     id: str  # stable key, as in validate.policy
-    name: str  # plain-language description, shown in reports and Data Docs
+    name: str  # plain-language description, shown in reports and in the GX results
     expectation: Any
 
 
@@ -267,6 +276,11 @@ def _label_counts(split: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in counts.items()}
 
 
+def _by_split(split_of: pd.Series, rows: list[int]) -> dict[str, int]:
+    counts = split_of.loc[rows].value_counts()
+    return {str(s): int(counts[s]) for s in SPLITS if s in counts}
+
+
 def _plain(value: Any) -> Any:
     """numpy scalars as Python numbers, so reports serialise as numbers, not strings."""
     return value.item() if hasattr(value, "item") else value
@@ -284,15 +298,21 @@ def _check_results(
     named = {c.id: c.name for c in checks} | {
         "label_in_set": f"labels are in the allowed set {allowed}"
     }
+    split_of = frame.set_index(ROW_ID)["split"]
     out = []
     for key, res in results.items():
         detail = res.result or {}
+        percent = detail.get("unexpected_percent")
+        details = detail.get("details")
         out.append(CheckResult(
             id=key, check=named.get(key, res.expectation_config.description or key),
             expectation=res.expectation_config.type,
             policy=params.action(key) if key in named else "fail",
             success=bool(res.success), unexpected_count=int(detail.get("unexpected_count") or 0),
+            unexpected_percent=None if percent is None else float(percent),
+            by_split=_by_split(split_of, _offending(res)),
             observed=_plain(detail.get("observed_value")),
+            details=details if isinstance(details, dict) else {},
             examples=[] if res.success else _examples(frame, res, params.show_examples),
         ))  # fmt: skip
     order = {c.id: i for i, c in enumerate(checks)}
@@ -311,14 +331,16 @@ def validate(
     reference: Path | None = None,
 ) -> ValidationReport:
     """Validate `src/*.parquet` with the suite of the GX project in `gx_dir` (default: a
-    project of its own under `dst/gx`); write `dst/summary.json`, the run's results and Data
-    Docs under `dst`. Rows that pass go to `accepted/` (when given), quarantined rows to
-    `quarantine/` (default `dst/quarantine`). `reference` is the accepted-snapshot profile:
-    drift is measured against it, and it is replaced after a run that passes."""
+    project of its own under `dst/gx`); write `dst/report.html`, `dst/summary.json` and the
+    run's GX results under `dst`, whether the data passes or not. Rows that pass go to
+    `accepted/` (when given), quarantined rows to `quarantine/` (default `dst/quarantine`).
+    `reference` is the accepted-snapshot profile: drift is measured against it, and it is
+    replaced after a run that passes."""
     from nlpflow.gx_project import checkpoint, open_project, sync_suite
 
     start = time.perf_counter()
     splits = load_splits(src)
+    gathered = {s: len(splits[s]) for s in SPLITS}
     frame = build_frame(splits)
     allowed = (
         list(data.labels) if data.labels else sorted(splits["train"]["label"].dropna().unique())
@@ -348,15 +370,14 @@ def validate(
     checks_out = _check_results(checks, results, frame, params=params, allowed=allowed)
     report = ValidationReport(
         success=all(c.success for c in checks_out), rows={s: len(splits[s]) for s in SPLITS},
+        rows_gathered=gathered, quarantined_rows=len(moved),
         label_counts={s: _label_counts(splits[s]) for s in SPLITS},
         allowed_labels=allowed, checks=checks_out, quarantined=quarantined,
         quarantine_file=str(quarantine_file), reference=ref,
         suite_updated=updated, seconds=round(time.perf_counter() - start, 3),
-        data_docs=str(dst / "data_docs" / "index.html"),
+        report_html=str(dst / REPORT_HTML),
     )  # fmt: skip
-    (dst / "summary.json").write_text(
-        json.dumps(report.model_dump(mode="json"), indent=2, default=str)
-    )
+    _save_reports(report, dst, source=load_source(src, data))
     if not report.success:
         raise DataValidationError(format_failures(report))
     if accepted is not None:
@@ -367,6 +388,28 @@ def validate(
         reference.parent.mkdir(parents=True, exist_ok=True)
         reference.write_text(json.dumps(compute_profile(frame), indent=2))
     return report
+
+
+def load_source(src: Path, data: DataParams) -> dict[str, Any]:
+    """What data this is: the source param, and the gather manifest's digest when there is one."""
+    info: dict[str, Any] = {"source": data.source}
+    manifest = src / "manifest.json"
+    if manifest.is_file():
+        gathered = json.loads(manifest.read_text(encoding="utf-8"))
+        info |= {k: gathered[k] for k in ("source", "source_sha256", "format") if gathered.get(k)}
+    return info
+
+
+def _save_reports(report: ValidationReport, dst: Path, *, source: dict[str, Any]) -> None:
+    from nlpflow.validation_report import save_report
+
+    # GX Data Docs are no longer built (nlpflow.gx_project says why); a site an older nlpflow
+    # left here would still be logged to MLflow beside this run's report, showing another run.
+    shutil.rmtree(dst / "data_docs", ignore_errors=True)
+    (dst / "summary.json").write_text(
+        json.dumps(report.model_dump(mode="json"), indent=2, default=str)
+    )
+    save_report(report, Path(report.report_html), source=source)
 
 
 def format_failures(report: ValidationReport) -> str:
@@ -385,7 +428,7 @@ def format_failures(report: ValidationReport) -> str:
     if report.quarantined:
         lines.append(f"  Quarantined first: {report.quarantined} (see {report.quarantine_file}).")
     lines.append(
-        f"  Full report: {report.data_docs}. Fix the data, or the validate.* params "
+        f"  Full report: {report.report_html}. Fix the data, or the validate.* params "
         "(validate.policy.<check id>: quarantine moves offending rows aside instead)."
     )
     return "\n".join(lines)

@@ -205,7 +205,7 @@ def failed_outcome(outcome: Callable[[str], Outcome], case: str) -> Outcome:
         in result.error
     )
     assert result.error.endswith(
-        f"Full report: {result.dst / 'data_docs' / 'index.html'}. Fix the data, or the "
+        f"Full report: {result.dst / 'report.html'}. Fix the data, or the "
         "validate.* params (validate.policy.<check id>: quarantine moves offending rows aside "
         "instead)."
     )
@@ -228,10 +228,10 @@ def test_clean_data_passes(outcome: Callable[[str], Outcome]) -> None:
     assert result.summary["success"] is True
     assert [c["success"] for c in result.summary["checks"]] == [True] * len(CHECK_NAMES)
     assert all(c["examples"] == [] for c in result.summary["checks"])
-    index = result.dst / "data_docs" / "index.html"
-    assert index.is_file()
-    assert "<html" in index.read_text(encoding="utf-8").lower()
-    assert result.summary["data_docs"] == str(index)
+    page = result.dst / "report.html"  # tests/data/test_validation_report.py reads it
+    assert "PASSED" in page.read_text(encoding="utf-8")
+    assert result.summary["report_html"] == str(page)
+    assert not (result.dst / "data_docs").exists()  # GX Data Docs need a CDN: not built
 
 
 def test_clean_run_reports_exactly_the_suites_checks(

@@ -1,5 +1,5 @@
 """validate beyond single checks: the file-backed GX project, quarantine, drift, script, custom
-expectations in Data Docs. Everything runs real GX checkpoints on Parquet files in tmp dirs."""
+expectations in the report. Everything runs real GX checkpoints on Parquet files in tmp dirs."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_project_is_file_backed_and_the_suite_changes_only_with_params(
     suite = json.loads((gx / SUITE).read_text())
     lengths = [e for e in suite["expectations"] if e["meta"].get("nlpflow_check") == "text_length"]
     assert lengths[0]["kwargs"]["max_value"] == 4000
-    # per-run output stays out of the project: results and Data Docs are in the report folder
+    # per-run output stays out of the project: results and report.html are in the report folder
     assert not (gx / "uncommitted").exists()
     assert list((tmp_path / "report" / "results").rglob("*.json"))
 
@@ -92,14 +92,17 @@ def test_a_users_own_expectation_is_kept_and_enforced(tmp_path: Path) -> None:
         _run(tmp_path / "again")  # ...the copied suite enforces it
 
 
-def test_custom_expectations_appear_in_data_docs(tmp_path: Path) -> None:
+def test_custom_expectations_appear_in_the_report(tmp_path: Path) -> None:
     _run(tmp_path, clean_rows())
-    pages = list((tmp_path / "report" / "data_docs" / "validations").rglob("*.html"))
-    assert len(pages) == 1  # this run's result only
-    page = pages[0].read_text()
+    results = list((tmp_path / "report" / "results").rglob("*.json"))
+    assert len(results) == 1  # this run's result only
+    page = (tmp_path / "report" / "report.html").read_text().replace("<wbr>", "")
     for text in ("at most 0.10% of texts hold U+FFFD or control characters",
+                 "expect_column_values_to_have_no_encoding_damage",
                  "at least 99% of texts are mostly Latin script",
-                 "label shares within 0.1 TVD of the accepted snapshot"):  # fmt: skip
+                 "expect_column_values_to_be_mostly_in_script",
+                 "label shares within 0.1 TVD of the accepted snapshot",
+                 "expect_column_distribution_to_stay_near"):  # fmt: skip
         assert text in page
 
 
