@@ -102,7 +102,9 @@ def _stage_task(stage: Stage) -> Task[..., Any]:
         started = time.perf_counter()
         report = run_stage(stage.name, ctx)
         seconds = time.perf_counter() - started
-        create_markdown_artifact(report_markdown(stage.name, report), key=f"nlpflow-{stage.name}")
+        # Prefect artifact keys allow lowercase letters, digits and dashes only (train_params)
+        key = f"nlpflow-{stage.name.replace('_', '-')}"
+        create_markdown_artifact(report_markdown(stage.name, report), key=key)
         outputs = hash_outputs(stage, ctx.root)
         return StageResult(report, outputs, run_id, stage_key(stage, ctx), seconds)
 
