@@ -71,10 +71,23 @@ def stage(name: Annotated[str, typer.Argument(help="|".join(STAGE_NAMES))],
 
     tracked = get_stage(name).tracked  # unknown names fail before anything is opened
     settings, loaded = _load(set_, config)
+    show_library_lines()
     report = run_cli_stage(name, make_context(settings.root, loaded, settings, tracked=tracked))
     from rich.markup import escape
 
     out.print(f"[green]✓[/green] {name}: {escape(_summary(report))}", highlight=False)
+
+
+def show_library_lines() -> None:
+    """The library's INFO lines (training progress: nlpflow.progress) on stderr. The library
+    adds no handler, and `nlpflow stage` (what dvc repro runs) has no Prefect to show them."""
+    logger = logging.getLogger("nlpflow")
+    if logger.level == logging.NOTSET:  # below the root's WARNING, INFO would be dropped
+        logger.setLevel(logging.INFO)
+    if not logger.hasHandlers():  # one that shows them already (the root's) would duplicate
+        handler = logging.StreamHandler()  # stderr: stdout holds the stage's result line
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
 
 
 def _summary(report: Any) -> str:

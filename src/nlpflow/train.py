@@ -2,6 +2,8 @@
 
 Early stopping watches the validation split. Each epoch is reported through `on_epoch`, so the
 caller (the CLI stage runner or a Prefect task) can log it; this module never imports a tracker.
+People watching see progress from each family through nlpflow.progress: a bar on a terminal,
+else lines on the `nlpflow.train` logger.
 
     nlpflow stage train
 """
@@ -12,6 +14,7 @@ import csv
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel
@@ -121,10 +124,7 @@ def train(
     # checkpoints of this exact training (data, params, code): a rerun after a crash resumes
     workdir = checkpoints / training_key(src, params, labels) if checkpoints is not None else None
     if distributed.wanted(params):
-        model = distributed.launch(
-            train_xy, val_xy, labels=labels, params=params,
-            workdir=workdir or Path(tempfile.mkdtemp(prefix="nlpflow-ddp-")),
-        )  # fmt: skip
+        model = _launch(train_xy, val_xy, labels=labels, params=params, workdir=workdir)
         if model is None:  # a node other than 0: its processes trained, node 0 writes
             return TrainReport(family=params.family, labels=labels, epochs=0,
                                seconds=round(time.perf_counter() - start, 2), history=[])  # fmt: skip
@@ -155,6 +155,29 @@ def train(
         family=params.family, labels=labels, epochs=len(history), seconds=round(seconds, 2),
         history=history, augmented_rows=augmented_rows, resumed_from=resumed_from, perf=perf, device=device,
     )  # fmt: skip
+
+
+def _launch(
+    train_xy: tuple[list[str], list[str]],
+    validation: tuple[list[str], list[str]],
+    *,
+    labels: list[str],
+    params: TrainParams,
+    workdir: Path | None,
+) -> Any:
+    """Rank 0's TransformerClassifier (None on nodes other than 0). torchrun's processes
+    train with their output captured, so the start and the end are told from here."""
+    from nlpflow.progress import TrainingProgress
+
+    progress, d = TrainingProgress(params.family), params.distributed
+    where = f"{d.nproc_per_node} processes on node {d.node_rank} of {d.nnodes} (torchrun)"
+    progress.begin(examples=len(train_xy[0]), device=where)
+    model = distributed.launch(
+        train_xy, validation, labels=labels, params=params,
+        workdir=workdir or Path(tempfile.mkdtemp(prefix="nlpflow-ddp-")),
+    )  # fmt: skip
+    progress.finish(getattr(model, "history", None))
+    return model
 
 
 def train_baseline(

@@ -8,6 +8,7 @@ are saved beside the head, so a reloaded model needs neither the hub nor the ins
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 
 from nlpflow.models import EpochCallback, load_manifest, save_manifest
 from nlpflow.params import TrainParams
+from nlpflow.progress import TrainingProgress, log
 
 FAMILY = "transformer_frozen"
 ENCODER_DIR = "encoder"
@@ -121,16 +123,25 @@ def fit_frozen(
     from nlpflow.models.transformer import _load_pretrained, pick_device, quiet_transformers
 
     frozen = params.frozen
+    progress = TrainingProgress(FAMILY)
     # The sequence-classification wrapper's new head is discarded: only its encoder is used.
     with quiet_transformers():  # the classification head it reports as new is never used
         wrapper, tokenizer = _load_pretrained(params.pretrained, labels, params.seed)
-    encoder = wrapper.base_model.to(pick_device(params.device))
+    device = pick_device(params.device)
+    encoder = wrapper.base_model.to(device)
+    progress.begin(examples=len(train[0]), device=device)
     model = FrozenEncoderClassifier(
         encoder, tokenizer, None, labels, pooling=frozen.pooling, max_length=params.max_length,
         batch_size=frozen.batch_size,
     )  # fmt: skip
+    started = time.perf_counter()
     x_train = model.embed(train[0]).astype(np.float64)
     x_val = model.embed(validation[0]).astype(np.float64)
+    # the encoder pass is the long part (minutes on a CPU): say how fast it went
+    texts, seconds = len(train[0]) + len(validation[0]), time.perf_counter() - started
+    rate = texts / max(seconds, 1e-9)
+    log.info(f"encoded {texts} texts in {seconds:.1f} s ({rate:.0f} texts/s)",
+             extra={"nlpflow_progress": "encoded"})  # fmt: skip
     # Standardised features let one C suit every encoder, whose hidden-state scales differ
     # by orders of magnitude; unscaled MiniLM features also need many more solver iterations.
     head = make_pipeline(
@@ -142,7 +153,10 @@ def fit_frozen(
         encoder.cpu(), tokenizer, head, labels, pooling=frozen.pooling,
         max_length=params.max_length, batch_size=frozen.batch_size,
     )  # fmt: skip
-    if on_epoch is not None:  # one "epoch": the closed-form fit of the head
-        splits = {"train": (x_train, train[1]), "val": (x_val, validation[1])}
-        on_epoch(1, score_fit(head.predict, splits, labels))
+    # one "epoch": the closed-form fit of the head
+    splits = {"train": (x_train, train[1]), "val": (x_val, validation[1])}
+    scores = score_fit(head.predict, splits, labels)
+    progress.finish([{"epoch": 1.0, **scores}])
+    if on_epoch is not None:
+        on_epoch(1, scores)
     return model

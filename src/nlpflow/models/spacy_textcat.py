@@ -17,6 +17,7 @@ import numpy as np
 
 from nlpflow.models import EpochCallback, load_manifest, save_manifest
 from nlpflow.params import SpacyTextcatParams
+from nlpflow.progress import TrainingProgress
 
 FAMILY = "spacy_textcat"
 PIPELINE_DIR = "spacy"
@@ -135,6 +136,7 @@ def fit_spacy_textcat(
     from spacy.util import registry
     from thinc.api import fix_random_seed
 
+    progress = TrainingProgress(FAMILY)
     fix_random_seed(seed)
     steps = math.ceil(len(train[0]) / params.batch_size)
     config = build_config(params, seed=seed, steps_per_epoch=steps)
@@ -144,15 +146,34 @@ def fit_spacy_textcat(
     training = nlp.config.interpolate()["training"]
     batcher = registry.resolve({"batcher": training["batcher"]})["batcher"]
     model = SpacyTextcatClassifier(nlp, labels)
-    textcat: Any = nlp.get_pipe("textcat")  # typed as a bare callable by spaCy
     rng = random.Random(seed)
+    with progress:
+        progress.begin(examples=len(train_examples), epochs=params.epochs,
+                       steps=params.epochs * steps, device="cpu")  # fmt: skip
+        history = _train_epochs(nlp, model, optimizer, batcher, train_examples, validation,
+                                params=params, dropout=training["dropout"], rng=rng,
+                                progress=progress, on_epoch=on_epoch)  # fmt: skip
+    progress.finish(history)
+    return model
+
+
+def _train_epochs(
+    nlp: Any, model: SpacyTextcatClassifier, optimizer: Any, batcher: Any, train_examples: list[Any],
+    validation: tuple[list[str], list[str]], *, params: SpacyTextcatParams, dropout: float,
+    rng: random.Random, progress: TrainingProgress, on_epoch: EpochCallback | None,
+) -> list[dict[str, float]]:  # fmt: skip
+    """Epochs until `params.epochs` or early stopping; leaves the best epoch's weights in
+    `nlp` and returns every epoch's scores."""
+    textcat: Any = nlp.get_pipe("textcat")  # typed as a bare callable by spaCy
+    steps = math.ceil(len(train_examples) / params.batch_size)
     best: tuple[float, bytes] | None = None
-    stale = 0
+    stale, history = 0, list[dict[str, float]]()
     for epoch in range(1, params.epochs + 1):
         rng.shuffle(train_examples)
         losses: dict[str, float] = {}
-        for batch in batcher(train_examples):
-            nlp.update(batch, drop=training["dropout"], sgd=optimizer, losses=losses)
+        for i, batch in enumerate(batcher(train_examples), start=1):
+            nlp.update(batch, drop=dropout, sgd=optimizer, losses=losses)
+            progress.step((epoch - 1) * steps + i, loss=losses.get("textcat", 0.0) / i)
         scores = {"train_loss": losses.get("textcat", 0.0) / steps}
         # Evaluate and keep the averaged weights, as spaCy's own loop does.
         with nlp.use_params(optimizer.averages):
@@ -163,10 +184,12 @@ def fit_spacy_textcat(
                 best, stale = (score, textcat.to_bytes()), 0
             else:
                 stale += 1
+        history.append({"epoch": float(epoch), **scores})
+        progress.epoch_end(epoch, scores)
         if on_epoch is not None:
             on_epoch(epoch, scores)
         if stale >= params.patience:
             break
     assert best is not None  # epochs >= 1
     textcat.from_bytes(best[1])
-    return model
+    return history

@@ -18,6 +18,7 @@ from nlpflow.errors import ModelError
 from nlpflow.metrics import compute_metrics
 from nlpflow.models import EpochCallback, load_manifest, save_manifest
 from nlpflow.params import SvmParams, TfidfParams
+from nlpflow.progress import TrainingProgress
 
 FAMILY = "tfidf_logreg"
 SVM_FAMILY = "tfidf_linear_svm"
@@ -88,9 +89,15 @@ def _fit_pipeline(
         sublinear_tf=params.sublinear_tf,
     )
     pipeline = Pipeline([("tfidf", vectorizer), ("clf", classifier)])
+    progress = TrainingProgress(family)
+    progress.begin(examples=len(train[0]))
     pipeline.fit(*train)
-    if on_epoch is not None:  # one "epoch": the closed-form fit
-        on_epoch(1, score_fit(pipeline.predict, {"train": train, "val": validation}, labels))
+    # one "epoch": the closed-form fit; the train split is scored only for on_epoch's caller
+    splits = {"train": train, "val": validation} if on_epoch else {"val": validation}
+    scores = score_fit(pipeline.predict, splits, labels)
+    progress.finish([{"epoch": 1.0, **scores}])
+    if on_epoch is not None:
+        on_epoch(1, scores)
     return TfidfClassifier(pipeline, labels, family)
 
 

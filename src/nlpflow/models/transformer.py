@@ -12,6 +12,8 @@ bf16 matmuls on CPUs without AMX are two orders of magnitude slower.
 from __future__ import annotations
 
 import importlib
+import math
+import os
 import shutil
 import tempfile
 import time
@@ -34,6 +36,7 @@ from nlpflow.perf import (
     peak_memory_mb,
     training_flops_per_token,
 )
+from nlpflow.progress import TrainingProgress
 
 FAMILY = "transformer"
 HF_DIR = "hf"
@@ -201,6 +204,8 @@ def fit_transformer(
     from transformers.trainer_utils import get_last_checkpoint
 
     set_cpu_threads(params.cpu_threads)
+    # only the first process of a torchrun speaks: the others train the same steps
+    progress = TrainingProgress(FAMILY, enabled=os.environ.get("RANK", "0") == "0")
     with quiet_transformers():  # a new head's "MISSING classifier weights" is expected here
         model, tokenizer = _load_pretrained(params.pretrained, labels, params.seed, params.dropout)
     freeze_encoder(model, params.trainable_layers)
@@ -214,16 +219,19 @@ def fit_transformer(
     temporary = workdir is None
     folder = Path(tempfile.mkdtemp(prefix="nlpflow-train-")) if workdir is None else workdir
     reporter = _Reporter(on_epoch, on_step)
+    shown = _ShowProgress(progress, examples=len(train_ds), device=pick_device(params.device))
     extra = [EarlyStoppingCallback(params.early_stopping_patience)] if with_validation else []
     try:
         trainer = _build_trainer(
             model, params, folder, train_ds=train_ds, val_ds=val_ds if with_validation else None,
             collator=DataCollatorWithPadding(tokenizer), labels=labels,
-            callbacks=[*extra, reporter, _SaveAtEpochEnd(), *callbacks],
+            # progress before the reporter: an epoch's line is shown even when on_epoch raises
+            callbacks=[*extra, shown, reporter, _SaveAtEpochEnd(), *callbacks],
         )  # fmt: skip
-        trainer.remove_callback(PrinterCallback)  # progress goes through on_epoch / on_step
+        trainer.remove_callback(PrinterCallback)  # progress goes through nlpflow.progress
         last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
         resume = last if params.checkpoints.resume == "auto" else None
+        shown.checkpoint = Path(resume).name if resume else None
         device = pick_device(params.device)
         peak_flops = measure_matmul_flops(device)  # the same device, now: the MFU reference
         with quiet_transformers():  # it warns that early stopping won't load the best model:
@@ -236,10 +244,12 @@ def fit_transformer(
             examples_per_step=params.batch_size * params.grad_accum * trainer.args.world_size,
         ) | {"peak_memory_mb": peak_memory_mb(device)}  # fmt: skip
     finally:
+        progress.close()
         if temporary:
             shutil.rmtree(folder, ignore_errors=True)
     classifier = TransformerClassifier(best.cpu(), tokenizer, labels, params.max_length)
     classifier.history = history_from_log(trainer.state.log_history)
+    progress.finish(classifier.history)
     classifier.resumed_from = Path(resume).name if resume else None
     classifier.perf, classifier.device = perf, device_facts(device)
     return classifier
@@ -460,6 +470,48 @@ class _SaveAtEpochEnd(TrainerCallback):
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
         control.should_save = True
         return control
+
+
+class _ShowProgress(TrainerCallback):
+    """The Trainer's events to a TrainingProgress: a bar or log lines for people watching."""
+
+    def __init__(self, progress: TrainingProgress, *, examples: int, device: str) -> None:
+        self.progress, self.examples, self.device = progress, examples, device
+        self.checkpoint: str | None = None  # the checkpoint this training resumes from
+        self.loss: float | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        # the state is restored by now: a resumed run's global step is the checkpoint's
+        where = f"{args.world_size} × {self.device}" if args.world_size > 1 else self.device
+        resumed = (self.checkpoint, state.global_step) if self.checkpoint else None
+        self.progress.begin(
+            examples=self.examples, epochs=math.ceil(state.num_train_epochs),
+            steps=state.max_steps, device=where, resumed=resumed,
+        )  # fmt: skip
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+        if logs and "loss" in logs:  # every log_every_steps; the step's own loss is not kept
+            self.loss = float(logs["loss"])
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.progress.step(state.global_step, loss=self.loss)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.progress.idle()  # writing a checkpoint is not training speed
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if args.eval_strategy == "no":  # no evaluation to wait for: the epoch is complete
+            self._epoch(state)
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
+    ) -> None:
+        self._epoch(state)
+
+    def _epoch(self, state: Any) -> None:
+        epoch = round(state.epoch or 0)
+        row = next((r for r in history_from_log(state.log_history) if r["epoch"] == epoch), {})
+        self.progress.epoch_end(epoch, row)
 
 
 class _Reporter(TrainerCallback):
