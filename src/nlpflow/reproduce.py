@@ -2,16 +2,18 @@
 
     nlpflow reproduce RUN_ID [--tolerance 0] [--keep] [--allow-dirty] [--remote URL] [--json]
 
-1. read the run: tags git.commit / git.dirty / reproduce.dvc_remote, artifacts
+1. read the run: tags git.commit / reproduce.code_dirty (else git.dirty) / reproduce.dvc_remote,
+   artifacts
    reproduce/params.yaml, reproduce/dvc.lock (nlpflow.remote.record_for_reproduction) and
-   evaluation/metrics.json (the evaluate stage);
+   evaluation/metrics.json (the evaluate stage). Flow runs, `dvc repro` and `dvc exp run` record
+   these alike (a DVC experiment's commit is its baseline, its `-S` params in params.yaml);
 2. `git worktree add` at the commit (a temporary folder), params.yaml and dvc.lock written there;
 3. `dvc pull` of the gather stage's output, the data snapshot, from the run's DVC remote into the
    worktree's own, empty cache (so the data provably comes from the remote);
 4. `dvc repro --force --downstream validate`: every stage after gather runs again on that
    snapshot. Not gather: its source may be outside git, gone, or changed (a table, a URL). The
    stages run the commit's code (PYTHONPATH), tracked in a temporary MLflow store, so nothing is
-   registered in the user's registry;
+   registered in the user's registry, and their outputs are pushed to a throw-away remote;
 5. reports/metrics.json against the original's, metric by metric; the worktree is removed.
 """
 
@@ -33,6 +35,7 @@ from pydantic import BaseModel
 
 from nlpflow.errors import NlpflowError
 from nlpflow.remote import (
+    CODE_DIRTY_TAG,
     LOCK_ARTIFACT,
     METRICS_ARTIFACT,
     PARAMS_ARTIFACT,
@@ -113,15 +116,22 @@ def load_record(tracker: Tracker, run_id: str) -> RunRecord:
         params = _artifact(tracker, run_id, PARAMS_ARTIFACT, Path(tmp))
         metrics = _artifact(tracker, run_id, METRICS_ARTIFACT, Path(tmp))
         lock = _artifact(tracker, run_id, LOCK_ARTIFACT, Path(tmp))
-    if params is None or metrics is None:
-        missing = PARAMS_ARTIFACT if params is None else METRICS_ARTIFACT
+    if params is None:
         raise ReproductionError(
-            f"run {run_id} (status {run.info.status}) has no artifact {missing}: only a run of "
-            "nlpflow that reached evaluate and recorded its params can be reproduced."
+            f"run {run_id} (status {run.info.status}) has no artifact {PARAMS_ARTIFACT}: its "
+            "params are recorded at the end of its last stage (register), and it stopped before, "
+            "or an nlpflow that recorded none for `dvc repro` made it. Run the pipeline again "
+            "and reproduce the new run."
+        )
+    if metrics is None:
+        raise ReproductionError(
+            f"run {run_id} (status {run.info.status}) has no artifact {METRICS_ARTIFACT}: its "
+            "evaluate stage did not finish, so there are no metrics to compare a reproduction with."
         )
     url = tags.get(REMOTE_TAG)
+    dirty = tags.get(CODE_DIRTY_TAG, tags.get("git.dirty"))  # older runs: any change counts
     return RunRecord(
-        run_id=run_id, commit=commit, dirty=tags.get("git.dirty") == "true",
+        run_id=run_id, commit=commit, dirty=dirty == "true",
         remote=Remote(tags.get(REMOTE_NAME_TAG, REMOTE_NAME), url) if url else None,
         params_yaml=params, dvc_lock=lock, metrics=json.loads(metrics),
     )  # fmt: skip
@@ -154,8 +164,10 @@ def check_commit(root: Path, record: RunRecord, *, allow_dirty: bool) -> Path:
     if record.dirty and not allow_dirty:
         raise ReproductionError(
             f"run {record.run_id} was made from a working tree with uncommitted changes, so commit "
-            f"{record.commit} does not hold its exact code: --allow-dirty reproduces it with "
-            "the committed code anyway (differences may then come from those changes)."
+            f"{record.commit} does not hold its exact code (files other than params.yaml, "
+            "dvc.lock and the pipeline's outputs, which the run recorded or reproduce rebuilds): "
+            "--allow-dirty reproduces it with the committed code anyway (differences may then "
+            "come from those changes)."
         )
     return Path(top.stdout.strip())
 
@@ -293,6 +305,8 @@ def _repro(project: Path, record: RunRecord, *, tmp: Path, progress: Progress) -
         "NLPFLOW_PROJECT_DIR": str(project), "NLPFLOW_TRACKING_URI": store,
         "MLFLOW_TRACKING_URI": store, "MLFLOW_REGISTRY_URI": store,
         "NLPFLOW_ARTIFACT_ROOT": (tmp / "mlartifacts").as_uri(), "PATH": path,
+        # its last stage pushes what it rebuilt: not into the run's remote
+        "NLPFLOW_DVC_REMOTE": str(tmp / "remote"),
         # the commit's nlpflow, not the installed one (an editable install points elsewhere)
         "PYTHONPATH": os.pathsep.join(
             p for p in [str(project / "src"), os.environ.get("PYTHONPATH")] if p  # "" means cwd

@@ -4,7 +4,7 @@
 |-------------------------------|----------------------------------|--------------------------------------|
 | NLPFLOW_PROJECT_DIR           | current directory                | folder with params.yaml and dvc.yaml |
 | NLPFLOW_DATA_ROOT             | the project dir                  | relative `data.source` paths resolve here |
-| NLPFLOW_TRACKING_URI          | MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the project |
+| NLPFLOW_TRACKING_URI          | MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the project (for a queued `dvc exp run`: the project it was queued in) |
 | NLPFLOW_ARTIFACT_ROOT         | `mlartifacts/` beside the SQLite file (local stores only) |
 | NLPFLOW_REGISTERED_MODEL      | nlpflow-classifier               | registry model name                  |
 | NLPFLOW_TELEMETRY             | 0                                | 1 leaves the libraries' telemetry as they default |
@@ -84,8 +84,17 @@ class Settings(BaseSettings):
         return self.project_dir.resolve()
 
     @property
+    def home(self) -> Path:
+        """The user's project: `root`, except in a queued DVC experiment, whose stages run in a
+        temporary copy of the repository that is deleted afterwards (nlpflow.dvcexp)."""
+        from nlpflow.dvcexp import user_project
+
+        return user_project(self.root)
+
+    @property
     def resolved_tracking_uri(self) -> str:
-        return self.tracking_uri or f"sqlite:///{self.root / 'mlflow.db'}"
+        # the user's project, not a queued experiment's copy: its runs must outlive the copy
+        return self.tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property
     def resolved_artifact_root(self) -> str | None:

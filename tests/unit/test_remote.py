@@ -4,6 +4,7 @@ which remote is chosen, how it is configured, what a push puts there, and the er
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from nlpflow.remote import (
     REMOTE_NAME,
     Remote,
     RemoteError,
+    code_state_tags,
     configure_remote,
     push,
     resolve_remote,
@@ -79,6 +81,7 @@ def test_configure_writes_config_local_and_keeps_options_set_by_hand(
 ) -> None:
     configure_remote(project, Remote(REMOTE_NAME, str(tmp_path / "a")))
     assert f"url = {tmp_path / 'a'}" in _local_config(project)
+    assert _dvc(project, "remote", "default").strip() == REMOTE_NAME  # plain `dvc push` uses it
     assert "remote" not in (project / ".dvc" / "config").read_text()  # the tracked file stays
     # as MinIO's endpointurl would be (a folder remote takes no endpoint; jobs is an option of all)
     _dvc(project, "remote", "modify", "--local", REMOTE_NAME, "jobs", "3")
@@ -126,3 +129,63 @@ def test_push_to_an_unusable_remote_or_outside_dvc_fails_clearly(
     assert "Having any troubles" not in str(exc.value)
     with pytest.raises(RemoteError, match="is not a DVC project"):
         push(tmp_path, ("gather",), remote=Remote(REMOTE_NAME, str(tmp_path / "store")))
+
+
+def test_plain_dvc_push_and_pull_use_the_remote_nlpflow_pushed_to(
+    project: Path, tmp_path: Path
+) -> None:
+    (project / "dvc.yaml").write_text(DVC_YAML)
+    _dvc(project, "repro", "-q")
+    # the team's default in the tracked config; NLPFLOW_DVC_REMOTE names another for this machine
+    _dvc(project, "remote", "add", "-d", "team", str(tmp_path / "team"))
+    store = tmp_path / "mine"
+    remote = resolve_remote(project, _settings(project, str(store)))
+    push(project, ("gather",), remote=remote)
+    assert "[core]" in _local_config(project) and f"remote = {REMOTE_NAME}" in _local_config(
+        project
+    )
+    assert "remote = team" in (project / ".dvc" / "config").read_text()  # the tracked file stays
+    (project / "data" / "y.txt").write_text("new\n")
+    _dvc(project, "commit", "-f", "-q", "gather")
+    assert _dvc(project, "push").strip().splitlines()[-1] == "2 files pushed"  # no -r
+    md5 = hashlib.md5(b"new\n").hexdigest()
+    assert (store / "files" / "md5" / md5[:2] / md5[2:]).read_text() == "new\n"
+    assert not (tmp_path / "team").exists()
+    # a fresh cache and workspace get everything back from it with a plain pull
+    shutil.rmtree(project / ".dvc" / "cache")
+    shutil.rmtree(project / "data")
+    _dvc(project, "pull")
+    assert (project / "data" / "y.txt").read_text() == "new\n"
+    assert (project / "data" / "x.txt").read_text() == "snapshot\n"
+    # without the setting nlpflow now finds the same remote as DVC's default
+    assert resolve_remote(project, _settings(project)) == remote
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def test_code_is_dirty_only_beyond_params_lock_and_pipeline_outputs(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "src").mkdir(parents=True)
+    (root / "reports").mkdir()
+    (root / "dvc.yaml").write_text(
+        "stages:\n  evaluate:\n    cmd: x\n    metrics:\n"
+        "      - reports/metrics.json:\n          cache: false\n"
+    )
+    files = ["params.yaml", "dvc.lock", "reports/metrics.json", "src/code.py"]
+    for rel in files:
+        (root / rel).write_text("v1\n")
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "v1")
+    assert code_state_tags(root) == {"reproduce.code_dirty": "false"}
+    for rel in files[:3]:  # what `dvc exp run -S` and the run itself change
+        (root / rel).write_text("v2\n")
+    (root / "src" / "untracked.py").write_text("x\n")
+    assert code_state_tags(root) == {"reproduce.code_dirty": "false"}
+    (root / "src" / "code.py").write_text("v2\n")
+    assert code_state_tags(root) == {"reproduce.code_dirty": "true"}
+    outside = tmp_path / "no-git"
+    outside.mkdir()
+    assert code_state_tags(outside) == {}
