@@ -63,8 +63,8 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:now
 .card{border:1px solid var(--line);border-left:4px solid var(--bad);border-radius:6px;
 padding:10px 14px;margin:12px 0}
 footer{margin-top:28px;font-size:12px}
-@media (max-width:640px){body{padding:10px}th,td{padding:4px 6px}.wide{display:none}
-dl{grid-template-columns:1fr}dd{margin-bottom:6px}}
+@media (max-width:640px){body{padding:10px}th,td{padding:4px 6px}.wide{display:none}}
+@media (max-width:420px){dl{grid-template-columns:1fr}dd{margin-bottom:6px}}
 """
 
 
