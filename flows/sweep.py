@@ -29,6 +29,7 @@ from nlpflow.sweep import (
     new_study_name,
     open_study,
 )
+from tasks.labels import show_library_progress
 from tasks.stages import end_tracking, wants_gpu
 from tasks.sweep import (
     PREPARE,
@@ -47,6 +48,7 @@ def sweep_flow(
     project_dir: str | None = None,
     configs: list[str] | None = None,
 ) -> dict[str, Any]:
+    show_library_progress()
     settings = load_settings()
     if project_dir:  # a deployment names its project; relative data paths resolve against it
         settings = settings.model_copy(update={"project_dir": Path(project_dir)})

@@ -37,7 +37,7 @@ from nlpflow.settings import load_settings
 from nlpflow.sources import dvc_can_track
 from nlpflow.stages import GATHERED, STAGE_NAMES, StageContext
 from tasks.artifacts import publish_run_links
-from tasks.labels import flow_run_name, tag_flow_run
+from tasks.labels import flow_run_name, show_library_progress, tag_flow_run
 from tasks.remote import push_to_remote, record_reproduction
 from tasks.stages import (
     StageResult,
@@ -59,6 +59,7 @@ def training_flow(
     configs: list[str] | None = None,
     force: bool = False,
 ) -> State[dict[str, Any]]:
+    show_library_progress()
     settings = load_settings()
     if project_dir:  # a deployment names its project; relative data paths resolve against it
         settings = settings.model_copy(update={"project_dir": Path(project_dir)})

@@ -6,6 +6,7 @@ MLflow run's), its tags say which project, family and data, and links lead to th
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from nlpflow.errors import NlpflowError
@@ -47,3 +48,12 @@ def tag_flow_run(root: Path, params: Params) -> None:
         current = client.read_flow_run(flow_run.id)
         tags = list(dict.fromkeys([*current.tags, *run_tags(root, params)]))
         client.update_flow_run(flow_run.id, tags=tags)
+
+
+def show_library_progress() -> None:
+    """nlpflow's INFO lines (training progress) reach the flow run's log: Prefect attaches its
+    handler to the `nlpflow` logger (PREFECT_LOGGING_EXTRA_LOGGERS) but leaves its level to
+    the root's WARNING."""
+    library = logging.getLogger("nlpflow")
+    if library.level == logging.NOTSET:
+        library.setLevel(logging.INFO)

@@ -224,7 +224,6 @@ def _print_summary(result: dict[str, Any], settings: Any) -> None:
         out.print(f"  champion stays {f'version {champion}' if champion else 'unset'}")
     out.print(f"  gate: {reg['reasons']}")
     out.print("  model card: reports/model_card.md")
-    out.print(f"  MLflow run {result['run_id']}")
     if result["cached"]:
         out.print(f"  reused from cache: {', '.join(result['cached'])}")
     if not result["dvc_lock_updated"]:

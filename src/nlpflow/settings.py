@@ -136,6 +136,10 @@ def apply_prefect_home(root: Path) -> Path | None:
     if "PREFECT_HOME" in os.environ or "PREFECT_API_URL" in os.environ or profile_api_url():
         return None
     home = root / PREFECT_HOME_DIR
+    try:  # Prefect makes the home itself, but not its parents (.nlpflow in a fresh clone)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return None  # a read-only project: Prefect's default home still works
     os.environ["PREFECT_HOME"] = str(home)
     return home
 
