@@ -217,6 +217,40 @@ def test_the_registered_pyfunc_is_code_not_a_pickle_and_predicts_as_evaluate(
     assert row["label"] in evaluated["label"].unique() and 0 < row["score"] <= 1
 
 
+def test_the_registered_pyfunc_loads_where_nlpflow_is_not_installed(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    from nlpflow.registry import load_version_pyfunc
+    from nlpflow.settings import load_settings
+    from nlpflow.tracking import Tracker
+
+    root, register = project["root"], project["register"]
+    with project_environment(root, MODEL):
+        tracker = Tracker(load_settings())
+    texts = ["I was charged twice", "my parcel never arrived", "the app crashes on start"]
+    expected = load_version_pyfunc(tracker, MODEL, register["version"], tmp_path / "model")
+    folder = next((tmp_path / "model").rglob("MLmodel")).parent
+    script = (
+        "import importlib.util, json, sys\n"
+        "sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f)]\n"
+        "sys.path = [p for p in sys.path if p and not p.endswith('/src')]\n"
+        "assert importlib.util.find_spec('nlpflow') is None, 'nlpflow is still importable'\n"
+        "import mlflow.pyfunc, pandas as pd\n"
+        "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "labels = model.predict(pd.DataFrame({'text': json.loads(sys.argv[2])}))['label']\n"
+        "import nlpflow\n"
+        "print(json.dumps({'labels': labels.tolist(), 'nlpflow': nlpflow.__file__}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(folder), json.dumps(texts)], cwd=tmp_path,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert Path(got["nlpflow"]).is_relative_to(folder / "code")
+    assert got["labels"] == expected.predict(pd.DataFrame({"text": texts}))["label"].tolist()
+
+
 def test_a_version_pickled_before_models_from_code_still_serves(
     project: dict[str, Any], tmp_path: Path
 ) -> None:
