@@ -191,6 +191,35 @@ def _row_value(driver: Any, run_name: str, column: str) -> str:
     return str(cells[0].text).strip()
 
 
+# The part of a cell's text inside its clipping box: what is readable before the ellipsis.
+SHOWN_PART = """
+const text = arguments[0].firstChild, cell = arguments[0].closest('[role=gridcell]');
+let edge = cell.getBoundingClientRect().right;
+for (let box = arguments[0]; box && box !== cell.parentElement; box = box.parentElement) {
+  const style = getComputedStyle(box);  // the innermost clipping box decides
+  if (style.overflowX !== 'visible' || style.textOverflow === 'ellipsis')
+    edge = Math.min(edge, box.getBoundingClientRect().right - parseFloat(style.paddingRight));
+}
+const range = document.createRange();
+range.setStart(text, 0);
+let shown = 0;
+for (let i = 1; i <= text.length; i++) {
+  range.setEnd(text, i);
+  if (range.getBoundingClientRect().right > edge) break;
+  shown = i;
+}
+return text.textContent.slice(0, shown);
+"""
+
+
+def _shown_part(driver: Any, run_name: str) -> str:
+    """How much of `run_name` its cell in the runs table shows (a long name ends in "...")."""
+    xpath = f"//*[@role='gridcell']//*[normalize-space(text())={_literal(run_name)}]"
+    cells = [e for e in driver.find_elements("xpath", xpath) if e.is_displayed()]
+    assert cells, f"{run_name!r} is in no cell of the runs table"
+    return str(driver.execute_script(SHOWN_PART, cells[0]))
+
+
 def test_runs_table_shows_run_names_and_main_metric(
     stack: Stack, page: Any, screenshots: Screenshots
 ) -> None:
@@ -202,6 +231,8 @@ def test_runs_table_shows_run_names_and_main_metric(
         close_mlflow_assistant(page)
         screenshots.save(page, "mlflow-runs-table",
                          f"MLflow: runs named for what they train, with {MAIN_METRIC}")  # fmt: skip
+        names = {run.info.run_name: _shown_part(page, run.info.run_name) for run in stack.runs}
+        assert len(set(names.values())) == len(names), f"the table cuts the names alike: {names}"
         visible(page, MAIN_METRIC)
         for run in stack.runs:
             value = _row_value(page, run.info.run_name, MAIN_METRIC)
