@@ -137,16 +137,16 @@ def log_model(
     return client.finalize_logged_model(logged.model_id, "READY")
 
 
-def tracked_test_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """metrics.json's test-set scores by the names evaluate logs them under: test/<metric>
-    and test/<main>_ci_low|high (nlpflow.evaluate.EvaluateReport.tracked_metrics)."""
-    out = {f"test/{k}": float(v) for k, v in metrics.items()
-           if isinstance(v, float) and k != "behavioural_pass_rate"}  # fmt: skip
-    ci = metrics.get("ci") or {}
-    if "low" in ci and "high" in ci:
-        out[f"test/{ci['metric']}_ci_low"] = float(ci["low"])
-        out[f"test/{ci['metric']}_ci_high"] = float(ci["high"])
-    return out
+def tracked_test_metrics(metrics: dict[str, Any], main: str) -> dict[str, float]:
+    """metrics.json's test-set scores (test/<metric> and the main metric's interval) under the
+    names evaluate logs them by: evaluate's own naming, so the two cannot drift apart."""
+    from nlpflow.evaluate import EvaluateReport
+
+    report = EvaluateReport(
+        metrics=metrics, confusion=[], labels=[], rows=0, main_metric=main,
+        ci=metrics.get("ci") or {},
+    )  # fmt: skip
+    return {k: v for k, v in report.tracked_metrics().items() if k.startswith("test/")}
 
 
 def link_metrics(
@@ -552,8 +552,8 @@ def _log_evaluated_model(
         split_dataset_name(params, "test"),
         split_digest(predictions["raw_text"].astype(str), predictions["label"].astype(str)),
     )
-    link_metrics(tracker, run_id=run_id, model_id=logged.model_id,
-                 metrics=tracked_test_metrics(metrics), dataset=test)  # fmt: skip
+    scores = tracked_test_metrics(metrics, params.evaluate.main_metric)
+    link_metrics(tracker, run_id=run_id, model_id=logged.model_id, metrics=scores, dataset=test)
     return logged
 
 
@@ -621,8 +621,10 @@ def register(
         gate_passed=decision.promote, reasons=decision.reasons,
         checks=[c.model_dump() for c in decision.checks], not_registered=skipped,
     )  # fmt: skip
-    _write_card(card, report=report, manifest=manifest, data_manifest=data_manifest,
-                metrics=metrics, evaluation=evaluation, decision=decision, params=params)  # fmt: skip
+    _write_card(
+        card, report=report, manifest=manifest, data_manifest=data_manifest, metrics=metrics,
+        evaluation=evaluation, decision=decision, params=params,
+    )  # fmt: skip
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text(json.dumps(report.model_dump(), indent=2))
     return report
