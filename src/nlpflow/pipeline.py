@@ -65,7 +65,7 @@ def run_cli_stage(name: str, ctx: StageContext) -> BaseModel:
     stage that ran last is often not register, and no run may stay RUNNING. A run left by
     another `dvc` process is never continued: two experiments never share a run.
     """
-    from nlpflow.remote import finish_dvc_run
+    from nlpflow.remote import RECORDED_BY, finish_dvc_run
     from nlpflow.tracking import clear_active_run, read_active_run, write_active_run
 
     if ctx.tracker is None:  # an untracked stage (Stage.tracked): nothing to open or close
@@ -81,7 +81,7 @@ def run_cli_stage(name: str, ctx: StageContext) -> BaseModel:
         write_active_run(ctx.root, open_run(ctx, runner="dvc"), owner)
     try:
         report = run_stage(name, ctx)
-        if name == STAGE_NAMES[-1]:  # as the flow ends: push to the DVC remote, then record
+        if name == RECORDED_BY:  # the run is reproducible: push to the DVC remote, record it
             finish_dvc_run(ctx)
     except BaseException:
         close_run(ctx, failed=True)

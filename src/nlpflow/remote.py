@@ -17,7 +17,7 @@ is unset (case 2 then finds it): `dvc remote default --unset --local` returns to
 
     from nlpflow.remote import push, resolve_remote
     push(root, ("gather", "validate"), remote=resolve_remote(root, settings))
-    finish_dvc_run(ctx)  # the last stage of `dvc repro` / `dvc exp run`: push, then record
+    finish_dvc_run(ctx)  # `dvc repro` / `dvc exp run` after evaluate: push, then record
 
 S3 needs the `s3` extra (`pip install 'nlpflow[s3]'`, which brings dvc-s3); credentials come from
 the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or `dvc remote modify --local`.
@@ -50,6 +50,9 @@ RESTORED = ("params.yaml", "dvc.lock")
 # Stages whose outputs go to the DVC remote: the accepted data snapshot, the processed rows and
 # the models (evaluate's and register's outputs are small and not cached by DVC).
 PUSHED_STAGES = ("gather", "validate", "preprocess", "train", "baseline")
+# `nlpflow stage` records its run at the end of this stage: its metrics are what reproduce
+# compares, and register, which DVC skips when evaluate's outputs did not change, adds nothing.
+RECORDED_BY = "evaluate"
 # Phrases of DVC and botocore errors that a later try may not repeat.
 TRANSIENT = ("could not connect", "connection", "timed out", "timeout", "temporarily", "503")
 
@@ -193,10 +196,10 @@ def record_for_reproduction(ctx: StageContext, *, dvc_lock: bool) -> None:
 
 
 def finish_dvc_run(ctx: StageContext) -> None:
-    """The end of a pipeline run by `nlpflow stage` (its last stage), as the flow ends its own:
-    under DVC (`dvc repro`, `dvc exp run`), which wrote dvc.lock for the stages before this one,
-    push their data and models to the remote and record the lock; run by hand, only the params
-    (no lock describes the run)."""
+    """What the flow does at its end, for a pipeline run by `nlpflow stage` (at the end of
+    RECORDED_BY): under DVC (`dvc repro`, `dvc exp run`), which wrote dvc.lock for the stages
+    before this one, push their data and models to the remote and record the lock; run by hand,
+    only the params (no lock describes the run)."""
     from nlpflow.dvcexp import dvc_root
 
     under_dvc = dvc_root() is not None and (ctx.root / "dvc.lock").is_file()

@@ -10,7 +10,7 @@
 2. `git worktree add` at the commit (a temporary folder), params.yaml and dvc.lock written there;
 3. `dvc pull` of the gather stage's output, the data snapshot, from the run's DVC remote into the
    worktree's own, empty cache (so the data provably comes from the remote);
-4. `dvc repro --force --downstream validate`: every stage after gather runs again on that
+4. `dvc repro --force --single-item` of every stage but gather: each runs again on that
    snapshot. Not gather: its source may be outside git, gone, or changed (a table, a URL). The
    stages run the commit's code (PYTHONPATH), tracked in a temporary MLflow store, so nothing is
    registered in the user's registry, and their outputs are pushed to a throw-away remote;
@@ -119,14 +119,14 @@ def load_record(tracker: Tracker, run_id: str) -> RunRecord:
     if params is None:
         raise ReproductionError(
             f"run {run_id} (status {run.info.status}) has no artifact {PARAMS_ARTIFACT}: its "
-            "params are recorded at the end of its last stage (register), and it stopped before, "
-            "or an nlpflow that recorded none for `dvc repro` made it. Run the pipeline again "
-            "and reproduce the new run."
+            "params are recorded when its evaluate stage ends, and it stopped before, or an "
+            "nlpflow that recorded none for `dvc repro` made it. Run the pipeline again and "
+            "reproduce the new run."
         )
     if metrics is None:
         raise ReproductionError(
             f"run {run_id} (status {run.info.status}) has no artifact {METRICS_ARTIFACT}: its "
-            "evaluate stage did not finish, so there are no metrics to compare a reproduction with."
+            "evaluate stage did not run or finish, so no metrics are there to compare with."
         )
     url = tags.get(REMOTE_TAG)
     dirty = tags.get(CODE_DIRTY_TAG, tags.get("git.dirty"))  # older runs: any change counts
@@ -297,6 +297,18 @@ def _prepare(
         ) from None
 
 
+def _stages_after_gather(project: Path) -> list[str]:
+    """dvc.yaml's stages but gather, in its order, which is the stage table's (nlpflow.stages).
+
+    Not `--downstream validate`: stages that read no data (train_params) are not downstream of
+    it, and their outputs, not in git, would be missing. Not `dvc freeze gather`: DVC cannot
+    freeze a stage with `${...}` in it, nor save a frozen stage whose source is gone."""
+    import yaml
+
+    stages = yaml.safe_load((project / "dvc.yaml").read_text()).get("stages", {})
+    return [name for name in stages if name != "gather"]
+
+
 def _repro(project: Path, record: RunRecord, *, tmp: Path, progress: Progress) -> dict[str, Any]:
     """`dvc repro` in the worktree: its code, a throw-away MLflow store; returns metrics.json."""
     store = f"sqlite:///{tmp / 'mlflow.db'}"
@@ -305,14 +317,16 @@ def _repro(project: Path, record: RunRecord, *, tmp: Path, progress: Progress) -
         "NLPFLOW_PROJECT_DIR": str(project), "NLPFLOW_TRACKING_URI": store,
         "MLFLOW_TRACKING_URI": store, "MLFLOW_REGISTRY_URI": store,
         "NLPFLOW_ARTIFACT_ROOT": (tmp / "mlartifacts").as_uri(), "PATH": path,
-        # its last stage pushes what it rebuilt: not into the run's remote
+        # its evaluate stage pushes what it rebuilt: not into the run's remote
         "NLPFLOW_DVC_REMOTE": str(tmp / "remote"),
         # the commit's nlpflow, not the installed one (an editable install points elsewhere)
         "PYTHONPATH": os.pathsep.join(
             p for p in [str(project / "src"), os.environ.get("PYTHONPATH")] if p  # "" means cwd
         ),
     }  # fmt: skip
-    args = ["repro", "--force"] + (["--downstream", "validate"] if record.dvc_lock else [])
+    args = ["repro", "--force"]
+    if record.dvc_lock:  # the snapshot pulled is gather's output: every other stage runs again
+        args += ["--single-item", *_stages_after_gather(project)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "dvc", *args], cwd=project, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
