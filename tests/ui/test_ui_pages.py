@@ -70,6 +70,19 @@ def visible(driver: Any, text: str, *, exact: bool = True, timeout: float = WAIT
         ) from exc
 
 
+def _wait_for(driver: Any, css: str) -> Any:
+    """The first displayed element matching `css`, waiting for it."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def found(d: Any) -> Any:
+        return next((e for e in d.find_elements("css selector", css) if e.is_displayed()), False)
+
+    try:
+        return WebDriverWait(driver, WAIT, poll_frequency=0.3).until(found)
+    except Exception as exc:
+        raise AssertionError(f"no {css} on {driver.current_url} after {WAIT}s") from exc
+
+
 def shown(driver: Any, text: str) -> bool:
     """Whether an element whose own text is `text` is displayed now (no waiting)."""
     xpath = f"//body//*[normalize-space(text())={_literal(text)}]"
@@ -310,21 +323,64 @@ def test_validation_report_renders_styled_with_no_network(
     screenshots.save(page, "validation-report",
                      "The data validation report, opened from the file with no network")  # fmt: skip
 
-    loaded = page.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
-    assert [u for u in loaded if not u.startswith(("file:", "data:"))] == []
-    style = page.execute_script(
-        """const s = e => getComputedStyle(e);
-        const rules = [...document.styleSheets].reduce((n, sheet) => n + sheet.cssRules.length, 0);
-        const th = document.querySelector('th');
-        return {rules: rules, font: s(document.body).fontFamily,
-                th: th ? s(th).backgroundColor : null,
-                external: [...document.querySelectorAll('link[href], script[src], img[src]')]
-                          .map(e => e.href || e.src)};"""
+    assert_styled_and_self_contained(page)
+
+
+def assert_styled_and_self_contained(driver: Any) -> None:
+    """The report's own stylesheet applies, and nothing was or would be fetched."""
+    loaded = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
     )
+    assert [u for u in loaded if not u.startswith(("file:", "data:", "blob:"))] == []
+    style = driver.execute_script(STYLE_FACTS)
     assert style["rules"] > 10, style
     assert "serif" not in style["font"].replace("sans-serif", ""), style  # not the UA's Times
     assert style["th"] not in (None, "rgba(0, 0, 0, 0)", "transparent"), style
     assert style["external"] == [], style
+
+
+STYLE_FACTS = """const s = e => getComputedStyle(e);
+const rules = [...document.styleSheets].reduce((n, sheet) => n + sheet.cssRules.length, 0);
+const th = document.querySelector('th');
+return {rules: rules, font: s(document.body).fontFamily,
+        th: th ? s(th).backgroundColor : null,
+        external: [...document.querySelectorAll('link[href], script[src], img[src]')]
+                  .map(e => e.href || e.src)};"""
+
+
+def test_validation_report_renders_in_mlflow_artifact_viewer(
+    stack: Stack, page: Any, screenshots: Screenshots
+) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=stack.mlflow)
+    # the run that validated: the second one reused that stage's cached result
+    found = [(run.info.run_id, a.path) for run in stack.runs
+             for a in _artifacts(client, run.info.run_id) if a.path.endswith("report.html")]  # fmt: skip
+    assert found, "no run logged a report.html"
+    run_id, path = found[0]
+    first_visit(page, f"{stack.mlflow}/#/experiments/{stack.experiment_id}/runs/{run_id}"
+                      f"/artifacts/{path}?{ML_MODE}")  # fmt: skip
+    frame = _wait_for(page, "iframe.mlflow-html-iframe")
+    close_mlflow_assistant(page)
+    page.switch_to.frame(frame)
+    try:
+        visible(page, "Data validation")
+        page.switch_to.default_content()
+        screenshots.save(page, "mlflow-validation-artifact",
+                         "MLflow: the validation report in the run's artifact viewer")  # fmt: skip
+        page.switch_to.frame(frame)
+        assert_styled_and_self_contained(page)
+    finally:
+        page.switch_to.default_content()
+
+
+def _artifacts(client: Any, run_id: str, path: str | None = None) -> list[Any]:
+    """Every file the run logged, folders walked."""
+    files = []
+    for item in client.list_artifacts(run_id, path):
+        files += _artifacts(client, run_id, item.path) if item.is_dir else [item]
+    return files
 
 
 # ------------------------------------------------------------------ Prefect
