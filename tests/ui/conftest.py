@@ -36,7 +36,7 @@ RUN_TIMEOUT = 600  # one `nlpflow run` on a busy 2-core machine
 # ------------------------------------------------------------------ the browser
 
 
-def _browser_missing() -> str | None:
+def browser_missing() -> str | None:
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
     if missing:
         return f"{' and '.join(missing)} missing: apt-get install -y chromium chromium-driver"
@@ -50,7 +50,7 @@ def _browser_missing() -> str | None:
 @pytest.fixture(scope="session")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One headless Chromium for the session, with a profile of its own."""
-    reason = _browser_missing()
+    reason = browser_missing()
     if reason:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the browser tests: {reason}")

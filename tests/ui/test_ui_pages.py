@@ -15,6 +15,7 @@ carries a saved view (`viewStateShareKey`); an experiment tag alone changes neit
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from contextlib import suppress
@@ -23,9 +24,15 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.ui.conftest import Screenshots, Stack
+from tests.ui.conftest import Screenshots, Stack, browser_missing
 
-pytestmark = pytest.mark.ui
+# Without the browser, skip before the servers and runs are made; CI fails instead (conftest).
+pytestmark = [
+    pytest.mark.ui,
+    pytest.mark.skipif(
+        bool(browser_missing()) and not os.environ.get("CI"), reason=str(browser_missing())
+    ),
+]
 WAIT = 30  # seconds for a single-page app to fetch and render on a busy machine
 MAIN_METRIC = "test/macro_f1"
 # Pages a user reaches from the experiment page keep its mode in the address; opened directly
