@@ -265,8 +265,8 @@ def test_comparing_two_runs_shows_the_params_that_differ(
 ) -> None:
     runs = json.dumps([r.info.run_id for r in stack.runs])
     experiments = json.dumps([stack.experiment_id])
-    first_visit(page, f"{stack.mlflow}/#/compare-runs?runs={quote(runs)}&experiments={quote(experiments)}"
-             f"&{ML_MODE}")  # fmt: skip
+    query = f"runs={quote(runs)}&experiments={quote(experiments)}&{ML_MODE}"
+    first_visit(page, f"{stack.mlflow}/#/compare-runs?{query}")
     for run in stack.runs:
         visible(page, run.info.run_name)
     close_mlflow_assistant(page)
