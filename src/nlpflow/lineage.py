@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from nlpflow.dvcexp import EXP_BASELINE_TAG, EXP_NAME_TAG
 from nlpflow.errors import ModelError, RegistryError
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from nlpflow.tracking import Tracker
 
 DVC_TAG = "dvc."
+NOT_HASHES = (EXP_NAME_TAG, EXP_BASELINE_TAG)  # a DVC experiment's name and commit
 
 
 class VersionLineage(BaseModel):
@@ -122,7 +124,11 @@ def load_lineage(tracker: Tracker, name: str, version: int) -> Lineage:
         logged_model_id=found.model_id or vtags.get("model_id"),
     )  # fmt: skip
     run, tags, params, datasets = _run_lineage(tracker, found.run_id)
-    dvc = {k.removeprefix(DVC_TAG): v for k, v in sorted(tags.items()) if k.startswith(DVC_TAG)}
+    dvc = {
+        k.removeprefix(DVC_TAG): v
+        for k, v in sorted(tags.items())
+        if k.startswith(DVC_TAG) and k not in NOT_HASHES
+    }
     return Lineage(
         model=model,
         run=run,
