@@ -33,6 +33,7 @@ from nlpflow.freshness import (
 )
 from nlpflow.params import load_params
 from nlpflow.pipeline import is_dvc_project, make_context
+from nlpflow.remote import PUSHED_STAGES
 from nlpflow.settings import load_settings
 from nlpflow.sources import dvc_can_track
 from nlpflow.stages import GATHERED, STAGE_NAMES, StageContext
@@ -46,10 +47,6 @@ from tasks.stages import (
     run_stage_cached,
     start_tracking,
 )
-
-# Stages whose outputs go to the DVC remote: the accepted data snapshot, the processed rows
-# and the models (evaluate's and register's outputs are small and not cached by DVC).
-PUSHED = ("gather", "validate", "preprocess", "train", "baseline")
 
 
 @flow(name="nlpflow-training", flow_run_name=flow_run_name, log_prints=True)
@@ -142,7 +139,7 @@ def _record_and_push(ctx: StageContext, run_id: str, results: dict[str, StageRes
     ran = [name for name, result in results.items() if result.run_id == run_id]
     record_in_dvc(ctx, {name: r.key for name, r in results.items()}, ran)
     if ran:
-        push_to_remote(ctx, stages=tuple(name for name in PUSHED if name in results))
+        push_to_remote(ctx, stages=tuple(name for name in PUSHED_STAGES if name in results))
 
 
 def _skip_reason(ctx: StageContext, run_id: str, gather: StageResult, *, force: bool) -> str | None:
