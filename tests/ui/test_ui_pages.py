@@ -180,7 +180,8 @@ def test_experiment_page_opens_in_model_training_mode(
         try:
             assert_model_training_mode(page, stack, link)
         except AssertionError as exc:
-            failures.append(str(exc).splitlines()[0])
+            reason = str(exc).splitlines()[0].removesuffix("; the page shows:")
+            failures.append(f"printed {link}\n  shows {page.current_url}\n  {reason}")
     first_visit(page, experiment_links(stack)[-1])  # nlpflow's summary comes last
     with suppress(AssertionError):  # the picture shows whatever the page became
         visible(page, stack.runs[0].info.run_name, timeout=5 if failures else WAIT)
