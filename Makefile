@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.nlpflow-installed
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# README's pictures of the MLflow, Prefect and report pages (headless Chromium, tests/ui)
+screenshots: install
+	NLPFLOW_UI_SCREENSHOTS=reports/ui $(BIN)/python -m pytest tests/ui -q
 
 lint: install
 	$(BIN)/ruff check .

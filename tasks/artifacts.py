@@ -95,10 +95,11 @@ def _mapping_table(mapping: dict[str, Any]) -> str:
 def gate_markdown(registration: dict[str, Any]) -> str:
     """The promotion decision as a person asks about it: did it become champion, and why."""
     verdict = "promoted to champion" if registration.get("promoted") else "not promoted"
-    head = (
-        f"## Gate: version {registration.get('version')} of {registration.get('model_name')} "
-        f"{verdict}\n\n{_cell(registration.get('reasons', ''))}\n"
-    )
+    if registration.get("version") is None:  # a DVC experiment that registers nothing
+        subject, verdict = f"a model of {registration.get('model_name')}", "not registered"
+    else:
+        subject = f"version {registration.get('version')} of {registration.get('model_name')}"
+    head = f"## Gate: {subject} {verdict}\n\n{_cell(registration.get('reasons', ''))}\n"
     checks = registration.get("checks") or []
     return head + ("\n" + _records_table(checks) + "\n" if checks else "")
 

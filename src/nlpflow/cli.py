@@ -218,7 +218,12 @@ def _print_summary(result: dict[str, Any], settings: Any) -> None:
     if "low" in ci:
         out.print(f"  {ci['metric']} {ci['level']:.0%} CI {ci['low']:.4f} to {ci['high']:.4f}")
     aliases = ", ".join(reg["aliases"])
-    out.print(f"\n[bold]Registered[/bold] {reg['model_name']} version {reg['version']} ({aliases})")
+    if reg.get("version") is None:  # a DVC experiment's run (register.experiments: log)
+        out.print(f"\n[bold]Not registered[/bold]: {reg.get('not_registered') or ''}")
+    else:
+        out.print(
+            f"\n[bold]Registered[/bold] {reg['model_name']} version {reg['version']} ({aliases})"
+        )
     if not reg["promoted"]:
         champion = reg["previous_champion"]
         out.print(f"  champion stays {f'version {champion}' if champion else 'unset'}")
@@ -234,13 +239,15 @@ def _print_summary(result: dict[str, Any], settings: Any) -> None:
 def _print_links(result: dict[str, Any], settings: Any) -> None:
     """Where to look: the MLflow run's and the Prefect flow run's pages when their servers
     answer; else the one command that serves both for this project (nlpflow ui)."""
-    from nlpflow.links import mlflow_run_url, prefect_flow_run_url
+    from nlpflow.links import experiment_page_url, mlflow_run_url, prefect_flow_run_url
 
-    mlflow = mlflow_run_url(settings.resolved_tracking_uri, result.get("experiment_id"),
-                            result["run_id"])  # fmt: skip
+    uri, experiment = settings.resolved_tracking_uri, result.get("experiment_id")
+    mlflow = mlflow_run_url(uri, experiment, result["run_id"])
     prefect = prefect_flow_run_url(result.get("flow_run_id"))
     out.print("\n[bold]Look at it[/bold]")
     out.print(f"  MLflow run:       {mlflow or result['run_id']}", highlight=False)
+    if mlflow is not None:  # the runs table side by side, in model-training mode
+        out.print(f"  MLflow runs:      {experiment_page_url(uri, experiment)}", highlight=False)
     out.print(f"  Prefect flow run: {prefect or result.get('flow_run_id')}", highlight=False)
     if mlflow is None or prefect is None:
         out.print("  nlpflow ui        serves this project's MLflow and Prefect pages")
@@ -388,7 +395,8 @@ def ui(
         check_port_free(host, mlflow_port)
         mlflow = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                   "--host", host, "--port", str(mlflow_port)]  # fmt: skip
-        commands.append(("MLflow", mlflow, f"http://{host}:{mlflow_port}"))
+        page = f"http://{host}:{mlflow_port}/#/experiments?workflowType=machine_learning"
+        commands.append(("MLflow", mlflow, page))
     else:
         out.print(f"MLflow:  {uri} (your tracking server)", highlight=False)
     if prefect_ui_url() is None:

@@ -9,6 +9,7 @@ A local store (SQLite, a folder) and Prefect's temporary server have no address 
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.error
 import urllib.request
@@ -16,6 +17,37 @@ import urllib.request
 from nlpflow.settings import profile_api_url
 
 TIMEOUT_SECONDS = 2.0  # a summary must not wait on a server that is away
+# MLflow 3's UI opens an experiment in GenAI mode (a traces dashboard) unless the experiment
+# says it trains models, or the address asks for it: the browser remembers the last mode, and
+# only `workflowType` in the address overrides it. The runs table shows no metric column on a
+# first visit; a view saved on the experiment (tag mlflow.sharedViewState.<key>) and named in
+# the address does.
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+VIEW_KEY = "nlpflow-runs"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+
+
+def experiment_tags(main_metric: str) -> dict[str, str]:
+    """The experiment's kind, and the runs-table view nlpflow's links open: each run's name
+    wide enough to read, the main test metric, accuracy, the data and the model."""
+    metrics = list(dict.fromkeys([f"test/{main_metric}", "test/accuracy"]))
+    columns = [f"metrics.`{m}`" for m in metrics] + ["attributes.`Dataset`", "attributes.`Models`"]
+    view = {
+        "selectedColumns": columns,
+        "columnOrder": ["attributes.`Run Name`", *columns],
+        "columnWidths": {"attributes.`Run Name`": 360},  # names are cut at the column's edge
+    }
+    return {EXPERIMENT_KIND: MODEL_TRAINING, VIEW_TAG: json.dumps(view)}
+
+
+def experiment_page_url(tracking_uri: str, experiment_id: str | None) -> str | None:
+    """The experiment's runs table in model-training mode with nlpflow's view of it."""
+    if not tracking_uri.startswith(("http://", "https://")) or experiment_id is None:
+        return None
+    return (
+        f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
+        f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
+    )
 
 
 def run_page_url(tracking_uri: str, experiment_id: str | None, run_id: str) -> str | None:

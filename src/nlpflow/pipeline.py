@@ -33,8 +33,9 @@ def open_run(ctx: StageContext, *, runner: str, tags: dict[str, str] | None = No
     all_tags |= dvc_experiment_tags() | code_state_tags(ctx.root)  # exp name; for reproduce
     name = run_name(ctx.params, experiment=experiment_name())
     run_id: str = ctx.tracker.start_run(
-        ctx.params.register_.experiment, run_name=name, tags=all_tags
-    )
+        ctx.params.register_.experiment, run_name=name, tags=all_tags,
+        main_metric=ctx.params.evaluate.main_metric,
+    )  # fmt: skip
     ctx.tracker.log_params(run_id, logged_params(ctx.params))
     ctx.run_id = run_id
     return run_id

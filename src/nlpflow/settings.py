@@ -41,6 +41,9 @@ PREFECT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600",
     # Progress bars of libraries are noise in scheduled, non-interactive runs.
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # MLflow prints "View experiment at <uri>/#/experiments/<id>" at each run's end: a link
+    # that opens in GenAI mode; nlpflow's summary prints the right one (nlpflow.links)
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TRANSFORMERS_VERBOSITY": "error",
     "TOKENIZERS_PARALLELISM": "false",

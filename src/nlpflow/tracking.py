@@ -34,9 +34,6 @@ if TYPE_CHECKING:
 
 ACTIVE_RUN = Path(".nlpflow") / "active_run.json"
 PENDING = Path(".nlpflow") / "pending_runs.json"  # run statuses the server was away for
-# MLflow 3's UI opens an experiment without this tag in GenAI mode (a traces dashboard, runs
-# filed under "Evaluation runs"); nlpflow's experiments train models.
-EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 DATASET_CONTEXT = "mlflow.data.context"  # train | validation | test, as MLflow's UI reads it
 DIGEST_CHARS = 32  # of a split's sha256: MLflow stores at most 36 characters of a digest
 CLOSE_PAUSE_SECONDS = 3.0  # between attempts to close a run (each already retries ~7 s)
@@ -67,28 +64,35 @@ class Tracker:
                 raise TrackingError(unreachable_message(self.uri, doing, exc)) from None
             raise
 
-    def experiment_id(self, name: str) -> str:
+    def experiment_id(self, name: str, *, main_metric: str | None = None) -> str:
+        """The experiment's id, created when missing; its tags open it in MLflow's
+        model-training view with the runs table showing `test/<main_metric>`
+        (nlpflow.links.experiment_tags): set where missing, and where they differ when the
+        caller names its main metric (a pipeline run does; a lookup keeps what is there)."""
         from mlflow.exceptions import MlflowException
 
+        from nlpflow.links import experiment_tags
+
+        wanted = experiment_tags(main_metric or "macro_f1")
         try:
             found = self._call(
                 "looking up the experiment", lambda: self.client.get_experiment_by_name(name)
             )
             if found is not None:
-                if found.tags.get(EXPERIMENT_KIND) is None:  # made before nlpflow set it
-                    self._call(
-                        "tagging the experiment",
-                        lambda: self.client.set_experiment_tag(
-                            found.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING
-                        ),
-                    )
+                for key, value in wanted.items():
+                    have = found.tags.get(key)
+                    if have is None or (have != value and main_metric is not None):
+                        self._call(
+                            "tagging the experiment",
+                            partial(
+                                self.client.set_experiment_tag, found.experiment_id, key, value
+                            ),
+                        )
                 return str(found.experiment_id)
             root = self.settings.resolved_artifact_root
             created = self._call(
                 "creating the experiment",
-                lambda: self.client.create_experiment(
-                    name, artifact_location=root, tags={EXPERIMENT_KIND: MODEL_TRAINING}
-                ),
+                lambda: self.client.create_experiment(name, artifact_location=root, tags=wanted),
             )
             return str(created)
         except MlflowException as exc:
@@ -96,8 +100,15 @@ class Tracker:
                 return str(self.client.get_experiment_by_name(name).experiment_id)  # type: ignore[union-attr]
             raise TrackingError(f"MLflow at {self.uri} failed: {exc}") from None
 
-    def start_run(self, experiment: str, *, run_name: str | None, tags: dict[str, str]) -> str:
-        experiment_id = self.experiment_id(experiment)
+    def start_run(
+        self,
+        experiment: str,
+        *,
+        run_name: str | None,
+        tags: dict[str, str],
+        main_metric: str | None = None,
+    ) -> str:
+        experiment_id = self.experiment_id(experiment, main_metric=main_metric)
         run = self._call(
             "starting a run",
             lambda: self.client.create_run(experiment_id, run_name=run_name, tags=tags),
@@ -117,9 +128,7 @@ class Tracker:
 
     def reopen_run(self, run_id: str) -> None:
         """A run a previous stage of the same `dvc repro` marked FINISHED goes on RUNNING."""
-        self._call(
-            "reopening the run", lambda: self.client.update_run(run_id, status="RUNNING")
-        )
+        self._call("reopening the run", lambda: self.client.update_run(run_id, status="RUNNING"))
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param

@@ -121,7 +121,9 @@ def test_best_params_file_holds_the_best_completed_trial(
     client = mlflow_client(project)
     runs = _trial_runs(project, swept["run_id"])
     scores = {
-        r.info.run_id: max(m.value for m in client.get_metric_history(r.info.run_id, "val/macro_f1"))
+        r.info.run_id: max(
+            m.value for m in client.get_metric_history(r.info.run_id, "val/macro_f1")
+        )
         for r in runs
     }
     assert len(set(scores.values())) > 1, scores  # else any trial would pass as the best

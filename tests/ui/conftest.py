@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +22,15 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, make_project
+from tests.conftest import make_project
 from tests.integration.test_team_stack import Server, _flow_env, _params, _server_env, free_port
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-SCREENSHOTS = Path(os.environ.get("NLPFLOW_UI_SCREENSHOTS", REPO / "reports" / "ui"))
+# `make screenshots` writes README's pictures to reports/ui; a plain test run keeps its own
+# out of the working tree (they would differ from the committed ones at every run).
+SCREENSHOTS = Path(
+    os.environ.get("NLPFLOW_UI_SCREENSHOTS") or tempfile.mkdtemp(prefix="nlpflow-ui-screenshots-")
+)
 EXPERIMENT, MODEL = "ui-tickets", "ui-tickets-classifier"
 # Two runs whose params differ in one knob only: the compare page must single it out. The
 # first is the better model, so the second stays challenger and both aliases are on show.
