@@ -51,9 +51,14 @@ def tag_flow_run(root: Path, params: Params) -> None:
 
 
 def show_library_progress() -> None:
-    """nlpflow's INFO lines (training progress) reach the flow run's log: Prefect attaches its
-    handler to the `nlpflow` logger (PREFECT_LOGGING_EXTRA_LOGGERS) but leaves its level to
-    the root's WARNING."""
+    """nlpflow's INFO lines (training progress) reach the flow run's log. The CLI and
+    `nlpflow worker` export PREFECT_LOGGING_EXTRA_LOGGERS=nlpflow, so Prefect attaches its API
+    handler to the `nlpflow` logger, but leaves its level to the root's WARNING; a flow run
+    started by a plain `prefect worker` has no handler there: it gets one here."""
+    from prefect.logging.handlers import APILogHandler
+
     library = logging.getLogger("nlpflow")
     if library.level == logging.NOTSET:
         library.setLevel(logging.INFO)
+    if not any(isinstance(h, APILogHandler) for h in library.handlers):
+        library.addHandler(APILogHandler())

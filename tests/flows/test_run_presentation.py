@@ -29,6 +29,18 @@ def _flow_run(flow_run_id: str) -> Any:
     return asyncio.run(read())
 
 
+def _log_lines(flow_run_id: str) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    async def read() -> Any:
+        async with get_client() as client:
+            flt = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+            return await client.read_logs(log_filter=flt)
+
+    return [log.message for log in asyncio.run(read())]
+
+
 def _artifacts(flow_run_id: str) -> dict[str, Any]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
@@ -83,6 +95,10 @@ def test_runs_are_named_tagged_and_their_states_say_what_they_did(three_runs) ->
     evaluate = artifacts["nlpflow-evaluate"].data
     assert f"| macro_f1 | {trained['evaluate']['metrics']['macro_f1']:.4g} |" in evaluate
     assert "{" not in evaluate  # tables, not Python dicts
+    # training's own progress lines are in the flow run's log, beside Prefect's
+    lines = _log_lines(trained["flow_run_id"])
+    assert "training tfidf_logreg on 508 examples" in lines, lines
+    assert any(line.startswith("trained in ") and "val macro_f1" in line for line in lines)
 
 
 def test_mlflow_runs_compare_by_name_params_and_grouped_metrics(three_runs) -> None:
