@@ -25,8 +25,8 @@ from nlpflow.freshness import (
     REUSED,
     SKIP_REASON,
     SKIPPED,
-    TRAINED,
     run_fingerprints,
+    run_kind,
     run_kind_tags,
     skip_reason,
     skipped_run_tags,
@@ -117,16 +117,18 @@ def _run_stages(
         _record_and_push(ctx, run_id, results)
     record_reproduction(ctx, dvc_lock=record_dvc)
     cached = _cached(results, run_id)
+    trained_by = results["train"].run_id
+    kind = run_kind(run_id, cached=cached, trained_by=trained_by)
     assert ctx.tracker is not None
     ctx.tracker.set_tags(
         run_id,
         {OUTCOME: "completed", "nlpflow.cached_stages": ",".join(cached) or "none"}
         | {f"nlpflow.cached.{name}": results[name].run_id for name in cached}
-        | run_kind_tags(ctx, run_id, cached=cached, trained_by=results["train"].run_id),
+        | run_kind_tags(ctx, kind, trained_by=trained_by),
     )
     summary["cached"] = cached
-    summary["outcome"] = REUSED if len(cached) == len(STAGE_NAMES) else TRAINED
-    publish_run_links(ctx, run_id, summary.get("register"))
+    summary["outcome"] = kind
+    publish_run_links(ctx, run_id, summary["experiment_id"], summary.get("register"))
     summary["stage_seconds"] = {
         name: 0.0 if name in cached else result.seconds for name, result in results.items()
     }

@@ -104,13 +104,13 @@ def gate_markdown(registration: dict[str, Any]) -> str:
     return head + ("\n" + _records_table(checks) + "\n" if checks else "")
 
 
-def publish_run_links(ctx: StageContext, run_id: str, registration: dict[str, Any] | None) -> None:
+def publish_run_links(
+    ctx: StageContext, run_id: str, experiment_id: str | None, registration: dict[str, Any] | None
+) -> None:
     """The gate's decision as a Markdown artifact, and a link to the MLflow run where the
     tracking store is a server (its page then opens from Prefect's UI)."""
     if registration:
         create_markdown_artifact(gate_markdown(registration), key="nlpflow-gate")
-    assert ctx.tracker is not None
-    experiment = ctx.tracker.experiment_id(ctx.params.register_.experiment)
-    url = run_page_url(ctx.settings.resolved_tracking_uri, experiment, run_id)
+    url = run_page_url(ctx.settings.resolved_tracking_uri, experiment_id, run_id)
     if url is not None:
         create_link_artifact(url, link_text=f"MLflow run {run_id}", key="nlpflow-mlflow-run")

@@ -79,16 +79,20 @@ def _folded(ctx: StageContext, kind: str, *, parent: str, note: str) -> dict[str
     }
 
 
-def run_kind_tags(
-    ctx: StageContext, run_id: str, *, cached: list[str], trained_by: str
-) -> dict[str, str]:
-    """Tags of a completed run: trained, partial, or reused (folded under `trained_by`)."""
+def run_kind(run_id: str, *, cached: list[str], trained_by: str) -> str:
+    """What a completed run did: trained (train ran in it), reused (every stage cached), or
+    partial (train reused, later stages ran)."""
     from nlpflow.stages import STAGE_NAMES
 
     if trained_by == run_id:
-        return {RUN_KIND: TRAINED}
-    if len(cached) < len(STAGE_NAMES):
-        return {RUN_KIND: PARTIAL}
+        return TRAINED
+    return REUSED if len(cached) == len(STAGE_NAMES) else PARTIAL
+
+
+def run_kind_tags(ctx: StageContext, kind: str, *, trained_by: str) -> dict[str, str]:
+    """Tags of a completed run of `kind`: a reused one is folded under `trained_by`."""
+    if kind != REUSED:
+        return {RUN_KIND: kind}
     note = (
         f"Every stage was reused from the cache: the model is the one run {trained_by} "
         "trained, with the same params and code. Nothing was logged again."

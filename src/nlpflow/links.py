@@ -40,20 +40,24 @@ def experiment_tags(main_metric: str) -> dict[str, str]:
     return {EXPERIMENT_KIND: MODEL_TRAINING, VIEW_TAG: json.dumps(view)}
 
 
-def experiment_page_url(tracking_uri: str, experiment_id: str | None) -> str | None:
-    """The experiment's runs table in model-training mode with nlpflow's view of it."""
+def _experiment_url(tracking_uri: str, experiment_id: str | None) -> str | None:
+    """The experiment's address on a tracking server; None for a local store."""
     if not tracking_uri.startswith(("http://", "https://")) or experiment_id is None:
         return None
-    return (
-        f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
-        f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
-    )
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}"
+
+
+def experiment_page_url(tracking_uri: str, experiment_id: str | None) -> str | None:
+    """The experiment's runs table in model-training mode with nlpflow's view of it."""
+    base = _experiment_url(tracking_uri, experiment_id)
+    if base is None:
+        return None
+    return f"{base}/runs?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
 
 
 def run_page_url(tracking_uri: str, experiment_id: str | None, run_id: str) -> str | None:
-    if not tracking_uri.startswith(("http://", "https://")) or experiment_id is None:
-        return None
-    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    base = _experiment_url(tracking_uri, experiment_id)
+    return None if base is None else f"{base}/runs/{run_id}"
 
 
 def answers(url: str) -> bool:
@@ -74,19 +78,24 @@ def mlflow_run_url(tracking_uri: str, experiment_id: str | None, run_id: str) ->
     return page
 
 
-def prefect_ui_url() -> str | None:
-    """PREFECT_UI_URL, else the API URL without /api (exported or in the active profile)."""
+def _prefect_api_url() -> str | None:
+    """PREFECT_API_URL, exported or in the active Prefect profile."""
+    return os.environ.get("PREFECT_API_URL") or profile_api_url()
+
+
+def prefect_ui_url(api: str | None = None) -> str | None:
+    """PREFECT_UI_URL, else the API URL (`api`, else looked up) without /api."""
     ui = os.environ.get("PREFECT_UI_URL")
     if ui:
         return ui.rstrip("/")
-    api = os.environ.get("PREFECT_API_URL") or profile_api_url()
+    api = api or _prefect_api_url()
     return api.rstrip("/").removesuffix("/api") if api else None
 
 
 def prefect_flow_run_url(flow_run_id: str | None) -> str | None:
     """The flow run's page when a Prefect server is configured and answers."""
-    ui = prefect_ui_url()
-    api = os.environ.get("PREFECT_API_URL") or profile_api_url()
+    api = _prefect_api_url()
+    ui = prefect_ui_url(api)
     if ui is None or api is None or flow_run_id is None:
         return None
     if not answers(f"{api.rstrip('/')}/health"):
