@@ -6,7 +6,6 @@ MLflow run's), its tags say which project, family and data, and links lead to th
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from nlpflow.errors import NlpflowError
@@ -57,8 +56,8 @@ def show_library_progress() -> None:
     started by a plain `prefect worker` has no handler there: it gets one here."""
     from prefect.logging.handlers import APILogHandler
 
-    library = logging.getLogger("nlpflow")
-    if library.level == logging.NOTSET:
-        library.setLevel(logging.INFO)
+    from nlpflow.progress import show_info_lines
+
+    library = show_info_lines()
     if not any(isinstance(h, APILogHandler) for h in library.handlers):
         library.addHandler(APILogHandler())

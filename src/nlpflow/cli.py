@@ -81,9 +81,9 @@ def stage(name: Annotated[str, typer.Argument(help="|".join(STAGE_NAMES))],
 def show_library_lines() -> None:
     """The library's INFO lines (training progress: nlpflow.progress) on stderr. The library
     adds no handler, and `nlpflow stage` (what dvc repro runs) has no Prefect to show them."""
-    logger = logging.getLogger("nlpflow")
-    if logger.level == logging.NOTSET:  # below the root's WARNING, INFO would be dropped
-        logger.setLevel(logging.INFO)
+    from nlpflow.progress import show_info_lines
+
+    logger = show_info_lines()
     if not logger.hasHandlers():  # one that shows them already (the root's) would duplicate
         handler = logging.StreamHandler()  # stderr: stdout holds the stage's result line
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))

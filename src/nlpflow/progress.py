@@ -34,6 +34,16 @@ log = logging.getLogger("nlpflow.train")
 _BAR = threading.Lock()
 
 
+def show_info_lines() -> logging.Logger:
+    """Let nlpflow's INFO lines (this progress) through whatever handler shows them: left
+    unset, the `nlpflow` logger inherits the root's WARNING and drops them. Called by the
+    runners (the CLI stage, the Prefect flows), never at import."""
+    library = logging.getLogger("nlpflow")
+    if library.level == logging.NOTSET:
+        library.setLevel(logging.INFO)
+    return library
+
+
 def default_interval() -> float:
     from nlpflow.settings import load_settings
 
