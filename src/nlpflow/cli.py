@@ -392,7 +392,7 @@ def ui(
     commands: list[tuple[str, list[str], str]] = []
     uri = settings.resolved_tracking_uri
     if not uri.startswith(("http://", "https://")):
-        check_port_free(host, mlflow_port)
+        check_port_free(host, mlflow_port, option="--mlflow-port")
         mlflow = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                   "--host", host, "--port", str(mlflow_port)]  # fmt: skip
         page = f"http://{host}:{mlflow_port}/#/experiments?workflowType=machine_learning"
@@ -400,7 +400,7 @@ def ui(
     else:
         out.print(f"MLflow:  {uri} (your tracking server)", highlight=False)
     if prefect_ui_url() is None:
-        check_port_free(host, prefect_port)
+        check_port_free(host, prefect_port, option="--prefect-port")
         prefect = [str(Path(sys.executable).parent / "prefect"), "server", "start",
                    "--host", host, "--port", str(prefect_port)]  # fmt: skip
         commands.append(("Prefect", prefect, f"http://{host}:{prefect_port}"))
@@ -410,12 +410,21 @@ def ui(
 
 
 def _serve_until_interrupted(commands: list[tuple[str, list[str], str]]) -> None:
+    """Run the servers until Ctrl-C or SIGTERM, then stop each with everything it started
+    (MLflow's UI forks workers and job consumers): each runs in its own process group."""
+    import signal
     import subprocess
 
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     processes = []
     try:
         for name, argv, url in commands:
-            processes.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL))
+            processes.append(
+                subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
+            )
             out.print(f"{name + ':':8} {url}", highlight=False)
         if processes:
             console.print("Ctrl-C stops them", markup=False)
@@ -424,10 +433,26 @@ def _serve_until_interrupted(commands: list[tuple[str, list[str], str]]) -> None
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
+            _stop_group(process)
+
+
+def _stop_group(process: Any) -> None:
+    """SIGTERM to the process's group; after the leader exits (or 30 s), SIGKILL what is left
+    of the group (workers that outlive their parent)."""
+    import os
+    import signal
+    import subprocess
+    from contextlib import suppress
+
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=30)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 registry_app = typer.Typer(

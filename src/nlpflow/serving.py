@@ -321,7 +321,7 @@ def serve_environment(
     return env
 
 
-def check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int, *, option: str = "--port") -> None:
     """uvicorn would fail after the model loaded (a minute for a transformer): fail first."""
     import socket
 
@@ -332,7 +332,7 @@ def check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             raise ModelError(
-                f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port or stop "
+                f"cannot listen on {host}:{port} ({exc.strerror}); pick another {option} or stop "
                 "what uses it."
             ) from None
 
