@@ -173,7 +173,7 @@ def _version_problem(client: Any, name: str, version: Any) -> str | None:
     if run.info.status != "FINISHED":
         return f"its run {version.run_id[:8]} is {run.info.status}"
     wanted = run.data.params.get("train.tfidf.C")
-    tracker = Tracker(Settings(tracking_uri=client.tracking_uri))
+    tracker = Tracker(Settings(**{"NLPFLOW_TRACKING_URI": client.tracking_uri}))  # by its env name
     served = load_served(tracker, name, int(version.version))
     got = served.model.pipeline.steps[-1][1].C
     if wanted is not None and float(wanted) != float(got):
@@ -444,6 +444,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the projects and logs")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the audit's loads
     outcomes = campaign(args)
     ran = [o for o in outcomes if o.lost != "not run"]
     goals = {
