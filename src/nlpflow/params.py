@@ -1085,26 +1085,26 @@ class Params(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _no_credentials(self) -> Params:
+        # Params reach MLflow, Prefect's database, DVC and the manifest: a password in any URL
+        # param (data.source, inference.source/output, ...) would leak into all of them.
+        from nlpflow.secrets import refusal, secret_paths
+
+        found = secret_paths(self.to_dict())
+        if found:
+            raise ValueError("\n  ".join(refusal(path, value) for path, value in found))
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
 
     def public_dict(self) -> dict[str, Any]:
-        """to_dict with passwords in URLs (a database source) replaced by ***: what may be
-        logged to MLflow or written into a model card."""
-        return _redact(self.to_dict())
+        """to_dict with passwords and tokens in URLs replaced by ***: what may be logged to
+        MLflow or written into a model card (params refuse them; this is the second guard)."""
+        from nlpflow.secrets import redact_tree
 
-
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^/\s]*@")
-
-
-def _redact(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v) for v in value]
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\1***@", value)
-    return value
+        return dict(redact_tree(self.to_dict()))
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
