@@ -412,6 +412,8 @@ def _normalized_or_none(text: object) -> str | None:
 
 def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
     """Read `source`, split it, write `dst/{train,validation,test}.parquet` and a manifest."""
+    from nlpflow.secrets import redact, redact_tree  # the manifest is a file DVC pushes too
+
     frame, fmt = load_source(source, params)
     replaced = sum(t.count("\ufffd") for t in frame["text"] if isinstance(t, str))
     files, source_sha256 = [], ""
@@ -447,11 +449,12 @@ def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
         rows[split] = len(part)
     labels = frame["label"].value_counts(dropna=False).sort_index()
     report = GatherReport(
-        source=str(source), format=fmt, source_sha256=source_sha256, rows=rows,
+        source=redact(str(source)), format=fmt, source_sha256=source_sha256, rows=rows,
         labels={"<missing>" if pd.isna(k) else str(k): int(v) for k, v in labels.items()},
         split_from_source=from_source, duplicates_dropped=duplicates_dropped,
         test_overlap_dropped=overlap_dropped,
-        replaced_characters=replaced, params=params.model_dump(mode="json"), files=files,
+        replaced_characters=replaced, params=redact_tree(params.model_dump(mode="json")),
+        files=files,
     )  # fmt: skip
     (dst / "manifest.json").write_text(json.dumps(report.model_dump(mode="json"), indent=2))
     return report

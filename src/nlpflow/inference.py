@@ -97,12 +97,11 @@ class InferencePlan:
     @property
     def shown_source(self) -> str:
         """The source as it may be logged: a database URL without its password."""
-        if not self.is_database:
-            return self.source
-        from sqlalchemy.engine import make_url
+        from nlpflow.secrets import redact
 
-        url = make_url(self.source).render_as_string(hide_password=True)
-        return f"{url} {'table ' + self.table if self.table else 'query'}"
+        if not self.is_database:
+            return redact(self.source)
+        return f"{redact(self.source)} {'table ' + self.table if self.table else 'query'}"
 
 
 def plan_inference(params: Params, settings: Settings) -> InferencePlan:
@@ -272,12 +271,9 @@ def load_version(tracker: Tracker, ref: ModelRef, *, max_chars: int, max_batch: 
 
 
 def _engine(url: str) -> Any:
-    import sqlalchemy as sa
+    from nlpflow.sources import build_engine  # gather's too: one reading of database URLs
 
-    for bare in ("postgresql://", "postgres://"):  # SQLAlchemy knows neither without a driver
-        if url.startswith(bare):
-            url = "postgresql+psycopg://" + url.removeprefix(bare)
-    return sa.create_engine(url)
+    return build_engine(url)
 
 
 def _quoted(engine: Any, name: str) -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nlpflow.errors import NlpflowError
+from nlpflow.secrets import redact, without_secrets
 
 if TYPE_CHECKING:
     from nlpflow.settings import Settings
@@ -155,7 +156,9 @@ def dvc(root: Path, args: list[str], *, doing: str, env: dict[str, str] | None =
         return run_dvc(root, args, doing=doing, env=env)
     except DvcCommandError as exc:
         transient = any(p in exc.said.lower() for p in TRANSIENT)
-        raise (UnreachableRemoteError if transient else RemoteError)(exc.args[0]) from None
+        # DVC's output may repeat a remote URL with its credentials: errors reach logs and Prefect
+        message = redact(exc.args[0])
+        raise (UnreachableRemoteError if transient else RemoteError)(message) from None
 
 
 def push(root: Path, stages: tuple[str, ...], *, remote: Remote) -> str:
@@ -171,7 +174,7 @@ def push(root: Path, stages: tuple[str, ...], *, remote: Remote) -> str:
     if (home := user_project(root)) != root.resolve() and is_dvc_project(home):
         configure_remote(home, remote)  # a queued experiment's copy: the user's project too
     said = dvc(root, ["push", "-r", remote.name, *stages],
-               doing=f"pushing stages {', '.join(stages)} to DVC remote {remote.url}")  # fmt: skip
+               doing=f"pushing stages {', '.join(stages)} to DVC remote {redact(remote.url)}")  # fmt: skip
     return said.strip().splitlines()[-1] if said.strip() else "everything up to date"
 
 
@@ -192,7 +195,9 @@ def record_for_reproduction(ctx: StageContext, *, dvc_lock: bool) -> None:
     if dvc_lock and (ctx.root / "dvc.lock").is_file():
         ctx.tracker.log_artifact(ctx.run_id, ctx.root / "dvc.lock", "reproduce")
         remote = resolve_remote(ctx.root, ctx.settings)
-        ctx.tracker.set_tags(ctx.run_id, {REMOTE_TAG: remote.url, REMOTE_NAME_TAG: remote.name})
+        # credentials stay in the environment or .dvc/config.local, never in the run's tags
+        url = without_secrets(remote.url)
+        ctx.tracker.set_tags(ctx.run_id, {REMOTE_TAG: url, REMOTE_NAME_TAG: remote.name})
 
 
 def finish_dvc_run(ctx: StageContext) -> None:

@@ -11,6 +11,7 @@
 | NLPFLOW_DVC_REMOTE            | the project's default DVC remote, else ~/.local/share/nlpflow/dvc-remote | where the flow pushes data and models: a folder or s3:// URL (nlpflow.remote) |
 | NLPFLOW_TRACKING_CLOSE_SECONDS | 60                              | how long closing a run retries while the tracking server is away; then its status waits in `.nlpflow/pending_runs.json` for the next nlpflow command |
 | NLPFLOW_PROGRESS_SECONDS      | 30                               | seconds between training progress lines where no progress bar shows (not a terminal: `dvc repro` into a log, a Prefect worker); epoch ends are always logged |
+| NLPFLOW_DB_SECRET             | unset: libpq's PGPASSWORD, ~/.pgpass | name of a Prefect Secret block holding the password of a database `data.source`/`inference.source` (read by flow runs, tasks/credentials.py; never in params) |
 | NLPFLOW_SWEEP_ADDRESS         | unset: a local cluster           | Dask scheduler / Ray address of `sweep.runner: dask/ray` (read by tasks/sweep.py) |
 | MLFLOW_HTTP_REQUEST_MAX_RETRIES | 3 (MLflow: 7)                  | retries of one MLflow request (connection refused, 5xx, 429) |
 | MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR | 1 (MLflow: 2)               | waits of 0, 2, 4 s between them: a dead server fails a request in ~7 s, not ~4 min |
@@ -77,6 +78,9 @@ class Settings(BaseSettings):
     registered_model: str = "nlpflow-classifier"
     telemetry: bool = False
     dvc_remote: str | None = None  # a folder or s3:// URL; None: see nlpflow.remote
+    # a Prefect Secret block holding the database password (tasks/credentials.py); params
+    # refuse passwords, and libpq reads PGPASSWORD and ~/.pgpass without nlpflow's help
+    db_secret: str | None = None
     # seconds closing an MLflow run keeps retrying while the server is away (nlpflow.tracking)
     tracking_close_seconds: float = Field(default=60.0, ge=0)
     # seconds between training progress log lines when no bar shows (nlpflow.progress)

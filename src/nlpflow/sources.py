@@ -85,6 +85,53 @@ def is_database_url(source: str) -> bool:
     return urlparse(source).scheme.split("+")[0] in DATABASE_SCHEMES
 
 
+# Where a database password comes from when params hold none (they never do: nlpflow.params
+# refuses it). None: libpq's own lookup, PGPASSWORD then ~/.pgpass. The Prefect layer installs
+# one that reads the Secret block NLPFLOW_DB_SECRET names (tasks/credentials.py): the library
+# itself never imports prefect.
+PasswordSource = Callable[[], str | None]
+_password_source: PasswordSource | None = None
+
+
+def use_password_source(source: PasswordSource | None) -> None:
+    global _password_source
+    _password_source = source
+
+
+def _installed_password() -> str | None:
+    if _password_source is not None:
+        return _password_source()
+    from nlpflow.settings import load_settings
+
+    name = load_settings().db_secret
+    if name:  # e.g. `dvc repro`: no Prefect here, and libpq would fail with a vaguer message
+        raise DataSourceError(
+            f"NLPFLOW_DB_SECRET={name} is read by Prefect flow runs (nlpflow run, nlpflow infer, "
+            "deployments); this command runs without Prefect: export PGPASSWORD or write "
+            "~/.pgpass for it."
+        )
+    return None
+
+
+def build_engine(url: str, *, password: str | None = None) -> Any:
+    """The SQLAlchemy engine of a database source, for gather and batch inference alike.
+
+    A bare postgresql:// or postgres:// gets psycopg (SQLAlchemy has no driver for the
+    latter). The password, given or from the installed source, goes into the URL object,
+    whose str() and repr() mask it, never into a string that could be logged."""
+    import sqlalchemy as sa
+
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            url = "postgresql+psycopg://" + url.removeprefix(bare)
+    target = sa.engine.make_url(url)
+    if password is None and target.password is None and target.host:
+        password = _installed_password()
+    if password is not None:
+        target = target.set(password=password)
+    return sa.create_engine(target)
+
+
 def dvc_can_track(source: str) -> bool:
     """DVC takes files, folders and http(s) URLs as dependencies; not globs, databases or
     Hugging Face ids (DVC would look for a local file named `hf:imdb`)."""
@@ -106,7 +153,7 @@ def read_sql(
 
     if not query:
         raise DataSourceError(f"data.source {url!r} is a database: set data.query to the SQL.")
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = build_engine(url)
     sql, bind = query, {}
     if timestamp_column:
         cutoff = cutoff or datetime.now(UTC).isoformat(timespec="seconds")

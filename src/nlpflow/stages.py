@@ -143,8 +143,13 @@ def accepted_profile(root: Path, source: str) -> Path:
     import hashlib
     import re
 
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", source).strip("_")[-60:]
-    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    from nlpflow.secrets import redact
+
+    # named from the masked source: a file name must not hold a password, nor a short hash of
+    # one (a weak password is found from it by trying); unchanged for sources without one
+    shown = redact(source)
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", shown).strip("_")[-60:]
+    digest = hashlib.sha256(shown.encode()).hexdigest()[:12]
     return root / ACCEPTED / f"{slug}-{digest}.json"
 
 

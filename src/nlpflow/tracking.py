@@ -357,13 +357,17 @@ def _source_tags(root: Path, remote: str) -> dict[str, str]:
 
 
 def _without_credentials(url: str) -> str:
-    """A remote URL without the user and token some clones keep in it."""
+    """A remote URL without the user, password or token some clones keep in it (MLflow's UI
+    links to it, so it is left out, not masked); nlpflow.secrets parses as git and libpq do."""
     from urllib.parse import urlsplit, urlunsplit
 
+    from nlpflow.secrets import redact, without_secrets
+
+    url = without_secrets(url)
     parts = urlsplit(url)
-    if not parts.scheme or "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    if parts.scheme and "@" in parts.netloc:  # ssh://git@host: a user, not a secret, but noise
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return redact(url)  # whatever the parsers disagree on is masked, never written
 
 
 def dvc_hash_tags(root: Path) -> dict[str, str]:

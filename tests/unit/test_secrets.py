@@ -117,3 +117,47 @@ def test_public_dict_masks_what_got_past_validation() -> None:
     public = params.public_dict()
     assert public["data"]["source"] == "postgresql://me:***@db/shop"
     assert public["inference"]["source"] == "https://h/f.csv?token=***"
+
+
+def test_one_engine_builder_reads_postgres_urls_and_keeps_the_password_out_of_strings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nlpflow.sources import build_engine
+
+    monkeypatch.delenv("NLPFLOW_DB_SECRET", raising=False)
+    for url in ("postgres://me@db/shop", "postgresql://me@db/shop"):
+        engine = build_engine(url, password="Pw-given")
+        assert engine.url.drivername == "postgresql+psycopg"
+        assert engine.url.password == "Pw-given"
+        assert "Pw-given" not in str(engine.url) and "Pw-given" not in repr(engine.url)
+    assert build_engine("postgresql://me@db/shop").url.password is None  # libpq looks it up
+
+
+def test_a_secret_block_named_where_prefect_is_absent_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nlpflow import sources
+    from nlpflow.errors import DataSourceError
+
+    monkeypatch.setattr(sources, "_password_source", None)  # as in `dvc repro`: no tasks/
+    monkeypatch.setenv("NLPFLOW_DB_SECRET", "warehouse")
+    with pytest.raises(DataSourceError, match="export PGPASSWORD or write ~/.pgpass"):
+        sources.build_engine("postgresql://me@db/shop")
+
+
+def test_accepted_profile_and_manifest_hold_no_password(tmp_path: Path) -> None:
+    from nlpflow.data import gather
+    from nlpflow.stages import accepted_profile
+
+    plain = accepted_profile(tmp_path, "data/sample/support_tickets.csv")
+    assert plain.name.startswith("data_sample_support_tickets_csv-")  # names kept as before
+    leaky = accepted_profile(tmp_path, "postgresql://me:KnownPw@db/shop")
+    assert "KnownPw" not in leaky.name
+    assert leaky == accepted_profile(tmp_path, "postgresql://me:OtherPw@db/shop")
+
+    csv = _write(tmp_path / "t.csv", "text,label\n" + "a b,x\nc d,y\n" * 20)
+    # model_copy skips validation, as a Params built in code would
+    data = DataParams().model_copy(update={"source": "https://me:KnownPw@h/t.csv?token=KnownPw"})
+    gather(source=csv, dst=tmp_path / "gathered", params=data)
+    manifest = (tmp_path / "gathered" / "manifest.json").read_text()
+    assert "KnownPw" not in manifest and "https://me:***@h/t.csv?token=***" in manifest
