@@ -9,14 +9,19 @@ data.split_files) are kept; otherwise a seeded split stratified by label is made
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import csv
 import glob as globmod
+import gzip
 import hashlib
 import io
 import json
+import lzma
 import random
 import re
+import stat
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -35,8 +40,15 @@ SPLIT_ALIASES = {
     "test": "test", "testing": "test",
 }  # fmt: skip
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
+COMPRESSIONS = (".gz", ".bz2", ".zst", ".xz")  # read by the inner suffix: data.csv.gz is csv
+DELIMITERS = ",;\t|"  # what sniffing considers
 SPLIT_COLUMN = "split"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_EXCEL_SEP = re.compile(r"sep=(.)[ \t]*(?=\r|\n|$)")  # Excel's first line naming the delimiter
+_SPECIAL = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+)  # fmt: skip
 
 
 class GatherReport(BaseModel):
@@ -56,8 +68,65 @@ class GatherReport(BaseModel):
 # ---------------------------------------------------------------- reading
 
 
+def plain_name(path: Path) -> Path:
+    """The path without its compression suffix (data/train.csv.gz -> data/train.csv)."""
+    return path.with_suffix("") if path.suffix.lower() in COMPRESSIONS else path
+
+
+def refuse_special(path: Path) -> None:
+    """Refuse anything but a regular file or a folder, before opening it: reading a FIFO
+    blocks until a writer comes (gather hung, deaf to SIGTERM), and a device never ends."""
+    try:
+        mode = path.stat().st_mode  # follows links: a link to a regular file is fine
+    except OSError as exc:
+        raise DataSourceError(f"{path} cannot be read: {exc.strerror}.") from None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = next((name for is_kind, name in _SPECIAL if is_kind(mode)), "a special file")
+    raise DataSourceError(
+        f"{path} is {kind}, not a regular file: nlpflow reads data from regular files only "
+        "(a pipe or device can block forever). Save the data to a file first, e.g. "
+        f"`cat {path} > data.csv`, and point data.source at it."
+    )
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed when its suffix says so."""
+    refuse_special(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".gz":
+            with gzip.open(path) as fh:
+                return fh.read()
+        if suffix == ".bz2":
+            with bz2.open(path) as fh:
+                return fh.read()
+        if suffix == ".xz":
+            with lzma.open(path) as fh:
+                return fh.read()
+        if suffix == ".zst":
+            import zstandard
+
+            with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as fh:
+                return fh.read()
+        return path.read_bytes()
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise DataSourceError(_damaged(path, exc)) from None
+    except Exception as exc:  # zstandard.ZstdError, imported only for .zst files
+        if type(exc).__name__ != "ZstdError":
+            raise
+        raise DataSourceError(_damaged(path, exc)) from None
+
+
+def _damaged(path: Path, exc: BaseException) -> str:
+    return (
+        f"{path} cannot be decompressed as {path.suffix} ({exc}): the file is damaged or "
+        "truncated (download it again), or its suffix does not match its compression."
+    )
+
+
 def _decode(path: Path, errors: str = "strict") -> str:
-    data = path.read_bytes()
+    data = _read_bytes(path)
     if not data.strip():
         raise DataSourceError(f"{path} is empty: point data.source at a file with labelled rows.")
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -98,37 +167,157 @@ def _check_header(path: Path, text: str, sep: str, quoting: Literal[0, 1, 2, 3])
 
 def read_table(path: Path, fmt: str, params: DataParams) -> pd.DataFrame:
     if fmt == "parquet":
-        try:
-            return pd.read_parquet(path)
+        try:  # a compressed Parquet file is read from memory; a plain one straight from disk
+            compressed = path.suffix.lower() in COMPRESSIONS
+            return pd.read_parquet(io.BytesIO(_read_bytes(path)) if compressed else path)
+        except DataSourceError:
+            raise
         except Exception as exc:  # pyarrow raises several unrelated types for bad files
             raise DataSourceError(f"{path} is not a readable Parquet file: {exc}") from None
     text = _decode(path, params.decode_errors)
+    if fmt == "labelled_lines":  # "LABEL the text", as TREC ships
+        pairs = [line.strip().split(maxsplit=1) for line in _LINE_BREAK.split(text)]
+        rows = [(p[1] if len(p) > 1 else None, p[0]) for p in pairs if p]
+        return pd.DataFrame(rows, columns=["text", "label"], dtype=object)
+    if fmt == "jsonl":
+        return _read_jsonl(path, text)
+    return _read_delimited(path, text, fmt, params)
+
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "true/false", type(None): "null"}  # fmt: skip
+
+
+def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+    """One JSON object a line, parsed line by line so an error names the file's own line
+    (json.loads of a chunk said line 1). Split on newlines only: JSON strings may hold U+2028."""
+    records = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataSourceError(
+                f"{path} line {number} is not valid JSON: {exc.msg} at column {exc.colno}. "
+                "Fix or remove that line (JSONL holds one JSON object a line)."
+            ) from None
+        if not isinstance(record, dict):
+            raise DataSourceError(
+                f"{path} line {number} holds {_JSON_TYPES.get(type(record), 'a value')}, not "
+                'an object: each line must be one object like {"text": "...", "label": "..."}.'
+            )
+        records.append(record)
+    # Records as objects: pandas would turn int labels with one null into floats ("1.0").
+    return pd.DataFrame(records, dtype=object)
+
+
+def _read_delimited(path: Path, text: str, fmt: str, params: DataParams) -> pd.DataFrame:
+    # Every field as a string: labels like 0/1 must not turn into floats, and TSV quotes
+    # are literal characters (SMS data has unbalanced quotes).
+    quoting: Literal[0, 1, 2, 3] = (
+        csv.QUOTE_NONE
+        if (params.quoting or ("none" if fmt == "tsv" else "minimal")) == "none"
+        else csv.QUOTE_MINIMAL
+    )
+    excel = _EXCEL_SEP.match(text)
+    if excel is not None:  # Excel's `sep=;` line: honoured, then blanked (pandas skips blank
+        text = text[excel.end() :]  # lines, so the lines keep their numbers)
+    names = params.columns
+    sep = params.delimiter or (excel and excel.group(1)) or ("\t" if fmt == "tsv" else ",")
+    header = ",".join(names) if names else text.lstrip("\r\n")
+    _check_header(path, header, "," if names else sep, quoting)
     try:
-        if fmt == "labelled_lines":  # "LABEL the text", as TREC ships
-            pairs = [line.strip().split(maxsplit=1) for line in _LINE_BREAK.split(text)]
-            rows = [(p[1] if len(p) > 1 else None, p[0]) for p in pairs if p]
-            return pd.DataFrame(rows, columns=["text", "label"], dtype=object)
-        if fmt == "jsonl":
-            # Records as objects: pandas would turn int labels with one null into floats ("1.0").
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-            return pd.DataFrame(records, dtype=object)
-        # Every field as a string: labels like 0/1 must not turn into floats, and TSV quotes
-        # are literal characters (SMS data has unbalanced quotes).
-        quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
-        names = params.columns
-        sep = params.delimiter or ("\t" if fmt == "tsv" else ",")
-        _check_header(path, ",".join(names) if names else text, "," if names else sep, quoting)
-        return pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
-            quoting=quoting, header=None if names else "infer", names=names,
-        )  # fmt: skip
-    except (ValueError, pd.errors.ParserError) as exc:  # json.JSONDecodeError is a ValueError
-        hint = ""
-        if "EOF inside string" in str(exc):
-            hint = " A quote opens and never closes: the file may be truncated."
-        elif "Expected" in str(exc) and "fields" in str(exc):
-            hint = " A row has more fields than the header: quote texts that contain the delimiter."
+        with warnings.catch_warnings():
+            # Rows wider than the header: pandas made their extra leading fields an index, and
+            # texts silently lost their start; with index_col=False it warns instead: an error.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(
+                io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
+                quoting=quoting, header=None if names else "infer", names=names,
+                index_col=False,
+            )  # fmt: skip
+    except (ValueError, pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+        hint = _parse_hint(str(exc), text, sep=sep, quoting=quoting, given=params.delimiter)
         raise DataSourceError(f"{path} could not be parsed as {fmt}: {exc}.{hint}") from None
+
+
+def _parse_hint(error: str, text: str, *, sep: str, quoting: int, given: str | None) -> str:
+    """What to do about a parse error: the real delimiter, or where a quote opens."""
+    sniffed = sniff_delimiter(text)
+    if given is None and sniffed is not None and sniffed != sep:
+        return f" This file looks {sniffed!r}-separated: set data.delimiter: {sniffed!r}."
+    opened = _unclosed_quote_line(text, sep) if quoting != csv.QUOTE_NONE else None
+    if opened is not None:
+        return (
+            f" The quote opened on line {opened} never closes (the file may be truncated): "
+            "close it, or set data.quoting: none if quotes are plain characters in your texts."
+        )
+    if "EOF inside string" in error:
+        return " A quote opens and never closes: the file may be truncated."
+    wide = _first_wide_line(text, sep=sep, quoting=quoting)
+    if wide is not None:
+        line, fields, header = wide
+        return (
+            f" Line {line} has {fields} fields, the header {header}: quote texts that contain "
+            "the delimiter."
+        )
+    return ""
+
+
+def _first_wide_line(text: str, *, sep: str, quoting: int) -> tuple[int, int, int] | None:
+    """(line, its fields, the header's fields) of the first row wider than the header."""
+    reader = csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting)  # type: ignore[arg-type]
+    header = 0
+    for row in reader:
+        if not header:
+            header = len(row)
+        elif len(row) > header:
+            return reader.line_num, len(row), header
+    return None
+
+
+def sniff_delimiter(text: str) -> str | None:
+    """The one of , ; tab | that splits the first lines into the same number of fields (two
+    or more, as many as the header) most often; None when no candidate does for most lines.
+    Counting beats csv.Sniffer here: texts full of commas made it pick ',' for ';' files."""
+    lines = [line for line in _LINE_BREAK.split(text[:65536])[:50] if line.strip()]
+    best, best_share = None, 0.5
+    for candidate in DELIMITERS:
+        widths = [len(row) for row in csv.reader(lines, delimiter=candidate)]
+        if not widths or widths[0] < 2:
+            continue
+        share = sum(w == widths[0] for w in widths) / len(widths)
+        if share > best_share:
+            best, best_share = candidate, share
+    return best
+
+
+_QUOTE_TOKENS: dict[str, re.Pattern[str]] = {}
+
+
+def _unclosed_quote_line(text: str, sep: str) -> int | None:
+    """The line where a quoted field opens and never closes, by csv's rules: a quote opens a
+    field only as its first character, and "" inside one is a quote, not its end."""
+    tokens = _QUOTE_TOKENS.setdefault(sep, re.compile(f'"|\\r\\n?|\\n|{re.escape(sep)}'))
+    line, field_start, opened, escaped = 1, 0, None, False
+    for token in tokens.finditer(text):
+        if escaped:  # the second quote of ""
+            escaped = False
+            continue
+        if token.group() == '"':
+            if opened is None:
+                opened = line if token.start() == field_start else None
+            elif text.startswith('"', token.end()):
+                escaped = True
+            else:
+                opened, field_start = None, -1
+            continue
+        if token.group() != sep:  # a line break
+            line += 1
+        if opened is None:
+            field_start = token.end()
+    return opened
 
 
 def _detect_format(path: Path, fmt: str) -> str:
@@ -136,11 +325,13 @@ def _detect_format(path: Path, fmt: str) -> str:
         return fmt
     if path.is_dir():
         return "folder"
-    if path.suffix.lower() in TABLE_SUFFIXES:
-        return TABLE_SUFFIXES[path.suffix.lower()]
+    suffix = plain_name(path).suffix.lower()
+    if suffix in TABLE_SUFFIXES:
+        return TABLE_SUFFIXES[suffix]
     raise DataSourceError(
         f"cannot tell the format of {path.name}: set data.format to one of "
-        "csv, tsv, jsonl, parquet, folder, labelled_lines."
+        "csv, tsv, jsonl, parquet, folder, labelled_lines (files may also be compressed: "
+        f"{', '.join(COMPRESSIONS)} after the format's suffix, e.g. data.csv.gz)."
     )
 
 
@@ -157,10 +348,9 @@ def _select(df: pd.DataFrame, path: Path, params: DataParams) -> pd.DataFrame:
     missing = [c for c in (*text_columns, label_column) if c not in df.columns]
     if missing:
         hint = "Set data.text_column / data.label_column to the right names."
-        if len(df.columns) == 1:
-            other = next((d for d in ";|\t," if d in str(df.columns[0])), None)
-            if other is not None:
-                hint = f"The header looks delimited by {other!r}: set data.delimiter to it."
+        other = sniff_delimiter(str(df.columns[0])) if len(df.columns) == 1 else None
+        if other is not None:
+            hint = f"This file looks {other!r}-separated: set data.delimiter: {other!r}."
         raise DataSourceError(
             f"{path}: column(s) {missing} not found; columns are {list(df.columns)}. {hint}"
         )
@@ -191,19 +381,36 @@ def _split_name(value: object, path: Path) -> str:
     return name
 
 
+def _regular_files(paths: Iterable[Path]) -> list[Path]:
+    """The files among `paths`, folders left out; a FIFO or device among them is refused,
+    not skipped (a folder of pipes read as 'no data files' misleads)."""
+    found = sorted(paths)
+    for path in found:
+        if not path.is_dir():
+            refuse_special(path)
+    return [p for p in found if p.is_file()]
+
+
+def _table_suffix(path: Path) -> str:
+    return plain_name(path).suffix.lower()
+
+
 def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
-    files = sorted(
+    files = _regular_files(
         p for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and not p.stem.lower().startswith("readme")
+        if not p.name.startswith(".") and not plain_name(p).stem.lower().startswith("readme")
     )  # fmt: skip
     split_files = {
-        SPLIT_ALIASES.get(p.stem.lower()): p for p in files if p.suffix in TABLE_SUFFIXES
+        SPLIT_ALIASES.get(plain_name(p).stem.lower()): p
+        for p in files
+        if _table_suffix(p) in TABLE_SUFFIXES
     }
     split_files.pop(None, None)
     if split_files:
         frames = []
         for split, path in split_files.items():
-            frame = _select(read_table(path, TABLE_SUFFIXES[path.suffix], params), path, params)
+            fmt = TABLE_SUFFIXES[_table_suffix(path)]
+            frame = _select(read_table(path, fmt, params), path, params)
             frame[SPLIT_COLUMN] = split
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
@@ -211,10 +418,11 @@ def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
         raise DataSourceError(f"{folder} holds no data files.")
     # One text file per label. Files sharing one stem (rt-polarity.pos / .neg) are labelled by
     # their suffix; otherwise (billing.txt, shipping.txt) by their stem.
-    shared_stem = len({p.stem for p in files}) == 1 and len(files) > 1
+    shared_stem = len({plain_name(p).stem for p in files}) == 1 and len(files) > 1
     rows: list[dict[str, object]] = []
     for path in files:
-        label = path.suffix.lstrip(".") if shared_stem else path.stem
+        plain = plain_name(path)
+        label = plain.suffix.lstrip(".") if shared_stem else plain.stem
         # Only real line breaks: str.splitlines also splits on U+2028, form feeds and \x85.
         for i, line in enumerate(_LINE_BREAK.split(_decode(path, params.decode_errors))):
             if line.strip():
@@ -232,6 +440,8 @@ def _read_split_files(folder: Path, params: DataParams) -> pd.DataFrame:
     frames = []
     for name, split in (params.split_files or {}).items():
         path = folder / name
+        if path.exists():
+            refuse_special(path)
         if not path.is_file():
             raise DataSourceError(
                 f"data.split_files names {name!r}, but {path} is not a file: check the name."
@@ -249,7 +459,7 @@ def is_glob(path: Path) -> bool:
 
 def matching_files(path: Path) -> list[Path]:
     """The files a glob source names, in a stable order (a drop folder grows between runs)."""
-    files = sorted(Path(p) for p in globmod.glob(str(path), recursive=True) if Path(p).is_file())
+    files = _regular_files(Path(p) for p in globmod.glob(str(path), recursive=True))
     if not files:
         raise DataSourceError(f"no file matches data.source {str(path)!r}: check the pattern.")
     return files
@@ -284,6 +494,7 @@ def load_source(path: Path, params: DataParams) -> tuple[pd.DataFrame, str]:
         return _load_glob(path, params)
     if not path.exists():
         raise DataSourceError(f"data source {path} does not exist: check data.source.")
+    refuse_special(path)  # before anything opens it: a FIFO blocks the first read forever
     fmt: str = params.format
     if params.split_files:
         frame = _read_split_files(path, params)

@@ -118,10 +118,11 @@ def plan_inference(params: Params, settings: Settings) -> InferencePlan:
             f"inference.source {p.source!r} is a database: set inference.table (or inference.query)."
         )
     source = p.source if is_db else str(settings.resolve_data(p.source))
-    if not is_db and Path(source).suffix.lower() not in INPUT_FORMATS:
+    if not is_db and _input_suffix(source) not in INPUT_FORMATS:
         raise ParamsError(
             f"inference.source {p.source!r}: cannot tell its format; give a file ending in "
-            f"{', '.join(INPUT_FORMATS)}, or a database URL."
+            f"{', '.join(INPUT_FORMATS)} (or one of those compressed: .gz, .bz2, .zst, .xz), "
+            "or a database URL."
         )
     for column, key in ((p.id_column, "id_column"), (p.text_column, "text_column")):
         if column in RESERVED or (column or "").startswith("proba_"):
@@ -314,13 +315,19 @@ def read_rows(plan: InferencePlan) -> pd.DataFrame:
         engine.dispose()
 
 
+def _input_suffix(source: str) -> str:
+    from nlpflow.data import plain_name
+
+    return plain_name(Path(source)).suffix.lower()  # data.csv.gz is read as csv
+
+
 def _read_file(path: Path) -> pd.DataFrame:
-    from nlpflow.data import read_table  # the same reader (and messages) gather uses
+    from nlpflow.data import plain_name, read_table  # gather's reader (and messages)
     from nlpflow.params import DataParams
 
-    if not path.is_file():
+    if not path.exists():  # a FIFO or device exists: read_table refuses it, saying what it is
         raise DataSourceError(f"inference.source {path} does not exist: check the path.")
-    return read_table(path, INPUT_FORMATS[path.suffix.lower()], DataParams())
+    return read_table(path, INPUT_FORMATS[plain_name(path).suffix.lower()], DataParams())
 
 
 # ------------------------------------------------------------------------------ validate

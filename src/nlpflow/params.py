@@ -109,7 +109,15 @@ class DataParams(_Section):
         default=None,
         min_length=1,
         max_length=1,
-        description="Field separator of csv/tsv files; null = ',' for csv and a tab for tsv.",
+        description="Field separator of csv/tsv files; null = the one an Excel `sep=;` first "
+        "line names, else ',' for csv and a tab for tsv. A file that does not parse gets the "
+        "separator it seems to use suggested.",
+    )
+    quoting: Literal["minimal", "none"] | None = Field(
+        default=None,
+        description="Quotes in csv/tsv files: minimal = a field may be wrapped in double quotes "
+        '(\'""\' inside is one quote); none = quotes are plain characters of the text; '
+        "null = minimal for csv, none for tsv.",
     )
     columns: list[str] | None = Field(
         default=None,
