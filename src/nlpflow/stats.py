@@ -1,19 +1,36 @@
 """Uncertainty of test-set metrics: bootstrap intervals and paired tests of two models.
 
 Pure functions over label sequences; `metric` is any function (gold, predicted) -> float.
-scipy supplies the exact binomial tail; the resampling is numpy, vectorised over samples where
-the metric allows it (accuracy), else one call per resample.
+scipy supplies the exact binomial tail. The resampling is numpy: a metric with a `resampled`
+method (nlpflow.metrics.metric_function's) scores a batch of resamples in one call, any other
+is called once per resample.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel
 
 Metric = Callable[[Any, Any], float]  # (gold, predicted) as sequences or arrays
+# Index arrays of at most this many cells per batch of resamples (64 MB of int64): 100,000
+# resamples of 10,000 rows at once would take 8 GB.
+_BATCH_CELLS = 8_000_000
+# Two scores closer than this are a tie: the same metric computed over permuted classes can
+# differ in the last bit, and a tie must never count as "better".
+_TIE = 1e-12
+
+
+@runtime_checkable
+class ResampledMetric(Protocol):
+    """A metric that also scores many resamples at once: row r of `indices` (resamples x rows)
+    holds the rows of resample r; returns one value per resample."""
+
+    def __call__(self, gold: Any, predicted: Any) -> float: ...
+
+    def resampled(self, gold: Any, predicted: Any, indices: np.ndarray) -> np.ndarray: ...
 
 
 class Interval(BaseModel):
@@ -37,8 +54,28 @@ class PairedTest(BaseModel):
     a_only_right: int | None = None
 
 
-def _indices(rows: int, samples: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, rows, size=(samples, rows))
+def _index_batches(rows: int, samples: int, seed: int) -> Iterator[np.ndarray]:
+    """The resamples' row indices, in batches of rows. One generator draws them in order, so
+    the batches joined are exactly `integers(0, rows, size=(samples, rows))` of that seed."""
+    rng = np.random.default_rng(seed)
+    step = max(1, _BATCH_CELLS // max(rows, 1))
+    for start in range(0, samples, step):
+        yield rng.integers(0, rows, size=(min(step, samples - start), rows))
+
+
+def _resampled_scores(
+    metric: Metric, gold: np.ndarray, columns: Sequence[np.ndarray], *, samples: int, seed: int
+) -> list[np.ndarray]:
+    """The metric of each column of predictions on each resample (the same resamples for
+    every column: paired)."""
+    out: list[list[np.ndarray]] = [[] for _ in columns]
+    for batch in _index_batches(len(gold), samples, seed):
+        for scores, predicted in zip(out, columns, strict=True):
+            if isinstance(metric, ResampledMetric):
+                scores.append(np.asarray(metric.resampled(gold, predicted, batch), dtype=float))
+            else:
+                scores.append(np.array([metric(gold[i], predicted[i]) for i in batch]))
+    return [np.concatenate(scores) for scores in out]
 
 
 def bootstrap_ci(
@@ -55,7 +92,7 @@ def bootstrap_ci(
     y, p = np.asarray(gold, dtype=object), np.asarray(predicted, dtype=object)
     if len(y) == 0:
         raise ValueError("bootstrap_ci needs at least one row")
-    values = np.array([metric(y[idx], p[idx]) for idx in _indices(len(y), samples, seed)])
+    (values,) = _resampled_scores(metric, y, [p], samples=samples, seed=seed)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(values, [tail, 1.0 - tail])
     return Interval(
@@ -93,12 +130,13 @@ def paired_bootstrap(
     seed: int = 13,
 ) -> PairedTest:
     """Paired bootstrap: resample rows once for both models; p is the share of resamples where
-    B does not beat A (with the +1 correction, so it is never exactly 0)."""
+    B does not beat A (with the +1 correction, so it is never exactly 0). A difference within
+    float noise (_TIE) is a tie, and a tie is not better."""
     y, pa, pb = (np.asarray(x, dtype=object) for x in (gold, a, b))
-    not_better = 0
-    for idx in _indices(len(y), samples, seed):
-        if metric(y[idx], pb[idx]) - metric(y[idx], pa[idx]) <= 0:
-            not_better += 1
+    if len(y) == 0:
+        raise ValueError("paired_bootstrap needs at least one row")
+    scores_a, scores_b = _resampled_scores(metric, y, [pa, pb], samples=samples, seed=seed)
+    not_better = int((scores_b - scores_a <= _TIE).sum())
     score_a, score_b = float(metric(y, pa)), float(metric(y, pb))
     return PairedTest(
         method="bootstrap", a=score_a, b=score_b, difference=score_b - score_a,
