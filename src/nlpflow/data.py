@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import lzma
+import math
 import random
 import re
 import stat
@@ -363,13 +364,52 @@ def _select(df: pd.DataFrame, path: Path, params: DataParams) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "text": [join(values) for values in zip(*(df[c] for c in text_columns), strict=True)],
-            "label": [None if pd.isna(v) else str(v) for v in df[label_column]],
+            "label": [_label(v, path, i) for i, v in enumerate(df[label_column])],
         }
     )
     if SPLIT_COLUMN in df.columns:
         out[SPLIT_COLUMN] = [_split_name(v, path) for v in df[SPLIT_COLUMN]]
     out["source_row"] = range(len(out))
     return out
+
+
+def _label(value: object, path: Path, row: int) -> str | None:
+    """One label as text. A whole float is its int ("1", not "1.0"): a number column with a
+    gap is stored as floats, and 1.0 and 1 must be one class. A list is several labels."""
+    if isinstance(value, list | tuple | dict | set) or hasattr(value, "ndim"):
+        kind = "a list" if not isinstance(value, dict) else "an object"
+        raise DataSourceError(
+            f"{path} row {row}: the label is {kind} ({str(list(value) if kind == 'a list' else value)[:60]}), "
+            "not one label: nlpflow trains single-label classification, one label per row "
+            "(split multi-label rows, or point data.label_column at a single-label column)."
+        )
+    if value is None or pd.isna(value):  # type: ignore[call-overload]
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _fraction(label: str) -> bool:
+    try:
+        number = float(label)
+    except ValueError:
+        return False
+    return math.isfinite(number) and not number.is_integer()
+
+
+def refuse_fractional_labels(labels: pd.Series, *, column: str) -> None:
+    """Numbers with a fraction are scores or a regression target, not classes: each would
+    become a class of its own, trained on and then judged."""
+    fractions = sorted({v for v in labels.dropna().unique() if _fraction(str(v))}, key=float)
+    if fractions:
+        shown = ", ".join(fractions[:5]) + (", ..." if len(fractions) > 5 else "")
+        raise DataSourceError(
+            f"data.label_column {column!r} holds numbers with a fraction ({shown}): nlpflow "
+            "trains a classifier over named classes. If these are classes, name them with "
+            f"data.label_map, e.g. {{'{fractions[0]}': <class name>, ...}}; if they are scores, "
+            "bin them into classes first, or point data.label_column at the class column."
+        )
 
 
 def _split_name(value: object, path: Path) -> str:
@@ -647,6 +687,7 @@ def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
         # before dedupe, which keeps a text's first row and so could drop the test copy
         frame, overlap_dropped = drop_test_overlap(frame)
     frame, duplicates_dropped = shape(frame, params)
+    refuse_fractional_labels(frame["label"], column=params.label_column)  # after label_map
     frame = (
         _complete_splits(frame, params.split)
         if from_source

@@ -182,9 +182,9 @@ class DataParams(_Section):
 # The checks of the validate suite, by id (the keys of validate.policy). Row checks name the rows
 # that break them, so those rows can be quarantined; table checks judge the data as a whole.
 ROW_CHECKS = (
-    "text_not_null", "label_not_null", "text_not_blank", "label_in_set", "text_length",
-    "class_min_count", "duplicates", "leak_exact", "leak_normalized", "class_imbalance",
-    "encoding_damage", "script", "p95_chars", "p95_tokens",
+    "text_not_null", "label_not_null", "text_not_blank", "label_in_set", "label_variants",
+    "text_length", "class_min_count", "duplicates", "leak_exact", "leak_normalized",
+    "class_imbalance", "encoding_damage", "script", "p95_chars", "p95_tokens",
 )  # fmt: skip
 TABLE_CHECKS = ("text_column", "label_column", "median_tokens", "label_drift", "length_drift")
 SCRIPTS = ("latin", "cyrillic", "greek", "arabic", "hebrew", "cjk", "hiragana", "katakana",

@@ -18,3 +18,12 @@ def strip_accents(text: str) -> str:
 def normalize_text(text: str) -> str:
     """The key two texts share when they differ only in case, accents, spacing or punctuation."""
     return _NON_WORD.sub(" ", strip_accents(text.casefold())).strip()
+
+
+def label_key(label: str) -> str:
+    """The key two labels share when they differ only in case, Unicode form (NFKC), spacing
+    or control characters: "Billing", "billing " and "billing\\nteam" vs "billing team". Kept
+    stricter than normalize_text: accents and punctuation may tell classes apart."""
+    text = " ".join(unicodedata.normalize("NFKC", label).split())  # line breaks are spacing
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
+    return unicodedata.normalize("NFKC", text.casefold()).strip()

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from nlpflow.data import SPLITS, load_splits
 from nlpflow.errors import DataValidationError
 from nlpflow.params import DataParams, ValidateParams
-from nlpflow.text import normalize_text
+from nlpflow.text import label_key, normalize_text
 
 ROW_ID = "row_id"
 REPORT_HTML = "report.html"
@@ -101,6 +101,10 @@ def build_frame(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
     largest = float(counts.max()) if len(counts) else 0.0
     examples = frame["train_examples_of_label"]
     frame["label_imbalance_ratio"] = (largest / examples.where(examples > 0)).fillna(0.0)
+    variants = label_variants(frame["label"])
+    frame["label_is_variant"] = (
+        frame["label"].map(lambda label: isinstance(label, str) and label in variants).astype(bool)
+    )
     text = frame["text"]
     frame["is_repeat"] = text.duplicated(keep="first") & text.notna()
     is_test = frame["split"] == "test"
@@ -115,6 +119,21 @@ def build_frame(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
     frame["text_tokens"] = text.fillna("").str.count(r"\S+").astype(int)
     frame[LENGTH_BIN] = frame["text_tokens"].map(length_bin)
     return frame
+
+
+def label_variants(labels: pd.Series) -> dict[str, str]:
+    """Each label spelled differently from another of the same label_key ("billing ",
+    "Billing"), mapped to the spelling most rows use (ties: the first in sorted order)."""
+    counts = labels.dropna().astype(str).value_counts()
+    groups: dict[str, list[str]] = {}
+    for label in sorted(counts.index):
+        groups.setdefault(label_key(label), []).append(label)
+    out: dict[str, str] = {}
+    for spellings in groups.values():
+        if len(spellings) > 1:
+            keep = max(spellings, key=lambda s: (counts[s], -spellings.index(s)))
+            out |= {s: keep for s in spellings if s != keep}
+    return out
 
 
 def build_checks(params: ValidateParams) -> list[Check]:
@@ -134,6 +153,8 @@ def build_checks(params: ValidateParams) -> list[Check]:
               gxe.ExpectColumnValuesToNotMatchRegex(column="text", regex=r"^\s*$")),
         Check("label_in_set", "labels are in the allowed set",
               gxe.ExpectColumnValuesToBeInSet(column="label", value_set={"$PARAMETER": "allowed_labels"})),
+        Check("label_variants", "no two labels differ only in case, spacing, Unicode form or control characters",
+              gxe.ExpectColumnValuesToBeInSet(column="label_is_variant", value_set=[False])),
         Check("text_length", f"text length is {p.min_chars}..{p.max_chars} characters",
               gxe.ExpectColumnValueLengthsToBeBetween(column="text", min_value=p.min_chars, max_value=p.max_chars)),
         Check("class_min_count", f"each label has at least {p.min_examples_per_class} train examples",
@@ -312,7 +333,8 @@ def _check_results(
             unexpected_percent=None if percent is None else float(percent),
             by_split=_by_split(split_of, _offending(res)),
             observed=_plain(detail.get("observed_value")),
-            details=details if isinstance(details, dict) else {},
+            details=_variant_details(frame) if key == "label_variants" and not res.success
+            else details if isinstance(details, dict) else {},
             examples=[] if res.success else _examples(frame, res, params.show_examples),
         ))  # fmt: skip
     order = {c.id: i for i, c in enumerate(checks)}
@@ -412,6 +434,33 @@ def _save_reports(report: ValidationReport, dst: Path, *, source: dict[str, Any]
     save_report(report, Path(report.report_html), source=source)
 
 
+def _variant_details(frame: pd.DataFrame) -> dict[str, Any]:
+    """The groups of labels that differ only in spelling, and the label_map that merges them."""
+    mapping = label_variants(frame["label"])
+    groups: dict[str, list[str]] = {}
+    for variant, keep in mapping.items():
+        groups.setdefault(keep, []).append(variant)
+    return {"groups": groups, "label_map": mapping}
+
+
+def label_map_hint(mapping: dict[str, str]) -> str:
+    """A params.yaml line that merges the variants: YAML's double-quoted strings read JSON's
+    escapes, so a label holding a line break or a trailing space survives the copy."""
+    pairs = ", ".join(f"{_quoted(k)}: {_quoted(v)}" for k, v in mapping.items())
+    return f"data.label_map: {{{pairs}}}"
+
+
+def _quoted(text: str) -> str:
+    """A double-quoted string with invisible characters (a zero-width space) escaped: a
+    terminal shows them as nothing, and a copy would lose them."""
+    import unicodedata
+
+    return "".join(
+        f"\\u{ord(ch):04x}" if unicodedata.category(ch) in ("Cf", "Zl", "Zp") else ch
+        for ch in json.dumps(text, ensure_ascii=False)
+    )
+
+
 def format_failures(report: ValidationReport) -> str:
     lines = [f"data validation failed: {len(report.failed)} of {len(report.checks)} checks."]
     for check in report.failed:
@@ -424,6 +473,14 @@ def format_failures(report: ValidationReport) -> str:
         for ex in check.examples:
             lines.append(
                 f"      {ex['split']} row {ex['source_row']}: label={ex['label']!r} text={ex['text']!r}"
+            )
+        if check.id == "label_variants" and check.details.get("label_map"):
+            for keep, variants in check.details["groups"].items():
+                shown = ", ".join(repr(v) for v in variants)
+                lines.append(f"      {shown} look like {keep!r} (the spelling most rows use)")
+            lines.append(
+                "      Merge them in params.yaml (add to any label_map you have): "
+                + label_map_hint(check.details["label_map"])
             )
     if report.quarantined:
         lines.append(f"  Quarantined first: {report.quarantined} (see {report.quarantine_file}).")

@@ -30,6 +30,8 @@ CHECKS = [
     ("label_not_null", "no null label", "expect_column_values_to_not_be_null"),
     ("text_not_blank", "no empty or whitespace-only text", "expect_column_values_to_not_match_regex"),
     ("label_in_set", "labels are in the allowed set ['billing', 'shipping']", "expect_column_values_to_be_in_set"),
+    ("label_variants", "no two labels differ only in case, spacing, Unicode form or control characters",
+     "expect_column_values_to_be_in_set"),
     ("text_length", "text length is 1..5000 characters", "expect_column_value_lengths_to_be_between"),
     ("class_min_count", "each label has at least 5 train examples", "expect_column_values_to_be_between"),
     ("duplicates", "at most 5.0% of texts repeat an earlier text", "expect_column_values_to_be_in_set"),
@@ -351,7 +353,7 @@ def test_test_text_also_in_train_fails(outcome: Callable[[str], Outcome]) -> Non
     name = "no test text appears in train"
     # one repeat in 28 rows (27/28 unique) stays under the 5 % duplicate limit; an exact
     # repeat is also a normalised one
-    assert result.failed == {name, CHECK_NAMES[10]}
+    assert result.failed == {name, CHECK_NAMES[11]}
     assert result.check(name)["unexpected_count"] == 1
     assert result.block(name) == [
         f"  ✗ {name} [{ID[name]}] (expect_column_values_to_be_in_set): 1 rows",
@@ -381,7 +383,7 @@ def test_normalised_leak_is_caught_when_exact_check_passes(tmp_path: Path) -> No
     rows["test"][0] = ("BILLING question 3 !!", "billing")  # train has "billing question 3"
     error = _validate_rows(tmp_path, rows)
     assert error is not None
-    assert f"✗ {CHECK_NAMES[10]}" in str(error)
+    assert f"✗ {CHECK_NAMES[11]}" in str(error)
     assert "[leak_exact]" not in str(error)
 
 
