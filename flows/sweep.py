@@ -15,8 +15,9 @@ from typing import Any
 from prefect import flow
 from prefect.futures import PrefectFuture, as_completed
 
+from nlpflow.locking import note_run
 from nlpflow.params import load_params
-from nlpflow.pipeline import make_context
+from nlpflow.pipeline import locked_project, make_context
 from nlpflow.settings import load_settings
 from nlpflow.stages import StageContext
 from nlpflow.sweep import (
@@ -60,8 +61,13 @@ def sweep_flow(
     started = time.time()
     run_id = open_sweep(ctx, ref.name)
     try:
-        prepared: dict[str, Any] = {name: PREPARE_TASKS[name](ctx, run_id) for name in PREPARE}
-        snapshot_task(ctx, ref)
+        # preparing writes the project's data/ outputs, which training writes too: under the
+        # project's lock. The trials read the study's own snapshot: they need no lock, and a
+        # long sweep does not hold up scheduled training runs.
+        with locked_project(ctx):
+            note_run(root, run_id)
+            prepared: dict[str, Any] = {name: PREPARE_TASKS[name](ctx, run_id) for name in PREPARE}
+            snapshot_task(ctx, ref)
         report = finish_task(ctx, ref, run_id, _run_trials(ctx, ref, run_id), started)
     except BaseException:
         end_tracking(ctx, run_id, failed=True)

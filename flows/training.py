@@ -32,11 +32,11 @@ from nlpflow.freshness import (
     skipped_run_tags,
 )
 from nlpflow.params import load_params
-from nlpflow.pipeline import is_dvc_project, make_context
+from nlpflow.pipeline import is_dvc_project, locked_project, make_context
 from nlpflow.remote import PUSHED_STAGES
 from nlpflow.settings import load_settings
 from nlpflow.sources import dvc_can_track
-from nlpflow.stages import GATHERED, STAGE_NAMES, StageContext
+from nlpflow.stages import GATHERED, MODEL, MODEL_SHA256, STAGE_NAMES, StageContext
 from tasks.artifacts import publish_run_links
 from tasks.labels import flow_run_name, show_library_progress, tag_flow_run
 from tasks.remote import push_to_remote, record_reproduction
@@ -69,13 +69,15 @@ def training_flow(
     record_dvc = (
         is_dvc_project(root) and not overrides and not configs and dvc_can_track(params.data.source)
     )
-    run_id = start_tracking(ctx)
-    try:
-        summary, message = _run_stages(ctx, run_id, record_dvc, force=force)
-    except BaseException:
-        end_tracking(ctx, run_id, failed=True)
-        raise
-    end_tracking(ctx, run_id, failed=False)
+    # one run at a time per project, whoever starts it (CLI, a worker's deployment, dvc repro)
+    with locked_project(ctx):
+        run_id = start_tracking(ctx)
+        try:
+            summary, message = _run_stages(ctx, run_id, record_dvc, force=force)
+        except BaseException:
+            end_tracking(ctx, run_id, failed=True)
+            raise
+        end_tracking(ctx, run_id, failed=False)
     # A skip and a run that reused every stage are told apart from a training at a glance:
     # Prefect colours by state type and shows the name.
     name = "Skipped" if summary["skipped"] else "Cached" if summary["outcome"] == REUSED else None
@@ -100,6 +102,8 @@ def _run_stages(
         for name in STAGE_NAMES:
             results[name] = run_stage_cached(name, ctx, run_id, refresh=force)
             summary[name] = results[name].report.model_dump(mode="json")
+            if name == "train":  # ran or reused: register checks it uploads this very model
+                _tag_model(ctx, run_id, results[name])
             reason = (
                 _skip_reason(ctx, run_id, results[name], force=force) if name == "gather" else None
             )
@@ -113,6 +117,21 @@ def _run_stages(
             except Exception as exc:  # the stage's error is the one to raise
                 print(f"could not record the stages that completed: {exc}")
         raise
+    try:
+        return _finish(ctx, run_id, results, summary, record_dvc=record_dvc)
+    except BaseException as exc:  # a failed run must not leave the version it registered
+        if results["register"].run_id == run_id:
+            try:
+                _withdraw(ctx, run_id, results["register"].report, exc)
+            except Exception as failed:  # the run's own error is the one to raise
+                print(f"could not withdraw the version this run registered: {failed}")
+        raise
+
+
+def _finish(
+    ctx: StageContext, run_id: str, results: dict[str, StageResult], summary: dict[str, Any],
+    *, record_dvc: bool,
+) -> tuple[dict[str, Any], str]:  # fmt: skip
     if record_dvc:
         _record_and_push(ctx, run_id, results)
     record_reproduction(ctx, dvc_lock=record_dvc)
@@ -133,6 +152,25 @@ def _run_stages(
         name: 0.0 if name in cached else result.seconds for name, result in results.items()
     }
     return summary, f"{len(STAGE_NAMES) - len(cached)} stages ran, {len(cached)} reused"
+
+
+def _tag_model(ctx: StageContext, run_id: str, train: StageResult) -> None:
+    assert ctx.tracker is not None
+    ctx.tracker.set_tags(run_id, {MODEL_SHA256: train.outputs[MODEL]})
+
+
+def _withdraw(ctx: StageContext, run_id: str, report: Any, exc: BaseException) -> None:
+    """Undo this run's registration (nlpflow.registry.withdraw_version) before it fails."""
+    from nlpflow.registry import withdraw_version
+
+    if ctx.tracker is None or report.version is None:
+        return
+    print(f"withdrawing {report.model_name} version {report.version}: the run failed after "
+          "registering it")  # fmt: skip
+    withdraw_version(
+        ctx.tracker, report.model_name, report.version, run_id=run_id,
+        restore=report.aliases_before, reason=f"the run failed after register: {exc!r}"[:400],
+    )  # fmt: skip
 
 
 def _record_and_push(ctx: StageContext, run_id: str, results: dict[str, StageResult]) -> None:

@@ -13,6 +13,7 @@ nlpflow registry history|promote|rollback  the promotion log; move the champion 
 nlpflow lineage [NAME@ALIAS] [--json]   a registered version's run, commit, data hashes, params
 nlpflow reproduce RUN_ID [--tolerance X] rebuild a run from its record; metric differences
 nlpflow ui                              this project's MLflow and Prefect pages, until Ctrl-C
+nlpflow doctor [--dry-run]              close runs killed processes left RUNNING; who holds the lock
 """
 
 from __future__ import annotations
@@ -153,6 +154,26 @@ _SUMMARIES: dict[str, Any] = {  # report type -> fields -> the parts of its line
 }
 
 
+WaitOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--wait/--no-wait",
+        help="When another run holds this project (.nlpflow/run.lock): wait for it, saying "
+        "whom for, or refuse naming it (default: NLPFLOW_LOCK, else wait; NLPFLOW_LOCK_TIMEOUT "
+        "caps the wait in seconds).",
+    ),
+]
+
+
+def _choose_lock_mode(wait: bool | None) -> None:
+    """--wait/--no-wait for this command's flow: the flow reads settings from the environment
+    (as a worker's flow run does), so the choice travels there."""
+    import os
+
+    if wait is not None:
+        os.environ["NLPFLOW_LOCK"] = "wait" if wait else "fail"
+
+
 @app.command()
 def run(
     set_: SetOption = None,
@@ -163,10 +184,12 @@ def run(
             "--force", help="Run every stage again: no cached results, no skip on unchanged data."
         ),
     ] = False,
+    wait: WaitOption = None,
 ) -> None:
     """Run the training flow once, with Prefect (no server needed), MLflow and DVC."""
     from flows.training import training_flow
 
+    _choose_lock_mode(wait)
     settings, result = _run_flow(training_flow, set_, config, force=force)
     if result["skipped"]:
         out.print(f"[bold]Skipped[/bold]: {result['skipped']}")
@@ -251,6 +274,28 @@ def _print_links(result: dict[str, Any], settings: Any) -> None:
     out.print(f"  Prefect flow run: {prefect or result.get('flow_run_id')}", highlight=False)
     if mlflow is None or prefect is None:
         out.print("  nlpflow ui        serves this project's MLflow and Prefect pages")
+
+
+@app.command()
+def doctor(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only report: change nothing.")
+    ] = False,
+) -> None:
+    """Find what killed runs left behind and repair what is safe: close this project's MLflow
+    runs whose process is gone as KILLED (reason in tag nlpflow.closed_reason), drop stale
+    markers. Reports the lock's holder, live runs and other hosts' runs, never touching them."""
+    from rich.markup import escape
+
+    from nlpflow.doctor import diagnose
+
+    found = diagnose(load_settings(), repair=not dry_run)
+    out.print(f"[bold]nlpflow doctor[/bold] {escape(found.project)}")
+    for item in found.findings:
+        mark = "fixed" if item.repaired else item.state
+        out.print(f"  {item.what:7} {mark:10} {escape(item.detail)}", highlight=False)
+    if dry_run and found.needs_repair:
+        out.print("  run `nlpflow doctor` (without --dry-run) to repair")
 
 
 @app.command()

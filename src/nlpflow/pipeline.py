@@ -9,20 +9,27 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from nlpflow.errors import NlpflowError
+from nlpflow.locking import note_run, process_info
 from nlpflow.params import Params
 from nlpflow.settings import Settings
 from nlpflow.stages import STAGE_NAMES, StageContext, run_stage
 
 
-def open_run(ctx: StageContext, *, runner: str, tags: dict[str, str] | None = None) -> str:
+def open_run(
+    ctx: StageContext, *, runner: str, tags: dict[str, str] | None = None, owner: str | None = None
+) -> str:
     """Open the pipeline's MLflow run, named for what it trains, with the params that shape it
-    (nlpflow.naming: the family's own train fields, never another family's)."""
+    (nlpflow.naming: the family's own train fields, never another family's). `owner`: the
+    process that closes it (`<pid>@<start>` of a `dvc repro`), default this one."""
     from nlpflow.dvcexp import dvc_experiment_tags, experiment_name
     from nlpflow.naming import logged_params, run_name
     from nlpflow.remote import code_state_tags
@@ -34,16 +41,40 @@ def open_run(ctx: StageContext, *, runner: str, tags: dict[str, str] | None = No
     name = run_name(ctx.params, experiment=experiment_name())
     run_id: str = ctx.tracker.start_run(
         ctx.params.register_.experiment, run_name=name, tags=all_tags,
-        main_metric=ctx.params.evaluate.main_metric,
+        main_metric=ctx.params.evaluate.main_metric, owner=owner,
     )  # fmt: skip
     ctx.tracker.log_params(run_id, logged_params(ctx.params))
     ctx.run_id = run_id
+    note_run(ctx.root, run_id)
     return run_id
 
 
 def close_run(ctx: StageContext, *, failed: bool) -> None:
     if ctx.tracker is not None and ctx.run_id is not None:
         ctx.tracker.end_run(ctx.run_id, "FAILED" if failed else "FINISHED")
+
+
+@contextmanager
+def locked_project(
+    ctx: StageContext, *, session: str | None = None, say: Callable[[str], None] = print
+) -> Iterator[None]:
+    """Hold the project's lock (nlpflow.locking; settings `lock`, `lock_timeout`) for the
+    block, then close the project's runs whose process died (kill -9) as KILLED: a run that
+    holds the lock knows no other run of this project is live on this host, except ones it
+    can see running."""
+    from nlpflow.locking import project_lock
+
+    settings = ctx.settings
+    with project_lock(
+        ctx.root, wait=settings.lock == "wait", timeout=settings.lock_timeout, session=session,
+        say=say,
+    ):  # fmt: skip
+        if ctx.tracker is not None:
+            from nlpflow.locking import command_line
+            from nlpflow.tracking import close_stale_runs
+
+            close_stale_runs(ctx.tracker, by=f"the next run ({command_line()})")
+        yield
 
 
 def make_context(
@@ -65,13 +96,22 @@ def run_cli_stage(name: str, ctx: StageContext) -> BaseModel:
     `dvc` process takes it up again: DVC skips the stages whose inputs did not change, so the
     stage that ran last is often not register, and no run may stay RUNNING. A run left by
     another `dvc` process is never continued: two experiments never share a run.
+
+    Each stage holds the project's lock; the `dvc` process's other stages may take it in
+    turn, and nobody else until that process ends (nlpflow.locking).
     """
+    owner = invoking_dvc()
+    with locked_project(ctx, session=owner, say=lambda line: print(line, file=sys.stderr)):
+        if ctx.tracker is None:  # an untracked stage (Stage.tracked): nothing to open or close
+            return run_stage(name, ctx)
+        return _run_tracked_stage(name, ctx, owner)
+
+
+def _run_tracked_stage(name: str, ctx: StageContext, owner: str | None) -> BaseModel:
     from nlpflow.remote import RECORDED_BY, finish_dvc_run
     from nlpflow.tracking import clear_active_run, read_active_run, write_active_run
 
-    if ctx.tracker is None:  # an untracked stage (Stage.tracked): nothing to open or close
-        return run_stage(name, ctx)
-    owner = invoking_dvc()
+    assert ctx.tracker is not None
     marker = read_active_run(ctx.root)
     status = ctx.tracker.run_status(marker["run_id"]) if marker else None
     if marker and marker["owner"] == owner and status in {"RUNNING", "FINISHED"}:
@@ -79,7 +119,7 @@ def run_cli_stage(name: str, ctx: StageContext) -> BaseModel:
         if status == "FINISHED":
             ctx.tracker.reopen_run(ctx.run_id)
     else:
-        write_active_run(ctx.root, open_run(ctx, runner="dvc"), owner)
+        write_active_run(ctx.root, open_run(ctx, runner="dvc", owner=owner), owner)
     try:
         report = run_stage(name, ctx)
         if name == RECORDED_BY:  # the run is reproducible: push to the DVC remote, record it
@@ -99,7 +139,7 @@ def invoking_dvc() -> str | None:
     whose command is dvc), or None when no dvc process started it (a stage run by hand)."""
     pid = os.getppid()
     for _ in range(6):  # dvc -> (sh -c) -> nlpflow; a queued experiment adds its executor
-        found = _process(pid)
+        found = process_info(pid)
         if found is None:
             return None
         parent, started, argv = found
@@ -114,29 +154,6 @@ def invoking_dvc() -> str | None:
 def _is_dvc(argv: list[str]) -> bool:
     names = [Path(arg).name for arg in argv[:3]]
     return "dvc" in names or any(a == "-m" and b == "dvc" for a, b in pairwise(argv[:4]))
-
-
-def _process(pid: int) -> tuple[int, str, list[str]] | None:
-    """(parent pid, start time, argv) of `pid`: from /proc on Linux, else from `ps`."""
-    proc = Path("/proc") / str(pid)
-    try:
-        stat = (proc / "stat").read_text()
-        argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-        return int(fields[1]), fields[19], [a for a in argv if a]
-    except (OSError, IndexError, ValueError):
-        pass
-    import subprocess
-
-    try:
-        done = subprocess.run(["ps", "-o", "ppid=,lstart=,command=", "-p", str(pid)],
-                              capture_output=True, text=True, timeout=5)  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    parts = done.stdout.split()
-    if done.returncode != 0 or len(parts) < 7:
-        return None
-    return int(parts[0]), " ".join(parts[1:6]), parts[6:]
 
 
 def is_dvc_project(root: Path) -> bool:

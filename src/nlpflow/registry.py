@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nlpflow.errors import RegistryError, StageInputError
+from nlpflow.errors import NlpflowError, RegistryError, StageInputError
 from nlpflow.gate import ChallengerEvidence, ChampionEvidence, Decision
 from nlpflow.models import load_manifest
 from nlpflow.params import Params
@@ -409,6 +409,9 @@ class RegistrationReport(BaseModel):
     reasons: str
     checks: list[dict[str, Any]]
     not_registered: str | None = None
+    # champion and challenger before this registration: withdraw_version gives them back
+    # should the run fail after registering
+    aliases_before: dict[str, int | None] = {}
 
 
 def not_registered_reason(params: Params) -> str | None:
@@ -579,28 +582,134 @@ def register(
     run_id: str,
     model_name: str,
     data_manifest: Path,
+    expected_model_sha256: str | None = None,
 ) -> RegistrationReport:
     """Log `model_dir` as the run's logged model (test metrics linked), register it as a new
     version (alias challenger), run the promotion gate, move `champion` only if it passes,
     record the decision, and write the model card. In a DVC experiment nothing is registered
     and no alias moves (not_registered_reason): the gate still judges the logged model, and
-    its verdict goes on the run and the logged model."""
-    from nlpflow.gate import decide
+    its verdict goes on the run and the logged model.
+
+    `expected_model_sha256`: what the run's own train stage wrote; a model folder that hashes
+    otherwise (another run overwrote it) is refused before and after the upload, nothing
+    registered. A failure after the version exists withdraws it (withdraw_version): a failed
+    register leaves no version and moves no alias."""
 
     metrics, predictions, _ = _read_evaluation(metrics_path, evaluation)
     main = params.evaluate.main_metric
     manifest = load_manifest(model_dir)
+    check_model_fingerprint(tracker, run_id=run_id, model_dir=model_dir,
+                            expected=expected_model_sha256)  # fmt: skip
     logged = _log_evaluated_model(tracker, run_id=run_id, model_dir=model_dir, params=params,
                                   metrics=metrics, predictions=predictions)  # fmt: skip
+    # the upload read the folder file by file: it must not have changed meanwhile either
+    uploaded = check_model_fingerprint(tracker, run_id=run_id, model_dir=model_dir,
+                                       expected=expected_model_sha256)  # fmt: skip
+    tracker.set_tags(run_id, {"nlpflow.registered_model_sha256": uploaded})
     skipped = not_registered_reason(params)
     version: int | None = None
     if skipped is None:
         tags = {"run_id": run_id, f"test_{main}": str(metrics[main]),
-                "test_set_sha256": _test_set_sha256(predictions)}  # fmt: skip
+                "test_set_sha256": _test_set_sha256(predictions),
+                "model_sha256": uploaded}  # fmt: skip
+        before = _aliases(tracker, model_name)
         version, served = _publish(tracker, name=model_name, logged=logged, run_id=run_id,
                                    tags=tags)  # fmt: skip
-    else:
-        served = load_pyfunc_at(tracker, logged.artifact_location).unwrap_python_model()
+        try:
+            return _judge_and_record(
+                tracker, served=served, version=version, skipped=None, logged=logged,
+                before=before, metrics=metrics, predictions=predictions, evaluation=evaluation,
+                dst=dst, card=card, params=params, run_id=run_id, model_name=model_name,
+                data_manifest=data_manifest, manifest=manifest,
+            )  # fmt: skip
+        except BaseException as exc:
+            withdraw_version(tracker, model_name, version, run_id=run_id, restore=before,
+                             reason=f"register failed after registering it: {exc!r}"[:400])  # fmt: skip
+            raise
+    served = load_pyfunc_at(tracker, logged.artifact_location).unwrap_python_model()
+    return _judge_and_record(
+        tracker, served=served, version=None, skipped=skipped, logged=logged,
+        before={}, metrics=metrics, predictions=predictions, evaluation=evaluation,
+        dst=dst, card=card, params=params, run_id=run_id, model_name=model_name,
+        data_manifest=data_manifest, manifest=manifest,
+    )  # fmt: skip
+
+
+class ModelChangedError(NlpflowError):
+    """The model folder register would upload is not the one this run's train stage wrote."""
+
+    code = "NLP031"
+
+
+def check_model_fingerprint(
+    tracker: Tracker, *, run_id: str, model_dir: Path, expected: str | None
+) -> str:
+    """The model folder's sha256; a ModelChangedError, recorded on the run, when it differs
+    from `expected` (None: nothing to check against, e.g. `dvc repro` found train unchanged)."""
+    from nlpflow.fingerprint import hash_path
+
+    found = hash_path(model_dir)
+    if expected is None or found == expected:
+        return found
+    reason = (
+        f"{model_dir} is not the model this run trained (sha256 {found[:12]}, trained "
+        f"{expected[:12]}): another run overwrote it. Nothing was registered. Run the pipeline "
+        "again; nlpflow's project lock (.nlpflow/run.lock) keeps runs from overlapping."
+    )
+    tracker.set_tags(run_id, {"registry.not_registered": reason,
+                              "nlpflow.found_model_sha256": found})  # fmt: skip
+    raise ModelChangedError(reason)
+
+
+def _aliases(tracker: Tracker, name: str) -> dict[str, int | None]:
+    from mlflow.exceptions import MlflowException
+
+    found: dict[str, int | None] = {}
+    for alias in (CHAMPION, CHALLENGER):
+        try:
+            found[alias] = int(tracker.client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:  # no such alias (or no model yet)
+            found[alias] = None
+    return found
+
+
+def withdraw_version(
+    tracker: Tracker, name: str, version: int, *, run_id: str, restore: dict[str, int | None],
+    reason: str,
+) -> None:  # fmt: skip
+    """Undo a registration whose run failed after it: give `champion` and `challenger` back
+    to the versions in `restore` (or remove them) where they point at `version`, and delete
+    the version. The logged model stays on the run, which says why in `registry.withdrawn`."""
+    from mlflow.exceptions import MlflowException
+
+    client = tracker.client
+    for alias, previous in restore.items():
+        try:
+            now = int(client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            now = None
+        if now != version:
+            continue
+        if previous is None:
+            client.delete_registered_model_alias(name, alias)
+        else:
+            client.set_registered_model_alias(name, alias, str(previous))
+    client.delete_model_version(name, str(version))
+    tracker.set_tags(run_id, {"registry.withdrawn": f"version {version} of {name}: {reason}"})
+
+
+def _judge_and_record(
+    tracker: Tracker, *, served: Any, version: int | None, skipped: str | None, logged: Any,
+    before: dict[str, int | None], metrics: dict[str, Any], predictions: Any, evaluation: Path,
+    dst: Path,
+    card: Path, params: Params, run_id: str, model_name: str, data_manifest: Path,
+    manifest: dict[str, Any],
+) -> RegistrationReport:  # fmt: skip
+    """The gate's verdict on the served model, recorded; the champion moved if it passed;
+    the model card and the registration report written."""
+    from nlpflow.gate import decide
+
+    main = params.evaluate.main_metric
     challenger = _challenger_evidence(
         served, predictions=predictions, metrics=metrics, params=params, family=manifest["family"]
     )
@@ -620,6 +729,7 @@ def register(
         previous_champion=decision.compared_version, promoted=bool(version and decision.promote),
         gate_passed=decision.promote, reasons=decision.reasons,
         checks=[c.model_dump() for c in decision.checks], not_registered=skipped,
+        aliases_before=before,
     )  # fmt: skip
     _write_card(
         card, report=report, manifest=manifest, data_manifest=data_manifest, metrics=metrics,

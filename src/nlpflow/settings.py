@@ -11,6 +11,8 @@
 | NLPFLOW_DVC_REMOTE            | the project's default DVC remote, else ~/.local/share/nlpflow/dvc-remote | where the flow pushes data and models: a folder or s3:// URL (nlpflow.remote) |
 | NLPFLOW_TRACKING_CLOSE_SECONDS | 60                              | how long closing a run retries while the tracking server is away; then its status waits in `.nlpflow/pending_runs.json` for the next nlpflow command |
 | NLPFLOW_PROGRESS_SECONDS      | 30                               | seconds between training progress lines where no progress bar shows (not a terminal: `dvc repro` into a log, a Prefect worker); epoch ends are always logged |
+| NLPFLOW_LOCK                  | wait                             | a run started while another holds the project (`.nlpflow/run.lock`): `wait` for it, or `fail` naming the holder (`nlpflow run --wait/--no-wait`) |
+| NLPFLOW_LOCK_TIMEOUT          | unset: as long as it takes       | seconds a waiting run waits for the lock before it gives up |
 | NLPFLOW_DB_SECRET             | unset: libpq's PGPASSWORD, ~/.pgpass | name of a Prefect Secret block holding the password of a database `data.source`/`inference.source` (read by flow runs, tasks/credentials.py; never in params) |
 | NLPFLOW_SWEEP_ADDRESS         | unset: a local cluster           | Dask scheduler / Ray address of `sweep.runner: dask/ray` (read by tasks/sweep.py) |
 | MLFLOW_HTTP_REQUEST_MAX_RETRIES | 3 (MLflow: 7)                  | retries of one MLflow request (connection refused, 5xx, 429) |
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,6 +88,10 @@ class Settings(BaseSettings):
     tracking_close_seconds: float = Field(default=60.0, ge=0)
     # seconds between training progress log lines when no bar shows (nlpflow.progress)
     progress_seconds: float = Field(default=30.0, ge=0)
+    # a second run in the project while one holds it (nlpflow.locking): wait, or fail naming
+    # the holder; and the longest wait in seconds (None: as long as it takes)
+    lock: Literal["wait", "fail"] = "wait"
+    lock_timeout: float | None = Field(default=None, ge=0)
 
     @property
     def root(self) -> Path:

@@ -217,14 +217,35 @@ def _train(ctx: StageContext) -> BaseModel:
         on_step=lambda step, scores: ctx.log_metrics(
             {f"step/{k.removeprefix('train_')}": v for k, v in scores.items()}, step=step
         ),
-        checkpoints=ctx.path(CHECKPOINTS),
+        checkpoints=ctx.path(CHECKPOINTS), attempt=ctx.run_id,
     )  # fmt: skip
     ctx.log_metrics({"train/seconds": report.seconds, "train/epochs": report.epochs})
     ctx.log_metrics({f"perf/{k}": v for k, v in report.perf.items()})
     if ctx.tracker is not None and ctx.run_id is not None and report.device:
         ctx.tracker.set_tags(ctx.run_id, {f"device.{k}": v for k, v in report.device.items()})
+    if ctx.tracker is not None and ctx.run_id is not None:
+        _tag_training(ctx, report)
     ctx.log_artifact(TRAIN_HISTORY, "training")
     return report
+
+
+MODEL_SHA256 = "nlpflow.model_sha256"  # run tag: the model folder train wrote (register checks it)
+RESUMED_FROM = "nlpflow.resumed_from"  # run tag: the killed attempt whose checkpoint it resumed
+
+
+def _tag_training(ctx: StageContext, report: Any) -> None:
+    """The model's fingerprint on the run; a resumed training's link to the attempt it
+    continued, both ways (the old run gets a note pointing at this one)."""
+    assert ctx.tracker is not None and ctx.run_id is not None
+    if report.model_sha256:
+        ctx.tracker.set_tags(ctx.run_id, {MODEL_SHA256: report.model_sha256})
+    if report.resumed_run:
+        ctx.tracker.set_tags(ctx.run_id, {RESUMED_FROM: report.resumed_run})
+        note = (f"Training was interrupted here; run {ctx.run_id} resumed it from checkpoint "
+                f"{report.resumed_from} and finished it.")  # fmt: skip
+        ctx.tracker.set_tags(
+            report.resumed_run, {"nlpflow.resumed_by": ctx.run_id, "mlflow.note.content": note}
+        )
 
 
 def _baseline(ctx: StageContext) -> BaseModel:
@@ -267,7 +288,9 @@ def _register(ctx: StageContext) -> BaseModel:
             "register needs an MLflow run: run it through `nlpflow stage` or the flow"
         )
     ctx.tracker.set_tags(ctx.run_id, dvc_hash_tags(ctx.root))
+    trained = ctx.tracker.client.get_run(ctx.run_id).data.tags.get(MODEL_SHA256)
     report = register(
+        expected_model_sha256=trained,  # what this run's train stage wrote (or reused)
         model_dir=ctx.path(MODEL), metrics_path=ctx.path(METRICS),
         evaluation=ctx.path(EVALUATION), dst=ctx.path(REGISTRATION), card=ctx.path(MODEL_CARD),
         params=ctx.params, tracker=ctx.tracker, run_id=ctx.run_id,

@@ -45,12 +45,10 @@ class Tracker:
     """A thin wrapper over MlflowClient bound to one tracking URI (no global state)."""
 
     def __init__(self, settings: Settings) -> None:
-        from mlflow import MlflowClient
-
         apply_mlflow_http_defaults()  # before the first request: MLflow reads them per request
         self.settings = settings
         self.uri = settings.resolved_tracking_uri
-        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        self.client = open_client(self.uri, home=settings.home)
         flush_pending(self)
 
     def _call(self, doing: str, call: Callable[[], T]) -> T:
@@ -107,8 +105,13 @@ class Tracker:
         run_name: str | None,
         tags: dict[str, str],
         main_metric: str | None = None,
+        owner: str | None = None,
     ) -> str:
+        """A new RUNNING run, tagged with the process that owns it (`owner`: `<pid>@<start>`
+        of the process that will close it, default this one): `close_stale_runs` closes it
+        as KILLED should that process die first."""
         experiment_id = self.experiment_id(experiment, main_metric=main_metric)
+        tags = owner_tags(self.settings.home, owner) | tags
         run = self._call(
             "starting a run",
             lambda: self.client.create_run(experiment_id, run_name=run_name, tags=tags),
@@ -471,3 +474,125 @@ def flush_pending(tracker: Tracker) -> None:
         done.add(entry["run_id"])
     if done:
         _write_pending(root, [e for e in entries if e["run_id"] not in done])
+
+
+# ------------------------------------------------------------ a fresh SQLite store, once
+
+_STORES_READY: set[str] = set()
+
+
+def open_client(uri: str, *, home: Path) -> Any:
+    """An MlflowClient of `uri`. A local SQLite store is created (migrated) under a file lock:
+    MLflow builds the tables of a fresh store when a client first opens it, with alembic, and
+    two processes doing it at once (two first runs in a fresh project) collide ("duplicate
+    column name", "Online migration expected to match one row"). Servers migrate their own."""
+    from mlflow import MlflowClient
+
+    if not uri.startswith("sqlite:///") or uri in _STORES_READY:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    import fcntl
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    guard = home / ".nlpflow" / "tracking-store.lock" if db.parent == home else Path(f"{db}.lock")
+    try:
+        guard.parent.mkdir(parents=True, exist_ok=True)
+        with guard.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # held for the migration only: seconds at most
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.search_registered_models(max_results=1)  # the registry's store too
+    except OSError as exc:
+        raise TrackingError(
+            f"cannot open the MLflow store {db} ({exc}): check that its folder exists and is "
+            "writable, or point NLPFLOW_TRACKING_URI elsewhere."
+        ) from None
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in {"sqlalchemy", "alembic", "mlflow"}:
+            raise
+        raise TrackingError(
+            f"the MLflow store {db} could not be created or upgraded ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:300]}). If another tool opened it at the same time, "
+            "rerun; if a newer MLflow made it, upgrade mlflow; if it is damaged, move it away "
+            "(its runs go with it) and rerun."
+        ) from None
+    _STORES_READY.add(uri)
+    return client
+
+
+# ------------------------------------------------ runs whose process is gone (kill -9)
+
+OWNER_PID = "nlpflow.pid"
+OWNER_START = "nlpflow.pid_start"
+OWNER_HOST = "nlpflow.host"
+OWNER_PROJECT = "nlpflow.project"
+CLOSED_REASON = "nlpflow.closed_reason"
+
+
+def owner_tags(project: Path, owner: str | None = None) -> dict[str, str]:
+    """The process that will close a run: `owner` (`<pid>@<start>`, a `dvc repro` whose stage
+    processes share the run) or this process; its host; the project."""
+    from nlpflow.locking import process_start, this_host
+
+    if owner and "@" in owner:
+        pid, _, start = owner.partition("@")
+    else:
+        pid, start = str(os.getpid()), process_start(os.getpid()) or ""
+    return {OWNER_PID: pid, OWNER_START: start, OWNER_HOST: this_host(),
+            OWNER_PROJECT: str(project)}  # fmt: skip
+
+
+class OpenRun:
+    """A RUNNING run of this project, and whether its owner still runs."""
+
+    def __init__(self, run: Any, *, state: str, why: str) -> None:
+        self.run_id: str = run.info.run_id
+        self.name: str = run.info.run_name or ""
+        self.tags: dict[str, str] = dict(run.data.tags)
+        self.state = state  # live | gone | other-host | unowned
+        self.why = why
+
+
+def find_open_runs(tracker: Tracker) -> list[OpenRun]:
+    """Every RUNNING run of this project (runs of other projects on a shared server are left
+    out), each judged: live (its process runs), gone (its process on this host is gone, or
+    the pid now belongs to another process), other-host, or unowned (no owner recorded)."""
+    from nlpflow.locking import process_alive, this_host
+
+    project, host = str(tracker.settings.home), this_host()
+    listed = tracker._call("listing experiments", tracker.client.search_experiments)
+    experiments = [e.experiment_id for e in listed]
+    found: list[OpenRun] = []
+    for start in range(0, len(experiments), 100):  # MLflow's limit of experiments per search
+        runs = tracker._call("looking for open runs", partial(
+            tracker.client.search_runs, experiments[start : start + 100],
+            filter_string="attributes.status = 'RUNNING'",
+        ))  # fmt: skip
+        for run in runs:
+            tags = run.data.tags
+            if tags.get(OWNER_PROJECT, project) != project:
+                continue
+            pid, owner_host = tags.get(OWNER_PID), tags.get(OWNER_HOST)
+            if pid is None or not pid.isdigit():
+                found.append(OpenRun(run, state="unowned", why="no owner process recorded"))
+            elif owner_host != host:
+                found.append(OpenRun(run, state="other-host", why=f"process {pid} on {owner_host}"))
+            elif process_alive(int(pid), tags.get(OWNER_START) or None):
+                found.append(OpenRun(run, state="live", why=f"process {pid} still runs"))
+            else:
+                found.append(OpenRun(run, state="gone", why=f"process {pid} on {host} is gone"))
+    return found
+
+
+def close_stale_runs(tracker: Tracker, *, by: str, dry_run: bool = False) -> list[OpenRun]:
+    """Close this project's RUNNING runs whose process on this host is gone as KILLED, with
+    the reason as tag `nlpflow.closed_reason`; returns them. Never a live run, never a run of
+    another host (`find_open_runs` reports those)."""
+    stale = [run for run in find_open_runs(tracker) if run.state == "gone"]
+    if dry_run:
+        return stale
+    when = time.strftime("%Y-%m-%d %H:%M:%S%z")
+    for run in stale:
+        reason = f"{run.why}; closed by {by} at {when}"
+        tracker.set_tags(run.run_id, {CLOSED_REASON: reason})
+        tracker.client.set_terminated(run.run_id, status="KILLED")
+        log.warning("closed MLflow run %s (%s) as KILLED: %s", run.run_id, run.name, reason)
+    return stale

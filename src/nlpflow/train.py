@@ -37,6 +37,10 @@ class TrainReport(BaseModel):
         str, float
     ] = {}  # tokens/s, examples/s, FLOP/s, MFU, peak memory (step-wise families)
     device: dict[str, str] = {}  # CPU model, threads, GPU, torch and CUDA versions
+    # sha256 of the model folder as train left it (nlpflow.fingerprint.hash_path): register
+    # uploads the model only if the folder still hashes to it
+    model_sha256: str | None = None
+    resumed_run: str | None = None  # the attempt (MLflow run) whose checkpoint this one resumed
 
 
 def _xy(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -103,8 +107,11 @@ def train(
     on_epoch: EpochCallback | None = None,
     on_step: EpochCallback | None = None,
     checkpoints: Path | None = None,
+    attempt: str | None = None,
 ) -> TrainReport:
-    """Train on `src/train.parquet` (+ validation), save the model folder to `dst`."""
+    """Train on `src/train.parquet` (+ validation), save the model folder to `dst`.
+    `attempt`: this try's MLflow run, noted beside the checkpoints so that a try resuming
+    from them can name the one it continues (TrainReport.resumed_run)."""
     splits = load_splits(src, ("train", "validation"))
     train_xy, val_xy = _xy(splits["train"]), _xy(splits["validation"])
     labels = list(labels) if labels else sorted(set(train_xy[1]))
@@ -123,6 +130,7 @@ def train(
     start = time.perf_counter()
     # checkpoints of this exact training (data, params, code): a rerun after a crash resumes
     workdir = checkpoints / training_key(src, params, labels) if checkpoints is not None else None
+    previous_attempt = _note_attempt(workdir, attempt) if workdir is not None else None
     if distributed.wanted(params):
         model = _launch(train_xy, val_xy, labels=labels, params=params, workdir=workdir)
         if model is None:  # a node other than 0: its processes trained, node 0 writes
@@ -147,6 +155,9 @@ def train(
     # Record how text must be cleaned before this model sees it (the serving model reads this).
     update_manifest(dst, preprocess=preprocess.model_dump(), train=params.model_dump())
     _save_history(history_path, history)
+    from nlpflow.fingerprint import hash_path
+
+    model_sha256 = hash_path(dst)
     if workdir is not None:  # done: the checkpoints are not needed any more
         import shutil
 
@@ -154,7 +165,28 @@ def train(
     return TrainReport(
         family=params.family, labels=labels, epochs=len(history), seconds=round(seconds, 2),
         history=history, augmented_rows=augmented_rows, resumed_from=resumed_from, perf=perf, device=device,
+        model_sha256=model_sha256, resumed_run=previous_attempt if resumed_from else None,
     )  # fmt: skip
+
+
+ATTEMPT_FILE = "nlpflow-attempt.json"  # beside a training's checkpoints: the try that wrote them
+
+
+def _note_attempt(workdir: Path, attempt: str | None) -> str | None:
+    """Record `attempt` as the try writing checkpoints to `workdir`; return the earlier try
+    that wrote there (a crashed one, whose checkpoints this try may resume)."""
+    import json
+
+    if attempt is None:
+        return None
+    marker = workdir / ATTEMPT_FILE
+    try:
+        previous = json.loads(marker.read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"run_id": attempt}))
+    return previous if previous != attempt else None
 
 
 def _launch(
