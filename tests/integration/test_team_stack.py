@@ -432,3 +432,48 @@ def test_closing_a_run_waits_for_the_server_to_come_back(
     assert closed == [True]
     assert client_for(mlflow_server).get_run(run_id).info.status == "FAILED"
     assert not (tmp_path / PENDING).exists()
+
+
+# ------------------------------------------------------------------ the Prefect auth string
+
+
+def test_prefect_server_with_an_auth_string_refuses_clients_without_it(tmp_path: Path) -> None:
+    """infra/docker-compose.yml sets PREFECT_SERVER_API_AUTH_STRING on the server and
+    PREFECT_API_AUTH_STRING on its clients: without it a client gets 401, with it the API."""
+    import httpx
+
+    auth = f"nlpflow:{uuid.uuid4().hex}"
+    port = free_port()
+    env = _server_env(
+        PREFECT_HOME=str(tmp_path / "home"),
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+        PREFECT_SERVER_API_AUTH_STRING=auth,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+    )
+    server = Server(
+        "prefect-auth",
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+         "--port", str(port)],
+        env=env, port=port, health="/api/health", folder=tmp_path,
+    )  # fmt: skip
+    server.start()  # its health check answers without the string (probes need none)
+    try:
+        api = f"http://127.0.0.1:{port}/api"
+        anonymous = httpx.post(f"{api}/flows/filter", json={}, timeout=30)
+        wrong = httpx.post(f"{api}/flows/filter", json={}, auth=("nlpflow", "guess"), timeout=30)
+        assert (anonymous.status_code, wrong.status_code) == (401, 401)
+        user, password = auth.split(":", 1)
+        assert httpx.post(f"{api}/flows/filter", json={}, auth=(user, password),
+                          timeout=30).status_code == 200  # fmt: skip
+        # nlpflow's clients (worker, pipeline, `nlpflow run`) send it through Prefect's setting
+        client_env = _server_env(PREFECT_API_URL=api, PREFECT_HOME=str(tmp_path / "client"))
+        for sent, code in ((None, 1), (auth, 0)):
+            env_used = client_env | ({"PREFECT_API_AUTH_STRING": sent} if sent else {})
+            done = subprocess.run(
+                [sys.executable, "-m", "prefect", "work-pool", "ls"], env=env_used,
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert done.returncode == code, done.stdout + done.stderr
+    finally:
+        server.kill(signal.SIGTERM)
