@@ -125,6 +125,7 @@ class BehaviouralResult(BaseModel):
     skipped: int  # texts the test does not apply to (unchanged by the perturbation, ...)
     pass_rate: float | None
     failures: list[dict[str, Any]]
+    not_run: str | None = None  # why the whole test did not run (the sample's, on other labels)
 
 
 class BehaviouralReport(BaseModel):
@@ -179,22 +180,95 @@ def _describe(error: Any, tree: dict[str, Any]) -> str:
     return f"{where}: {message}"
 
 
-def check_labels(suite: BehaviouralSuite, labels: Sequence[str], *, path: Path) -> None:
-    """Every label the file names must be one the model predicts."""
+# The digest of the sample project's behavioural.yaml as shipped (its parsed content, so
+# comments and layout do not count). That file names the sample's labels; on other data its
+# tests naming absent labels are left out with a warning. Any other file is the user's own and
+# must fit the data (checked in validate, before training). tests/unit/test_behavioural_fit.py
+# fails when behavioural.yaml changes without this digest.
+SAMPLE_SUITE_SHA256 = "e54d7b127c491b1215c22f75bcddc088816dac662537d45242bfccad72fd9043"
+
+
+def suite_digest(path: Path) -> str | None:
+    """sha256 of the file's parsed YAML (None when it does not parse)."""
+    import hashlib
+    import json
+
+    import yaml
+
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return hashlib.sha256(json.dumps(tree, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def is_sample(path: Path) -> bool:
+    return suite_digest(path) == SAMPLE_SUITE_SHA256
+
+
+def _named_labels(test: InvarianceTest | DirectionalTest | MftTest) -> list[str]:
+    if isinstance(test, MftTest):
+        return [e.label for e in test.examples]
+    if isinstance(test, DirectionalTest):
+        return [n for n in (test.label, test.predicted_as) if n is not None]
+    return [n for n in (test.predicted_as,) if n is not None]
+
+
+def unknown_labels(suite: BehaviouralSuite, labels: Sequence[str]) -> dict[str, list[str]]:
+    """test name -> the labels it names that are not among `labels`, for tests naming any."""
+    out = {}
     for test in suite.tests:
-        named = (
-            [e.label for e in test.examples]
-            if isinstance(test, MftTest)
-            else [test.label, test.predicted_as]
-            if isinstance(test, DirectionalTest)
-            else []
-        )
-        unknown = sorted({n for n in named if n is not None and n not in labels})
+        unknown = sorted({n for n in _named_labels(test) if n not in labels})
         if unknown:
-            raise ParamsError(
-                f"{path}: test {test.name!r} names label(s) {', '.join(unknown)}, which the "
-                f"model does not predict; its labels are {', '.join(labels)}."
-            )
+            out[test.name] = unknown
+    return out
+
+
+def check_labels(suite: BehaviouralSuite, labels: Sequence[str], *, path: Path) -> None:
+    """Every label the file names must be one the model predicts; the sample's file as
+    shipped is exempt (run_behavioural leaves out its tests that do not fit)."""
+    unknown = unknown_labels(suite, labels)
+    if unknown and not is_sample(path):
+        name, missing = next(iter(unknown.items()))
+        raise ParamsError(
+            f"{path}: test {name!r} names label(s) {', '.join(missing)}, which the "
+            f"model does not predict; its labels are {', '.join(labels)}."
+        )
+
+
+class BehaviouralFit(BaseModel):
+    """How the behavioural file fits the data's labels, decided before training."""
+
+    path: str
+    sample: bool  # the sample project's file, as shipped
+    left_out: dict[str, list[str]] = {}  # test -> labels it names that the data lacks
+
+    def warning(self) -> str | None:
+        if not self.left_out:
+            return None
+        tests = ", ".join(f"{t} ({', '.join(labels)})" for t, labels in self.left_out.items())
+        return (
+            f"{self.path} is the sample project's behavioural file and does not fit this "
+            f"data's labels: its tests {tests} name labels the data lacks, so evaluate runs "
+            "without them. Write behavioural tests for your labels in it (see its comments), "
+            "or set evaluate.behavioural: null."
+        )
+
+
+def check_fit(path: Path, labels: Sequence[str]) -> BehaviouralFit:
+    """Before training: the user's own file must name only the data's labels (ParamsError);
+    the sample's file as shipped is fitted, its tests that name absent labels left out."""
+    suite = load_behavioural(path)
+    unknown, sample = unknown_labels(suite, labels), is_sample(path)
+    if unknown and not sample:
+        tests = "; ".join(f"{t} names {', '.join(missing)}" for t, missing in unknown.items())
+        raise ParamsError(
+            f"{path} does not fit the data: {tests}, but the data's labels are "
+            f"{', '.join(labels)}. Fix those tests' labels (or map the data's labels with "
+            "data.label_map), or set evaluate.behavioural: null. Checked before training, "
+            "so no model is trained only to fail in evaluate."
+        )
+    return BehaviouralFit(path=str(path), sample=sample, left_out=unknown)
 
 
 # --- perturbations and transforms -------------------------------------------------------------
@@ -315,6 +389,10 @@ def run_behavioural(
     `from_test` draws from."""
     results = []
     for test in suite.tests:
+        absent = sorted({n for n in _named_labels(test) if n not in labels})
+        if absent:  # only the sample's file gets here (check_labels refuses the others)
+            results.append(_not_run(test, absent))
+            continue
         if isinstance(test, MftTest):
             results.append(_run_mft(test, predict))
             continue
@@ -359,6 +437,15 @@ def _result(
     return BehaviouralResult(
         name=test.name, type=test.type, cases=cases, passed=passed, skipped=skipped,
         pass_rate=passed / cases if cases else None, failures=failures[:MAX_FAILURES],
+    )  # fmt: skip
+
+
+def _not_run(
+    test: InvarianceTest | DirectionalTest | MftTest, absent: list[str]
+) -> BehaviouralResult:
+    return BehaviouralResult(
+        name=test.name, type=test.type, cases=0, passed=0, skipped=0, pass_rate=None,
+        failures=[], not_run=f"names label(s) {', '.join(absent)}, which the model does not predict",
     )  # fmt: skip
 
 

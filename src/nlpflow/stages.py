@@ -170,7 +170,32 @@ def _validate(ctx: StageContext) -> BaseModel:
         {"data/validation_success": 1.0,
          "data/rows_quarantined": float(sum(report.quarantined.values()))}
     )  # fmt: skip
-    return report
+    return _check_behavioural(ctx, report)
+
+
+def _check_behavioural(ctx: StageContext, report: Any) -> BaseModel:
+    """Before training: the behavioural file against the labels the model will predict. The
+    user's own file must fit (ParamsError); the sample's, as shipped, runs without its tests
+    that name absent labels, and the report, the log and an MLflow tag say so."""
+    import logging
+
+    from nlpflow.behavioural import check_fit
+
+    setting = ctx.params.evaluate.behavioural
+    if setting is None or not ctx.path(setting).is_file():
+        return report  # none, or missing: evaluate reports a missing file
+    labels = list(ctx.params.data.labels or sorted(report.label_counts.get("train", {})))
+    fit = check_fit(ctx.path(setting), labels)
+    warning = fit.warning()
+    if warning is None:
+        return report
+    logging.getLogger("nlpflow.validate").warning(warning)
+    if ctx.tracker is not None and ctx.run_id is not None:
+        ctx.tracker.set_tags(
+            ctx.run_id,
+            {"behavioural.left_out": ", ".join(fit.left_out), "behavioural.warning": warning},
+        )
+    return report.model_copy(update={"warnings": [*report.warnings, warning]})
 
 
 def _preprocess(ctx: StageContext) -> BaseModel:

@@ -62,6 +62,7 @@ class ValidationReport(BaseModel):
     quarantine_file: str
     reference: dict[str, Any] | None = None  # the accepted profile drift was measured against
     suite_updated: bool = False  # the gx/ suite file was rewritten from params in this run
+    warnings: list[str] = []  # what the run should know but need not stop for
     seconds: float = 0.0
     # The page to open first: self-contained HTML, readable offline and in MLflow's viewer
     report_html: str
