@@ -12,6 +12,8 @@ Without NLPFLOW_DB_SECRET libpq looks the password up itself (PGPASSWORD, ~/.pgp
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from nlpflow.errors import DataSourceError
 from nlpflow.settings import load_settings
 from nlpflow.sources import use_password_source
@@ -25,7 +27,9 @@ def secret_block_password() -> str | None:
     from prefect.blocks.system import Secret
 
     try:
-        value = Secret.load(name).get()
+        # called from sync code, so the block itself and not a coroutine (Prefect's dispatch)
+        block = cast("Secret[Any]", Secret.load(name))
+        value = block.get()
     except ValueError:  # Prefect's answer for a block name it does not have
         raise DataSourceError(
             f"NLPFLOW_DB_SECRET={name}: the Prefect API has no Secret block of that name. "

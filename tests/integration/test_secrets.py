@@ -127,7 +127,7 @@ def test_a_secret_block_password_reaches_the_connection(
     from nlpflow.sources import read_sql
 
     block = f"nlpflow-db-{uuid.uuid4().hex[:8]}"
-    Secret(value=PASSWORD).save(block)
+    Secret(value=PASSWORD).save(block)  # type: ignore[arg-type]  # Prefect wraps a str itself
     monkeypatch.setenv("NLPFLOW_DB_SECRET", block)
     sent: list[str | None] = []
 
