@@ -116,7 +116,7 @@ class DataParams(_Section):
     quoting: Literal["minimal", "none"] | None = Field(
         default=None,
         description="Quotes in csv/tsv files: minimal = a field may be wrapped in double quotes "
-        '(\'""\' inside is one quote); none = quotes are plain characters of the text; '
+        "('\"\"' inside is one quote); none = quotes are plain characters of the text; "
         "null = minimal for csv, none for tsv.",
     )
     columns: list[str] | None = Field(
@@ -679,7 +679,10 @@ class EvaluateParams(_Section):
     behavioural: str | None = Field(
         default="behavioural.yaml",
         description="The project's behavioural tests (CheckList style), relative to the project; "
-        "null = none. A missing file is an error, not a silent skip.",
+        "null = none. A missing file is an error, not a silent skip. validate checks, before "
+        "training, that every label the file names is one of the data's: the sample's "
+        "behavioural.yaml as shipped (unedited) runs on other data without its tests that name "
+        "absent labels, with a warning; any other file that names one stops the run.",
     )
 
     @field_validator("length_buckets")

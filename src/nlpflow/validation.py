@@ -403,6 +403,7 @@ def validate(
     _save_reports(report, dst, source=load_source(src, data))
     if not report.success:
         raise DataValidationError(format_failures(report))
+    _refuse_untrainable(report, data)
     if accepted is not None:
         accepted.mkdir(parents=True, exist_ok=True)
         for name, split in splits.items():
@@ -411,6 +412,25 @@ def validate(
         reference.parent.mkdir(parents=True, exist_ok=True)
         reference.write_text(json.dumps(compute_profile(frame), indent=2))
     return report
+
+
+def _refuse_untrainable(report: ValidationReport, data: DataParams) -> None:
+    """What training would fail on, or train wrongly, found before it starts: fewer than two
+    classes left to train on, or a listed label without one train row (a class the model
+    would be built for and never see)."""
+    present = set(report.label_counts.get("train", {}))
+    if len(present) < 2:
+        raise DataValidationError(
+            f"the train split holds {len(present)} label(s) ({', '.join(sorted(present))}) after "
+            "validation: a classifier needs at least two. Check data.label_column, "
+            "data.label_map and the quarantine file."
+        )
+    absent = [label for label in data.labels or [] if label not in present]
+    if absent:
+        raise DataValidationError(
+            f"data.labels lists {', '.join(absent)}, which no train row has (after quarantine): "
+            "remove them from data.labels, or add training rows for them."
+        )
 
 
 def load_source(src: Path, data: DataParams) -> dict[str, Any]:

@@ -130,3 +130,26 @@ def test_list_labels_are_refused_as_multi_label(tmp_path: Path) -> None:
         _gather_labels(tmp_path, ["a", ["a", "b"]] * 10)
     assert "rows.jsonl row 1: the label is a list (['a', 'b'])" in str(info.value)
     assert "one label per row" in str(info.value)
+
+
+def _validate_rows(tmp_path: Path, rows: list[dict[str, str]], data: DataParams) -> str:
+    tmp_path.mkdir()
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    gather(source=source, dst=tmp_path / "gathered", params=data)
+    with pytest.raises(DataValidationError) as info:
+        validate(
+            src=tmp_path / "gathered", dst=tmp_path / "report",
+            params=ValidateParams(min_examples_per_class=1), data=data,
+        )  # fmt: skip
+    return str(info.value)
+
+
+def test_one_class_or_a_listed_label_without_rows_stops_before_training(tmp_path: Path) -> None:
+    one = [{"text": f"refund my card {i}", "label": "billing"} for i in range(20)]
+    message = _validate_rows(tmp_path / "one", one, DataParams())
+    assert "the train split holds 1 label(s) (billing) after validation" in message
+    two = one + [{"text": f"my parcel {i} is late", "label": "shipping"} for i in range(20)]
+    listed = DataParams(labels=["billing", "shipping", "account"])
+    message = _validate_rows(tmp_path / "listed", two, listed)
+    assert "data.labels lists account, which no train row has" in message

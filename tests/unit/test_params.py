@@ -293,3 +293,27 @@ def test_schedule_cron_is_checked_as_prefect_reads_it() -> None:
         parse_params(tree)
     good = parse_params({"schedule": {"cron": "0 3 * * 1", "timezone": "Europe/Paris"}})
     assert (good.schedule.cron, good.schedule.skip_unchanged_data) == ("0 3 * * 1", True)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--set", "train.lr=[1,2"], "is not valid YAML"),
+        (["--set", "train.lr=inf"], "train.lr: Input should be a finite number"),
+        (["--set", "data.source="], "data.source: is empty"),
+        (["--set", "foo"], "expected KEY=VALUE"),
+        (["--set", "a.b.c=1"], "a: unknown key"),
+    ],
+)
+def test_cli_prints_every_set_error_without_a_traceback(
+    tmp_path: Path, venv_env: dict[str, str], args: list[str], words: str
+) -> None:
+    import subprocess
+
+    env = venv_env | {"NLPFLOW_PROJECT_DIR": str(tmp_path)}
+    done = subprocess.run(
+        ["nlpflow", "params", *args], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    assert words in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
