@@ -376,14 +376,16 @@ def _select(df: pd.DataFrame, path: Path, params: DataParams) -> pd.DataFrame:
 def _label(value: object, path: Path, row: int) -> str | None:
     """One label as text. A whole float is its int ("1", not "1.0"): a number column with a
     gap is stored as floats, and 1.0 and 1 must be one class. A list is several labels."""
-    if isinstance(value, list | tuple | dict | set) or hasattr(value, "ndim"):
-        kind = "a list" if not isinstance(value, dict) else "an object"
+    if isinstance(value, list | tuple | set | dict) or getattr(value, "ndim", 0) > 0:
+        kind = "an object" if isinstance(value, dict) else "a list"
+        plain: Any = value.tolist() if hasattr(value, "tolist") else value  # Parquet: ndarray
+        shown = str(plain if isinstance(plain, dict) else list(plain))[:60]
         raise DataSourceError(
-            f"{path} row {row}: the label is {kind} ({str(list(value) if kind == 'a list' else value)[:60]}), "
-            "not one label: nlpflow trains single-label classification, one label per row "
-            "(split multi-label rows, or point data.label_column at a single-label column)."
+            f"{path} row {row}: the label is {kind} ({shown}), not one label: nlpflow trains "
+            "single-label classification, one label per row (split multi-label rows, or "
+            "point data.label_column at a single-label column)."
         )
-    if value is None or pd.isna(value):  # type: ignore[call-overload]
+    if value is None or pd.isna(value):
         return None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
