@@ -141,7 +141,7 @@ def test_a_secret_block_named_where_prefect_is_absent_says_what_to_do(
 
     monkeypatch.setattr(sources, "_password_source", None)  # as in `dvc repro`: no tasks/
     monkeypatch.setenv("NLPFLOW_DB_SECRET", "warehouse")
-    with pytest.raises(DataSourceError, match="export PGPASSWORD or write ~/.pgpass"):
+    with pytest.raises(DataSourceError, match=r"export PGPASSWORD or write ~/\.pgpass"):
         sources.build_engine("postgresql://me@db/shop")
 
 
