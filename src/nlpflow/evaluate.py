@@ -9,12 +9,16 @@ Writes
 - `reports/plots/` (DVC plots): confusion.csv, roc/<label>.csv, pr/<label>.csv,
   calibration.csv, and confusion_matrix.png, roc.png, pr.png, reliability.png;
 - `reports/evaluation/`: predictions.parquet, slices.json, behavioural.json,
-  worst_errors.csv/.md, baseline.json.
+  worst_errors.csv/.md, baseline.json, and train_text_hashes.txt.gz: what the model trained
+  on (text_key of each train and validation text), so a later gate can tell which of its own
+  test rows this model saw in training.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import hashlib
 import json
 import re
 import shutil
@@ -38,6 +42,8 @@ from nlpflow.metrics import (
 from nlpflow.models import TextClassifier, load_manifest, load_model, predict_labels
 from nlpflow.params import EvaluateParams
 from nlpflow.slices import compute_slice_metrics
+
+TRAINING_TEXTS = "train_text_hashes.txt.gz"  # in the evaluation folder; see save_text_hashes
 
 
 class EvaluateReport(BaseModel):
@@ -115,6 +121,7 @@ def evaluate(
     frame = _predictions_frame(test, predicted, proba, labels=model.labels)
     _write_evaluation(out_dir, frame=frame, slices=slices, suite=suite, baseline=scored,
                       params=params)  # fmt: skip
+    save_text_hashes(out_dir / TRAINING_TEXTS, _training_texts(src))
     confusion = compute_confusion(gold, predicted, model.labels)
     _write_plots(plots_dir, frame=frame, proba=proba, labels=model.labels, confusion=confusion,
                  bins=params.calibration_bins)  # fmt: skip
@@ -142,6 +149,38 @@ def _load_test(src: Path, labels: list[str]) -> pd.DataFrame:
             f"know (it predicts {', '.join(labels)}): retrain the model on this data."
         )
     return test
+
+
+def _training_texts(src: Path) -> list[str]:
+    """The raw texts the model learned from: the train and validation splits (validation
+    chose its checkpoint)."""
+    frames = load_splits(src, ("train", "validation")).values()
+    column = [f["raw_text"] if "raw_text" in f.columns else f["text"] for f in frames]
+    return [str(text) for texts in column for text in texts]
+
+
+def text_key(text: str) -> str:
+    """A text's identity for "did a model train on this test row?": the sha256 of the text
+    NFKC-normalised, case-folded, its whitespace collapsed (a copy that differs only so is
+    the same row to the model), cut to 16 hex digits: 64 bits, so two different texts share
+    a key about once in 10^19 pairs, and 10,000 keys take 170 KB (80 KB gzipped)."""
+    import unicodedata
+
+    normal = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return hashlib.sha256(normal.encode()).hexdigest()[:16]
+
+
+def save_text_hashes(path: Path, texts: list[str]) -> int:
+    """The sorted, distinct text_keys of `texts`, one a line, gzipped (no time stamp, so the
+    same texts give the same bytes: DVC sees no change). Returns how many."""
+    keys = sorted({text_key(t) for t in texts})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress("".join(f"{k}\n" for k in keys).encode(), mtime=0))
+    return len(keys)
+
+
+def load_text_hashes(path: Path) -> set[str]:
+    return set(gzip.decompress(path.read_bytes()).decode().split())
 
 
 def _score(

@@ -25,8 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nlpflow.errors import NlpflowError, RegistryError, StageInputError
-from nlpflow.gate import ChallengerEvidence, ChampionEvidence, Decision
+from nlpflow.errors import NlpflowError, RegistryError, StageInputError, TrackingError
+from nlpflow.gate import ChallengerEvidence, ChampionEvidence, Decision, Overlap
 from nlpflow.models import load_manifest
 from nlpflow.params import Params
 from nlpflow.tracking import Tracker
@@ -232,13 +232,54 @@ def register_logged_model(
 # ------------------------------------------------------------------ reading the registry
 
 
+class RegistryUnavailableError(TrackingError):
+    """The registry could not be read (server away or failing): nothing was decided, and the
+    same call may succeed later."""
+
+    retryable = True
+
+
+def registry_failure(tracker: Tracker, doing: str, exc: Exception) -> TrackingError:
+    """The error for a registry read that failed for any reason but "not found": never to be
+    taken for an absent model, version or alias."""
+    from nlpflow.tracking import is_unreachable, unreachable_message
+
+    if is_unreachable(exc):
+        return RegistryUnavailableError(unreachable_message(tracker.uri, doing, exc))
+    code = str(getattr(exc, "error_code", type(exc).__name__))
+    first = (str(exc).splitlines() or [""])[0][:300]
+    if code in {"PERMISSION_DENIED", "UNAUTHENTICATED"}:
+        return TrackingError(
+            f"MLflow at {tracker.uri} refused {doing} ({code}: {first}): give the user in "
+            "MLFLOW_TRACKING_USERNAME (or the token) read access to the registered model, "
+            "then rerun. Nothing was decided."
+        )
+    return RegistryUnavailableError(
+        f"MLflow at {tracker.uri} failed while {doing} ({code}: {first}). Nothing was decided: "
+        "rerun once the tracking server (or its database) works again."
+    )
+
+
+def _not_found(exc: Exception) -> bool:
+    return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
+
+
 def champion_version(tracker: Tracker, name: str) -> int | None:
+    """The version alias `champion` points at; None only when the model or the alias does not
+    exist. Any other failure raises (registry_failure): read as "no champion", a server that
+    did not answer would let the gate skip every comparison and promote."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return int(tracker.client.get_model_version_by_alias(name, CHAMPION).version)
-    except MlflowException:
-        return None
+        # the model's aliases, not get_model_version_by_alias: that reports a missing alias
+        # as INVALID_PARAMETER_VALUE, the same code as a malformed request
+        model = tracker.client.get_registered_model(name)
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        raise registry_failure(tracker, f"looking up the champion of {name!r}", exc) from None
+    version = dict(model.aliases or {}).get(CHAMPION)
+    return int(version) if version is not None else None
 
 
 def load_version_pyfunc(tracker: Tracker, name: str, version: int, dst: Path | None = None) -> Any:
@@ -360,7 +401,9 @@ def move_champion(
         raise RegistryError(f'{action} needs a reason: pass --reason "why this version".')
     try:
         tracker.client.get_model_version(name, str(version))
-    except MlflowException:
+    except MlflowException as exc:
+        if not _not_found(exc):
+            raise registry_failure(tracker, f"reading version {version} of {name!r}", exc) from None
         raise RegistryError(
             f"model {name!r} has no version {version}: see `nlpflow registry history`."
         ) from None
@@ -434,7 +477,10 @@ def not_registered_reason(params: Params) -> str | None:
 def _read_evaluation(metrics_path: Path, evaluation: Path) -> tuple[dict[str, Any], Any, Any]:
     import pandas as pd
 
-    needed = [metrics_path, evaluation / "predictions.parquet", evaluation / "slices.json"]
+    from nlpflow.evaluate import TRAINING_TEXTS
+
+    needed = [metrics_path, evaluation / "predictions.parquet", evaluation / "slices.json",
+              evaluation / TRAINING_TEXTS]  # fmt: skip
     for path in needed:
         if not path.exists():
             raise StageInputError(f"{path} is missing: run evaluate before register.")
@@ -469,16 +515,98 @@ def _judge(
 
 
 def _champion_evidence(
-    tracker: Tracker, name: str, *, predictions: Any, params: Params
-) -> ChampionEvidence | None:
+    tracker: Tracker, name: str, *, predictions: Any, params: Params,
+    challenger: ChallengerEvidence,
+) -> ChampionEvidence | None:  # fmt: skip
+    """The champion judged on the test rows it did not train on (all of them, when it trained
+    on none or recorded nothing), and the challenger on the same rows when they are fewer."""
+    from nlpflow.gate import overlap_refused
+
     version = champion_version(tracker, name)
     if version is None:
         return None
-    texts = predictions["raw_text"].astype(str).tolist()
+    overlap = _overlap(tracker, name, version, predictions=predictions)
+    if overlap_refused(overlap, params):  # the gate compares nothing: no score to compute
+        return ChampionEvidence(version=version, predicted=[], slices={}, score=float("nan"),
+                                overlap=overlap)  # fmt: skip
+    rows = predictions if overlap.kept is None else predictions.iloc[overlap.kept]
+    texts = rows["raw_text"].astype(str).tolist()
     labels, _ = served_predictions(load_served(tracker, name, version), texts)
-    label_set = sorted(set(predictions["label"].astype(str)) | set(labels))
-    score, slices = _judge(predictions, labels, label_set=label_set, params=params)
-    return ChampionEvidence(version=version, predicted=labels, slices=slices, score=score)
+    label_set = sorted(set(rows["label"].astype(str)) | set(labels))
+    score, slices = _judge(rows, labels, label_set=label_set, params=params)
+    return ChampionEvidence(
+        version=version, predicted=labels, slices=slices, score=score, overlap=overlap,
+        challenger=None if overlap.kept is None
+        else _challenger_on(challenger, overlap.kept, rows=rows, params=params),
+    )  # fmt: skip
+
+
+def _challenger_on(
+    challenger: ChallengerEvidence, kept: list[int], *, rows: Any, params: Params
+) -> ChallengerEvidence:
+    """The challenger's evidence restricted to the test rows `kept`. Its labels are the rows'
+    gold and its own predictions, the champion's rule: a class absent from both would add a
+    zero F1 to one side only."""
+    from dataclasses import replace
+
+    predicted = [challenger.predicted[i] for i in kept]
+    label_set = sorted(set(rows["label"].astype(str)) | set(predicted))
+    score, slices = _judge(rows, predicted, label_set=label_set, params=params)
+    gold = rows["label"].astype(str).tolist()
+    return replace(challenger, gold=gold, predicted=predicted, score=score, slices=slices)
+
+
+TRAINING_TEXTS_ARTIFACT = "registration/train_text_hashes.txt.gz"  # in the version's run
+
+
+def _log_training_texts(tracker: Tracker, *, run_id: str, evaluation: Path) -> None:
+    """What the model trained on (evaluate's text keys of the train and validation texts),
+    as an artifact of its run: a later gate checks its own test rows against them."""
+    from nlpflow.evaluate import TRAINING_TEXTS
+
+    tracker.client.log_artifact(run_id, str(evaluation / TRAINING_TEXTS), "registration")
+
+
+def _champion_training_texts(tracker: Tracker, name: str, version: int) -> set[str] | None:
+    """The text keys the champion trained on; None when it recorded none (registered before
+    nlpflow kept them, or its run is gone). A registry or store that fails raises."""
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    from nlpflow.evaluate import load_text_hashes
+
+    client = tracker.client
+    try:
+        run_id = client.get_model_version(name, str(version)).run_id
+        if not run_id:
+            return None
+        listed = {a.path for a in client.list_artifacts(run_id, "registration")}
+        if TRAINING_TEXTS_ARTIFACT not in listed:
+            return None
+        with tempfile.TemporaryDirectory(prefix="nlpflow-trained-") as tmp:
+            local = client.download_artifacts(run_id, TRAINING_TEXTS_ARTIFACT, tmp)
+            return load_text_hashes(Path(local))
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        raise registry_failure(
+            tracker, f"reading what version {version} of {name!r} trained on", exc
+        ) from None
+
+
+def _overlap(tracker: Tracker, name: str, version: int, *, predictions: Any) -> Overlap:
+    """Which test rows the champion trained on (by evaluate.text_key of the raw text)."""
+    from nlpflow.evaluate import text_key
+
+    rows = len(predictions)
+    trained = _champion_training_texts(tracker, name, version)
+    if trained is None:
+        return Overlap(test_rows=rows, trained_on=None)
+    texts = predictions["raw_text"].astype(str)
+    kept = [i for i, text in enumerate(texts) if text_key(text) not in trained]
+    return Overlap(test_rows=rows, trained_on=rows - len(kept),
+                   kept=kept if len(kept) < rows else None)  # fmt: skip
 
 
 def _challenger_evidence(
@@ -713,7 +841,9 @@ def _judge_and_record(
     challenger = _challenger_evidence(
         served, predictions=predictions, metrics=metrics, params=params, family=manifest["family"]
     )
-    champion = _champion_evidence(tracker, model_name, predictions=predictions, params=params)
+    _log_training_texts(tracker, run_id=run_id, evaluation=evaluation)
+    champion = _champion_evidence(tracker, model_name, predictions=predictions, params=params,
+                                  challenger=challenger)  # fmt: skip
     decision = decide(challenger, champion, params)
     verdict = decision_tags(decision, registered=version is not None)
     tracker.client.set_logged_model_tags(logged.model_id, verdict)

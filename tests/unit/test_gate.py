@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from nlpflow.gate import ChallengerEvidence, ChampionEvidence, compare_predictions, decide
+from nlpflow.gate import (
+    ChallengerEvidence,
+    ChampionEvidence,
+    Overlap,
+    compare_predictions,
+    decide,
+)
 from nlpflow.params import Params
 from nlpflow.stats import bootstrap_ci, mcnemar, paired_bootstrap
 
@@ -138,7 +144,7 @@ def test_first_version_needs_only_its_own_checks() -> None:
     first = decide(_challenger(_flip(GOLD, range(40))), None, _params())
     assert first.promote and first.compared_version is None
     assert {c.name for c in first.checks if not c.applicable} == {
-        "margin", "significance", "slices"
+        "overlap", "margin", "significance", "slices"
     }  # fmt: skip
     assert not decide(
         _challenger(_flip(GOLD, range(40)), baseline_score=0.7), None, _params()
@@ -157,3 +163,64 @@ def test_compare_predictions_flags_label_and_probability_changes() -> None:
     assert len(out) == 1 and out[0].startswith("row 1 'y'")
     out = compare_predictions(["a", "b"], proba, ["a", "a"], proba, texts=["x", "y"])
     assert "b -> a" in out[0]
+
+
+# --- a champion that trained on some of the test rows ------------------------------------------
+
+
+def test_a_champion_that_trained_on_test_rows_is_judged_on_the_rest() -> None:
+    # On all 100 rows the champion (trained on rows 0-59, all of which it gets right) looks
+    # better than the challenger; on the 40 rows it never saw, the challenger is far better.
+    champion_all = _flip(GOLD, range(60, 100, 2))  # wrong on 20 of the 40 unseen rows
+    challenger_all = _flip(GOLD, range(0, 30))  # wrong on 30 rows it was tested on fairly
+    kept = list(range(60, 100))
+    gold = [GOLD[i] for i in kept]
+    theirs, ours = [champion_all[i] for i in kept], [challenger_all[i] for i in kept]
+    overlap = Overlap(test_rows=100, trained_on=60, kept=kept)
+    on_kept = ChallengerEvidence(
+        family="transformer", gold=gold, predicted=ours, score=_accuracy(gold, ours),
+        slices=_slices(refunds=(40, 0.9)), behavioural_pass_rate=0.95, baseline_score=0.5,
+    )  # fmt: skip
+    champion = ChampionEvidence(
+        version=1, predicted=theirs, slices=_slices(refunds=(40, 0.9)),
+        score=_accuracy(gold, theirs), overlap=overlap, challenger=on_kept,
+    )  # fmt: skip
+    decision = decide(_challenger(challenger_all), champion, _params())
+    assert decision.promote, decision.reasons
+    assert decision.values["champion"] == 0.5 and decision.values["challenger_compared"] == 1.0
+    assert decision.values["challenger"] == 0.7  # its own test score stays what it is
+    assert decision.values["compared_rows"] == 40 and decision.values["champion_trained_on"] == 60
+    assert decision.reasons.endswith(
+        "note: champion v1 trained on 60 of the 100 test rows; both compared on the remaining 40"
+    )
+    margin = next(c for c in decision.checks if c.name == "margin")
+    assert "on the 40 test rows it did not train on" in margin.reason
+
+
+def test_too_few_unseen_rows_refuse_the_comparison_and_never_promote() -> None:
+    overlap = Overlap(test_rows=100, trained_on=90, kept=list(range(90, 100)))
+    champion = _champion(_flip(GOLD, range(50)), overlap=overlap)  # far worse: still refused
+    decision = decide(_challenger(GOLD), champion, _params())
+    assert not decision.promote
+    assert _failed(decision) == {"overlap"}
+    assert decision.reasons.startswith(
+        "overlap: champion v1 trained on 90 of the 100 test rows; the 10 left are fewer than "
+        "evaluate.min_slice_size (20): comparison refused"
+    )
+    assert {c.name for c in decision.checks if not c.applicable} == {
+        "margin", "significance", "slices"
+    }  # fmt: skip
+    assert decision.values["champion"] is None and decision.values["p_value"] is None
+
+
+def test_no_overlap_and_an_unchecked_champion_compare_on_all_rows() -> None:
+    clean = _champion(_flip(GOLD, range(20)), overlap=Overlap(test_rows=100, trained_on=0))
+    decision = decide(_challenger(GOLD), clean, _params())
+    assert decision.promote and decision.notes == []
+    overlap = next(c for c in decision.checks if c.name == "overlap")
+    assert overlap.reason == "champion v1 trained on none of the 100 test rows"
+    legacy = _champion(_flip(GOLD, range(20)), overlap=Overlap(test_rows=100, trained_on=None))
+    decision = decide(_challenger(GOLD), legacy, _params())
+    assert decision.promote  # a warning, not a refusal: see nlpflow.gate's docstring
+    assert "could not be checked; compared on all of them" in decision.reasons
+    assert decision.values["champion_trained_on"] is None

@@ -1,0 +1,128 @@
+"""The gate's reads of a real MLflow registry (SQLite in a temporary folder): only "not found"
+means no champion, and what a champion trained on is found from its run."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nlpflow.errors import RegistryError, TrackingError
+from nlpflow.evaluate import TRAINING_TEXTS, load_text_hashes, save_text_hashes, text_key
+from nlpflow.params import Params
+from nlpflow.registry import (
+    CHAMPION,
+    RegistryUnavailableError,
+    _log_training_texts,
+    _overlap,
+    champion_version,
+    move_champion,
+)
+from nlpflow.settings import Settings
+from nlpflow.tracking import Tracker
+
+NAME = "gate-lookup"
+
+
+@pytest.fixture(scope="module")
+def tracker(tmp_path_factory: pytest.TempPathFactory) -> Tracker:
+    """One store for the module (a fresh SQLite store takes seconds to build); each test
+    registers its own model name."""
+    return Tracker(Settings(project_dir=tmp_path_factory.mktemp("store")))
+
+
+def _version(tracker: Tracker, name: str, *, run_id: str | None = None) -> int:
+    client = tracker.client
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    return int(client.create_model_version(name, "file:///nowhere", run_id=run_id).version)
+
+
+def test_only_an_absent_model_or_alias_means_no_champion(tracker: Tracker) -> None:
+    name = "absent"
+    assert champion_version(tracker, name) is None  # no such model
+    _version(tracker, name)
+    assert champion_version(tracker, name) is None  # a model, no champion alias
+    _version(tracker, name)
+    tracker.client.set_registered_model_alias(name, CHAMPION, "2")
+    assert champion_version(tracker, name) == 2
+
+
+def test_a_registry_that_fails_is_an_error_not_no_champion(tmp_path: Path) -> None:
+    tracker = Tracker(Settings(project_dir=tmp_path))
+    _version(tracker, NAME)
+    tracker.client.set_registered_model_alias(NAME, CHAMPION, "1")
+    # the store breaks (here: a table gone); any answer but "not found" must stop the gate
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        db.execute("DROP TABLE registered_model_aliases")
+    with pytest.raises(RegistryUnavailableError) as raised:
+        champion_version(tracker, NAME)
+    assert raised.value.retryable
+    message = str(raised.value)
+    assert "looking up the champion of 'gate-lookup'" in message
+    assert "no such table" in message and "Nothing was decided" in message
+    # a manual promote says so too, instead of "model has no version 1"
+    with pytest.raises(RegistryUnavailableError, match="reading version 1"):
+        move_champion(tracker, Params(), name=NAME, version=1, action="promote", by="me",
+                      reason="hotfix")  # fmt: skip
+
+
+def test_a_tracking_server_that_is_away_is_a_retryable_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("NLPFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    away = Tracker(Settings(project_dir=tmp_path))
+    with pytest.raises(RegistryUnavailableError) as raised:
+        champion_version(away, NAME)
+    assert raised.value.retryable and isinstance(raised.value, TrackingError)
+    assert f"MLflow tracking server http://127.0.0.1:{port} is unreachable" in str(raised.value)
+
+
+def test_a_missing_version_is_still_a_registry_error(tracker: Tracker) -> None:
+    _version(tracker, "missing")
+    with pytest.raises(RegistryError, match="has no version 7"):
+        move_champion(tracker, Params(), name="missing", version=7, action="promote", by="me",
+                      reason="x")  # fmt: skip
+
+
+def test_text_keys_ignore_case_spacing_and_unicode_form(tmp_path: Path) -> None:
+    assert text_key("Refund  my\tORDER ") == text_key("refund my order")
+    assert text_key("ﬁle") == text_key("file")  # NFKC: the ligature is two letters
+    assert text_key("refund my order") != text_key("refund my orders")
+    path = tmp_path / TRAINING_TEXTS
+    assert save_text_hashes(path, ["a", "A ", "b"]) == 2
+    first = path.read_bytes()
+    save_text_hashes(path, ["b", "a"])
+    assert path.read_bytes() == first  # same texts, same bytes: DVC sees no change
+    assert load_text_hashes(path) == {text_key("a"), text_key("b")}
+
+
+def _test_rows(texts: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"raw_text": texts, "label": ["x"] * len(texts)})
+
+
+def test_overlap_finds_the_test_rows_the_champion_trained_on(
+    tracker: Tracker, tmp_path: Path
+) -> None:
+    run_id = tracker.client.create_run(tracker.client.create_experiment("e")).info.run_id
+    evaluation = tmp_path / "evaluation"
+    save_text_hashes(evaluation / TRAINING_TEXTS, ["Where is my parcel?", "Cancel my plan"])
+    _log_training_texts(tracker, run_id=run_id, evaluation=evaluation)
+    name = "overlap"
+    version = _version(tracker, name, run_id=run_id)
+    rows = _test_rows(["cancel my  plan", "new text", "WHERE IS MY PARCEL?", "another"])
+    overlap = _overlap(tracker, name, version, predictions=rows)
+    assert (overlap.test_rows, overlap.trained_on, overlap.kept) == (4, 2, [1, 3])
+    clean = _overlap(tracker, name, version, predictions=_test_rows(["new", "other"]))
+    assert (clean.trained_on, clean.kept, clean.compared_rows) == (0, None, 2)
+    # a version registered before nlpflow recorded its training texts: unknown, not "none"
+    other_run = tracker.client.create_run(tracker.client.create_experiment("f")).info.run_id
+    legacy = _overlap(tracker, name, _version(tracker, name, run_id=other_run), predictions=rows)
+    assert legacy.trained_on is None and legacy.compared_rows == 4
