@@ -616,8 +616,9 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve a registered model: `mlflow models serve --env-manager local`, offline, in this
-    environment (never a new virtualenv). POST raw text to /invocations."""
+    """Serve a registered model: MLflow's scoring server behind a request guard (size, JSON
+    depth, texts checked before parsing), offline, in this environment (never a new
+    virtualenv). POST raw text to /invocations."""
     from nlpflow import serving
 
     settings = load_settings()
@@ -628,9 +629,9 @@ def serve(
         f""" (POST {{"inputs": ["some text"]}}); Ctrl-C stops it""",
         markup=False, highlight=False, soft_wrap=True,
     )  # fmt: skip
-    command = serving.serve_command(ref, host=host, port=port, workers=workers)
-    env = serving.serve_environment(settings, threads=threads, workers=workers)
-    code = serving.run_server(command, env)
+    code = serving.serve_registered(
+        ref, settings, host=host, port=port, workers=workers, threads=threads
+    )
     raise typer.Exit(code)
 
 

@@ -95,13 +95,22 @@ def _texts(model_input: Any) -> list[Any]:
         ) from None
 
 
+# A missing value written as text. MLflow's scoring server turns `{"inputs": [null]}` into the
+# string "None" (numpy's str) before the model sees it, and str() in a client does the same: no
+# one means to classify these words, so they are refused as the missing values they stand for.
+MISSING_WORDS = frozenset({"none", "null", "nan"})
+
+
 def _problem(text: Any, max_chars: int) -> str | None:
+    """What is wrong with one text (None: nothing). Types first, before any str()."""
     if text is None or (isinstance(text, float) and text != text):  # None or NaN
         return "text is missing"
     if not isinstance(text, str):
         return f"text is a {type(text).__name__}, not a string"
     if not text.strip():
         return "text is empty" if not text else "text is blank (whitespace only)"
+    if text.strip().lower() in MISSING_WORDS:
+        return f"text is {text.strip()!r}, a missing value written as text"
     if len(text) > max_chars:
         return f"text has {len(text):,} characters, more than serve.max_chars={max_chars:,}"
     return None
@@ -268,15 +277,46 @@ def resolve_model(spec: str | None, settings: Settings) -> ModelRef:
     return ModelRef(name, int(version or 0))
 
 
-def serve_command(ref: ModelRef, *, host: str, port: int, workers: int) -> list[str]:
-    """`mlflow models serve` on the pinned version (the alias is resolved once, at start, so the
-    version announced is the version served), in this environment: never a new one."""
+def serve_command(*, host: str, port: int, workers: int) -> list[str]:
+    """uvicorn running nlpflow.serve_app: MLflow's scoring server behind nlpflow's request
+    guard (`mlflow models serve` offers no hook for one), in this environment: never a new one."""
     import sys
 
     return [
-        sys.executable, "-m", "mlflow", "models", "serve", "-m", ref.uri, "--env-manager", "local",
+        sys.executable, "-m", "uvicorn", "--factory", "nlpflow.serve_app:build_app",
         "--host", host, "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
+
+
+def download_version(ref: ModelRef, settings: Settings, dst: Path) -> Path:
+    """The pyfunc files of `ref`, downloaded into `dst` through the settings' store (not its
+    models:/ URI, which MLflow resolves with the process-wide registry URI)."""
+    import mlflow.artifacts
+
+    from nlpflow.tracking import Tracker
+
+    tracker = Tracker(settings)
+    source = tracker.client.get_model_version_download_uri(ref.name, str(ref.version))
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=source, tracking_uri=tracker.uri, dst_path=str(dst)
+    )
+    return Path(local)
+
+
+def serve_registered(
+    ref: ModelRef, settings: Settings, *, host: str, port: int, workers: int,
+    threads: int | None = None,
+) -> int:  # fmt: skip
+    """Serve the pinned version (the alias was resolved once, at start, so the version
+    announced is the version served) until a signal; returns the server's exit code."""
+    import tempfile
+
+    from nlpflow.serve_app import MODEL_PATH_ENV
+
+    with tempfile.TemporaryDirectory(prefix="nlpflow-serve-") as tmp:
+        env = serve_environment(settings, threads=threads, workers=workers)
+        env[MODEL_PATH_ENV] = str(download_version(ref, settings, Path(tmp)))
+        return run_server(serve_command(host=host, port=port, workers=workers), env)
 
 
 def default_threads(workers: int) -> int:
@@ -312,10 +352,10 @@ def serve_environment(
     env.update({
         "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri,
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-        # MLflow runs `uvicorn` by name: this interpreter's, even when the venv isn't activated.
+        # Anything run by name is this interpreter's, even when the venv isn't activated.
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
-        # Belt and braces: --env-manager local never builds an environment, and these make sure
-        # nothing in the server could install a package if a code path tried.
+        # Belt and braces: the server runs in this interpreter and builds no environment; these
+        # make sure nothing in it could install a package if a code path tried.
         "MLFLOW_DISABLE_ENV_CREATION": "true", "PIP_NO_INDEX": "1",
     })  # fmt: skip
     return env

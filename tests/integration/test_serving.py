@@ -191,6 +191,18 @@ def test_served_predictions_equal_in_process(registered, server, monkeypatch) ->
          f"{MAX_BATCH + 1} texts in one request, more than serve.max_batch={MAX_BATCH}"),
         ({"dataframe_records": [{"text": "ok"}, {"text": None}]}, "row 1: text is missing"),
         ({"dataframe_records": [{"body": "my parcel"}]}, "missing inputs ['text']"),
+        # values MLflow's parsing turned into the texts "None", "3", "True" (answered 200)
+        ({"inputs": [None]}, "row 0: text is missing"),
+        ({"inputs": ["ok", 3]}, "row 1: text is a int, not a string"),
+        ({"inputs": [True]}, "row 0: text is a bool, not a string"),
+        ({"inputs": [1.5]}, "row 0: text is a float, not a string"),
+        ({"inputs": [["nested"]]}, "row 0: text is a list, not a string"),
+        ({"inputs": {"text": ["ok", {"a": 1}]}}, "row 1: text is a dict, not a string"),
+        ({"instances": [None]}, "row 0: text is missing"),
+        ({"dataframe_split": {"columns": ["text"], "data": [["ok"], [7]]}},
+         "row 1: text is a int, not a string"),
+        ({"inputs": ["None"]}, "row 0: text is 'None', a missing value written as text"),
+        ({"inputs": [" nan "]}, "row 0: text is 'nan', a missing value written as text"),
     ],
 )  # fmt: skip
 def test_bad_requests_get_400_with_a_message(server, payload: Any, fragment: str) -> None:
@@ -201,6 +213,51 @@ def test_bad_requests_get_400_with_a_message(server, payload: Any, fragment: str
     # and the server is still up and answering
     status, good = _post(server["url"], {"inputs": ["my parcel never arrived"]})
     assert status == 200 and good["predictions"][0]["label"] == "shipping"
+
+
+def _raw_request(port: int, head: str, body: bytes = b"") -> tuple[int, bytes]:
+    """One HTTP/1.1 exchange on a socket: the status and body, even when the server answers
+    before reading all that was announced."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+        conn.sendall(head.encode() + b"\r\n" + body)
+        response = b""
+        while chunk := conn.recv(65536):
+            response += chunk
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+def _head(length: int) -> str:
+    return (
+        "POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\nConnection: close\r\n"
+    )
+
+
+def test_request_size_depth_and_error_length_are_bounded(server) -> None:
+    from nlpflow.serve_app import Limits
+
+    limit = Limits(max_chars=MAX_CHARS, max_batch=MAX_BATCH).max_body_bytes
+    # 5 MB announced, nothing sent: refused from the header, the body never read
+    status, body = _raw_request(server["port"], _head(5_000_000))
+    assert status == 413 and len(body) < 1024
+    assert f"5,000,000 bytes, more than {limit:,}" in json.loads(body)["message"]
+    # nested 30,000 deep, under the size limit: a 400, not MLflow's RecursionError 500
+    deep = b'{"inputs": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    status, body = _raw_request(server["port"], _head(len(deep)), deep)
+    assert status == 400 and "nests 30,001 levels deep, more than 32" in body.decode()
+    # a long text under the size limit: 400 saying the length and the limit, not echoing it
+    status, answer = _post(server["url"], {"inputs": ["é" * 10_000]})
+    assert status == 400 and len(json.dumps(answer)) < 1024
+    assert (
+        f"text has 10,000 characters, more than serve.max_chars={MAX_CHARS}" in (answer["message"])
+    )
+    assert "éééé" not in answer["message"]
+    # MLflow's own errors lose the request they quoted ("Failed to predict data '...'")
+    status, answer = _post(server["url"], {"dataframe_records": [{"body": "secret " * 100}]})
+    assert status == 400 and "secret" not in json.dumps(answer) and len(json.dumps(answer)) < 1024
+    status, answer = _post(server["url"], {"inputs": ["my parcel never arrived"]})
+    assert status == 200 and answer["predictions"][0]["label"] == "shipping"
 
 
 def test_server_built_no_environment_and_stops_on_sigterm(server) -> None:

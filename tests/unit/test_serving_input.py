@@ -23,6 +23,8 @@ def test_good_texts_pass_unchanged() -> None:
         (["ok", None], "row 1: text is missing"),
         ([float("nan")], "row 0: text is missing"),
         ([42], "row 0: text is a int, not a string"),
+        (["None"], "row 0: text is 'None', a missing value written as text"),
+        ([True], "row 0: text is a bool, not a string"),
         (["a"] * 4, "4 texts in one request, more than serve.max_batch=3; send at most 3"),
     ],
 )
