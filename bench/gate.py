@@ -36,7 +36,7 @@ def rows(n: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
     return gold, a, b
 
 
-def timed(samples: int, metric, gold, a, b) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def timed(samples: int, metric, gold, a, b) -> tuple[float, float]:
     from nlpflow.stats import paired_bootstrap
 
     start = time.perf_counter()
@@ -56,7 +56,7 @@ def main() -> None:
     labels = sorted(set(gold))
     fast = metric_function("macro_f1", labels)
 
-    def old(y, p) -> float:  # type: ignore[no-untyped-def]
+    def old(y, p) -> float:
         return float(compute_metrics(y, p, labels)["macro_f1"])
 
     old_seconds, old_p = timed(args.old_samples, old, gold, a, b)

@@ -207,6 +207,7 @@ def test_too_few_unseen_rows_refuse_the_comparison_and_never_promote() -> None:
         "overlap: champion v1 trained on 90 of the 100 test rows; the 10 left are fewer than "
         "evaluate.min_slice_size (20): comparison refused"
     )
+    assert decision.reasons.count("trained on 90") == 1
     assert {c.name for c in decision.checks if not c.applicable} == {
         "margin", "significance", "slices"
     }  # fmt: skip
