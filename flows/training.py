@@ -35,6 +35,7 @@ from nlpflow.params import load_params
 from nlpflow.pipeline import is_dvc_project, locked_project, make_context
 from nlpflow.remote import PUSHED_STAGES
 from nlpflow.settings import load_settings
+from nlpflow.shutdown import stopped_by, watch_stop_signals
 from nlpflow.sources import dvc_can_track
 from nlpflow.stages import GATHERED, MODEL, MODEL_SHA256, STAGE_NAMES, StageContext
 from tasks.artifacts import publish_run_links
@@ -57,6 +58,7 @@ def training_flow(
     force: bool = False,
 ) -> State[dict[str, Any]]:
     show_library_progress()
+    watch_stop_signals()  # a SIGTERM/SIGINT closes the MLflow run KILLED, with the signal
     settings = load_settings()
     if project_dir:  # a deployment names its project; relative data paths resolve against it
         settings = settings.model_copy(update={"project_dir": Path(project_dir)})
@@ -111,7 +113,9 @@ def _run_stages(
                 summary |= {"skipped": reason, "dvc_lock_updated": False, "outcome": SKIPPED}
                 return summary | {"cached": _cached(results, run_id)}, f"Skipped: {reason}"
     except BaseException:
-        if record_dvc and results:  # what completed is kept, but never hides the failure
+        # what completed is kept, but never hides the failure; a stopped run has seconds
+        # left, and the next run records the stages it reuses from the cache
+        if record_dvc and results and stopped_by() is None:
             try:
                 _record_and_push(ctx, run_id, results)
             except Exception as exc:  # the stage's error is the one to raise

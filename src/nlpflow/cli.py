@@ -203,8 +203,11 @@ def _run_flow(
     flow: Any, set_: list[str] | None, config: list[Path] | None, **parameters: Any
 ) -> tuple[Any, Any]:
     """Validate params before Prefect starts, then run `flow` once on this project."""
+    from nlpflow.shutdown import start_prefect_server_in_own_session
+
     settings, _ = _load(set_, config)
     _quiet_user_error_tracebacks()
+    start_prefect_server_in_own_session()  # a Ctrl-C to the terminal's group must spare it
     return settings, flow(
         overrides=set_ or None,
         project_dir=str(settings.root),
@@ -799,8 +802,30 @@ def _reproduction_text(found: Any) -> str:
 
 
 def main() -> None:
+    from nlpflow.shutdown import handle_stop_signals
+
     apply_environment_defaults()
     apply_prefect_home(load_settings().root)
+    handle_stop_signals()  # SIGTERM/SIGINT: runs closed KILLED, one line, exit 128 + signal
+    try:
+        _main()
+    except BaseException as exc:
+        _exit_if_stopped(exc)
+        raise
+
+
+def _exit_if_stopped(exc: BaseException) -> None:
+    """A stop signal ends the command with one line, no traceback, and the shell's code."""
+    from nlpflow.shutdown import exit_now, signal_of, stop_message
+
+    signum = signal_of(exc)
+    if signum is None:
+        return
+    console.print(stop_message(signum), markup=False, highlight=False, soft_wrap=True)
+    exit_now(128 + signum)
+
+
+def _main() -> None:
     try:
         app(standalone_mode=False)
     except NlpflowError as exc:

@@ -178,15 +178,26 @@ def run_dvc(root: Path, args: list[str], *, doing: str, env: dict[str, str] | No
     import subprocess
     import sys
 
-    done = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True, env=env
-    )
+    from nlpflow.shutdown import signal_exit_reason, signals_deferred
+
+    # A stop signal raised here would kill dvc half-way through writing dvc.lock and its
+    # cache: it waits until dvc is done (seconds), then stops the run as usual.
+    with signals_deferred():
+        done = subprocess.run(
+            [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True,
+            env=env, start_new_session=True,  # a Ctrl-C to the terminal's group spares it too
+        )  # fmt: skip
     if done.returncode == 0:
         return done.stdout
     said = " ".join(
         line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()
     )
     said = said.split(" Having any troubles?")[0]  # DVC's support footer
+    stopped = signal_exit_reason(done.returncode)  # killed: its stderr is empty or cut short
+    if stopped is not None:
+        said = f"dvc was {stopped}" + (f" ({said})" if said else "")
+    elif not said:
+        said = f"dvc exited with code {done.returncode} and printed nothing"
     raise DvcCommandError(f"{doing} failed in {root}: {said}", said=said)
 
 

@@ -13,6 +13,7 @@ the run does not stay RUNNING forever.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ PENDING = Path(".nlpflow") / "pending_runs.json"  # run statuses the server was 
 DATASET_CONTEXT = "mlflow.data.context"  # train | validation | test, as MLflow's UI reads it
 DIGEST_CHARS = 32  # of a split's sha256: MLflow stores at most 36 characters of a digest
 CLOSE_PAUSE_SECONDS = 3.0  # between attempts to close a run (each already retries ~7 s)
+STOPPED_CLOSE_SECONDS = 2.0  # closing retries after a stop signal (nlpflow.shutdown)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -192,10 +194,22 @@ class Tracker:
         """Mark the run FINISHED or FAILED, retrying for `settings.tracking_close_seconds` while
         the server is away. Never raises for an absent server (this runs while a failure is
         being reported, and must not hide it): the status is kept in `.nlpflow/pending_runs.json`
-        for the next Tracker. Returns whether the server has the status now."""
+        for the next Tracker. Returns whether the server has the status now.
+
+        After a stop signal (nlpflow.shutdown), FAILED becomes KILLED with the signal as the
+        reason, and the retries fit in the few seconds a stopped process has left."""
         from mlflow.exceptions import MlflowException
 
-        deadline = time.monotonic() + self.settings.tracking_close_seconds
+        from nlpflow import shutdown
+
+        close_seconds = self.settings.tracking_close_seconds
+        reason = shutdown.stopped_by() if status == "FAILED" else None
+        if reason is not None:
+            status, close_seconds = "KILLED", min(close_seconds, STOPPED_CLOSE_SECONDS)
+            with contextlib.suppress(TrackingError):  # the status matters more than the tags
+                self.set_tags(run_id, shutdown.stop_tags(reason))
+            shutdown.note_closed(run_id, status)
+        deadline = time.monotonic() + close_seconds
         while True:
             try:
                 self.client.set_terminated(run_id, status=status)
