@@ -37,6 +37,9 @@ class FlowSpec:
     flow_name: str
     entrypoint: str  # relative to the code root, as in prefect.yaml
     description: str
+    # whether its runs write the project (data/, models/, dvc.lock, the registry): then one
+    # flow run of the deployment at a time, the next ones queued (deployment_concurrency)
+    writes_project: bool = True
 
     @property
     def default_name(self) -> str:
@@ -49,7 +52,8 @@ FLOWS = {
         FlowSpec("training", "nlpflow-training", "flows/training.py:training_flow",
                  "nlpflow training: gather, validate, preprocess, train, evaluate, register."),
         FlowSpec("inference", "nlpflow-inference", "flows/inference.py:inference_flow",
-                 "nlpflow batch inference: score params `inference.source` with the champion."),
+                 "nlpflow batch inference: score params `inference.source` with the champion.",
+                 writes_project=False),
         FlowSpec("sweep", "nlpflow-sweep", "flows/sweep.py:sweep_flow",
                  "nlpflow sweep: an Optuna study over params `sweep`, trials as nested runs."),
     )
@@ -258,6 +262,7 @@ def build_deployment(spec: FlowSpec, plan: DeployPlan, *, pool_type: str | None)
         name=plan.name or spec.default_name,
         schedules=[Cron(schedule[0], timezone=schedule[1])] if schedule else [],
         parameters=parameters, description=spec.description, tags=["nlpflow"],
+        concurrency_limit=deployment_concurrency(spec),
         **({"work_pool_name": plan.pool} if pool_type else {}),
     )  # fmt: skip
     if pool_type == "process":
@@ -269,6 +274,19 @@ def build_deployment(spec: FlowSpec, plan: DeployPlan, *, pool_type: str | None)
     elif pool_type:
         deployment.entrypoint = spec.entrypoint
     return deployment
+
+
+def deployment_concurrency(spec: FlowSpec) -> Any:
+    """One flow run at a time of a deployment that writes the project, later ones queued
+    (ENQUEUE: they wait in Prefect, not fail): two workers sharing the project's storage
+    never overlap, whichever machines they run on. On one machine the project lock
+    (nlpflow.locking) also keeps the deployments from overlapping with each other and with
+    `nlpflow run` or `dvc repro`. Batch inference only reads the registry: no limit."""
+    if not spec.writes_project:
+        return None
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
 
 
 def load_flow(spec: FlowSpec) -> tuple[Any, Path]:
