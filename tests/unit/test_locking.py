@@ -111,9 +111,11 @@ def test_a_dvc_session_keeps_the_project_between_its_stages(tmp_path: Path) -> N
         record = json.loads(lock_path(tmp_path).read_text())
         assert record["session"] == session
         assert lock_state(tmp_path)[0] is True
-        with pytest.raises(ProjectBusyError, match=f"dvc process {dvc.pid}"):
-            with project_lock(tmp_path, wait=False):
-                pass
+        with (
+            pytest.raises(ProjectBusyError, match=f"dvc process {dvc.pid}"),
+            project_lock(tmp_path, wait=False),
+        ):
+            pass
         with project_lock(tmp_path, wait=False, session=session):  # its next stage
             pass
     finally:
