@@ -97,7 +97,7 @@ class Tracker:
             return str(created)
         except MlflowException as exc:
             if "already exists" in str(exc):  # created by a concurrent run meanwhile
-                return str(self.client.get_experiment_by_name(name).experiment_id)  # type: ignore[union-attr]
+                return str(self.client.get_experiment_by_name(name).experiment_id)
             raise TrackingError(f"MLflow at {self.uri} failed: {exc}") from None
 
     def start_run(

@@ -9,10 +9,10 @@ import subprocess
 from nlpflow.deployments import FLOWS
 
 
-def _read_deployment(name: str):  # type: ignore[no-untyped-def]
+def _read_deployment(name: str):
     from prefect.client.orchestration import get_client
 
-    async def run():  # type: ignore[no-untyped-def]
+    async def run():
         async with get_client() as client:
             return await client.read_deployment_by_name(name)
 
@@ -21,7 +21,7 @@ def _read_deployment(name: str):  # type: ignore[no-untyped-def]
 
 def test_training_and_sweep_deployments_queue_a_second_run(
     prefect_api: str, venv_env, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     env = venv_env | {"PREFECT_API_URL": prefect_api, "NLPFLOW_PROJECT_DIR": str(tmp_path)}
     done = subprocess.run(["nlpflow", "deploy", "--name", "one-at-a-time", "--pool", "limits"],
                           capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
