@@ -37,7 +37,7 @@ MODEL_TYPE = "text-classification"  # the logged models' type: MLflow searches a
 MODEL_VERSIONS = "mlflow.modelVersions"  # a logged model's tag that lists its registered versions
 INPUT_EXAMPLE = "Hello, my order arrived damaged and I would like a refund."
 _REQUIREMENTS = ("mlflow", "pandas", "numpy", "scikit-learn", "spacy", "spacy-lookups-data",
-                 "torch", "transformers", "pydantic", "joblib")  # fmt: skip
+                 "torch", "transformers", "pydantic", "joblib", "skops")  # fmt: skip
 
 
 def _requirements(manifest: dict[str, Any]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,95 @@ def test_without_validation_each_epoch_still_reports_its_train_loss(
     assert [e for e, _ in reports] == [1, 2, 3]
     assert all(set(s) == {"train_loss"} and s["train_loss"] > 0 for _, s in reports)
     assert [row["train_loss"] for row in model.history] == [s["train_loss"] for _, s in reports]
+
+
+# --- persistence that runs no code on load (skops, nlpflow's allow-list)
+
+
+class _Payload:
+    """What an attacker pickles: unpickling it calls os.system, which writes the marker."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture()
+def saved_tfidf(sample, tmp_path: Path) -> tuple[Path, np.ndarray]:
+    labels = sorted(set(sample[1]))
+    model = fit(sample, ([], []), labels=labels, params=TrainParams(family="tfidf_logreg"))
+    model.save(tmp_path / "m")
+    return tmp_path / "m", model.predict_proba(sample[0])
+
+
+def test_sklearn_models_are_saved_as_skops_and_round_trip(saved_tfidf, sample) -> None:
+    folder, proba = saved_tfidf
+    assert sorted(p.name for p in folder.iterdir()) == ["nlpflow.json", "pipeline.skops"]
+    np.testing.assert_array_equal(load_model(folder).predict_proba(sample[0]), proba)
+
+
+def test_a_pickle_in_place_of_the_model_is_never_unpickled(
+    saved_tfidf, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import joblib
+
+    from nlpflow.errors import ModelError
+
+    folder, _ = saved_tfidf
+    marker = tmp_path / "ran"
+    (folder / "pipeline.skops").unlink()  # an old model folder, or a swapped file
+    joblib.dump(_Payload(marker), folder / "pipeline.joblib")
+    monkeypatch.delenv("NLPFLOW_TRUST_PICKLES", raising=False)
+    with pytest.raises(ModelError, match=r"is a pickle .* set NLPFLOW_TRUST_PICKLES=1"):
+        load_model(folder)
+    assert not marker.exists()
+    # the same pickle renamed .skops is not a skops file: refused, not run
+    (folder / "pipeline.joblib").rename(folder / "pipeline.skops")
+    with pytest.raises(ModelError, match="not a readable skops file"):
+        load_model(folder)
+    assert not marker.exists()
+    # only the explicit opt-in loads a legacy pickle (and so runs it: that is what it means)
+    (folder / "pipeline.skops").rename(folder / "pipeline.joblib")
+    monkeypatch.setenv("NLPFLOW_TRUST_PICKLES", "1")
+    with pytest.raises(Exception):  # noqa: B017 - os.system's return is not a pipeline
+        load_model(folder)
+    assert marker.exists()
+
+
+def test_a_skops_file_naming_a_foreign_type_is_refused(saved_tfidf, tmp_path: Path) -> None:
+    """A tampered file: its schema points at a function skops would call to rebuild an object."""
+    import zipfile
+
+    from nlpflow.errors import ModelError
+
+    folder, _ = saved_tfidf
+    path = folder / "pipeline.skops"
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    schema = json.loads(files["schema.json"])
+    schema["__module__"], schema["__class__"] = "os", "system"  # the top object: os.system
+    files["schema.json"] = json.dumps(schema).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelError, match=r"refusing to load .*pipeline.skops: .*os\.system"):
+        load_model(folder)
+
+
+def _double(x: np.ndarray) -> np.ndarray:
+    return x * 2
+
+
+def test_saving_an_object_outside_the_allow_list_fails_at_save(tmp_path: Path) -> None:
+    from sklearn.preprocessing import FunctionTransformer
+
+    from nlpflow.errors import ModelError
+    from nlpflow.models.sklearn_io import save_sklearn
+
+    with pytest.raises(ModelError, match="which nlpflow's loader does not trust"):
+        save_sklearn(FunctionTransformer(func=_double), tmp_path / "f.skops")
+    assert not (tmp_path / "f.skops").exists()

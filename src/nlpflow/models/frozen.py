@@ -21,7 +21,7 @@ from nlpflow.progress import TrainingProgress, log
 
 FAMILY = "transformer_frozen"
 ENCODER_DIR = "encoder"
-HEAD_FILE = "head.joblib"
+HEAD_FILE = "head.skops"  # skops: loading runs no code (nlpflow.models.sklearn_io)
 
 
 class FrozenEncoderClassifier:
@@ -72,7 +72,7 @@ class FrozenEncoderClassifier:
         return np.asarray(self.head.predict_proba(features))[:, self._order]
 
     def save(self, path: Path) -> None:
-        import joblib
+        from nlpflow.models.sklearn_io import save_sklearn
 
         extra = {
             "pooling": self.pooling, "max_length": self.max_length, "batch_size": self.batch_size
@@ -80,18 +80,20 @@ class FrozenEncoderClassifier:
         save_manifest(path, family=FAMILY, labels=self.labels, extra=extra)
         self.encoder.save_pretrained(path / ENCODER_DIR)
         self.tokenizer.save_pretrained(path / ENCODER_DIR)
-        joblib.dump(self.head, path / HEAD_FILE)
+        save_sklearn(self.head, path / HEAD_FILE)
 
     @classmethod
     def load(cls, path: Path) -> FrozenEncoderClassifier:
-        import joblib
         from transformers import AutoModel, AutoTokenizer
 
+        from nlpflow.models.sklearn_io import load_sklearn
+
         manifest = load_manifest(path)
+        head = load_sklearn(path / HEAD_FILE)  # before the encoder: a refused file fails fast
         return cls(
             AutoModel.from_pretrained(path / ENCODER_DIR),
             AutoTokenizer.from_pretrained(path / ENCODER_DIR),
-            joblib.load(path / HEAD_FILE),
+            head,
             manifest["labels"],
             pooling=manifest["pooling"],
             max_length=manifest["max_length"],

@@ -3,7 +3,8 @@
 - tfidf_logreg: logistic regression, the statistical baseline.
 - tfidf_linear_svm: a linear SVM whose margins are calibrated into probabilities.
 
-Both are one scikit-learn Pipeline, saved with joblib; they differ only in the last step.
+Both are one scikit-learn Pipeline, saved with skops (loading runs no code; see
+nlpflow.models.sklearn_io); they differ only in the last step.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from nlpflow.progress import TrainingProgress
 FAMILY = "tfidf_logreg"
 SVM_FAMILY = "tfidf_linear_svm"
 FAMILIES = (FAMILY, SVM_FAMILY)
+PIPELINE_FILE = "pipeline.skops"
 
 
 class TfidfClassifier:
@@ -39,17 +41,17 @@ class TfidfClassifier:
         return np.asarray(self.pipeline.predict_proba(list(texts)))[:, self._order]
 
     def save(self, path: Path) -> None:
-        import joblib
+        from nlpflow.models.sklearn_io import save_sklearn
 
         save_manifest(path, family=self.family, labels=self.labels, extra={})
-        joblib.dump(self.pipeline, path / "pipeline.joblib")
+        save_sklearn(self.pipeline, path / PIPELINE_FILE)
 
     @classmethod
     def load(cls, path: Path) -> TfidfClassifier:
-        import joblib
+        from nlpflow.models.sklearn_io import load_sklearn
 
         manifest = load_manifest(path)
-        return cls(joblib.load(path / "pipeline.joblib"), manifest["labels"], manifest["family"])
+        return cls(load_sklearn(path / PIPELINE_FILE), manifest["labels"], manifest["family"])
 
 
 def score_fit(
