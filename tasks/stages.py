@@ -9,6 +9,7 @@ reads, its own params sections and the code version (nlpflow.fingerprint.stage_k
 cached value is a `StageResult`: the report, the fingerprints of the outputs it wrote and the
 MLflow run that wrote them, so the flow can tell a hit from a run and check that the outputs
 on disk are still the ones cached (another run with other params may have overwritten them).
+It is stored as JSON and read back without unpickling anything (tasks.stage_results).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from nlpflow.pipeline import (
 )
 from nlpflow.stages import STAGES, Stage, StageContext, get_stage, run_stage
 from tasks.artifacts import report_markdown
+from tasks.stage_results import StageResultSerializer, discard_foreign_record
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,6 +82,7 @@ class StageCache(CachePolicy):
     """
 
     stage: str = field(default="")
+    storage: str = field(default="")  # where the results live (cache_storage)
 
     def compute_key(
         self,
@@ -88,7 +91,10 @@ class StageCache(CachePolicy):
         flow_parameters: dict[str, Any],
         **kwargs: Any,
     ) -> str | None:
-        return stage_key(get_stage(self.stage), inputs["ctx"])
+        key = stage_key(get_stage(self.stage), inputs["ctx"])
+        if key is not None and self.storage:  # Prefect looks the key up next: never a pickle
+            discard_foreign_record(Path(self.storage) / key)
+        return key
 
 
 def cache_storage(root: Path) -> Path:
@@ -115,8 +121,10 @@ def _stage_task(stage: Stage) -> Task[..., Any]:
 def cached_stage_task(name: str, root: Path, *, tags: set[str] | None = None) -> Task[..., Any]:
     """The stage's task with its cache on: results persisted under the project."""
     return STAGE_TASKS[name].with_options(
-        cache_policy=StageCache(stage=name),
+        cache_policy=StageCache(stage=name, storage=str(cache_storage(root))),
         persist_result=True,
+        # JSON, read back only if nlpflow wrote it: never a pickle (tasks.stage_results)
+        result_serializer=StageResultSerializer(),
         result_storage=cache_storage(root),  # a Path: a local folder, no block to register
         tags=tags,
     )
