@@ -58,6 +58,9 @@ META_COLUMNS = ("model_name", "model_version", "scored_at", "run_id")
 REJECT_COLUMNS = ("checks", "expectations", "reasons")
 RESERVED = {ROW, "label", "score", *META_COLUMNS, *REJECT_COLUMNS}
 _GX_ROW = "__nlpflow_row__"  # GX reports offending rows by this column; no user column clashes
+# whether the text value as read is a string (or missing): a number or a boolean would pass the
+# other checks once turned into text, so the type is checked on this column, then dropped
+_GX_IS_STRING = "__nlpflow_text_is_string__"
 EXAMPLES = 5  # rows shown per failed check in an on_invalid=fail error
 
 
@@ -360,6 +363,12 @@ def build_row_checks(
         RowCheck("text_not_null", "text is not null", gxe.ExpectColumnValuesToNotBeNull(column=t)),
         RowCheck("text_not_blank", "text is not empty or whitespace only",
                  gxe.ExpectColumnValuesToNotMatchRegex(column=t, regex=r"^\s*$")),
+        RowCheck("text_is_string", "text is a string (not a number, boolean or other value)",
+                 gxe.ExpectColumnValuesToBeInSet(column=_GX_IS_STRING, value_set=[True])),
+        # what a missing value becomes when something upstream applied str() to it
+        RowCheck("text_not_missing_word", "text is not None, null or nan written as text",
+                 gxe.ExpectColumnValuesToNotMatchRegex(
+                     column=t, regex=r"^\s*(?i:none|null|nan)\s*$")),
         RowCheck("text_length", f"text is at most {max_chars} characters (the model's max_chars)",
                  gxe.ExpectColumnValueLengthsToBeBetween(column=t, max_value=max_chars)),
     ]  # fmt: skip
@@ -437,9 +446,14 @@ def validate_rows(
     present = [c for c in (text_column, id_column) if c is not None and c in frame.columns]
     checked = frame[present].copy()
     if text_column in checked:
-        checked[text_column] = checked[text_column].map(_as_text).astype(object)
+        values = checked[text_column]
+        checked[_GX_IS_STRING] = [isinstance(v, str) or _as_text(v) is None for v in values]
+        checked[text_column] = values.map(_as_text).astype(object)
+    else:  # the table check reports the missing column
+        checked[_GX_IS_STRING] = True
     checked.insert(0, _GX_ROW, range(len(checked)))
     results = _gx_validate(checked, table_checks + row_checks)
+    checked = checked.drop(columns=_GX_IS_STRING)
     missing = [c for c in table_checks if not results[c.id].success]
     if missing:
         columns = ", ".join(map(str, frame.columns))
