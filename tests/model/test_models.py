@@ -299,3 +299,23 @@ def test_saving_an_object_outside_the_allow_list_fails_at_save(tmp_path: Path) -
     with pytest.raises(ModelError, match="which nlpflow's loader does not trust"):
         save_sklearn(FunctionTransformer(func=_double), tmp_path / "f.skops")
     assert not (tmp_path / "f.skops").exists()
+
+
+def test_the_same_model_saves_to_the_same_bytes(sample, tmp_path: Path) -> None:
+    """skops names files by memory address and stamps times: nlpflow's files must not differ
+    for an identical retrain (DVC, fingerprints and register's upload check compare bytes)."""
+    import time
+
+    labels = sorted(set(sample[1]))
+    params = TrainParams(family="tfidf_linear_svm")
+    first = fit(sample, ([], []), labels=labels, params=params)
+    first.save(tmp_path / "a")
+    time.sleep(2.1)  # zip times have a 2 s resolution
+    again = fit(sample, ([], []), labels=labels, params=params)
+    again.save(tmp_path / "b")
+    assert (tmp_path / "a/pipeline.skops").read_bytes() == (
+        tmp_path / "b/pipeline.skops"
+    ).read_bytes()
+    np.testing.assert_array_equal(
+        load_model(tmp_path / "b").predict_proba(sample[0]), again.predict_proba(sample[0])
+    )

@@ -13,6 +13,7 @@ migration run, never a default, since the refusal is the protection.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from nlpflow.errors import ModelError
 SUFFIX = ".skops"
 LEGACY_SUFFIX = ".joblib"
 TRUST_PICKLES_ENV = "NLPFLOW_TRUST_PICKLES"
+_BY_ID = re.compile(r"^(\d+)(\.\w+)$")  # skops' file names: an object's id() and a suffix
 # What nlpflow's pipelines hold beyond skops' defaults: the calibrated linear SVM's wrapper and
 # its calibrators (sigmoid, temperature; isotonic uses sklearn's trusted IsotonicRegression).
 TRUSTED = frozenset({
@@ -41,7 +43,49 @@ def save_sklearn(obj: Any, path: Path) -> None:
             "which nlpflow's loader does not trust; add the type to "
             "nlpflow.models.sklearn_io.TRUSTED if it belongs to an nlpflow pipeline."
         )
-    path.write_bytes(data)
+    path.write_bytes(_canonical(data))
+
+
+def _canonical(data: bytes) -> bytes:
+    """skops' archive with the same bytes for the same object: skops names arrays and marks
+    shared objects by id() (a memory address) and stamps each entry with the time, so a model
+    retrained identically would differ on disk, and DVC, the fingerprints and register's
+    check that it uploads what train wrote would see a change. Renumbered in order of first
+    appearance, entries sorted, times fixed."""
+    import io
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        schema = json.loads(archive.read("schema.json"))
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    numbers: dict[int, int] = {}
+
+    def renumber(node: Any) -> Any:
+        if isinstance(node, list):
+            return [renumber(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            if key == "__id__" and isinstance(value, int):
+                value = numbers.setdefault(value, len(numbers) + 1)
+            elif key == "file" and isinstance(value, str) and (named := _BY_ID.match(value)):
+                value = f"{numbers.setdefault(int(named[1]), len(numbers) + 1)}{named[2]}"
+            out[key] = renumber(value)
+        return out
+
+    schema = renumber(schema)
+    renamed = {"schema.json": json.dumps(schema, indent=2).encode()}
+    for name, content in entries.items():
+        if name != "schema.json":
+            named = _BY_ID.match(name)
+            renamed[f"{numbers[int(named[1])]}{named[2]}" if named else name] = content
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(renamed):
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), renamed[name])
+    return out.getvalue()
 
 
 def load_sklearn(path: Path) -> Any:
