@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -84,7 +85,7 @@ def test_body_limit_fits_a_full_batch_of_the_longest_escaped_texts() -> None:
 
 def _call(guard: RequestGuard, scope: dict[str, Any], chunks: list[bytes]) -> dict[str, Any]:
     """Run one request through the guard; what it sent, how many chunks it read."""
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
     reads = 0
 
     async def receive() -> dict[str, Any]:
@@ -93,7 +94,7 @@ def _call(guard: RequestGuard, scope: dict[str, Any], chunks: list[bytes]) -> di
         return {"type": "http.request", "body": chunks[reads - 1],
                 "more_body": reads < len(chunks)}  # fmt: skip
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     asyncio.run(guard(scope, receive, send))
@@ -112,7 +113,8 @@ class _App:
     """The app behind the guard: answers 200 with the body it got, or a long MLflow error."""
 
     def __init__(self, status: int = 200, answer: bytes | None = None) -> None:
-        self.status, self.answer, self.bodies = status, answer, []  # type: list[bytes]
+        self.status, self.answer = status, answer
+        self.bodies: list[bytes] = []
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.bodies.append((await receive())["body"])
