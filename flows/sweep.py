@@ -19,6 +19,7 @@ from nlpflow.locking import note_run
 from nlpflow.params import load_params
 from nlpflow.pipeline import locked_project, make_context
 from nlpflow.settings import load_settings
+from nlpflow.shutdown import watch_stop_signals
 from nlpflow.stages import StageContext
 from nlpflow.sweep import (
     StudyRef,
@@ -50,6 +51,7 @@ def sweep_flow(
     configs: list[str] | None = None,
 ) -> dict[str, Any]:
     show_library_progress()
+    watch_stop_signals()  # trial runs and the sweep's run end KILLED, with the signal
     settings = load_settings()
     if project_dir:  # a deployment names its project; relative data paths resolve against it
         settings = settings.model_copy(update={"project_dir": Path(project_dir)})

@@ -92,6 +92,14 @@ def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
     # cleanup under way finish; the deadline bounds it
 
 
+def raise_if_stopped(*_args: Any) -> None:
+    """Raise Stopped once a stop signal arrived: for work in worker threads (sweep trials),
+    which a signal never interrupts; usable as a training step or epoch callback."""
+    signum = _state["signal"]
+    if signum is not None:
+        raise Stopped(signum)
+
+
 def handle_stop_signals() -> None:
     """SIGTERM and SIGINT raise Stopped in the main thread (the first one; later ones wait
     for the cleanup it started). Without this, Prefect re-sends a SIGTERM it caught to the

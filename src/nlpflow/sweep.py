@@ -37,6 +37,7 @@ from nlpflow.params import (
     train_overlay,
 )
 from nlpflow.settings import Settings
+from nlpflow.shutdown import raise_if_stopped
 from nlpflow.stages import PROCESSED
 
 SWEEP_DIR = ".nlpflow/sweep"
@@ -252,6 +253,7 @@ def run_trial(job: TrialJob) -> TrialReport:
     last: dict[str, float] = {"epoch": 0}  # the latest epoch reported, and its metric
 
     def on_epoch(epoch: int, scores: dict[str, float]) -> None:
+        raise_if_stopped()  # a trial's thread never gets the signal: it ends here, KILLED
         last["epoch"] = epoch
         tracker.log_metrics(run_id, epoch_metrics(scores), step=epoch)
         if metric in scores:
@@ -266,7 +268,7 @@ def run_trial(job: TrialJob) -> TrialReport:
         report = train(
             src=job.ref.folder / "data", dst=folder / "model", history_path=folder / "history.csv",
             params=train_params, preprocess=job.params.preprocess, labels=job.params.data.labels,
-            on_epoch=on_epoch,
+            on_epoch=on_epoch, on_step=raise_if_stopped,
         )  # fmt: skip
         value = best_of(report.history, metric=metric, direction=sweep.direction)
     except optuna.TrialPruned:

@@ -11,6 +11,7 @@ else lines on the `nlpflow.train` logger.
 from __future__ import annotations
 
 import csv
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -131,6 +132,8 @@ def train(
     # checkpoints of this exact training (data, params, code): a rerun after a crash resumes
     workdir = checkpoints / training_key(src, params, labels) if checkpoints is not None else None
     previous_attempt = _note_attempt(workdir, attempt) if workdir is not None else None
+    if workdir is not None:
+        drop_partial_checkpoints(workdir)
     if distributed.wanted(params):
         model = _launch(train_xy, val_xy, labels=labels, params=params, workdir=workdir)
         if model is None:  # a node other than 0: its processes trained, node 0 writes
@@ -147,14 +150,19 @@ def train(
     history = getattr(model, "history", None) or history  # complete even across a resume
     resumed_from = getattr(model, "resumed_from", None)
     perf, device = getattr(model, "perf", None) or {}, getattr(model, "device", None) or {}
-    if dst.exists():  # a stale model of another family must not linger beside the new one
-        import shutil
-
-        shutil.rmtree(dst)
-    model.save(dst)
+    # Written beside `dst`, then swapped in whole: a crash or SIGTERM mid-write leaves no half
+    # a model folder for evaluate (or `nlpflow stage evaluate`) to take for a complete one.
+    partial = dst.with_name(f".{dst.name}.partial")
+    _remove(partial)
+    model.save(partial)
     # Record how text must be cleaned before this model sees it (the serving model reads this).
-    update_manifest(dst, preprocess=preprocess.model_dump(), train=params.model_dump())
-    _save_history(history_path, history)
+    update_manifest(partial, preprocess=preprocess.model_dump(), train=params.model_dump())
+    inside = history_path.parent == dst  # the baseline keeps its history in its folder
+    if inside:
+        _save_history(partial / history_path.name, history)
+    _swap_in(partial, dst)  # a stale model of another family does not linger either
+    if not inside:
+        _save_history(history_path, history)
     from nlpflow.fingerprint import hash_path
 
     model_sha256 = hash_path(dst)
@@ -167,6 +175,40 @@ def train(
         history=history, augmented_rows=augmented_rows, resumed_from=resumed_from, perf=perf, device=device,
         model_sha256=model_sha256, resumed_run=previous_attempt if resumed_from else None,
     )  # fmt: skip
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _swap_in(partial: Path, dst: Path) -> None:
+    """Put the complete folder `partial` at `dst` by renames: a reader finds the old folder,
+    the new one, or (for an instant) none, never a mix."""
+    old = dst.with_name(f".{dst.name}.old")
+    _remove(old)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(partial, dst)
+    _remove(old)
+
+
+def drop_partial_checkpoints(workdir: Path) -> list[str]:
+    """Delete checkpoints a killed run left half-written, and return their names. The HF
+    Trainer writes `trainer_state.json` last, straight into `checkpoint-N`; without it (or
+    cut short) that folder is the latest checkpoint a resume would pick, and fail on."""
+    import json
+
+    dropped = []
+    for folder in (workdir, workdir / "checkpoints"):  # the latter: a torchrun training's
+        for checkpoint in sorted(folder.glob("checkpoint-*")) if folder.is_dir() else []:
+            try:
+                json.loads((checkpoint / "trainer_state.json").read_text())
+            except (OSError, ValueError):
+                _remove(checkpoint)
+                dropped.append(checkpoint.name)
+    return dropped
 
 
 ATTEMPT_FILE = "nlpflow-attempt.json"  # beside a training's checkpoints: the try that wrote them
