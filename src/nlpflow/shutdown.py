@@ -230,7 +230,7 @@ def start_prefect_server_in_own_session() -> None:
     if ephemeral.running:
         return
 
-    class OwnSession(subprocess.Popen):  # type: ignore[type-arg]
+    class OwnSession(subprocess.Popen):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("start_new_session", True)
             kwargs.setdefault("preexec_fn", _parent_death_signal())

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -56,7 +57,9 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _stop_when(argv: list[str], *, root: Path, env: dict[str, str], seen: str, signum: int):  # type: ignore[no-untyped-def]
+def _stop_when(
+    argv: list[str], *, root: Path, env: dict[str, str], seen: str, signum: int
+) -> tuple[int, float, str, list[int]]:
     """Start `argv` in its own process group, wait until its output shows `seen`, send `signum`
     to the whole group; return (exit code, seconds it took to exit, stderr, its children)."""
     log = root.parent / f"{Path(argv[0]).name}-{signum}.log"
@@ -80,7 +83,7 @@ def _stop_when(argv: list[str], *, root: Path, env: dict[str, str], seen: str, s
     return code, took, log.read_text(), children
 
 
-def _runs(root: Path) -> list:  # type: ignore[type-arg]
+def _runs(root: Path) -> list[Any]:
     client = mlflow_client(root)
     experiments = [e.experiment_id for e in client.search_experiments()]
     return list(client.search_runs(experiments, filter_string="tags.`nlpflow.runner` != ''"))
@@ -234,9 +237,12 @@ def test_a_model_write_cut_short_leaves_the_previous_model_whole(
     frame.iloc[:300].to_parquet(src / "train.parquet")
     frame.iloc[300:360].to_parquet(src / "validation.parquet")
     dst, params = tmp_path / "models" / "model", TrainParams(family="tfidf_logreg")
-    args = {"src": src, "dst": dst, "history_path": tmp_path / "history.csv",
-            "params": params, "preprocess": PreprocessParams()}  # fmt: skip
-    train(**args)
+
+    def run() -> None:
+        train(src=src, dst=dst, history_path=tmp_path / "history.csv", params=params,
+              preprocess=PreprocessParams())  # fmt: skip
+
+    run()
     before = {p.name: p.read_bytes() for p in dst.iterdir()}
 
     def cut_short(self: TfidfClassifier, path: Path) -> None:
@@ -246,5 +252,5 @@ def test_a_model_write_cut_short_leaves_the_previous_model_whole(
 
     monkeypatch.setattr(TfidfClassifier, "save", cut_short)
     with pytest.raises(Stopped):
-        train(**args)
+        run()
     assert {p.name: p.read_bytes() for p in dst.iterdir()} == before
