@@ -124,14 +124,15 @@ def test_a_run_failed_in_train_reruns_train_and_what_follows_only(
 ) -> None:
     root = make_project(tmp_path / "project", _params())
     (root / "models").mkdir()
-    (root / "models" / "model").write_text("a file where train writes its folder")
+    # a file where train writes its model folder before swapping it in (train.py: partial)
+    (root / "models" / ".model.partial").write_text("a file where train writes its folder")
     with project_environment(root, "resume-classifier"):
         state, _ = _run(root)
         assert state.is_failed()
         client = mlflow_client(root)
         [failed_run] = client.search_runs([client.get_experiment_by_name("nlpflow").experiment_id])
         assert failed_run.info.status == "FAILED"
-        (root / "models" / "model").unlink()
+        (root / "models" / ".model.partial").unlink()
         state, retried = _run(root)
     assert state.is_completed()
     assert retried["cached"] == ["gather", "validate", "preprocess", "train_params"]
