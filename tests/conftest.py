@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,3 +187,16 @@ def project_environment(root: Path, model: str) -> Iterator[pytest.MonkeyPatch]:
         mp.delenv("NLPFLOW_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         yield mp
+
+
+def run_cli_pipeline(root: Path, overrides: list[str]) -> dict[str, Any]:
+    """Every stage through `nlpflow stage`'s function (as `dvc repro` runs them), in process:
+    the reports by stage name."""
+    from nlpflow.params import load_params
+    from nlpflow.pipeline import make_context, run_cli_stage
+    from nlpflow.settings import load_settings
+    from nlpflow.stages import STAGE_NAMES
+
+    params = load_params(root / "params.yaml", overrides)
+    ctx = make_context(root, params, load_settings())
+    return {name: run_cli_stage(name, ctx).model_dump() for name in STAGE_NAMES}

@@ -7,26 +7,20 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 
-from tests.conftest import fast_params, make_project, mlflow_client, project_environment
+from tests.conftest import (
+    fast_params,
+    make_project,
+    mlflow_client,
+    project_environment,
+    run_cli_pipeline,
+)
 
 pytestmark = pytest.mark.slow
 MODEL = "overlap-test-classifier"
-
-
-def _pipeline(root: Path, overrides: list[str]) -> dict[str, Any]:
-    from nlpflow.params import load_params
-    from nlpflow.pipeline import make_context, run_cli_stage
-    from nlpflow.settings import load_settings
-    from nlpflow.stages import STAGE_NAMES
-
-    params = load_params(root / "params.yaml", overrides)
-    ctx = make_context(root, params, load_settings())
-    return {name: run_cli_stage(name, ctx).model_dump() for name in STAGE_NAMES}
 
 
 def _normal(text: str) -> str:
@@ -36,10 +30,10 @@ def _normal(text: str) -> str:
 def test_a_champion_that_trained_on_test_rows_is_judged_on_the_rest(tmp_path: Path) -> None:
     root = make_project(tmp_path / "project", fast_params(family="tfidf_logreg"))
     with project_environment(root, MODEL):
-        first = _pipeline(root, [])
+        first = run_cli_pipeline(root, [])
         seen = tmp_path / "seen"  # what v1 trained on, before the next run replaces it
         shutil.copytree(root / "data/processed", seen)
-        second = _pipeline(root, ["data.split.seed=99"])
+        second = run_cli_pipeline(root, ["data.split.seed=99"])
     client = mlflow_client(root)
     run = first["register"]["run_id"]
     logged = {a.path for a in client.list_artifacts(run, "registration")}

@@ -10,25 +10,19 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import fast_params, make_project, mlflow_client, project_environment
+from tests.conftest import (
+    fast_params,
+    make_project,
+    mlflow_client,
+    project_environment,
+    run_cli_pipeline,
+)
 
 pytestmark = pytest.mark.slow
 MODEL = "gate-test-classifier"
-
-
-def _pipeline(root: Path, overrides: list[str]) -> dict[str, Any]:
-    from nlpflow.params import load_params
-    from nlpflow.pipeline import make_context, run_cli_stage
-    from nlpflow.settings import load_settings
-    from nlpflow.stages import STAGE_NAMES
-
-    params = load_params(root / "params.yaml", overrides)
-    ctx = make_context(root, params, load_settings())
-    return {name: run_cli_stage(name, ctx).model_dump() for name in STAGE_NAMES}
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +31,9 @@ def project(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
         tmp_path_factory.mktemp("gate") / "project", fast_params(family="tfidf_logreg")
     )
     with project_environment(root, MODEL):
-        first = _pipeline(root, [])
+        first = run_cli_pipeline(root, [])
         # 3 features for 4 classes: a model that has to guess most of the time
-        degraded = _pipeline(root, ["train.tfidf.max_features=3"])
+        degraded = run_cli_pipeline(root, ["train.tfidf.max_features=3"])
         yield root, first, degraded
 
 
