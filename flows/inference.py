@@ -14,6 +14,7 @@ from prefect import flow
 from nlpflow.inference import plan_inference
 from nlpflow.params import load_params
 from nlpflow.settings import load_settings
+from tasks import credentials
 from tasks import inference as t
 
 
@@ -23,6 +24,7 @@ def inference_flow(
     project_dir: str | None = None,
     configs: list[str] | None = None,
 ) -> dict[str, Any]:
+    credentials.install()  # database passwords from NLPFLOW_DB_SECRET's block
     settings = load_settings()
     if project_dir:  # a deployment names its project; relative paths resolve against it
         settings = settings.model_copy(update={"project_dir": Path(project_dir)})

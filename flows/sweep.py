@@ -31,6 +31,7 @@ from nlpflow.sweep import (
     new_study_name,
     open_study,
 )
+from tasks import credentials
 from tasks.labels import show_library_progress
 from tasks.stages import end_tracking, wants_gpu
 from tasks.sweep import (
@@ -51,6 +52,7 @@ def sweep_flow(
     configs: list[str] | None = None,
 ) -> dict[str, Any]:
     show_library_progress()
+    credentials.install()  # database passwords from NLPFLOW_DB_SECRET's block
     watch_stop_signals()  # trial runs and the sweep's run end KILLED, with the signal
     settings = load_settings()
     if project_dir:  # a deployment names its project; relative data paths resolve against it

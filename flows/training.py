@@ -38,6 +38,7 @@ from nlpflow.settings import load_settings
 from nlpflow.shutdown import stopped_by, watch_stop_signals
 from nlpflow.sources import dvc_can_track
 from nlpflow.stages import GATHERED, MODEL, MODEL_SHA256, STAGE_NAMES, StageContext
+from tasks import credentials
 from tasks.artifacts import publish_run_links
 from tasks.labels import flow_run_name, show_library_progress, tag_flow_run
 from tasks.remote import push_to_remote, record_reproduction
@@ -58,6 +59,7 @@ def training_flow(
     force: bool = False,
 ) -> State[dict[str, Any]]:
     show_library_progress()
+    credentials.install()  # database passwords from NLPFLOW_DB_SECRET's block
     watch_stop_signals()  # a SIGTERM/SIGINT closes the MLflow run KILLED, with the signal
     settings = load_settings()
     if project_dir:  # a deployment names its project; relative data paths resolve against it

@@ -14,11 +14,6 @@ from pydantic import BaseModel
 
 from nlpflow.links import run_page_url
 from nlpflow.stages import StageContext
-from tasks import credentials
-
-# Every task module imports this one (through tasks.stages), so database reads in any flow run
-# take the password from the Secret block NLPFLOW_DB_SECRET names (read only when used).
-credentials.install()
 
 # Fields that are long series (per-epoch history) or raw matrices: the MLflow run holds them.
 _SKIPPED = {"history"}

@@ -45,5 +45,6 @@ def secret_block_password() -> str | None:
 
 
 def install() -> None:
-    """Every database engine nlpflow builds in this process asks the block for its password."""
+    """Every database engine nlpflow builds in this process asks the block for its password
+    (read only when an engine is built). Each flow calls this first: no import does it."""
     use_password_source(secret_block_password)

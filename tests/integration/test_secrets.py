@@ -123,8 +123,8 @@ def test_a_secret_block_password_reaches_the_connection(
     from prefect import flow, task
     from prefect.blocks.system import Secret
 
-    import tasks.artifacts  # noqa: F401  (installs the block as the password source)
     from nlpflow.sources import read_sql
+    from tasks import credentials
 
     block = f"nlpflow-db-{uuid.uuid4().hex[:8]}"
     Secret(value=PASSWORD).save(block)  # type: ignore[arg-type]  # Prefect wraps a str itself
@@ -142,6 +142,7 @@ def test_a_secret_block_password_reaches_the_connection(
 
     @flow
     def reads() -> int:
+        credentials.install()  # as nlpflow's flows do first
         return gather_rows()
 
     sa.event.listen(sa.engine.Engine, "do_connect", connecting)
