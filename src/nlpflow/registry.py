@@ -278,8 +278,7 @@ def champion_version(tracker: Tracker, name: str) -> int | None:
         if _not_found(exc):
             return None
         raise registry_failure(tracker, f"looking up the champion of {name!r}", exc) from None
-    version = dict(model.aliases or {}).get(CHAMPION)
-    return int(version) if version is not None else None
+    return _version_or_none(dict(model.aliases or {}).get(CHAMPION))
 
 
 def load_version_pyfunc(tracker: Tracker, name: str, version: int, dst: Path | None = None) -> Any:
@@ -790,15 +789,22 @@ def check_model_fingerprint(
 
 
 def _aliases(tracker: Tracker, name: str) -> dict[str, int | None]:
+    """Where `champion` and `challenger` point (None: the alias or the model does not exist).
+    Any other failure raises: read as "no alias", a withdrawal would delete a real one."""
     from mlflow.exceptions import MlflowException
 
-    found: dict[str, int | None] = {}
-    for alias in (CHAMPION, CHALLENGER):
-        try:
-            found[alias] = int(tracker.client.get_model_version_by_alias(name, alias).version)
-        except MlflowException:  # no such alias (or no model yet)
-            found[alias] = None
-    return found
+    try:
+        model = tracker.client.get_registered_model(name)
+    except MlflowException as exc:
+        if _not_found(exc):
+            return dict.fromkeys((CHAMPION, CHALLENGER))
+        raise registry_failure(tracker, f"reading the aliases of {name!r}", exc) from None
+    aliases = dict(model.aliases or {})
+    return {alias: _version_or_none(aliases.get(alias)) for alias in (CHAMPION, CHALLENGER)}
+
+
+def _version_or_none(version: Any) -> int | None:
+    return int(version) if version is not None else None
 
 
 def withdraw_version(
@@ -808,15 +814,10 @@ def withdraw_version(
     """Undo a registration whose run failed after it: give `champion` and `challenger` back
     to the versions in `restore` (or remove them) where they point at `version`, and delete
     the version. The logged model stays on the run, which says why in `registry.withdrawn`."""
-    from mlflow.exceptions import MlflowException
-
     client = tracker.client
+    current = _aliases(tracker, name)
     for alias, previous in restore.items():
-        try:
-            now = int(client.get_model_version_by_alias(name, alias).version)
-        except MlflowException:
-            now = None
-        if now != version:
+        if current.get(alias) != version:
             continue
         if previous is None:
             client.delete_registered_model_alias(name, alias)

@@ -14,12 +14,15 @@ from nlpflow.errors import RegistryError, TrackingError
 from nlpflow.evaluate import TRAINING_TEXTS, load_text_hashes, save_text_hashes, text_key
 from nlpflow.params import Params
 from nlpflow.registry import (
+    CHALLENGER,
     CHAMPION,
     RegistryUnavailableError,
+    _aliases,
     _log_training_texts,
     _overlap,
     champion_version,
     move_champion,
+    withdraw_version,
 )
 from nlpflow.settings import Settings
 from nlpflow.tracking import Tracker
@@ -68,6 +71,28 @@ def test_a_registry_that_fails_is_an_error_not_no_champion(tmp_path: Path) -> No
     with pytest.raises(RegistryUnavailableError, match="reading version 1"):
         move_champion(tracker, Params(), name=NAME, version=1, action="promote", by="me",
                       reason="hotfix")  # fmt: skip
+
+
+def test_a_withdrawal_restores_the_aliases_and_never_reads_a_failure_as_none(
+    tmp_path: Path,
+) -> None:
+    tracker = Tracker(Settings(project_dir=tmp_path))
+    assert _aliases(tracker, "nothing-yet") == {CHAMPION: None, CHALLENGER: None}
+    for _ in range(2):
+        _version(tracker, NAME)
+    tracker.client.set_registered_model_alias(NAME, CHAMPION, "1")
+    tracker.client.set_registered_model_alias(NAME, CHALLENGER, "1")
+    before = _aliases(tracker, NAME)
+    assert before == {CHAMPION: 1, CHALLENGER: 1}
+    tracker.client.set_registered_model_alias(NAME, CHALLENGER, "2")  # v2's registration
+    run_id = tracker.client.create_run(tracker.experiment_id("withdraw")).info.run_id
+    withdraw_version(tracker, NAME, 2, run_id=run_id, restore=before, reason="evaluate failed")
+    assert _aliases(tracker, NAME) == {CHAMPION: 1, CHALLENGER: 1}
+    assert [int(v.version) for v in tracker.client.search_model_versions(f"name = '{NAME}'")] == [1]
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:  # the store breaks
+        db.execute("DROP TABLE registered_model_aliases")
+    with pytest.raises(RegistryUnavailableError, match="reading the aliases"):
+        _aliases(tracker, NAME)
 
 
 def test_a_tracking_server_that_is_away_is_a_retryable_error(
