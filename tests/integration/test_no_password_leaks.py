@@ -3,7 +3,7 @@ nlpflow allows it (PGPASSWORD, ~/.pgpass), writes it into no file of the project
 so into neither MLflow's store nor Prefect's database; a password in params is refused before
 anything is written; a Prefect Secret block's password reaches the connection.
 
-.venv/bin/pytest tests/integration/test_secrets.py -q
+.venv/bin/pytest tests/integration/test_no_password_leaks.py -q
 
 Needs PostgreSQL at 127.0.0.1:5432 (database `test`, trust auth: it accepts any password, so
 the tests look at what is sent and what is written, not at a login).
