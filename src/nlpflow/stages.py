@@ -330,9 +330,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("gather", (), (GATHERED,), ("data",), _gather, retries=2),
     Stage(
         "validate",
-        (GATHERED, GX_PROJECT),
+        (GATHERED, GX_PROJECT, BEHAVIOURAL),  # the behavioural file must fit the data's labels
         (VALIDATION, VALIDATED, QUARANTINE),
-        ("data", "validate"),
+        ("data", "validate", "evaluate.behavioural"),
         _validate,
     ),
     Stage("preprocess", (VALIDATED,), (PROCESSED,), ("preprocess",), _preprocess),
