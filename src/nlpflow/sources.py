@@ -113,6 +113,9 @@ def _installed_password() -> str | None:
     return None
 
 
+CONNECT_TIMEOUT_S = 20  # a database that does not answer: SourceUnavailableError, retried
+
+
 def build_engine(url: str, *, password: str | None = None) -> Any:
     """The SQLAlchemy engine of a database source, for gather and batch inference alike.
 
@@ -129,7 +132,14 @@ def build_engine(url: str, *, password: str | None = None) -> Any:
         password = _installed_password()
     if password is not None:
         target = target.set(password=password)
-    return sa.create_engine(target)
+    connect_args = {}
+    if (
+        target.get_backend_name() in {"postgresql", "mysql"}
+        and "connect_timeout" not in target.query
+    ):
+        # libpq and MySQL's drivers wait forever for a server that accepts and never answers
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    return sa.create_engine(target, connect_args=connect_args)
 
 
 def dvc_can_track(source: str) -> bool:
