@@ -59,17 +59,20 @@ def diagnose(settings: Settings, *, repair: bool) -> DoctorReport:
 
 
 def _runs(tracker: Tracker, *, repair: bool) -> list[Finding]:
-    from nlpflow.tracking import close_stale_runs, find_open_runs
+    from nlpflow.registry import close_dead_runs
+    from nlpflow.tracking import find_open_runs
 
     found = find_open_runs(tracker)
     closed: set[str] = set()
     if repair and any(run.state == "gone" for run in found):
-        closed = {r.run_id for r in close_stale_runs(tracker, by="nlpflow doctor")}
+        closed = set(close_dead_runs(tracker, by="nlpflow doctor"))
     advice = {
         "live": "left alone",
         "other-host": "left alone: run nlpflow doctor on that host",
         "unowned": "no owner recorded (an older nlpflow, or another tool): check it in MLflow",
-        "gone": "closed as KILLED" if repair else "would be closed as KILLED",
+        "gone": "closed as KILLED, its registered versions withdrawn"
+        if repair
+        else "would be closed as KILLED, its registered versions withdrawn",
     }
     return [
         Finding(

@@ -71,9 +71,9 @@ def locked_project(
     ):  # fmt: skip
         if ctx.tracker is not None:
             from nlpflow.locking import command_line
-            from nlpflow.tracking import close_stale_runs
+            from nlpflow.registry import close_dead_runs
 
-            close_stale_runs(ctx.tracker, by=f"the next run ({command_line()})")
+            close_dead_runs(ctx.tracker, by=f"the next run ({command_line()})")
         yield
 
 

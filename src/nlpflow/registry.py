@@ -740,6 +740,9 @@ def register(
                 "test_set_sha256": _test_set_sha256(predictions),
                 "model_sha256": uploaded}  # fmt: skip
         before = _aliases(tracker, model_name)
+        # where the aliases pointed before: a run killed after this (kill -9) gets its version
+        # withdrawn by the next run or nlpflow doctor (close_dead_runs), aliases given back
+        tags |= {f"{PREVIOUS}{alias}": str(v or "") for alias, v in before.items()}
         version, served = _publish(tracker, name=model_name, logged=logged, run_id=run_id,
                                    tags=tags)  # fmt: skip
         try:
@@ -825,6 +828,25 @@ def withdraw_version(
             client.set_registered_model_alias(name, alias, str(previous))
     client.delete_model_version(name, str(version))
     tracker.set_tags(run_id, {"registry.withdrawn": f"version {version} of {name}: {reason}"})
+
+
+PREVIOUS = "nlpflow.previous_"  # + alias: the version it pointed at before this one
+
+
+def close_dead_runs(tracker: Tracker, *, by: str) -> list[str]:
+    """Close this project's runs whose process is gone as KILLED (tracking.close_stale_runs)
+    and withdraw every version they registered: a run that did not finish keeps nothing in
+    the registry, wherever it was killed. Returns the closed runs' ids."""
+    from nlpflow.tracking import close_stale_runs
+
+    closed = [run.run_id for run in close_stale_runs(tracker, by=by)]
+    for run_id in closed:
+        for found in tracker.client.search_model_versions(f"run_id = '{run_id}'"):
+            restore = {alias: _version_or_none(found.tags.get(f"{PREVIOUS}{alias}") or None)
+                       for alias in (CHAMPION, CHALLENGER)}  # fmt: skip
+            withdraw_version(tracker, found.name, int(found.version), run_id=run_id,
+                             restore=restore, reason=f"its run was killed; withdrawn by {by}")  # fmt: skip
+    return closed
 
 
 def _judge_and_record(

@@ -136,3 +136,36 @@ def test_a_resumed_training_names_the_attempt_it_continues(tmp_path: Path) -> No
     assert _note_attempt(work, "first-try") is None  # nothing before it
     assert _note_attempt(work, "first-try") is None  # Prefect's task retry: the same run
     assert _note_attempt(work, "second-try") == "first-try"  # killed, then run again
+
+
+def test_a_version_registered_by_a_killed_run_is_withdrawn_and_the_aliases_given_back(
+    project: Path, venv_env: dict[str, str]
+) -> None:
+    from nlpflow.params import load_params
+    from nlpflow.pipeline import locked_project, make_context
+    from nlpflow.registry import CHALLENGER, CHAMPION, PREVIOUS, _aliases
+    from nlpflow.settings import load_settings
+
+    name = "killed-after-register"
+    process, run_id = _open_run(project, _env(project, venv_env))
+    client = mlflow_client(project)
+    client.create_registered_model(name)
+    client.create_model_version(name, "file:///nowhere")  # v1: the champion until then
+    client.set_registered_model_alias(name, CHAMPION, "1")
+    client.set_registered_model_alias(name, CHALLENGER, "1")
+    # v2, as register leaves it: where the aliases were, then both moved to it (promoted)
+    previous = {f"{PREVIOUS}{CHAMPION}": "1", f"{PREVIOUS}{CHALLENGER}": "1"}
+    client.create_model_version(name, "file:///nowhere", run_id=run_id, tags=previous)
+    client.set_registered_model_alias(name, CHAMPION, "2")
+    client.set_registered_model_alias(name, CHALLENGER, "2")
+    process.send_signal(signal.SIGKILL)  # killed before its run could finish
+    process.wait()
+    with project_environment(project, MODEL):
+        ctx = make_context(project, load_params(project / "params.yaml"), load_settings())
+        with locked_project(ctx):
+            assert ctx.tracker is not None
+            assert _aliases(ctx.tracker, name) == {CHAMPION: 1, CHALLENGER: 1}
+    assert [int(v.version) for v in client.search_model_versions(f"name = '{name}'")] == [1]
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert "its run was killed" in run.data.tags["registry.withdrawn"]
