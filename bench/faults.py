@@ -291,7 +291,7 @@ def tracking_gone(base: Path) -> Outcome:
 def disk_full(base: Path) -> Outcome:
     outcome = Outcome("disk-full", "the project's disk (a 64 MiB tmpfs) filled before the run")
     mount = base / "small-disk"
-    mount.mkdir()
+    mount.mkdir(parents=True)
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
                           capture_output=True, text=True)  # fmt: skip
     if done.returncode != 0:
