@@ -14,6 +14,7 @@ It is stored as JSON and read back without unpickling anything (tasks.stage_resu
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
-from nlpflow.errors import NlpflowError
+from nlpflow.errors import NlpflowError, disk_full
 from nlpflow.fingerprint import hash_outputs, stage_key
 from nlpflow.pipeline import (
     close_run,
@@ -53,7 +54,21 @@ def nlpflow_task(name: str, *, retries: int) -> Callable[[Callable[P, R]], Task[
     """Prefect's task decorator as every nlpflow task uses it: retries (with backoff) where a
     rerun can succeed, never for user errors, and no result caching or persistence (tracking
     clients and paths are no cache keys)."""
-    return task(
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        @functools.wraps(fn)
+        def body(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # a full disk is the user's to fix: a message, no traceback
+                full = disk_full(exc, doing=name)
+                if full is None:
+                    raise
+                raise full from None
+
+        return make(body)
+
+    make = task(
         name=name,
         retries=retries,
         retry_delay_seconds=[2, 10],
@@ -61,6 +76,7 @@ def nlpflow_task(name: str, *, retries: int) -> Callable[[Callable[P, R]], Task[
         cache_policy=NO_CACHE,
         persist_result=False,
     )
+    return decorate
 
 
 @dataclass(frozen=True)

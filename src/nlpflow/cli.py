@@ -826,8 +826,16 @@ def _exit_if_stopped(exc: BaseException) -> None:
 
 
 def _main() -> None:
+    from nlpflow.errors import disk_full
+
     try:
-        app(standalone_mode=False)
+        try:
+            app(standalone_mode=False)
+        except Exception as exc:  # a full disk anywhere (a stage, the store): its message
+            full = disk_full(exc, doing=" ".join(sys.argv[1:3]) or "nlpflow")
+            if full is None:
+                raise
+            raise full from None
     except NlpflowError as exc:
         from rich.markup import escape  # messages hold [brackets]: pip install "nlpflow[dask]"
 

@@ -66,3 +66,31 @@ class RegistryError(NlpflowError):
     """A registry request names a model, version or alias that is not there, or lacks a reason."""
 
     code = "NLP008"
+
+
+class DiskFullError(NlpflowError):
+    """A disk (the project's, the tracking store's, a temporary folder) has no space left."""
+
+    code = "NLP009"
+
+
+def disk_full(exc: BaseException, *, doing: str) -> DiskFullError | None:
+    """The DiskFullError for `exc` when it (or an error it came from) is a full disk: an
+    OSError ENOSPC/EDQUOT, or SQLite's "database or disk is full" inside MLflow's or
+    Prefect's store. None for anything else."""
+    import errno
+
+    seen: BaseException | None = exc
+    for _ in range(10):  # the chain of causes: MlflowException <- sqlalchemy <- sqlite3
+        if seen is None:
+            return None
+        full = isinstance(seen, OSError) and seen.errno in {errno.ENOSPC, errno.EDQUOT}
+        if full or "database or disk is full" in str(seen) or "No space left" in str(seen):
+            where = f" ({seen.filename})" if isinstance(seen, OSError) and seen.filename else ""
+            return DiskFullError(
+                f"no space left on a disk{where} while {doing}. Free space on the disk that "
+                "holds the project, the tracking store or the temporary folder, then rerun: "
+                "completed stages are reused and `nlpflow doctor` closes what this run left open."
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None

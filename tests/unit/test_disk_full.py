@@ -1,0 +1,31 @@
+"""A full disk is a message naming the fix, found however deep the store wrapped it."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+
+from nlpflow.errors import DiskFullError, disk_full
+
+
+def _wrapped(inner: BaseException) -> Exception:
+    try:
+        try:
+            raise inner
+        except BaseException as exc:
+            raise RuntimeError("the store failed") from exc
+    except RuntimeError as outer:
+        return outer
+
+
+def test_enospc_and_sqlites_full_database_are_a_disk_full_error() -> None:
+    full = disk_full(OSError(errno.ENOSPC, "No space left on device", "/p/models/x"), doing="train")
+    assert isinstance(full, DiskFullError)
+    assert "(/p/models/x) while train" in str(full) and "Free space" in str(full)
+    deep = disk_full(_wrapped(sqlite3.OperationalError("database or disk is full")), doing="x")
+    assert isinstance(deep, DiskFullError) and deep.code == "NLP009" and not deep.retryable
+
+
+def test_other_errors_are_left_alone() -> None:
+    assert disk_full(_wrapped(OSError(errno.EACCES, "Permission denied")), doing="x") is None
+    assert disk_full(ValueError("bad"), doing="x") is None
