@@ -228,10 +228,24 @@ class _DropUserErrors(logging.Filter):
         return not isinstance(error, NlpflowError)
 
 
+class _NoDiskFullTraceback(logging.Filter):
+    """MLflow's SQL store logs a failed write with its traceback before raising; for a full
+    disk the one-line message (and nlpflow's DiskFullError after it) says all there is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from nlpflow.errors import disk_full
+
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and disk_full(error, doing="") is not None:
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def _quiet_user_error_tracebacks() -> None:
     for handler in logging.getLogger().handlers:
         if type(handler).__name__ == "PrefectConsoleHandler":
             handler.addFilter(_DropUserErrors())
+    logging.getLogger("mlflow.store.db.utils").addFilter(_NoDiskFullTraceback())
 
 
 def _print_summary(result: dict[str, Any], settings: Any) -> None:
