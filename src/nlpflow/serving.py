@@ -385,10 +385,12 @@ def run_server(command: list[str], env: dict[str, str]) -> int:
     import signal
     import subprocess
 
+    from nlpflow.shutdown import parent_death_signal
+
     # Its own process group: MLflow starts uvicorn (and uvicorn its workers) as children, and a
     # signal must reach them all, once (a terminal's Ctrl-C would also hit a shared group).
     child = subprocess.Popen(
-        command, env=env, start_new_session=True, preexec_fn=_parent_death_signal()
+        command, env=env, start_new_session=True, preexec_fn=parent_death_signal()
     )
 
     def forward(signum: int, _frame: Any) -> None:
@@ -403,19 +405,6 @@ def run_server(command: list[str], env: dict[str, str]) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 128 - code if code < 0 else code
-
-
-def _parent_death_signal() -> Any:
-    """A pre-exec hook: the child gets SIGTERM when nlpflow dies, even by SIGKILL (Linux's
-    PR_SET_PDEATHSIG; MLflow does the same for its uvicorn child). None elsewhere."""
-    import ctypes
-    import signal
-
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)  # loaded here: the hook runs post-fork
-    except OSError:
-        return None
-    return lambda: libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def load_registered(ref: ModelRef, settings: Settings, dst: Path) -> Any:

@@ -233,7 +233,7 @@ def start_prefect_server_in_own_session() -> None:
     class OwnSession(subprocess.Popen):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("start_new_session", True)
-            kwargs.setdefault("preexec_fn", _parent_death_signal())
+            kwargs.setdefault("preexec_fn", parent_death_signal())
             super().__init__(*args, **kwargs)
 
     real = prefect_server.subprocess.Popen
@@ -244,7 +244,7 @@ def start_prefect_server_in_own_session() -> None:
         prefect_server.subprocess.Popen = real  # type: ignore[misc]
 
 
-def _parent_death_signal() -> Callable[[], Any] | None:
+def parent_death_signal() -> Callable[[], Any] | None:
     """A pre-exec hook: the child gets SIGTERM when this process dies, even by SIGKILL
     (Linux's PR_SET_PDEATHSIG). None elsewhere."""
     import ctypes
