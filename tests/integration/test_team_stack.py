@@ -165,25 +165,29 @@ def mlflow_server(pg_admin: Any, tmp_path_factory: pytest.TempPathFactory) -> It
             server.kill(signal.SIGTERM)
 
 
+def _prefect_server(name: str, folder: Path, *, database: str, **settings: str) -> Server:
+    """A started `prefect server` on a free loopback port, its home and database given."""
+    port = free_port()
+    env = _server_env(
+        PREFECT_HOME=str(folder / "home"), PREFECT_API_DATABASE_CONNECTION_URL=database,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false", **settings,
+    )  # fmt: skip
+    server = Server(
+        name,
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+         "--port", str(port)],
+        env=env, port=port, health="/api/health", folder=folder,
+    )  # fmt: skip
+    server.start()
+    return server
+
+
 @pytest.fixture(scope="module")
 def prefect_server(pg_admin: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("prefect-server")
     with fresh_database(pg_admin, "nlpflow_prefect", extensions=("pg_trgm",)) as url:
         database = url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-        port = free_port()
-        env = _server_env(
-            PREFECT_HOME=str(folder / "home"),
-            PREFECT_API_DATABASE_CONNECTION_URL=database,
-            PREFECT_SERVER_ANALYTICS_ENABLED="false",
-            PREFECT_UI_ENABLED="false",
-        )
-        server = Server(
-            "prefect",
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", str(port)],
-            env=env, port=port, health="/api/health", folder=folder,
-        )  # fmt: skip
-        server.start()
+        server = _prefect_server("prefect", folder, database=database)
         try:
             yield server
         finally:
@@ -443,21 +447,11 @@ def test_prefect_server_with_an_auth_string_refuses_clients_without_it(tmp_path:
     import httpx
 
     auth = f"nlpflow:{uuid.uuid4().hex}"
-    port = free_port()
-    env = _server_env(
-        PREFECT_HOME=str(tmp_path / "home"),
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
-        PREFECT_SERVER_API_AUTH_STRING=auth,
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_UI_ENABLED="false",
-    )
-    server = Server(
-        "prefect-auth",
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-         "--port", str(port)],
-        env=env, port=port, health="/api/health", folder=tmp_path,
-    )  # fmt: skip
-    server.start()  # its health check answers without the string (probes need none)
+    database = f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}"
+    # its health check answers without the string (probes need none)
+    server = _prefect_server("prefect-auth", tmp_path, database=database,
+                             PREFECT_SERVER_API_AUTH_STRING=auth)  # fmt: skip
+    port = server.port
     try:
         api = f"http://127.0.0.1:{port}/api"
         anonymous = httpx.post(f"{api}/flows/filter", json={}, timeout=30)
