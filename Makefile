@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 # Every install (cheap when current): `dvc plots show` pages with Vega inline, no CDN
 install: $(STAMP)
-	$(BIN)/python -m nlpflow.dvc_plots
+	$(BIN)/python -m nlpflow.pipeline.dvc_plots
 
 run: install
 	$(BIN)/nlpflow run

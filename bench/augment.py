@@ -69,9 +69,9 @@ def run_one(
 ) -> dict[str, Any]:
     import numpy as np
 
-    from nlpflow.augment import augment_texts
-    from nlpflow.params import AugmentParams, TrainParams
-    from nlpflow.train import fit
+    from nlpflow.config.params import AugmentParams, TrainParams
+    from nlpflow.data.augment import augment_texts
+    from nlpflow.training.train import fit
 
     params = TrainParams(family="tfidf_logreg", seed=seed, augment=AugmentParams(**setting))
     start = time.perf_counter()
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench")
     args = parser.parse_args()
 
-    from nlpflow.augment import WORDNET, load_synonyms
+    from nlpflow.data.augment import WORDNET, load_synonyms
     from nlpflow.errors import ModelError
 
     data = load_mr()

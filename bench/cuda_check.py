@@ -48,8 +48,8 @@ def build_encoder(texts: list[str], folder: Path) -> None:
 def run(device: str, encoder: Path, train, val, labels, epochs: int) -> dict:
     import torch
 
-    from nlpflow.models.transformer import _training_args, fit_transformer
-    from nlpflow.params import TrainParams
+    from nlpflow.config.params import TrainParams
+    from nlpflow.training.families.transformer import _training_args, fit_transformer
 
     params = TrainParams(
         family="transformer", pretrained=str(encoder), device=device, epochs=epochs, lr=3e-4,
@@ -81,8 +81,8 @@ def main() -> None:
     import pandas as pd
     import torch
 
-    from nlpflow.data import split_stratified
-    from nlpflow.params import SplitParams
+    from nlpflow.config.params import SplitParams
+    from nlpflow.data.gather import split_stratified
 
     frame = split_stratified(pd.read_csv(ROOT / "data/sample/support_tickets.csv"), SplitParams())
     xy = {s: (g["text"].tolist(), g["label"].tolist()) for s, g in frame.groupby("split")}

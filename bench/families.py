@@ -41,10 +41,10 @@ def load_split(name: str) -> tuple[list[str], list[str]]:
 
 
 def run(name: str, overrides: dict[str, Any], splits: dict[str, Any]) -> dict[str, Any]:
-    from nlpflow.metrics import compute_metrics
-    from nlpflow.models import predict_labels
-    from nlpflow.params import TrainParams
-    from nlpflow.train import fit
+    from nlpflow.config.params import TrainParams
+    from nlpflow.evaluation.metrics import compute_metrics
+    from nlpflow.training.families import predict_labels
+    from nlpflow.training.train import fit
 
     params = TrainParams.model_validate({"device": "cpu", **overrides})
     labels = sorted(set(splits["train"][1]))

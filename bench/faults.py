@@ -165,9 +165,9 @@ def audit(uri: str) -> tuple[int, int, list[str]]:
 
 
 def _version_problem(client: Any, name: str, version: Any) -> str | None:
-    from nlpflow.registry import load_served
-    from nlpflow.settings import Settings
-    from nlpflow.tracking import Tracker
+    from nlpflow.config.settings import Settings
+    from nlpflow.release.registry import load_served
+    from nlpflow.tracking.tracker import Tracker
 
     run = client.get_run(version.run_id)
     if run.info.status != "FINISHED":

@@ -1,5 +1,5 @@
 """How long does the gate's paired bootstrap take? The way it was (scikit-learn's full report,
-nlpflow.metrics.compute_metrics, twice per resample) against nlpflow's metric_function, which
+nlpflow.evaluation.metrics.compute_metrics, twice per resample) against nlpflow's metric_function, which
 scores every resample of a batch from one bincount, side by side on the same synthetic test set;
 both must give the same p-value.
 
@@ -37,7 +37,7 @@ def rows(n: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
 
 
 def timed(samples: int, metric, gold, a, b) -> tuple[float, float]:
-    from nlpflow.stats import paired_bootstrap
+    from nlpflow.evaluation.stats import paired_bootstrap
 
     start = time.perf_counter()
     p = paired_bootstrap(gold, a, b, metric=metric, samples=samples, seed=13).p_value
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--old-samples", type=int, default=100)
     args = parser.parse_args()
-    from nlpflow.metrics import compute_metrics, metric_function
+    from nlpflow.evaluation.metrics import compute_metrics, metric_function
 
     gold, a, b = rows(args.rows)
     labels = sorted(set(gold))

@@ -28,10 +28,10 @@ def main() -> None:
     import pandas as pd
     import torch
 
-    from nlpflow.metrics import compute_metrics
-    from nlpflow.models import predict_labels
-    from nlpflow.params import TrainParams
-    from nlpflow.train import fit
+    from nlpflow.config.params import TrainParams
+    from nlpflow.evaluation.metrics import compute_metrics
+    from nlpflow.training.families import predict_labels
+    from nlpflow.training.train import fit
 
     if not torch.cuda.is_available():
         sys.exit("no CUDA device visible: this check needs a GPU")

@@ -57,7 +57,7 @@ def set_skip(root: Path, skip: bool) -> None:
 
 
 def timed_flow(root: Path, *, force: bool = False) -> tuple[float, dict[str, Any]]:
-    from flows.training import training_flow
+    from nlpflow.flows.training import training_flow
 
     started = time.perf_counter()
     result = training_flow(project_dir=str(root), force=force)

@@ -116,8 +116,8 @@ def without_scan(fn: Callable[[], object]) -> Callable[[], object]:
 def contenders(texts: list[str], naive_texts: int) -> dict[str, tuple[int, Callable[[], object]]]:
     import spacy
 
-    from nlpflow.params import PreprocessParams
-    from nlpflow.preprocess import TextPreprocessor, cleaning
+    from nlpflow.config.params import PreprocessParams
+    from nlpflow.data.preprocess import TextPreprocessor, cleaning
 
     ours = TextPreprocessor(PreprocessParams(**LOOKUP))
     nlp = ours.nlp  # the same blank pipeline (tokenizer + lookup lemmas) for the fast rows

@@ -48,10 +48,10 @@ RUNS: dict[str, tuple[str, list[str], str, Any]] = {
 
 
 def run(name: str) -> dict[str, Any]:
-    from nlpflow.params import load_params
-    from nlpflow.pipeline import make_context
-    from nlpflow.settings import Settings
-    from nlpflow.stages import METRICS, run_stage
+    from nlpflow.config.params import load_params
+    from nlpflow.config.settings import Settings
+    from nlpflow.pipeline.runs import make_context
+    from nlpflow.pipeline.stages import METRICS, run_stage
 
     config, overrides, goal, check = RUNS[name]
     params = load_params(ROOT / "params.yaml", overrides, [ROOT / "configs" / f"{config}.yaml"])
@@ -90,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (ROOT.parent / "shared/datasets").is_dir():
         sys.exit("../shared/datasets is absent: this benchmark needs the public datasets")
-    from nlpflow.settings import apply_environment_defaults
+    from nlpflow.config.settings import apply_environment_defaults
 
     apply_environment_defaults()
     results = [run(name) for name in args.only]

@@ -80,10 +80,10 @@ def load_data(train_rows: int | None) -> tuple[str, Split, Split, Split]:
 def trained_model(args: argparse.Namespace, data: tuple[str, Split, Split, Split]) -> Path:
     """Fine-tune MiniLM as the train stage does (cleaned text, manifest with the preprocess
     params), or reuse the copy cached by an earlier run with the same data and settings."""
-    from nlpflow.models import update_manifest
-    from nlpflow.params import PreprocessParams, TrainParams
-    from nlpflow.preprocess import TextPreprocessor
-    from nlpflow.train import fit
+    from nlpflow.config.params import PreprocessParams, TrainParams
+    from nlpflow.data.preprocess import TextPreprocessor
+    from nlpflow.training.families import update_manifest
+    from nlpflow.training.train import fit
 
     name, train, val, _ = data
     preprocess = PreprocessParams(lowercase=True)  # as configs/mr.yaml
@@ -114,10 +114,10 @@ def trained_model(args: argparse.Namespace, data: tuple[str, Split, Split, Split
 
 def register(model_dir: Path, root: Path) -> Any:
     """Two versions of one model in a fresh store: 1 fp32 (@champion), 2 int8 (@int8)."""
-    from nlpflow.params import parse_params
-    from nlpflow.registry import publish_model
-    from nlpflow.settings import Settings
-    from nlpflow.tracking import Tracker
+    from nlpflow.config.params import parse_params
+    from nlpflow.config.settings import Settings
+    from nlpflow.release.registry import publish_model
+    from nlpflow.tracking.tracker import Tracker
 
     settings = Settings(project_dir=root, registered_model=NAME)
     tracker = Tracker(settings)
@@ -225,7 +225,7 @@ def set_threads(threads: int) -> None:
     (an OpenMP thread count belongs to the thread that sets it)."""
     import torch
 
-    from nlpflow.serving import in_predict_thread
+    from nlpflow.serving.pyfunc import in_predict_thread
 
     torch.set_num_threads(threads)
     in_predict_thread(torch.set_num_threads, threads)
@@ -283,17 +283,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench")
     args = parser.parse_args()
     os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
-    from nlpflow.settings import apply_environment_defaults
+    from nlpflow.config.settings import apply_environment_defaults
 
     apply_environment_defaults()
     import numpy as np
     import torch
 
-    from nlpflow.metrics import compute_metrics
-    from nlpflow.models import load_model, predict_labels
-    from nlpflow.models.transformer import set_cpu_threads
-    from nlpflow.perf import device_facts
-    from nlpflow.serving import ModelRef, default_threads, in_predict_thread, load_registered
+    from nlpflow.evaluation.metrics import compute_metrics
+    from nlpflow.serving.pyfunc import ModelRef, default_threads, in_predict_thread, load_registered
+    from nlpflow.training.families import load_model, predict_labels
+    from nlpflow.training.families.transformer import set_cpu_threads
+    from nlpflow.training.perf import device_facts
 
     set_cpu_threads(None)
     cores = torch.get_num_threads()

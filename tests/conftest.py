@@ -32,7 +32,7 @@ os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="nlpflow-tests-xdg-")
 # would migrate a fresh Prefect database in each temporary project, tens of seconds each.
 # tests/unit/test_settings.py checks the per-project home itself.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="nlpflow-tests-prefect-"))
-from nlpflow.settings import apply_environment_defaults  # noqa: E402
+from nlpflow.config.settings import apply_environment_defaults  # noqa: E402
 
 apply_environment_defaults()
 
@@ -192,10 +192,10 @@ def project_environment(root: Path, model: str) -> Iterator[pytest.MonkeyPatch]:
 def run_cli_pipeline(root: Path, overrides: list[str]) -> dict[str, Any]:
     """Every stage through `nlpflow stage`'s function (as `dvc repro` runs them), in process:
     the reports by stage name."""
-    from nlpflow.params import load_params
-    from nlpflow.pipeline import make_context, run_cli_stage
-    from nlpflow.settings import load_settings
-    from nlpflow.stages import STAGE_NAMES
+    from nlpflow.config.params import load_params
+    from nlpflow.config.settings import load_settings
+    from nlpflow.pipeline.runs import make_context, run_cli_stage
+    from nlpflow.pipeline.stages import STAGE_NAMES
 
     params = load_params(root / "params.yaml", overrides)
     ctx = make_context(root, params, load_settings())

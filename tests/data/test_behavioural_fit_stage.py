@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from nlpflow.errors import ParamsError
-from nlpflow.params import parse_params
-from nlpflow.settings import Settings
-from nlpflow.stages import StageContext, run_stage
+from nlpflow.config.params import parse_params
+from nlpflow.config.settings import Settings
+from nlpflow.pipeline.stages import StageContext, run_stage
 from tests.conftest import REPO
 
 
@@ -26,7 +26,7 @@ def _project(tmp_path: Path, behavioural: str) -> Path:
 
 
 def _validate(root: Path, *, tracked: bool) -> tuple[object, dict[str, str]]:
-    from nlpflow.tracking import Tracker
+    from nlpflow.tracking.tracker import Tracker
 
     settings = Settings(project_dir=root, data_root=root)
     params = parse_params({"data": {"source": "reviews.csv"}})

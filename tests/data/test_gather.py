@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nlpflow.data import gather
+from nlpflow.data.gather import gather
 from nlpflow.errors import DataSourceError
-from nlpflow.params import DataParams, SplitParams
+from nlpflow.config.params import DataParams, SplitParams
 from tests.conftest import SHARED_DATASETS
 
 SPLITS = ("train", "validation", "test")

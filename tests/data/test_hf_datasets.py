@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from nlpflow.errors import DataSourceError, SourceUnavailableError
-from nlpflow.params import parse_params
-from nlpflow.pipeline import make_context
-from nlpflow.settings import Settings
-from nlpflow.sources import HF_SNAPSHOT, dvc_can_track
-from nlpflow.stages import run_stage
+from nlpflow.config.params import parse_params
+from nlpflow.pipeline.runs import make_context
+from nlpflow.config.settings import Settings
+from nlpflow.data.sources import HF_SNAPSHOT, dvc_can_track
+from nlpflow.pipeline.stages import run_stage
 
 datasets = pytest.importorskip("datasets")
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from nlpflow.data import SPLITS, gather
+from nlpflow.data.gather import SPLITS, gather
 from nlpflow.errors import DataSourceError, DataValidationError
-from nlpflow.params import DataParams, ValidateParams
-from nlpflow.validation import validate
+from nlpflow.config.params import DataParams, ValidateParams
+from nlpflow.data.validation import validate
 from tests.conftest import SHARED_DATASETS
 
 ROWS = "".join(f"my parcel {i} is late,shipping\nrefund my card {i},billing\n" for i in range(10))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from nlpflow.inference import validate_rows
+from nlpflow.serving.batch import validate_rows
 
 
 def test_non_strings_and_missing_words_are_rejected_by_row() -> None:

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from nlpflow.data import gather
+from nlpflow.data.gather import gather
 from nlpflow.errors import DataSourceError, DataValidationError
-from nlpflow.params import DataParams, ValidateParams
-from nlpflow.text import label_key
-from nlpflow.validation import label_variants, validate
+from nlpflow.config.params import DataParams, ValidateParams
+from nlpflow.data.text import label_key
+from nlpflow.data.validation import label_variants, validate
 
 VARIANTS = {"Billing": 3, "billing ": 2, "billing\nteam": 2, "bill\u200bing team": 1}
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nlpflow.data import SPLITS, gather
+from nlpflow.data.gather import SPLITS, gather
 from nlpflow.errors import ParamsError
-from nlpflow.params import DataParams, SplitParams, parse_params
-from nlpflow.text import normalize_text
+from nlpflow.config.params import DataParams, SplitParams, parse_params
+from nlpflow.data.text import normalize_text
 
 
 def _rows(dst: Path) -> pd.DataFrame:

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from nlpflow.errors import DataValidationError
-from nlpflow.params import DataParams, ValidateParams
-from nlpflow.validation import ValidationReport, build_checks, validate
+from nlpflow.config.params import DataParams, ValidateParams
+from nlpflow.data.validation import ValidationReport, build_checks, validate
 
 LABELS = ("billing", "shipping")
 Rows = dict[str, list[tuple[Any, Any]]]
@@ -362,7 +362,7 @@ def test_test_text_also_in_train_fails(outcome: Callable[[str], Outcome]) -> Non
 
 
 def _validate_rows(tmp_path: Path, rows: Rows, **params: object) -> DataValidationError | None:
-    from nlpflow.validation import validate
+    from nlpflow.data.validation import validate
 
     src = tmp_path / "gathered"
     src.mkdir(parents=True)

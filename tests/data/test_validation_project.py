@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from nlpflow.errors import DataValidationError, ParamsError
-from nlpflow.params import DataParams, ValidateParams, parse_params
-from nlpflow.validation import ValidationReport, compute_profile, length_bin, validate
+from nlpflow.config.params import DataParams, ValidateParams, parse_params
+from nlpflow.data.validation import ValidationReport, compute_profile, length_bin, validate
 from tests.data.test_validation import Rows, clean_rows, write_splits
 
 SUITE = "expectations/nlpflow_text_classification.json"

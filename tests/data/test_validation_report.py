@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 
 from nlpflow.errors import DataValidationError
-from nlpflow.params import load_params
-from nlpflow.settings import Settings
-from nlpflow.stages import StageContext, run_stage
+from nlpflow.config.params import load_params
+from nlpflow.config.settings import Settings
+from nlpflow.pipeline.stages import StageContext, run_stage
 from tests.conftest import REPO, SAMPLE
 
 SCRIPT = "<script>alert(1)</script> refund my order twice please"
@@ -281,7 +281,7 @@ def test_quarantine_is_reported(runs: dict[str, Run]) -> None:
 
 
 def test_no_gx_data_docs_are_built_or_left_behind(runs: dict[str, Run], tmp_path: Path) -> None:
-    """Data Docs load their assets from CDNs (nlpflow.gx_project): the checkpoint of an older
+    """Data Docs load their assets from CDNs (nlpflow.data.gx_project): the checkpoint of an older
     nlpflow, which built them, loses that action, and an old site is removed."""
     folder = runs["quarantined"].root / "reports" / "validation"
     assert sorted(p.name for p in folder.iterdir()) == ["report.html", "results", "summary.json"]

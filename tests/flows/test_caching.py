@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from nlpflow.fingerprint import hash_path
-from nlpflow.stages import MODEL, STAGE_NAMES
+from nlpflow.pipeline.fingerprint import hash_path
+from nlpflow.pipeline.stages import MODEL, STAGE_NAMES
 from tests.conftest import (
     _venv_env,
     fast_params,
@@ -37,7 +37,7 @@ def _params(**schedule: Any) -> str:
 
 
 def _run(root: Path, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-    from flows.training import training_flow
+    from nlpflow.flows.training import training_flow
 
     state = training_flow(project_dir=str(root), return_state=True, **kwargs)
     return state, (state.result() if state.is_completed() else {})

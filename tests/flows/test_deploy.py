@@ -17,7 +17,7 @@ import time
 import pytest
 import yaml
 
-from nlpflow.deployments import DEFAULT_POOL, FLOWS, GPU_TAG, load_flow
+from nlpflow.orchestration.deployments import DEFAULT_POOL, FLOWS, GPU_TAG, load_flow
 from tests.conftest import REPO, fast_params, make_project, mlflow_client
 
 K8S_TEMPLATE = REPO / "infra" / "k8s" / "base-job-template.json"
@@ -226,7 +226,7 @@ def test_prefect_deploy_all_reads_prefect_yaml(prefect_api: str, venv_env, tmp_p
     changes) once the pool exists."""
     from prefect.client.orchestration import get_client
 
-    from nlpflow.deployments import ensure_pool
+    from nlpflow.orchestration.deployments import ensure_pool
 
     config = yaml.safe_load((REPO / "prefect.yaml").read_text())
     for entry in config["deployments"]:
@@ -252,7 +252,7 @@ def test_a_checkouts_deployment_runs_that_checkouts_code(tmp_path) -> None:
     """A deployment made in one checkout of nlpflow must not run the code of the checkout the
     virtualenv's editable install points at: the entrypoint is the project's own flow file and
     the flow run's PYTHONPATH starts with the project's src/ and root."""
-    from nlpflow.deployments import DeployPlan, build_deployment
+    from nlpflow.orchestration.deployments import DeployPlan, build_deployment
 
     checkout = tmp_path / "other-checkout"
     for part in ("flows", "src/nlpflow"):

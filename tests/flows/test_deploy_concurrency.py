@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
-from nlpflow.deployments import FLOWS
+from nlpflow.orchestration.deployments import FLOWS
 
 
 def _read_deployment(name: str):

@@ -50,7 +50,7 @@ def _digest(path: Path) -> str:
 
 
 def test_file_source_to_parquet(prefect_api: str, registered: Registered) -> None:
-    from flows.inference import inference_flow
+    from nlpflow.flows.inference import inference_flow
 
     source = _write_input(registered.root)
     before = _digest(source)
@@ -96,9 +96,9 @@ def test_file_source_to_parquet(prefect_api: str, registered: Registered) -> Non
 
 def test_alias_is_resolved_once_and_that_version_scores(registered: Registered) -> None:
     """The alias moving after resolution changes nothing: the run holds its version."""
-    from nlpflow.inference import load_version, resolve_model
-    from nlpflow.settings import Settings
-    from nlpflow.tracking import Tracker
+    from nlpflow.serving.batch import load_version, resolve_model
+    from nlpflow.config.settings import Settings
+    from nlpflow.tracking.tracker import Tracker
 
     tracker = Tracker(Settings(project_dir=registered.root, tracking_uri=registered.tracking_uri))
     ref = resolve_model(tracker, name=registered.name, alias="champion")

@@ -57,7 +57,7 @@ def _artifacts(flow_run_id: str) -> dict[str, Any]:
 def three_runs(prefect_api: str, tmp_path_factory: pytest.TempPathFactory):
     """A run that trains, an unchanged one that skips, and one with skipping off that reuses
     every cached stage."""
-    from flows.training import training_flow
+    from nlpflow.flows.training import training_flow
 
     root = make_project(
         tmp_path_factory.mktemp("presentation") / "weekly-tickets",
@@ -135,8 +135,8 @@ def test_mlflow_runs_compare_by_name_params_and_grouped_metrics(three_runs) -> N
 def test_transformer_params_leave_out_the_baselines_tfidf_under_train(tiny_encoder: Path) -> None:
     import yaml
 
-    from nlpflow.naming import logged_params, run_name
-    from nlpflow.params import parse_params
+    from nlpflow.config.naming import logged_params, run_name
+    from nlpflow.config.params import parse_params
 
     params = parse_params(yaml.safe_load(fast_params(pretrained=tiny_encoder)))
     logged = logged_params(params)

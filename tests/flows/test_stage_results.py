@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from nlpflow.stages import TrainParamsReport
-from tasks.stage_results import (
+from nlpflow.pipeline.stages import TrainParamsReport
+from nlpflow.tasks.stage_results import (
     REPORTS,
     StageResultSerializer,
     discard_foreign_record,
     report_class,
 )
-from tasks.stages import StageResult
+from nlpflow.tasks.stages import StageResult
 
 
 def _result(run_id: str) -> StageResult:
@@ -26,7 +26,7 @@ def _result(run_id: str) -> StageResult:
 
 
 def test_every_stage_has_a_report_class_and_results_round_trip() -> None:
-    from nlpflow.stages import STAGE_NAMES
+    from nlpflow.pipeline.stages import STAGE_NAMES
 
     assert set(REPORTS) == set(STAGE_NAMES)
     assert all(issubclass(report_class(name), object) for name in STAGE_NAMES)
@@ -50,11 +50,11 @@ def test_a_pickled_record_is_a_cache_miss_and_never_runs(prefect_api: str, tmp_p
     """The real stage task (train_params: seconds, no data) through Prefect's cache."""
     from prefect import flow
 
-    from nlpflow.fingerprint import stage_key
-    from nlpflow.params import parse_params
-    from nlpflow.settings import Settings
-    from nlpflow.stages import StageContext, get_stage
-    from tasks.stages import cache_storage, run_stage_cached
+    from nlpflow.pipeline.fingerprint import stage_key
+    from nlpflow.config.params import parse_params
+    from nlpflow.config.settings import Settings
+    from nlpflow.pipeline.stages import StageContext, get_stage
+    from nlpflow.tasks.stages import cache_storage, run_stage_cached
 
     ctx = StageContext(
         root=tmp_path, params=parse_params({}), settings=Settings(project_dir=tmp_path)

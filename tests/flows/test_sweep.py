@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from nlpflow.params import load_params
-from nlpflow.sweep import SWEEP_DIR
+from nlpflow.config.params import load_params
+from nlpflow.training.sweep import SWEEP_DIR
 from tests.conftest import fast_params, make_project, mlflow_client, project_environment
 
 pytestmark = pytest.mark.slow
@@ -52,7 +52,7 @@ def project(prefect_api: str, tiny_encoder: Path, tmp_path_factory: pytest.TempP
 
 @pytest.fixture(scope="module")
 def swept(project: Path) -> dict[str, Any]:
-    from flows.sweep import sweep_flow
+    from nlpflow.flows.sweep import sweep_flow
 
     return sweep_flow(project_dir=str(project))
 
@@ -166,7 +166,7 @@ def _median_rule_prunes(trial: Any, earlier: list[Any]) -> int | None:
 
 
 def test_median_pruner_stops_trials_worse_than_the_median(project: Path) -> None:
-    from flows.sweep import sweep_flow
+    from nlpflow.flows.sweep import sweep_flow
 
     # One at a time, so which trials completed before each one is fixed. At lr 1e-7 the
     # weights barely move (majority class, macro-F1 0.10); at 1e-2 the first epoch reaches
@@ -200,7 +200,7 @@ def test_median_pruner_stops_trials_worse_than_the_median(project: Path) -> None
 
 
 def test_threads_run_trials_of_other_families_side_by_side(project: Path) -> None:
-    from flows.sweep import sweep_flow
+    from nlpflow.flows.sweep import sweep_flow
 
     space = {"tfidf.C": {"type": "float", "low": 0.01, "high": 100.0, "log": True},
              "tfidf.ngram_max": {"type": "int", "low": 1, "high": 3}}  # fmt: skip
@@ -224,7 +224,7 @@ def test_threads_run_trials_of_other_families_side_by_side(project: Path) -> Non
 
 
 def test_a_trial_the_user_must_fix_fails_the_sweep_with_its_message(project: Path) -> None:
-    from flows.sweep import sweep_flow
+    from nlpflow.flows.sweep import sweep_flow
     from nlpflow.errors import ModelError
 
     # the tiny encoder has 2 layers: 5 trainable ones is a mistake every trial would repeat

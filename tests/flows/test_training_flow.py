@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from nlpflow.stages import STAGES
+from nlpflow.pipeline.stages import STAGES
 from tests.conftest import fast_params, make_project, mlflow_client
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ MODEL_NAME = "flow-test-classifier"
 
 @pytest.fixture(scope="module")
 def flow_run(prefect_api: str, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory):
-    from flows.training import training_flow
+    from nlpflow.flows.training import training_flow
 
     params = yaml.safe_load(fast_params(pretrained=tiny_encoder))
     # A random 2-layer encoder trained for 3 epochs is not meant to beat tf-idf or pass the
@@ -144,10 +144,10 @@ def test_flow_and_dvc_yaml_run_the_same_stages_in_order(flow_run) -> None:
 def test_registered_pyfunc_predicts_raw_text_like_in_process(flow_run, monkeypatch) -> None:
     import mlflow
 
-    from nlpflow.models import load_model
-    from nlpflow.params import PreprocessParams
-    from nlpflow.preprocess import TextPreprocessor
-    from nlpflow.serving import predict_frame
+    from nlpflow.training.families import load_model
+    from nlpflow.config.params import PreprocessParams
+    from nlpflow.data.preprocess import TextPreprocessor
+    from nlpflow.serving.pyfunc import predict_frame
 
     root, _, _, _ = flow_run
     raw = [
@@ -174,7 +174,7 @@ def test_registered_pyfunc_predicts_raw_text_like_in_process(flow_run, monkeypat
 
 
 def test_worse_model_does_not_take_champion_and_overrides_leave_dvc_lock(flow_run) -> None:
-    from flows.training import training_flow
+    from nlpflow.flows.training import training_flow
 
     root, _, first, _ = flow_run
     lock_before = (root / "dvc.lock").read_bytes()
@@ -194,7 +194,7 @@ def test_worse_model_does_not_take_champion_and_overrides_leave_dvc_lock(flow_ru
 
 
 def test_invalid_data_fails_the_run_and_registers_nothing(flow_run) -> None:
-    from flows.training import training_flow
+    from nlpflow.flows.training import training_flow
     from nlpflow.errors import DataValidationError
 
     root, _, _, _ = flow_run

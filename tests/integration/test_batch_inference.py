@@ -30,13 +30,13 @@ def register_model(
     root: Path, name: str, *, labels: list[str] | None = None, alias: str = "champion"
 ) -> Registered:
     """Train a quick tfidf_logreg on the bundled sample (only `labels` when given), save it
-    with its manifest as nlpflow.train.train does, publish it and point `alias` at it."""
-    from nlpflow.models import update_manifest
-    from nlpflow.params import Params, PreprocessParams, ServeParams, TrainParams
-    from nlpflow.registry import publish_model
-    from nlpflow.settings import Settings
-    from nlpflow.tracking import Tracker
-    from nlpflow.train import fit
+    with its manifest as nlpflow.training.train.train does, publish it and point `alias` at it."""
+    from nlpflow.config.params import Params, PreprocessParams, ServeParams, TrainParams
+    from nlpflow.config.settings import Settings
+    from nlpflow.release.registry import publish_model
+    from nlpflow.tracking.tracker import Tracker
+    from nlpflow.training.families import update_manifest
+    from nlpflow.training.train import fit
 
     sample = pd.read_csv(SAMPLE)
     if labels is not None:
@@ -132,7 +132,7 @@ def _read(engine, table: str) -> pd.DataFrame:
 def test_flow_scores_a_postgres_table(
     prefect_api: str, inference_env: Registered, engine, tables
 ) -> None:
-    from flows.inference import inference_flow
+    from nlpflow.flows.inference import inference_flow
     from tests.conftest import mlflow_client
 
     rows = _input_rows()
@@ -209,7 +209,7 @@ def test_flow_scores_a_postgres_table(
 def test_on_invalid_fail_stops_with_examples_and_writes_nothing(
     prefect_api: str, inference_env: Registered, engine, tables
 ) -> None:
-    from flows.inference import inference_flow
+    from nlpflow.flows.inference import inference_flow
     from tests.conftest import mlflow_client
 
     _input_rows().to_sql(tables["input"], engine, index=False)
@@ -242,9 +242,9 @@ def test_on_invalid_fail_stops_with_examples_and_writes_nothing(
 
 
 def _plan(root: Path, **inference: object):
-    from nlpflow.inference import plan_inference
-    from nlpflow.params import parse_params
-    from nlpflow.settings import Settings
+    from nlpflow.config.params import parse_params
+    from nlpflow.config.settings import Settings
+    from nlpflow.serving.batch import plan_inference
 
     params = parse_params({"inference": {"source": PG_URL, **inference}})
     return plan_inference(params, Settings(project_dir=root))
@@ -266,9 +266,9 @@ def test_refuses_to_write_into_the_input_table(tmp_path: Path) -> None:
     plan = _plan(tmp_path, table="t", output="out/preds.csv")
     assert plan.target.kind == "file"
     assert plan.target.rejected == str(tmp_path / "out/preds.rejected.csv")
-    from nlpflow.inference import plan_inference
-    from nlpflow.params import parse_params
-    from nlpflow.settings import Settings
+    from nlpflow.config.params import parse_params
+    from nlpflow.config.settings import Settings
+    from nlpflow.serving.batch import plan_inference
 
     url = "postgresql://scorer:s3cret@db.example:5432/shop"
     with pytest.raises(ParamsError, match=r"inference\.source holds a password") as refused:
@@ -290,7 +290,7 @@ def test_params_that_cannot_work_are_refused_with_the_fix(tmp_path: Path) -> Non
         _plan(tmp_path, table="t")
     with pytest.raises(ParamsError, match="clashes with a column nlpflow writes"):
         _plan(tmp_path, table="t", output="p", id_column="label")
-    from nlpflow.params import parse_params
+    from nlpflow.config.params import parse_params
 
     with pytest.raises(ParamsError, match="not both"):
         parse_params({"inference": {"source": PG_URL, "table": "t", "query": "SELECT 1"}})
@@ -299,9 +299,9 @@ def test_params_that_cannot_work_are_refused_with_the_fix(tmp_path: Path) -> Non
 
 
 def test_a_missing_model_or_alias_is_a_clear_error(tmp_path: Path) -> None:
-    from nlpflow.inference import resolve_model
-    from nlpflow.settings import Settings
-    from nlpflow.tracking import Tracker
+    from nlpflow.config.settings import Settings
+    from nlpflow.serving.batch import resolve_model
+    from nlpflow.tracking.tracker import Tracker
 
     reg = register_model(tmp_path, "infer-aliases")
     tracker = Tracker(Settings(project_dir=tmp_path, tracking_uri=reg.tracking_uri))
@@ -318,7 +318,7 @@ def test_a_missing_model_or_alias_is_a_clear_error(tmp_path: Path) -> None:
 def test_id_checks_and_a_missing_column(tmp_path: Path) -> None:
     """GX on the rows alone: null and repeated ids are rejected with their reasons (a repeated
     id cannot join its prediction back), a missing column stops the run whatever on_invalid."""
-    from nlpflow.inference import validate_rows
+    from nlpflow.serving.batch import validate_rows
 
     frame = pd.DataFrame(
         {"id": [1, 2, 2, None, 5], "text": ["fine", "twin a", "twin b", "no id", None]},
@@ -342,9 +342,9 @@ def test_id_checks_and_a_missing_column(tmp_path: Path) -> None:
 
 
 def test_batches_never_exceed_the_models_max_batch(tmp_path: Path) -> None:
-    from nlpflow.inference import load_version, resolve_model, score_rows
-    from nlpflow.settings import Settings
-    from nlpflow.tracking import Tracker
+    from nlpflow.config.settings import Settings
+    from nlpflow.serving.batch import load_version, resolve_model, score_rows
+    from nlpflow.tracking.tracker import Tracker
 
     reg = register_model(tmp_path, "infer-batches")  # max_batch 16 in its model_config
     tracker = Tracker(Settings(project_dir=tmp_path, tracking_uri=reg.tracking_uri))

@@ -24,9 +24,9 @@ OPEN_RUN = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from nlpflow.params import load_params
-    from nlpflow.pipeline import make_context, open_run
-    from nlpflow.settings import load_settings
+    from nlpflow.config.params import load_params
+    from nlpflow.pipeline.runs import make_context, open_run
+    from nlpflow.config.settings import load_settings
     root = Path(sys.argv[1])
     ctx = make_context(root, load_params(root / "params.yaml"), load_settings())
     print(open_run(ctx, runner="test"), flush=True)
@@ -114,9 +114,9 @@ def test_doctor_closes_a_killed_run_as_killed_and_leaves_live_and_other_hosts_ru
 def test_the_next_run_closes_runs_whose_process_died(
     project: Path, venv_env: dict[str, str]
 ) -> None:
-    from nlpflow.params import load_params
-    from nlpflow.pipeline import locked_project, make_context
-    from nlpflow.settings import load_settings
+    from nlpflow.config.params import load_params
+    from nlpflow.config.settings import load_settings
+    from nlpflow.pipeline.runs import locked_project, make_context
 
     process, run_id = _open_run(project, _env(project, venv_env))
     process.send_signal(signal.SIGKILL)
@@ -130,7 +130,7 @@ def test_the_next_run_closes_runs_whose_process_died(
 
 
 def test_a_resumed_training_names_the_attempt_it_continues(tmp_path: Path) -> None:
-    from nlpflow.train import _note_attempt
+    from nlpflow.training.train import _note_attempt
 
     work = tmp_path / "checkpoints" / "key"
     assert _note_attempt(work, "first-try") is None  # nothing before it
@@ -141,10 +141,10 @@ def test_a_resumed_training_names_the_attempt_it_continues(tmp_path: Path) -> No
 def test_a_version_registered_by_a_killed_run_is_withdrawn_and_the_aliases_given_back(
     project: Path, venv_env: dict[str, str]
 ) -> None:
-    from nlpflow.params import load_params
-    from nlpflow.pipeline import locked_project, make_context
-    from nlpflow.registry import CHALLENGER, CHAMPION, PREVIOUS, _aliases
-    from nlpflow.settings import load_settings
+    from nlpflow.config.params import load_params
+    from nlpflow.config.settings import load_settings
+    from nlpflow.pipeline.runs import locked_project, make_context
+    from nlpflow.release.registry import CHALLENGER, CHAMPION, PREVIOUS, _aliases
 
     name = "killed-after-register"
     process, run_id = _open_run(project, _env(project, venv_env))

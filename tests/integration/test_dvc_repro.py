@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nlpflow.stages import STAGE_NAMES
+from nlpflow.pipeline.stages import STAGE_NAMES
 from tests.conftest import fast_params, make_project, mlflow_client
 
 pytestmark = pytest.mark.slow

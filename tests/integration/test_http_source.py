@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from nlpflow.config.params import parse_params
+from nlpflow.config.settings import Settings
+from nlpflow.data.sources import fetch_http
 from nlpflow.errors import DataSourceError, SourceUnavailableError
-from nlpflow.params import parse_params
-from nlpflow.pipeline import make_context
-from nlpflow.settings import Settings
-from nlpflow.sources import fetch_http
+from nlpflow.pipeline.runs import make_context
 
 DATA = (
     "text,label\n" + "".join(f"parcel {i} late,shipping\nrefund {i},billing\n" for i in range(10))
@@ -92,7 +92,7 @@ def test_gather_task_retries_a_failing_server(
 ) -> None:
     from prefect import flow
 
-    from tasks.stages import STAGE_TASKS
+    from nlpflow.tasks.stages import STAGE_TASKS
 
     params = parse_params({"data": {"source": f"{server.url}/tickets.csv", "sha256": SHA}})
     ctx = make_context(tmp_path, params, Settings(project_dir=tmp_path), tracked=False)

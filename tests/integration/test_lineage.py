@@ -25,10 +25,10 @@ MODEL = "lineage-test-classifier"
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from nlpflow.params import load_params
-    from nlpflow.pipeline import make_context, record_dvc_stage, run_cli_stage
-    from nlpflow.settings import load_settings
-    from nlpflow.stages import STAGE_NAMES
+    from nlpflow.config.params import load_params
+    from nlpflow.config.settings import load_settings
+    from nlpflow.pipeline.runs import make_context, record_dvc_stage, run_cli_stage
+    from nlpflow.pipeline.stages import STAGE_NAMES
 
     root = make_project(
         tmp_path_factory.mktemp("lineage") / "project", fast_params(family="tfidf_logreg")
@@ -148,10 +148,10 @@ def test_unknown_alias_version_or_model_exit_2_with_what_exists(
 
 
 def test_load_lineage_refuses_a_version_that_does_not_exist(project: Any) -> None:
+    from nlpflow.config.settings import load_settings
     from nlpflow.errors import RegistryError
-    from nlpflow.lineage import load_lineage
-    from nlpflow.settings import load_settings
-    from nlpflow.tracking import Tracker
+    from nlpflow.release.lineage import load_lineage
+    from nlpflow.tracking.tracker import Tracker
 
     root, _ = project
     with pytest.MonkeyPatch.context() as mp:

@@ -44,10 +44,10 @@ class _Records(logging.Handler):
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The pipeline's stages in order; every Python warning and every log record at WARNING or
     above that the register stage emits is kept."""
-    from nlpflow.params import load_params
-    from nlpflow.pipeline import make_context, run_cli_stage
-    from nlpflow.settings import load_settings
-    from nlpflow.stages import STAGE_NAMES
+    from nlpflow.config.params import load_params
+    from nlpflow.config.settings import load_settings
+    from nlpflow.pipeline.runs import make_context, run_cli_stage
+    from nlpflow.pipeline.stages import STAGE_NAMES
 
     root = make_project(
         tmp_path_factory.mktemp("mlflow-model") / "project", fast_params(family="tfidf_logreg")
@@ -188,9 +188,9 @@ def test_the_registered_pyfunc_is_code_not_a_pickle_and_predicts_as_evaluate(
     import mlflow.models
     import yaml
 
-    from nlpflow.registry import load_version_pyfunc
-    from nlpflow.settings import load_settings
-    from nlpflow.tracking import Tracker
+    from nlpflow.config.settings import load_settings
+    from nlpflow.release.registry import load_version_pyfunc
+    from nlpflow.tracking.tracker import Tracker
 
     root, register = project["root"], project["register"]
     with project_environment(root, MODEL):
@@ -220,9 +220,9 @@ def test_the_registered_pyfunc_is_code_not_a_pickle_and_predicts_as_evaluate(
 def test_the_registered_pyfunc_loads_where_nlpflow_is_not_installed(
     project: dict[str, Any], tmp_path: Path
 ) -> None:
-    from nlpflow.registry import load_version_pyfunc
-    from nlpflow.settings import load_settings
-    from nlpflow.tracking import Tracker
+    from nlpflow.config.settings import load_settings
+    from nlpflow.release.registry import load_version_pyfunc
+    from nlpflow.tracking.tracker import Tracker
 
     root, register = project["root"], project["register"]
     with project_environment(root, MODEL):
@@ -258,10 +258,10 @@ def test_a_version_pickled_before_models_from_code_still_serves(
     load and predict as the new ones do."""
     import mlflow.pyfunc
 
-    from nlpflow.registry import load_version_pyfunc
-    from nlpflow.serving import MODEL_ARTIFACT, TextClassifierModel
-    from nlpflow.settings import load_settings
-    from nlpflow.tracking import Tracker
+    from nlpflow.config.settings import load_settings
+    from nlpflow.release.registry import load_version_pyfunc
+    from nlpflow.serving.pyfunc import MODEL_ARTIFACT, TextClassifierModel
+    from nlpflow.tracking.tracker import Tracker
 
     root, register = project["root"], project["register"]
     with project_environment(root, MODEL):
@@ -364,7 +364,7 @@ def test_a_dvc_experiment_registers_when_the_user_asks(
 
 
 def test_entry_point_names_what_started_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nlpflow.tracking import entry_point
+    from nlpflow.tracking.tracker import entry_point
 
     for name in ("DVC_EXP_NAME", "DVC_STAGE"):
         monkeypatch.delenv(name, raising=False)
@@ -377,7 +377,7 @@ def test_entry_point_names_what_started_the_run(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_git_tags_name_the_remote_without_its_credentials(tmp_path: Path) -> None:
-    from nlpflow.tracking import git_tags
+    from nlpflow.tracking.tracker import git_tags
 
     def git(*args: str) -> str:
         return subprocess.run(

@@ -123,8 +123,8 @@ def test_a_secret_block_password_reaches_the_connection(
     from prefect import flow, task
     from prefect.blocks.system import Secret
 
-    from nlpflow.sources import read_sql
-    from tasks import credentials
+    from nlpflow.data.sources import read_sql
+    from nlpflow.tasks import credentials
 
     block = f"nlpflow-db-{uuid.uuid4().hex[:8]}"
     Secret(value=PASSWORD).save(block)  # type: ignore[arg-type]  # Prefect wraps a str itself

@@ -1,4 +1,4 @@
-"""Runs that overlap in one project, as real processes: they take turns (nlpflow.locking),
+"""Runs that overlap in one project, as real processes: they take turns (nlpflow.pipeline.locking),
 never interleave, and every registered version holds the model its own run trained.
 
 Also: two processes creating a fresh SQLite tracking store at once, and register refusing a
@@ -47,7 +47,7 @@ def _wait_until(check: Any, *, what: str, seconds: float = 180) -> None:
 
 
 def _holder_pid(root: Path) -> int | None:
-    from nlpflow.locking import read_holder
+    from nlpflow.pipeline.locking import read_holder
 
     holder = read_holder(root)
     return int(holder["pid"]) if holder else None
@@ -132,12 +132,12 @@ def test_a_run_started_during_dvc_repro_waits_for_the_whole_repro(
 
 
 def test_register_refuses_a_model_its_train_stage_did_not_write(project: Path) -> None:
-    from nlpflow.params import load_params
-    from nlpflow.pipeline import make_context, open_run
-    from nlpflow.registry import ModelChangedError, register
-    from nlpflow.settings import load_settings
-    from nlpflow.stages import EVALUATION, GATHERED, METRICS, MODEL_CARD, REGISTRATION
-    from nlpflow.stages import MODEL as MODEL_DIR
+    from nlpflow.config.params import load_params
+    from nlpflow.config.settings import load_settings
+    from nlpflow.pipeline.runs import make_context, open_run
+    from nlpflow.pipeline.stages import EVALUATION, GATHERED, METRICS, MODEL_CARD, REGISTRATION
+    from nlpflow.pipeline.stages import MODEL as MODEL_DIR
+    from nlpflow.release.registry import ModelChangedError, register
 
     with project_environment(project, MODEL):
         params = load_params(project / "params.yaml")
@@ -163,13 +163,13 @@ def test_register_refuses_a_model_its_train_stage_did_not_write(project: Path) -
 def test_a_register_that_fails_after_registering_withdraws_the_version(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import nlpflow.registry as registry
-    from nlpflow.fingerprint import hash_path
-    from nlpflow.params import load_params
-    from nlpflow.pipeline import make_context, open_run
-    from nlpflow.settings import load_settings
-    from nlpflow.stages import EVALUATION, GATHERED, METRICS, MODEL_CARD, REGISTRATION
-    from nlpflow.stages import MODEL as MODEL_DIR
+    import nlpflow.release.registry as registry
+    from nlpflow.config.params import load_params
+    from nlpflow.config.settings import load_settings
+    from nlpflow.pipeline.fingerprint import hash_path
+    from nlpflow.pipeline.runs import make_context, open_run
+    from nlpflow.pipeline.stages import EVALUATION, GATHERED, METRICS, MODEL_CARD, REGISTRATION
+    from nlpflow.pipeline.stages import MODEL as MODEL_DIR
 
     def disk_full(*_: Any, **__: Any) -> None:  # the card is written after the version exists
         raise OSError(28, "No space left on device")
@@ -200,8 +200,8 @@ CREATE_STORE = textwrap.dedent(
     """
     import os, sys, time
     os.environ["NLPFLOW_PROJECT_DIR"] = sys.argv[1]
-    from nlpflow.settings import load_settings
-    from nlpflow.tracking import Tracker
+    from nlpflow.config.settings import load_settings
+    from nlpflow.tracking.tracker import Tracker
     while time.time() < float(sys.argv[2]):
         time.sleep(0.001)
     print(Tracker(load_settings()).experiment_id("race"))

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from nlpflow.params import parse_params
-from nlpflow.pipeline import make_context
-from nlpflow.settings import Settings
-from nlpflow.stages import METRICS, STAGE_NAMES, run_stage
+from nlpflow.config.params import parse_params
+from nlpflow.config.settings import Settings
+from nlpflow.pipeline.runs import make_context
+from nlpflow.pipeline.stages import METRICS, STAGE_NAMES, run_stage
 from tests.conftest import SHARED_DATASETS
 
 MR = SHARED_DATASETS / "mr"
@@ -45,7 +45,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 def _prepare(config: str, tmp_path: Path) -> tuple[dict, dict]:
     """gather, validate and preprocess with a ready-made config; return manifest and summary."""
-    from nlpflow.params import load_params
+    from nlpflow.config.params import load_params
 
     repo = CONFIGS.parent
     params = load_params(repo / "params.yaml", configs=[CONFIGS / f"{config}.yaml"])

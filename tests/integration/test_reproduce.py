@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from nlpflow.reproduce import compare_metrics, flatten_metrics
-from nlpflow.stages import STAGE_NAMES
+from nlpflow.pipeline.reproduce import compare_metrics, flatten_metrics
+from nlpflow.pipeline.stages import STAGE_NAMES
 from tests.conftest import (
     SAMPLE,
     _venv_env,
@@ -42,11 +42,11 @@ OUTPUTS = (
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from nlpflow.params import load_params
-    from nlpflow.pipeline import close_run, make_context, open_run, record_dvc_stage
-    from nlpflow.remote import push, record_for_reproduction, resolve_remote
-    from nlpflow.settings import load_settings
-    from nlpflow.stages import STAGE_NAMES, run_stage
+    from nlpflow.config.params import load_params
+    from nlpflow.config.settings import load_settings
+    from nlpflow.pipeline.remote import push, record_for_reproduction, resolve_remote
+    from nlpflow.pipeline.runs import close_run, make_context, open_run, record_dvc_stage
+    from nlpflow.pipeline.stages import STAGE_NAMES, run_stage
 
     base = tmp_path_factory.mktemp("reproduce")
     source = base / "outside-git" / "tickets.csv"  # as /data/tickets.csv would be
@@ -215,10 +215,10 @@ def test_the_prefect_tasks_push_and_record_inside_a_flow(prefect_api: str, tmp_p
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from nlpflow.params import load_params
-    from nlpflow.pipeline import make_context, open_run
-    from nlpflow.settings import Settings
-    from tasks.remote import push_to_remote, record_reproduction
+    from nlpflow.config.params import load_params
+    from nlpflow.config.settings import Settings
+    from nlpflow.pipeline.runs import make_context, open_run
+    from nlpflow.tasks.remote import push_to_remote, record_reproduction
     from tests.unit.test_remote import DVC_YAML, _dvc
 
     root = tmp_path / "project"

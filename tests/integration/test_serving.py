@@ -41,13 +41,13 @@ RAW = [
 def registered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A tfidf_logreg model trained as the train stage does (cleaned text, manifest with the
     preprocess params), published with small serving limits, version 1 = champion."""
-    from nlpflow.models import update_manifest
-    from nlpflow.params import PreprocessParams, TrainParams, parse_params
-    from nlpflow.preprocess import TextPreprocessor
-    from nlpflow.registry import publish_model
-    from nlpflow.settings import Settings
-    from nlpflow.tracking import Tracker
-    from nlpflow.train import fit
+    from nlpflow.config.params import PreprocessParams, TrainParams, parse_params
+    from nlpflow.config.settings import Settings
+    from nlpflow.data.preprocess import TextPreprocessor
+    from nlpflow.release.registry import publish_model
+    from nlpflow.tracking.tracker import Tracker
+    from nlpflow.training.families import update_manifest
+    from nlpflow.training.train import fit
 
     root = tmp_path_factory.mktemp("serving") / "project"
     root.mkdir()
@@ -235,7 +235,7 @@ def _head(length: int) -> str:
 
 
 def test_request_size_depth_and_error_length_are_bounded(server) -> None:
-    from nlpflow.serve_app import Limits
+    from nlpflow.serving.app import Limits
 
     limit = Limits(max_chars=MAX_CHARS, max_batch=MAX_BATCH).max_body_bytes
     # 5 MB announced, nothing sent: refused from the header, the body never read

@@ -175,7 +175,7 @@ def _fake_dvc(tmp_path: Path, body: str) -> str:
 def test_run_dvc_names_a_reason_when_dvc_says_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, reason: str
 ) -> None:
-    from nlpflow.pipeline import DvcCommandError, run_dvc
+    from nlpflow.pipeline.runs import DvcCommandError, run_dvc
 
     monkeypatch.setattr(sys, "executable", _fake_dvc(tmp_path, body))
     with pytest.raises(DvcCommandError) as caught:
@@ -189,8 +189,8 @@ def test_a_stop_signal_waits_for_dvc_then_stops(tmp_path: Path, venv_env: dict[s
     code = f"""
 import os, signal, sys
 from pathlib import Path
-from nlpflow.shutdown import Stopped, handle_stop_signals
-from nlpflow.pipeline import run_dvc
+from nlpflow.orchestration.shutdown import Stopped, handle_stop_signals
+from nlpflow.pipeline.runs import run_dvc
 handle_stop_signals()
 sys.executable = {_fake_dvc(tmp_path, f"sleep 1; touch {done_file}")!r}
 signal.setitimer(signal.ITIMER_REAL, 0.3)
@@ -206,7 +206,7 @@ except Stopped as exc:
 
 
 def test_partial_checkpoints_are_dropped_before_a_resume(tmp_path: Path) -> None:
-    from nlpflow.train import drop_partial_checkpoints
+    from nlpflow.training.train import drop_partial_checkpoints
 
     for name, state in [
         ("checkpoint-16", "{}"),
@@ -226,10 +226,10 @@ def test_a_model_write_cut_short_leaves_the_previous_model_whole(
 ) -> None:
     import pandas as pd
 
-    from nlpflow.models.tfidf import TfidfClassifier
-    from nlpflow.params import PreprocessParams, TrainParams
-    from nlpflow.shutdown import Stopped
-    from nlpflow.train import train
+    from nlpflow.config.params import PreprocessParams, TrainParams
+    from nlpflow.orchestration.shutdown import Stopped
+    from nlpflow.training.families.tfidf import TfidfClassifier
+    from nlpflow.training.train import train
 
     frame = pd.read_csv(Path(__file__).parents[2] / "data" / "sample" / "support_tickets.csv")
     src = tmp_path / "data"

@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nlpflow.config.params import parse_params
+from nlpflow.config.settings import Settings
+from nlpflow.data.sources import read_sql
 from nlpflow.errors import DataSourceError, SourceUnavailableError
-from nlpflow.params import parse_params
-from nlpflow.pipeline import make_context
-from nlpflow.settings import Settings
-from nlpflow.sources import read_sql
-from nlpflow.stages import run_stage
+from nlpflow.pipeline.runs import make_context
+from nlpflow.pipeline.stages import run_stage
 from tests.conftest import PG_URL
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from nlpflow import sources
+from nlpflow.data import sources
 from nlpflow.errors import SourceUnavailableError
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nlpflow.stages import STAGE_NAMES
+from nlpflow.pipeline.stages import STAGE_NAMES
 from tests.conftest import PG_URL, _venv_env, fast_params, make_project
 
 pytestmark = pytest.mark.slow
@@ -416,8 +416,8 @@ def test_tracking_server_going_away_fails_the_run_clearly_and_marks_it_failed_la
 def test_closing_a_run_waits_for_the_server_to_come_back(
     mlflow_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nlpflow.settings import Settings
-    from nlpflow.tracking import PENDING, Tracker
+    from nlpflow.config.settings import Settings
+    from nlpflow.tracking.tracker import PENDING, Tracker
 
     monkeypatch.setenv("NLPFLOW_TRACKING_URI", mlflow_url(mlflow_server))
     monkeypatch.setenv("NLPFLOW_PROJECT_DIR", str(tmp_path))

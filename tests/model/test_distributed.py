@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nlpflow.distributed import MODEL, RESULT, SHARDS, launch
+from nlpflow.config.params import DistributedParams, TrainParams
 from nlpflow.errors import ModelError
-from nlpflow.params import DistributedParams, TrainParams
+from nlpflow.training.distributed import MODEL, RESULT, SHARDS, launch
 from tests.conftest import SAMPLE
 
 

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nlpflow.config.params import EvaluateParams, PreprocessParams, SliceParams, TrainParams
+from nlpflow.data.preprocess import TextPreprocessor
 from nlpflow.errors import ParamsError, StageInputError
-from nlpflow.evaluate import EvaluateReport, evaluate
-from nlpflow.metrics import compute_metrics
-from nlpflow.models import load_model, predict_labels
-from nlpflow.params import EvaluateParams, PreprocessParams, SliceParams, TrainParams
-from nlpflow.preprocess import TextPreprocessor
-from nlpflow.train import train, train_baseline
+from nlpflow.evaluation.evaluate import EvaluateReport, evaluate
+from nlpflow.evaluation.metrics import compute_metrics
+from nlpflow.training.families import load_model, predict_labels
+from nlpflow.training.train import train, train_baseline
 from tests.conftest import REPO, SAMPLE
 
 PARAMS = EvaluateParams(

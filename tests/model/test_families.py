@@ -11,16 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nlpflow.errors import ModelError
-from nlpflow.models import LOADERS, load_model, predict_labels, update_manifest
-from nlpflow.params import (
+from nlpflow.config.params import (
     FrozenParams,
     PreprocessParams,
     SpacyTextcatParams,
     SvmParams,
     TrainParams,
 )
-from nlpflow.train import fit
+from nlpflow.errors import ModelError
+from nlpflow.training.families import LOADERS, load_model, predict_labels, update_manifest
+from nlpflow.training.train import fit
 
 FAMILIES = ("tfidf_linear_svm", "transformer_frozen", "spacy_textcat")
 # Words that are whole tokens of the tiny encoder's vocabulary (built from the ticket sample), so
@@ -130,8 +130,8 @@ def test_pyfunc_serves_raw_text(trained, tmp_path: Path) -> None:
 
     import mlflow.pyfunc
 
-    from nlpflow.preprocess import TextPreprocessor
-    from nlpflow.serving import MODEL_ARTIFACT, TextClassifierModel, predict_frame
+    from nlpflow.data.preprocess import TextPreprocessor
+    from nlpflow.serving.pyfunc import MODEL_ARTIFACT, TextClassifierModel, predict_frame
 
     family, model, folder, _, _ = trained
     served_dir = tmp_path / "model"

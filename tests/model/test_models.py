@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nlpflow.models import load_model, predict_labels
-from nlpflow.params import TfidfParams, TrainParams
-from nlpflow.train import fit
+from nlpflow.config.params import TfidfParams, TrainParams
+from nlpflow.training.families import load_model, predict_labels
+from nlpflow.training.train import fit
 from tests.conftest import SAMPLE
 
 
@@ -143,7 +143,7 @@ def test_unknown_pretrained_encoder_is_a_clear_error(sample, tmp_path: Path) -> 
 def test_transformer_reports_throughput_and_mfu(tiny_trained) -> None:
     import torch
 
-    from nlpflow.perf import training_flops_per_token
+    from nlpflow.training.perf import training_flops_per_token
 
     model = tiny_trained[0]
     perf = model.perf
@@ -166,8 +166,8 @@ def test_freezing_trains_only_the_head_and_last_layers(tiny_encoder: Path) -> No
     from transformers import AutoModelForSequenceClassification
 
     from nlpflow.errors import ModelError
-    from nlpflow.models.transformer import freeze_encoder
-    from nlpflow.perf import training_flops_per_token
+    from nlpflow.training.families.transformer import freeze_encoder
+    from nlpflow.training.perf import training_flops_per_token
 
     def trainable(k: int | None) -> set[str]:
         model = AutoModelForSequenceClassification.from_pretrained(tiny_encoder)
@@ -294,7 +294,7 @@ def test_saving_an_object_outside_the_allow_list_fails_at_save(tmp_path: Path) -
     from sklearn.preprocessing import FunctionTransformer
 
     from nlpflow.errors import ModelError
-    from nlpflow.models.sklearn_io import save_sklearn
+    from nlpflow.training.families.sklearn_io import save_sklearn
 
     with pytest.raises(ModelError, match="which nlpflow's loader does not trust"):
         save_sklearn(FunctionTransformer(func=_double), tmp_path / "f.skops")

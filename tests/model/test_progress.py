@@ -1,4 +1,4 @@
-"""Training progress for people: the lines on the `nlpflow.train` logger say where a training
+"""Training progress for people: the lines on the `nlpflow.training.train` logger say where a training
 stands (epoch, step, loss, validation metric, examples/s, ETA), at epoch ends and at most every
 interval, a resume names its checkpoint, and one-shot families say when they start and end."""
 
@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from transformers import TrainerCallback
 
-from nlpflow.params import CheckpointParams, TrainParams
-from nlpflow.progress import TrainingProgress
+from nlpflow.config.params import CheckpointParams, TrainParams
+from nlpflow.training.progress import TrainingProgress
 from tests.conftest import SAMPLE
 
 LINE = re.compile(
@@ -142,7 +142,7 @@ def _data(rows: int) -> tuple[tuple[list[str], list[str]], tuple[list[str], list
 def test_transformer_logs_every_epoch_with_its_scores_speed_and_eta(
     tiny_encoder: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nlpflow.models.transformer import fit_transformer
+    from nlpflow.training.families.transformer import fit_transformer
 
     caplog.set_level(logging.INFO, logger="nlpflow.train")
     monkeypatch.setenv("NLPFLOW_PROGRESS_SECONDS", "0")  # a line after every step
@@ -184,7 +184,7 @@ class _Crash(TrainerCallback):
 def test_a_resumed_training_says_where_it_resumed(
     tiny_encoder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from nlpflow.models.transformer import fit_transformer
+    from nlpflow.training.families.transformer import fit_transformer
 
     caplog.set_level(logging.INFO, logger="nlpflow.train")
     params = _params(tiny_encoder, epochs=2, checkpoints=CheckpointParams(every_steps=2))
@@ -208,7 +208,7 @@ def test_a_resumed_training_says_where_it_resumed(
 
 
 def test_tfidf_says_when_it_starts_and_ends(caplog: pytest.LogCaptureFixture) -> None:
-    from nlpflow.train import fit
+    from nlpflow.training.train import fit
 
     caplog.set_level(logging.INFO, logger="nlpflow.train")
     train, val, labels = _data(200)
@@ -223,7 +223,7 @@ def test_tfidf_says_when_it_starts_and_ends(caplog: pytest.LogCaptureFixture) ->
 
 
 def test_spacy_textcat_logs_each_epoch(caplog: pytest.LogCaptureFixture) -> None:
-    from nlpflow.params import SpacyTextcatParams
+    from nlpflow.config.params import SpacyTextcatParams
 
     caplog.set_level(logging.INFO, logger="nlpflow.train")
     history: list[float] = []
@@ -231,7 +231,7 @@ def test_spacy_textcat_logs_each_epoch(caplog: pytest.LogCaptureFixture) -> None
     params = TrainParams(
         family="spacy_textcat", spacy_textcat=SpacyTextcatParams(epochs=2, batch_size=16)
     )
-    from nlpflow.train import fit
+    from nlpflow.training.train import fit
 
     fit(
         train,
@@ -251,8 +251,8 @@ def test_spacy_textcat_logs_each_epoch(caplog: pytest.LogCaptureFixture) -> None
 
 def test_the_stage_runner_shows_the_lines_on_stderr_once() -> None:
     code = (
-        "from nlpflow.cli import show_library_lines as show; show(); show()\n"
-        "from nlpflow.progress import TrainingProgress\n"
+        "from nlpflow.cli.main import show_library_lines as show; show(); show()\n"
+        "from nlpflow.training.progress import TrainingProgress\n"
         "p = TrainingProgress('tfidf_logreg'); p.begin(examples=3); p.finish()\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

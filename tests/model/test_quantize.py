@@ -23,9 +23,9 @@ def tiny_model_dir(tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory)
     """The fixture's random 2-label BERT saved as an nlpflow transformer model folder."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from nlpflow.models import update_manifest
-    from nlpflow.models.transformer import TransformerClassifier
-    from nlpflow.params import PreprocessParams
+    from nlpflow.config.params import PreprocessParams
+    from nlpflow.training.families import update_manifest
+    from nlpflow.training.families.transformer import TransformerClassifier
 
     folder = tmp_path_factory.mktemp("tiny-transformer")
     model = TransformerClassifier(
@@ -53,8 +53,8 @@ def _linear_kinds(module: Any) -> set[str]:
 def test_int8_replaces_every_linear_and_stays_close(tiny_model_dir: Path) -> None:
     import torch
 
-    from nlpflow.models import load_model
-    from nlpflow.quantize import apply_quantization
+    from nlpflow.serving.quantize import apply_quantization
+    from nlpflow.training.families import load_model
 
     fp32, int8 = load_model(tiny_model_dir), load_model(tiny_model_dir)
     with warnings.catch_warnings(record=True) as caught:
@@ -74,11 +74,11 @@ def test_int8_replaces_every_linear_and_stays_close(tiny_model_dir: Path) -> Non
 
 
 def test_none_and_other_families_are_left_alone(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from nlpflow.config.params import TrainParams
     from nlpflow.errors import ModelError
-    from nlpflow.models import load_model
-    from nlpflow.params import TrainParams
-    from nlpflow.quantize import apply_quantization
-    from nlpflow.train import fit
+    from nlpflow.serving.quantize import apply_quantization
+    from nlpflow.training.families import load_model
+    from nlpflow.training.train import fit
 
     model = load_model(tiny_model_dir)
     assert apply_quantization(model, "none") is False
@@ -96,7 +96,7 @@ def test_model_config_reaches_load_context(tiny_model_dir: Path) -> None:
     """The config a version was registered with (and defaults for versions without one)."""
     from mlflow.pyfunc import PythonModelContext
 
-    from nlpflow.serving import MODEL_ARTIFACT, TextClassifierModel, default_config
+    from nlpflow.serving.pyfunc import MODEL_ARTIFACT, TextClassifierModel, default_config
 
     artifacts = {MODEL_ARTIFACT: str(tiny_model_dir)}
     old = TextClassifierModel()
@@ -114,10 +114,10 @@ def test_registered_int8_version_serves_int8(tiny_model_dir: Path, tmp_path: Pat
     """publish_model -> registry -> pyfunc load: the int8 choice travels with the version."""
     import mlflow
 
-    from nlpflow.params import parse_params
-    from nlpflow.registry import publish_model
-    from nlpflow.settings import Settings
-    from nlpflow.tracking import Tracker
+    from nlpflow.config.params import parse_params
+    from nlpflow.config.settings import Settings
+    from nlpflow.release.registry import publish_model
+    from nlpflow.tracking.tracker import Tracker
 
     tracker = Tracker(Settings(project_dir=tmp_path, registered_model="q"))
     versions = {}
@@ -152,10 +152,10 @@ def test_a_second_publish_in_one_run_keeps_the_first_versions_files(
     model of the run, with its own files."""
     import mlflow.pyfunc
 
-    from nlpflow.params import parse_params
-    from nlpflow.registry import publish_model
-    from nlpflow.settings import Settings
-    from nlpflow.tracking import Tracker
+    from nlpflow.config.params import parse_params
+    from nlpflow.config.settings import Settings
+    from nlpflow.release.registry import publish_model
+    from nlpflow.tracking.tracker import Tracker
 
     tracker = Tracker(Settings(project_dir=tmp_path, registered_model="twice"))
     run_id = tracker.start_run("nlpflow", run_name="twice", tags={})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nlpflow.params import CheckpointParams, TrainParams
+from nlpflow.config.params import CheckpointParams, TrainParams
 from tests.conftest import REPO
 
 # Runs one training in a fresh process; with KILL_AT > 0 the process SIGKILLs itself when that
@@ -21,8 +21,8 @@ import json, os, signal, sys
 from pathlib import Path
 import pandas as pd
 from transformers import TrainerCallback
-from nlpflow.models.transformer import fit_transformer
-from nlpflow.params import TrainParams
+from nlpflow.training.families.transformer import fit_transformer
+from nlpflow.config.params import TrainParams
 
 params = TrainParams.model_validate_json(sys.argv[1])
 kill_at, workdir, out = int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
@@ -98,7 +98,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
 def test_resume_never_starts_afresh(tiny_encoder: Path, tmp_path: Path) -> None:
     import pandas as pd
 
-    from nlpflow.models.transformer import fit_transformer
+    from nlpflow.training.families.transformer import fit_transformer
 
     frame = pd.read_csv(REPO / "data/sample/support_tickets.csv")
     xy = (frame["text"].tolist()[:32], frame["label"].tolist()[:32])

@@ -8,8 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nlpflow.models.transformer import LengthGroupedSampler, _training_args, class_weights
-from nlpflow.params import TrainParams
+from nlpflow.config.params import TrainParams
+from nlpflow.training.families.transformer import (
+    LengthGroupedSampler,
+    _training_args,
+    class_weights,
+)
 from tests.conftest import SAMPLE
 
 
@@ -32,7 +36,7 @@ def test_optimizers_schedules_and_accumulation_map_to_the_trainer(tmp_path: Path
 
 
 def test_cpu_training_never_autocasts_and_checkpoints_follow_params(tmp_path: Path) -> None:
-    from nlpflow.params import CheckpointParams
+    from nlpflow.config.params import CheckpointParams
 
     args = _args(tmp_path, device="cpu", checkpoints=CheckpointParams(every_steps=50, keep=3))
     assert (args.bf16, args.fp16, args.dataloader_pin_memory) == (False, False, False)
@@ -69,8 +73,8 @@ def test_length_grouped_sampler_is_a_seeded_permutation_with_less_padding() -> N
 
 
 def test_weighted_loss_sgd_cosine_and_accumulation_train_for_real(tiny_encoder: Path) -> None:
-    from nlpflow.models import predict_labels
-    from nlpflow.train import fit
+    from nlpflow.training.families import predict_labels
+    from nlpflow.training.train import fit
 
     frame = pd.read_csv(SAMPLE)
     # imbalanced on purpose: 60 billing rows, 12 of each other class

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-import nlpflow.train as train_module
-from nlpflow.augment import (
+import nlpflow.training.train as train_module
+from nlpflow.config.params import AugmentParams, PreprocessParams, TfidfParams, TrainParams
+from nlpflow.data.augment import (
     augment_texts,
     load_synonyms,
     load_synonyms_file,
@@ -24,7 +25,6 @@ from nlpflow.augment import (
     synonym_replacement,
 )
 from nlpflow.errors import ModelError
-from nlpflow.params import AugmentParams, PreprocessParams, TfidfParams, TrainParams
 
 WORDS = [
     "the",

@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nlpflow.behavioural import (
+from nlpflow.config.params import TrainParams
+from nlpflow.errors import ParamsError
+from nlpflow.evaluation.behavioural import (
     FIRST_NAMES,
     BehaviouralSuite,
     add_negation,
@@ -20,10 +22,8 @@ from nlpflow.behavioural import (
     swap_names,
     toggle_punctuation,
 )
-from nlpflow.errors import ParamsError
-from nlpflow.models import predict_labels
-from nlpflow.params import TrainParams
-from nlpflow.train import fit
+from nlpflow.training.families import predict_labels
+from nlpflow.training.train import fit
 from tests.conftest import REPO, SAMPLE
 
 TEXTS = [

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nlpflow.behavioural import (
+from nlpflow.errors import ParamsError
+from nlpflow.evaluation.behavioural import (
     SAMPLE_SUITE_SHA256,
     check_fit,
     check_labels,
@@ -18,7 +19,6 @@ from nlpflow.behavioural import (
     run_behavioural,
     suite_digest,
 )
-from nlpflow.errors import ParamsError
 from tests.conftest import REPO
 
 SAMPLE = REPO / "behavioural.yaml"

@@ -1,4 +1,4 @@
-"""nlpflow.dvcexp: a stage's DVC experiment, read from the environment DVC gives it, and the
+"""nlpflow.config.dvcexp: a stage's DVC experiment, read from the environment DVC gives it, and the
 user's project seen from the temporary copy a queued experiment runs in."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nlpflow.dvcexp import dvc_experiment_tags, user_project
-from nlpflow.settings import Settings
+from nlpflow.config.dvcexp import dvc_experiment_tags, user_project
+from nlpflow.config.settings import Settings
 
 
 def test_tags_name_the_experiment_and_its_baseline(monkeypatch: pytest.MonkeyPatch) -> None:

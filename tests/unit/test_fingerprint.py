@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from nlpflow.fingerprint import ABSENT, hash_path, params_fingerprint, stage_key
-from nlpflow.params import load_params
-from nlpflow.settings import Settings
-from nlpflow.stages import STAGES, StageContext, get_stage
+from nlpflow.config.params import load_params
+from nlpflow.config.settings import Settings
+from nlpflow.pipeline.fingerprint import ABSENT, hash_path, params_fingerprint, stage_key
+from nlpflow.pipeline.stages import STAGES, StageContext, get_stage
 from tests.conftest import REPO
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from nlpflow.gate import (
+from nlpflow.config.params import Params
+from nlpflow.evaluation.stats import bootstrap_ci, mcnemar, paired_bootstrap
+from nlpflow.release.gate import (
     ChallengerEvidence,
     ChampionEvidence,
     Overlap,
     compare_predictions,
     decide,
 )
-from nlpflow.params import Params
-from nlpflow.stats import bootstrap_ci, mcnemar, paired_bootstrap
 
 GOLD = ["a", "b"] * 50  # 100 rows
 
@@ -222,6 +222,6 @@ def test_no_overlap_and_an_unchecked_champion_compare_on_all_rows() -> None:
     assert overlap.reason == "champion v1 trained on none of the 100 test rows"
     legacy = _champion(_flip(GOLD, range(20)), overlap=Overlap(test_rows=100, trained_on=None))
     decision = decide(_challenger(GOLD), legacy, _params())
-    assert decision.promote  # a warning, not a refusal: see nlpflow.gate's docstring
+    assert decision.promote  # a warning, not a refusal: see nlpflow.release.gate's docstring
     assert "could not be checked; compared on all of them" in decision.reasons
     assert decision.values["champion_trained_on"] is None

@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nlpflow.config.params import Params
+from nlpflow.config.settings import Settings
 from nlpflow.errors import RegistryError, TrackingError
-from nlpflow.evaluate import TRAINING_TEXTS, load_text_hashes, save_text_hashes, text_key
-from nlpflow.params import Params
-from nlpflow.registry import (
+from nlpflow.evaluation.evaluate import TRAINING_TEXTS, load_text_hashes, save_text_hashes, text_key
+from nlpflow.release.registry import (
     CHALLENGER,
     CHAMPION,
     RegistryUnavailableError,
@@ -24,8 +25,7 @@ from nlpflow.registry import (
     move_champion,
     withdraw_version,
 )
-from nlpflow.settings import Settings
-from nlpflow.tracking import Tracker
+from nlpflow.tracking.tracker import Tracker
 
 NAME = "gate-lookup"
 

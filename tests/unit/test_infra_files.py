@@ -183,7 +183,7 @@ def test_postgres_init_script_creates_both_databases_and_pg_trgm(
 
 
 def test_worker_and_pipeline_point_at_the_stack(services: dict[str, Any]) -> None:
-    from nlpflow.deployments import DEFAULT_POOL
+    from nlpflow.orchestration.deployments import DEFAULT_POOL
 
     env = filled_env()
     for name in ("prefect-worker", "pipeline"):

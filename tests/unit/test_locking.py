@@ -1,4 +1,4 @@
-"""The project lock (nlpflow.locking) between real processes: a second run waits or refuses
+"""The project lock (nlpflow.pipeline.locking) between real processes: a second run waits or refuses
 naming the holder, kill -9 frees it, a `dvc repro` session keeps it between its stages."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nlpflow.locking import (
+from nlpflow.pipeline.locking import (
     ProjectBusyError,
     lock_path,
     lock_state,
@@ -27,7 +27,7 @@ HOLD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from nlpflow.locking import note_run, project_lock
+    from nlpflow.pipeline.locking import note_run, project_lock
     session = sys.argv[2] or None
     with project_lock(Path(sys.argv[1]), session=session):
         note_run(Path(sys.argv[1]), "run-of-the-holder")

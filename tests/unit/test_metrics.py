@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nlpflow.metrics import (
+from nlpflow.evaluation.metrics import (
     SCALAR_METRICS,
     compute_calibration,
     compute_confusion,

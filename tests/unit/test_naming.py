@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from nlpflow.naming import dataset_name, epoch_metrics, run_name
-from nlpflow.params import parse_params
-from tasks.artifacts import report_markdown
+from nlpflow.config.naming import dataset_name, epoch_metrics, run_name
+from nlpflow.config.params import parse_params
+from nlpflow.tasks.artifacts import report_markdown
 
 
 @pytest.mark.parametrize(

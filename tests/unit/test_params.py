@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from nlpflow.errors import ParamsError
-from nlpflow.params import (
+from nlpflow.config.params import (
     Params,
     ValidateParams,
     apply_override,
@@ -16,6 +15,7 @@ from nlpflow.params import (
     load_params,
     parse_params,
 )
+from nlpflow.errors import ParamsError
 from tests.conftest import REPO
 
 
@@ -256,7 +256,7 @@ def test_flatten_of_params_uses_section_aliases() -> None:
 
 
 def test_config_files_merge_over_params_then_overrides_win(tmp_path: Path) -> None:
-    from nlpflow.params import load_params
+    from nlpflow.config.params import load_params
 
     base = tmp_path / "params.yaml"
     base.write_text("data:\n  source: a.csv\n  text_column: body\ntrain:\n  epochs: 3\n")

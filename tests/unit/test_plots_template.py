@@ -10,7 +10,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from nlpflow.dvc_plots import TEMPLATE, ensure_offline_plots, vega_lite_version
+from nlpflow.pipeline.dvc_plots import TEMPLATE, ensure_offline_plots, vega_lite_version
 
 
 def _dvc(root: Path, *args: str, env: dict[str, str]) -> str:

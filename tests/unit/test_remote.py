@@ -1,4 +1,4 @@
-"""nlpflow.remote against real DVC projects (`dvc init --no-scm` in a temporary folder):
+"""nlpflow.pipeline.remote against real DVC projects (`dvc init --no-scm` in a temporary folder):
 which remote is chosen, how it is configured, what a push puts there, and the errors."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nlpflow.remote import (
+from nlpflow.config.settings import Settings
+from nlpflow.pipeline.remote import (
     REMOTE_NAME,
     Remote,
     RemoteError,
@@ -20,7 +21,6 @@ from nlpflow.remote import (
     push,
     resolve_remote,
 )
-from nlpflow.settings import Settings
 
 # One stage named like the pipeline's first, writing one small file, so a push has an object.
 DVC_YAML = """stages:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from nlpflow.config.params import DataParams, InferenceParams, Params, load_params
+from nlpflow.config.secrets import find_secret, redact, redact_tree, without_secrets
 from nlpflow.errors import ParamsError
-from nlpflow.params import DataParams, InferenceParams, Params, load_params
-from nlpflow.secrets import find_secret, redact, redact_tree, without_secrets
 
 # (URL with a credential, the credential, the URL to write instead)
 LEAKY = [
@@ -122,7 +122,7 @@ def test_public_dict_masks_what_got_past_validation() -> None:
 def test_one_engine_builder_reads_postgres_urls_and_keeps_the_password_out_of_strings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from nlpflow.sources import build_engine
+    from nlpflow.data.sources import build_engine
 
     monkeypatch.delenv("NLPFLOW_DB_SECRET", raising=False)
     for url in ("postgres://me@db/shop", "postgresql://me@db/shop"):
@@ -136,7 +136,7 @@ def test_one_engine_builder_reads_postgres_urls_and_keeps_the_password_out_of_st
 def test_a_secret_block_named_where_prefect_is_absent_says_what_to_do(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from nlpflow import sources
+    from nlpflow.data import sources
     from nlpflow.errors import DataSourceError
 
     monkeypatch.setattr(sources, "_password_source", None)  # as in `dvc repro`: no tasks/
@@ -146,8 +146,8 @@ def test_a_secret_block_named_where_prefect_is_absent_says_what_to_do(
 
 
 def test_accepted_profile_and_manifest_hold_no_password(tmp_path: Path) -> None:
-    from nlpflow.data import gather
-    from nlpflow.stages import accepted_profile
+    from nlpflow.data.gather import gather
+    from nlpflow.pipeline.stages import accepted_profile
 
     plain = accepted_profile(tmp_path, "data/sample/support_tickets.csv")
     assert plain.name.startswith("data_sample_support_tickets_csv-")  # names kept as before

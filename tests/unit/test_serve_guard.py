@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from nlpflow.serve_app import (
+from nlpflow.serving.app import (
     Limits,
     RejectedRequest,
     RequestGuard,

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from nlpflow.errors import ModelError
-from nlpflow.serving import InvalidRequest, _texts, check_texts, parse_model_spec
+from nlpflow.serving.pyfunc import InvalidRequest, _texts, check_texts, parse_model_spec
 
 
 def test_good_texts_pass_unchanged() -> None:
@@ -85,7 +85,7 @@ def test_predictions_run_in_one_thread_whoever_calls() -> None:
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from nlpflow.serving import in_predict_thread
+    from nlpflow.serving.pyfunc import in_predict_thread
 
     def ident() -> int:
         return threading.get_ident()

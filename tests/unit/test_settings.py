@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nlpflow.settings import TELEMETRY_OFF, Settings
+from nlpflow.config.settings import TELEMETRY_OFF, Settings
 
 PROBE = """
 import json
-from nlpflow.settings import apply_environment_defaults
+from nlpflow.config.settings import apply_environment_defaults
 apply_environment_defaults()
 import dvc.analytics, huggingface_hub.constants as hf, prefect.settings as ps
 from mlflow.telemetry.utils import is_telemetry_disabled
@@ -70,7 +70,7 @@ def test_settings_resolve_from_environment(monkeypatch, tmp_path: Path) -> None:
 HOME_PROBE = """
 import json, os
 from pathlib import Path
-from nlpflow.settings import apply_prefect_home
+from nlpflow.config.settings import apply_prefect_home
 home = apply_prefect_home(Path(os.environ["PROJECT"]))
 import prefect.settings as ps
 print(json.dumps({"set": str(home) if home else None,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from nlpflow.config.params import EvaluateParams, SliceParams
 from nlpflow.errors import ParamsError
-from nlpflow.params import EvaluateParams, SliceParams
-from nlpflow.slices import (
+from nlpflow.evaluation.slices import (
     NEGATION,
     compute_slice_metrics,
     keyword_pattern,

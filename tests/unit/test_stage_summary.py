@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from nlpflow.cli import _summary
-from nlpflow.data import GatherReport
-from nlpflow.evaluate import EvaluateReport
-from nlpflow.preprocess import PreprocessReport
-from nlpflow.registry import RegistrationReport
-from nlpflow.train import TrainReport
-from nlpflow.validation import CheckResult, ValidationReport
+from nlpflow.cli.main import _summary
+from nlpflow.data.gather import GatherReport
+from nlpflow.data.preprocess import PreprocessReport
+from nlpflow.data.validation import CheckResult, ValidationReport
+from nlpflow.evaluation.evaluate import EvaluateReport
+from nlpflow.release.registry import RegistrationReport
+from nlpflow.training.train import TrainReport
 
 
 def test_train_names_the_family_epochs_best_validation_score_and_time() -> None:

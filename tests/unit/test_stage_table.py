@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from nlpflow.stages import STAGE_NAMES, STAGES
+from nlpflow.pipeline.stages import STAGE_NAMES, STAGES
 from tests.conftest import REPO
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
@@ -15,7 +15,7 @@ def _paths(entries: list) -> list[str]:
 
 
 def test_same_stages_in_the_same_order() -> None:
-    from tasks.stages import STAGE_TASKS
+    from nlpflow.tasks.stages import STAGE_TASKS
 
     assert list(DVC) == list(STAGE_NAMES) == list(STAGE_TASKS)
     assert [t.name for t in STAGE_TASKS.values()] == list(STAGE_NAMES)
@@ -33,11 +33,11 @@ def test_same_outputs_commands_and_params() -> None:
 
 def test_each_stage_depends_on_its_own_code() -> None:
     code = {
-        "gather": "src/nlpflow/data.py", "validate": "src/nlpflow/validation.py",
-        "preprocess": "src/nlpflow/preprocess.py", "train_params": "src/nlpflow/params.py",
-        "train": "src/nlpflow/train.py",
-        "baseline": "src/nlpflow/train.py", "evaluate": "src/nlpflow/evaluate.py",
-        "register": "src/nlpflow/registry.py",
+        "gather": "src/nlpflow/data/gather.py", "validate": "src/nlpflow/data/validation.py",
+        "preprocess": "src/nlpflow/data/preprocess.py", "train_params": "src/nlpflow/config/params.py",
+        "train": "src/nlpflow/training/train.py",
+        "baseline": "src/nlpflow/training/train.py", "evaluate": "src/nlpflow/evaluation/evaluate.py",
+        "register": "src/nlpflow/release/registry.py",
     }  # fmt: skip
     for name, path in code.items():
         assert path in DVC[name]["deps"]
@@ -45,7 +45,7 @@ def test_each_stage_depends_on_its_own_code() -> None:
 
 
 def test_retries_only_where_a_rerun_can_succeed() -> None:
-    from tasks.stages import STAGE_TASKS
+    from nlpflow.tasks.stages import STAGE_TASKS
 
     retries = {name: task.retries for name, task in STAGE_TASKS.items()}
     assert retries == {
@@ -64,7 +64,7 @@ def test_user_errors_are_not_retried_but_io_errors_are() -> None:
     from prefect.states import Failed
 
     from nlpflow.errors import DataSourceError
-    from tasks.stages import retry_unless_user_error
+    from nlpflow.tasks.stages import retry_unless_user_error
 
     assert (
         retry_unless_user_error(None, None, Failed(data=DataSourceError("missing column"))) is False
@@ -75,10 +75,10 @@ def test_user_errors_are_not_retried_but_io_errors_are() -> None:
 
 
 def test_train_takes_the_gpu_tag_only_when_it_trains_on_a_gpu(tmp_path) -> None:
-    from nlpflow.params import load_params
-    from nlpflow.settings import Settings
-    from nlpflow.stages import StageContext
-    from tasks.stages import wants_gpu
+    from nlpflow.config.params import load_params
+    from nlpflow.config.settings import Settings
+    from nlpflow.pipeline.stages import StageContext
+    from nlpflow.tasks.stages import wants_gpu
 
     def ctx(*overrides: str) -> StageContext:
         params = load_params(REPO / "params.yaml", list(overrides))

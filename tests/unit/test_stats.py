@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-import nlpflow.metrics
-import nlpflow.stats
-from nlpflow.gate import ChallengerEvidence, ChampionEvidence, decide
-from nlpflow.metrics import SCALAR_METRICS, metric_function
-from nlpflow.params import Params
-from nlpflow.stats import bootstrap_ci, paired_bootstrap
+import nlpflow.evaluation.metrics
+import nlpflow.evaluation.stats
+from nlpflow.config.params import Params
+from nlpflow.evaluation.metrics import SCALAR_METRICS, metric_function
+from nlpflow.evaluation.stats import bootstrap_ci, paired_bootstrap
+from nlpflow.release.gate import ChallengerEvidence, ChampionEvidence, decide
 
 LABELS = ["neg", "neu", "pos", "rare"]
 
@@ -71,7 +71,7 @@ def test_batches_of_resamples_give_the_same_result(monkeypatch: pytest.MonkeyPat
     gold, a, b = _rows(5, 80)
     metric = metric_function("weighted_f1", LABELS)
     whole = paired_bootstrap(gold, a, b, metric=metric, samples=250, seed=2)
-    monkeypatch.setattr(nlpflow.stats, "_BATCH_CELLS", 80 * 7)  # 7 resamples a batch
+    monkeypatch.setattr(nlpflow.evaluation.stats, "_BATCH_CELLS", 80 * 7)  # 7 resamples a batch
     assert paired_bootstrap(gold, a, b, metric=metric, samples=250, seed=2) == whole
     # a plain function (no `resampled`) walks the same resamples one by one
     plain = paired_bootstrap(gold, a, b, metric=lambda y, p: metric(y, p), samples=250, seed=2)
@@ -96,7 +96,7 @@ def test_the_gates_bootstrap_uses_the_fast_metric(monkeypatch: pytest.MonkeyPatc
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the gate's bootstrap called compute_metrics")
 
-    monkeypatch.setattr(nlpflow.metrics, "compute_metrics", refuse)
+    monkeypatch.setattr(nlpflow.evaluation.metrics, "compute_metrics", refuse)
     gold, a, b = _rows(6, 1000)
     labels = sorted(set(gold))
     score = metric_function("macro_f1", labels)

