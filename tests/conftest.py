@@ -30,7 +30,7 @@ os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="nlpflow-tests-xdg-")
 # One Prefect home for every `nlpflow` the tests start: a project's own home (what users get)
 # would migrate a fresh Prefect database in each temporary project, tens of seconds each.
-# tests/unit/test_settings.py checks the per-project home itself.
+# tests/integration/test_settings.py checks the per-project home itself.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="nlpflow-tests-prefect-"))
 from nlpflow.config.settings import apply_environment_defaults  # noqa: E402
 

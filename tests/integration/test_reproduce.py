@@ -219,7 +219,7 @@ def test_the_prefect_tasks_push_and_record_inside_a_flow(prefect_api: str, tmp_p
     from nlpflow.config.settings import Settings
     from nlpflow.pipeline.runs import make_context, open_run
     from nlpflow.tasks.remote import push_to_remote, record_reproduction
-    from tests.unit.test_remote import DVC_YAML, _dvc
+    from tests.integration.test_remote import DVC_YAML, _dvc
 
     root = tmp_path / "project"
     root.mkdir()
