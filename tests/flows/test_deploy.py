@@ -251,7 +251,8 @@ def test_prefect_deploy_all_reads_prefect_yaml(prefect_api: str, venv_env, tmp_p
 def test_a_checkouts_deployment_runs_that_checkouts_code(tmp_path) -> None:
     """A deployment made in one checkout of nlpflow must not run the code of the checkout the
     virtualenv's editable install points at: the entrypoint is the project's own flow file and
-    the flow run's PYTHONPATH starts with the project's src/ and root."""
+    the flow run's PYTHONPATH starts with the project's src/ (which holds nlpflow.tasks and
+    nlpflow.flows too)."""
     from nlpflow.orchestration.deployments import DeployPlan, build_deployment
 
     checkout = tmp_path / "other-checkout"
@@ -266,7 +267,7 @@ def test_a_checkouts_deployment_runs_that_checkouts_code(tmp_path) -> None:
     assert deployment.entrypoint == "flows/training.py:training_flow"
     assert deployment.storage.to_pull_step()[SET_WORKDIR]["directory"] == str(checkout)
     paths = deployment.job_variables["env"]["PYTHONPATH"].split(os.pathsep)
-    assert paths == [str(checkout.resolve() / "src"), str(checkout.resolve())]
+    assert paths == [str(checkout.resolve() / "src")]
     # a user's project (no nlpflow sources of its own) runs the installed flow, unchanged env
     user = tmp_path / "user-project"
     user.mkdir()
