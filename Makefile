@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.nlpflow-installed
 
-.PHONY: install run test lint format clean screenshots
+.PHONY: install run test test-fast docs lint format clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The fast loop: pure functions only (tests/unit), no process started, under 2 minutes on
+# 2 cores. tests/README.md says which folder a new test belongs in.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -m "not slow and not subprocess" -q
 
 # README's pictures of the MLflow, Prefect and report pages (headless Chromium, tests/ui)
 screenshots: install

@@ -295,6 +295,7 @@ def test_schedule_cron_is_checked_as_prefect_reads_it() -> None:
     assert (good.schedule.cron, good.schedule.skip_unchanged_data) == ("0 3 * * 1", True)
 
 
+@pytest.mark.subprocess  # `nlpflow` in a child process
 @pytest.mark.parametrize(
     ("args", "words"),
     [

@@ -181,6 +181,7 @@ def test_train_dropout_sets_every_dropout_of_the_encoder(tiny_encoder: Path) -> 
     assert rates(0.3) == {0.3}  # hidden states, attention and the classification head
 
 
+@pytest.mark.subprocess  # `nlpflow` in a child process
 @pytest.mark.parametrize(
     ("override", "message"),
     [
