@@ -189,7 +189,7 @@ def test_a_stop_signal_waits_for_dvc_then_stops(tmp_path: Path, venv_env: dict[s
     code = f"""
 import os, signal, sys
 from pathlib import Path
-from nlpflow.orchestration.shutdown import Stopped, handle_stop_signals
+from nlpflow.shutdown import Stopped, handle_stop_signals
 from nlpflow.pipeline.runs import run_dvc
 handle_stop_signals()
 sys.executable = {_fake_dvc(tmp_path, f"sleep 1; touch {done_file}")!r}
@@ -227,7 +227,7 @@ def test_a_model_write_cut_short_leaves_the_previous_model_whole(
     import pandas as pd
 
     from nlpflow.config.params import PreprocessParams, TrainParams
-    from nlpflow.orchestration.shutdown import Stopped
+    from nlpflow.shutdown import Stopped
     from nlpflow.training.families.tfidf import TfidfClassifier
     from nlpflow.training.train import train
 

@@ -203,7 +203,7 @@ def _run_flow(
     flow: Any, set_: list[str] | None, config: list[Path] | None, **parameters: Any
 ) -> tuple[Any, Any]:
     """Validate params before Prefect starts, then run `flow` once on this project."""
-    from nlpflow.orchestration.shutdown import start_prefect_server_in_own_session
+    from nlpflow.orchestration.prefect_server import start_prefect_server_in_own_session
 
     settings, _ = _load(set_, config)
     _quiet_user_error_tracebacks()
@@ -816,7 +816,7 @@ def _reproduction_text(found: Any) -> str:
 
 
 def main() -> None:
-    from nlpflow.orchestration.shutdown import handle_stop_signals
+    from nlpflow.shutdown import handle_stop_signals
 
     apply_environment_defaults()
     apply_prefect_home(load_settings().root)
@@ -830,7 +830,7 @@ def main() -> None:
 
 def _exit_if_stopped(exc: BaseException) -> None:
     """A stop signal ends the command with one line, no traceback, and the shell's code."""
-    from nlpflow.orchestration.shutdown import exit_now, signal_of, stop_message
+    from nlpflow.shutdown import exit_now, signal_of, stop_message
 
     signum = signal_of(exc)
     if signum is None:

@@ -19,7 +19,7 @@ from nlpflow.pipeline.locking import note_run
 from nlpflow.config.params import load_params
 from nlpflow.pipeline.runs import locked_project, make_context
 from nlpflow.config.settings import load_settings
-from nlpflow.orchestration.shutdown import watch_stop_signals
+from nlpflow.shutdown import watch_stop_signals
 from nlpflow.pipeline.stages import StageContext
 from nlpflow.training.sweep import (
     StudyRef,

@@ -35,7 +35,7 @@ from nlpflow.config.params import load_params
 from nlpflow.pipeline.runs import is_dvc_project, locked_project, make_context
 from nlpflow.pipeline.remote import PUSHED_STAGES
 from nlpflow.config.settings import load_settings
-from nlpflow.orchestration.shutdown import stopped_by, watch_stop_signals
+from nlpflow.shutdown import stopped_by, watch_stop_signals
 from nlpflow.data.sources import dvc_can_track
 from nlpflow.pipeline.stages import GATHERED, MODEL, MODEL_SHA256, STAGE_NAMES, StageContext
 from nlpflow.tasks import credentials

@@ -178,7 +178,7 @@ def run_dvc(root: Path, args: list[str], *, doing: str, env: dict[str, str] | No
     import subprocess
     import sys
 
-    from nlpflow.orchestration.shutdown import signal_exit_reason, signals_deferred
+    from nlpflow.shutdown import signal_exit_reason, signals_deferred
 
     # A stop signal raised here would kill dvc half-way through writing dvc.lock and its
     # cache: it waits until dvc is done (seconds), then stops the run as usual.

@@ -385,7 +385,7 @@ def run_server(command: list[str], env: dict[str, str]) -> int:
     import signal
     import subprocess
 
-    from nlpflow.orchestration.shutdown import parent_death_signal
+    from nlpflow.shutdown import parent_death_signal
 
     # Its own process group: MLflow starts uvicorn (and uvicorn its workers) as children, and a
     # signal must reach them all, once (a terminal's Ctrl-C would also hit a shared group).

@@ -38,7 +38,7 @@ PENDING = Path(".nlpflow") / "pending_runs.json"  # run statuses the server was 
 DATASET_CONTEXT = "mlflow.data.context"  # train | validation | test, as MLflow's UI reads it
 DIGEST_CHARS = 32  # of a split's sha256: MLflow stores at most 36 characters of a digest
 CLOSE_PAUSE_SECONDS = 3.0  # between attempts to close a run (each already retries ~7 s)
-STOPPED_CLOSE_SECONDS = 2.0  # closing retries after a stop signal (nlpflow.orchestration.shutdown)
+STOPPED_CLOSE_SECONDS = 2.0  # closing retries after a stop signal (nlpflow.shutdown)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -196,11 +196,11 @@ class Tracker:
         being reported, and must not hide it): the status is kept in `.nlpflow/pending_runs.json`
         for the next Tracker. Returns whether the server has the status now.
 
-        After a stop signal (nlpflow.orchestration.shutdown), FAILED becomes KILLED with the signal as the
+        After a stop signal (nlpflow.shutdown), FAILED becomes KILLED with the signal as the
         reason, and the retries fit in the few seconds a stopped process has left."""
         from mlflow.exceptions import MlflowException
 
-        from nlpflow.orchestration import shutdown
+        from nlpflow import shutdown
 
         close_seconds = self.settings.tracking_close_seconds
         reason = shutdown.stopped_by() if status == "FAILED" else None

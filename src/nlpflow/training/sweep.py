@@ -37,8 +37,8 @@ from nlpflow.config.params import (
 )
 from nlpflow.config.settings import Settings
 from nlpflow.errors import NlpflowError, ParamsError
-from nlpflow.orchestration.shutdown import raise_if_stopped
 from nlpflow.pipeline.stages import PROCESSED
+from nlpflow.shutdown import raise_if_stopped
 
 SWEEP_DIR = ".nlpflow/sweep"
 TrialState = Literal["COMPLETE", "PRUNED", "FAIL"]

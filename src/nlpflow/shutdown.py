@@ -10,6 +10,10 @@ is gone within GRACE_SECONDS of the first signal.
     watch_stop_signals()       # inside a flow, where Prefect has its own SIGTERM handler
     with signals_deferred():   # a write that must not be cut in half (dvc commit)
         ...
+
+A base module, like nlpflow.errors: the library (tracking, serving, training, pipeline) uses it,
+so it imports nothing of nlpflow and no prefect. Prefect's TerminationSignal is recognised by
+name; the temporary Prefect server's own session is nlpflow.orchestration.prefect_server's.
 """
 
 from __future__ import annotations
@@ -211,37 +215,6 @@ def signal_exit_reason(returncode: int) -> str | None:
         return f"stopped by {signal.Signals(-returncode).name}"
     except ValueError:
         return f"stopped by signal {-returncode}"
-
-
-def start_prefect_server_in_own_session() -> None:
-    """Start Prefect's temporary API server (when no server is configured) in a session of its
-    own. Prefect starts it in ours, so a Ctrl-C or a SIGTERM to the process group stopped it
-    at once, and the flow's cleanup then retried a gone API for minutes (EventsWorker
-    tracebacks). It still stops at exit (Prefect's atexit hook), and with this process
-    (PR_SET_PDEATHSIG) if that dies without exit hooks."""
-    import subprocess
-
-    from prefect.server.api import server as prefect_server
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
-
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        return
-    ephemeral = prefect_server.SubprocessASGIServer()  # the instance Prefect's clients use
-    if ephemeral.running:
-        return
-
-    class OwnSession(subprocess.Popen):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.setdefault("start_new_session", True)
-            kwargs.setdefault("preexec_fn", parent_death_signal())
-            super().__init__(*args, **kwargs)
-
-    real = prefect_server.subprocess.Popen
-    prefect_server.subprocess.Popen = OwnSession  # type: ignore[misc]
-    try:
-        ephemeral.start()
-    finally:
-        prefect_server.subprocess.Popen = real  # type: ignore[misc]
 
 
 def parent_death_signal() -> Callable[[], Any] | None:
