@@ -281,21 +281,25 @@ def test_quantize_is_refused_for_families_without_linear_layers(tmp_path: Path) 
     assert "set register.quantize: none" in message and "Value error" not in message
 
 
-def test_schedule_cron_is_checked_as_prefect_reads_it() -> None:
-    tree = {"schedule": {"cron": "every monday"}}
-    with pytest.raises(ParamsError) as info:
-        parse_params(tree)
-    assert "schedule: cron 'every monday' / timezone 'UTC' is not a valid schedule" in str(
-        info.value
-    )
+def test_schedule_cron_is_checked_as_prefect_reads_it_when_deployed() -> None:
+    # params never import Prefect: the cron is checked where a deployment builds the schedule
+    from nlpflow.orchestration.deployments import FLOWS, DeployError, plan_schedules
+
+    params = parse_params({"schedule": {"cron": "every monday"}})
+    with pytest.raises(DeployError) as info:
+        plan_schedules(list(FLOWS.values()), cron=None, timezone=None,
+                       params_schedule=params.schedule)  # fmt: skip
+    assert "schedule.cron 'every monday' (time zone 'UTC') is not a valid cron" in str(info.value)
     tree = {"schedule": {"cron": "0 3 * * 1", "timezone": "Mars/Olympus"}}
     with pytest.raises(ParamsError, match="'Mars/Olympus' is not an IANA time zone"):
         parse_params(tree)
     good = parse_params({"schedule": {"cron": "0 3 * * 1", "timezone": "Europe/Paris"}})
     assert (good.schedule.cron, good.schedule.skip_unchanged_data) == ("0 3 * * 1", True)
+    plans = plan_schedules(list(FLOWS.values()), cron=None, timezone=None,
+                           params_schedule=good.schedule)  # fmt: skip
+    assert plans["training"] == ("0 3 * * 1", "Europe/Paris")
 
 
-@pytest.mark.subprocess  # `nlpflow` in a child process
 @pytest.mark.parametrize(
     ("args", "words"),
     [

@@ -14,16 +14,8 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
-from nlpflow.config.params import Params, flatten, read_by_train
+from nlpflow.config.params import FAMILIES, Params, TrainParams, flatten, read_by_train
 
-# The knob a family's runs differ by most often (sweeps, `dvc exp run -S`), shown in the name.
-_MAIN_KNOB = {
-    "transformer": ("lr", lambda t: t.lr),
-    "transformer_frozen": ("C", lambda t: t.frozen.C),
-    "tfidf_logreg": ("C", lambda t: t.tfidf.C),
-    "tfidf_linear_svm": ("C", lambda t: t.svm.C),
-    "spacy_textcat": ("lr", lambda t: t.spacy_textcat.learn_rate),
-}
 # Sections a pipeline run's stages never read: the sweep's parent run, the inference flow and
 # the deployment log their own.
 NOT_READ_BY_STAGES = ("inference", "schedule", "sweep")
@@ -57,16 +49,26 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+def _main_knob(train: TrainParams) -> tuple[str, float]:
+    """The knob a family's runs differ by most often (sweeps, `dvc exp run -S`): its label
+    and value (the family registry names it)."""
+    label, field = FAMILIES[train.family].main_knob
+    value: Any = train
+    for part in field.split("."):
+        value = getattr(value, part)
+    return label, float(value)
+
+
 def run_name(params: Params, *, experiment: str | None = None) -> str:
     """`<family> · <dataset> · <main knob> · seed N`, plus ` · exp <name>` for a DVC experiment."""
     train = params.train
-    knob, read = _MAIN_KNOB[train.family]
+    knob, value = _main_knob(train)
     data = params.data
     config = f"/{data.hf_config}" if data.source.startswith("hf:") and data.hf_config else ""
     parts = [
         train.family,
         dataset_name(data.source) + config,
-        f"{knob} {_number(read(train))}",
+        f"{knob} {_number(value)}",
         f"seed {train.seed}",
     ]
     if experiment:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from nlpflow.config.source_kinds import is_database_url
+
 MASK = "***"
 
 # Query keys whose value is a credential, compared lower-cased with "-" read as "_".
@@ -106,8 +108,6 @@ def find_secret(value: str) -> str | None:
 
 def _database_password(value: str) -> str | None:
     """SQLAlchemy's own reading of a database URL: the one that decides what is sent."""
-    from nlpflow.data.sources import is_database_url
-
     if not is_database_url(value):
         return None
     from sqlalchemy.engine import make_url
@@ -155,8 +155,6 @@ def secret_paths(tree: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 def refusal(path: str, value: str) -> str:
     """Why a param may not hold this URL, and the fix, without repeating the secret."""
-    from nlpflow.data.sources import is_database_url
-
     what = find_secret(value) or "a password"
     fixed = without_secrets(value)
     if is_database_url(value):

@@ -30,9 +30,10 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel
 
-from nlpflow.errors import DataSourceError, StageInputError
 from nlpflow.config.params import DataParams, SplitParams
+from nlpflow.config.source_kinds import is_glob as is_glob
 from nlpflow.data.text import normalize_text
+from nlpflow.errors import DataSourceError, StageInputError
 
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {
@@ -493,10 +494,6 @@ def _read_split_files(folder: Path, params: DataParams) -> pd.DataFrame:
         frame[SPLIT_COLUMN] = _split_name(split, path)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
-
-
-def is_glob(path: Path) -> bool:
-    return any(ch in str(path) for ch in "*?[")
 
 
 def matching_files(path: Path) -> list[Path]:

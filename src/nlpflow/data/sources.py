@@ -21,13 +21,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+# The kinds of source (one dispatch, nlpflow.config.source_kinds), importable from here too.
+from nlpflow.config.source_kinds import DATABASE_SCHEMES as DATABASE_SCHEMES
+from nlpflow.config.source_kinds import HF_PREFIX
+from nlpflow.config.source_kinds import dvc_can_track as dvc_can_track
+from nlpflow.config.source_kinds import is_database_url as is_database_url
+from nlpflow.config.source_kinds import is_hf as is_hf
+from nlpflow.config.source_kinds import is_url as is_url
 from nlpflow.errors import DataSourceError, SourceUnavailableError
 
 TIMEOUT_S = 60
-
-
-def is_url(source: str) -> bool:
-    return urlparse(source).scheme in {"http", "https"}
 
 
 def _digest(path: Path) -> str:
@@ -76,13 +79,6 @@ def fetch_http(url: str, *, cache: Path, sha256: str | None = None) -> Path:
     finally:
         Path(partial).unlink(missing_ok=True)
     return target
-
-
-DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "sqlite", "mssql", "oracle")
-
-
-def is_database_url(source: str) -> bool:
-    return urlparse(source).scheme.split("+")[0] in DATABASE_SCHEMES
 
 
 # Where a database password comes from when params hold none (they never do: nlpflow.config.params
@@ -142,14 +138,6 @@ def build_engine(url: str, *, password: str | None = None) -> Any:
     return sa.create_engine(target, connect_args=connect_args)
 
 
-def dvc_can_track(source: str) -> bool:
-    """DVC takes files, folders and http(s) URLs as dependencies; not globs, databases or
-    Hugging Face ids (DVC would look for a local file named `hf:imdb`)."""
-    from nlpflow.data.gather import is_glob
-
-    return not is_database_url(source) and not is_hf(source) and not is_glob(Path(source))
-
-
 def read_sql(
     url: str, *, query: str | None, timestamp_column: str | None, cutoff: str | None
 ) -> tuple[Any, str | None]:
@@ -185,13 +173,8 @@ def read_sql(
     return frame, cutoff
 
 
-HF_PREFIX = "hf:"
 HF_CACHE = ".nlpflow/cache/hf"  # under the project: downloads and Arrow files of `datasets`
 HF_SNAPSHOT = ".nlpflow/cache/hf/snapshot.parquet"  # the loaded splits, as gather reads them
-
-
-def is_hf(source: str) -> bool:
-    return source.startswith(HF_PREFIX)
 
 
 def hf_cache_dir(project_cache: Path) -> Path:

@@ -97,14 +97,15 @@ def choose_flows(flow: str | None) -> list[FlowSpec]:
     return [FLOWS[flow]]
 
 
-def check_cron(cron: str, timezone: str) -> tuple[str, str]:
+def check_cron(cron: str, timezone: str, *, given: str = "--cron") -> tuple[str, str]:
+    """The schedule as Prefect reads it (params leave schedule.cron to this check)."""
     from prefect.schedules import Cron
 
     try:
         Cron(cron, timezone=timezone)
     except ValueError as exc:
         raise DeployError(
-            f"--cron {cron!r} (time zone {timezone!r}) is not a valid cron expression: {exc}. "
+            f"{given} {cron!r} (time zone {timezone!r}) is not a valid cron expression: {exc}. "
             "Give five fields, e.g. '0 3 * * 1' (Mondays 03:00)."
         ) from None
     return cron, timezone
@@ -123,7 +124,7 @@ def plan_schedules(
     if cron is not None:
         schedules[target] = check_cron(cron, zone)
     elif target == "training" and params_schedule.cron:
-        schedules[target] = check_cron(params_schedule.cron, zone)
+        schedules[target] = check_cron(params_schedule.cron, zone, given="schedule.cron")
     return schedules
 
 

@@ -1,0 +1,177 @@
+"""The model families, registered once each, and the params sections only they read.
+
+    FAMILIES["tfidf_linear_svm"].sections   # ("tfidf", "svm"): train.tfidf and train.svm
+
+An entry says what params.yaml calls the family, which train fields it reads (so a run logs,
+caches and names only those), where its code is, and the facts other stages ask of it (does it
+use the GPU, the Hugging Face Trainer, Linear layers to quantize). The code itself lives in
+nlpflow.training.families.<code>, which holds the entry's `fit` function and `model` class
+(with .load); nothing else names a family. Adding a family = its module there + one entry here
+(+ a params section and its TrainParams field, when it has knobs of its own).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+
+from nlpflow.config.sections.base import Section
+
+
+class TfidfParams(Section):
+    """The tfidf_logreg baseline."""
+
+    ngram_max: int = Field(default=2, ge=1, le=5, description="Word n-grams from 1 to this.")
+    min_df: int = Field(default=1, ge=1, description="Ignore terms in fewer documents.")
+    max_features: int | None = Field(default=200_000, ge=1, description="Vocabulary cap.")
+    sublinear_tf: bool = Field(default=True, description="Use 1 + log(tf).")
+    C: float = Field(default=10.0, gt=0, description="Inverse regularisation strength.")
+    max_iter: int = Field(default=2000, ge=1, description="Solver iterations.")
+
+
+class SvmParams(Section):
+    """tfidf_linear_svm: a linear SVM on the train.tfidf features (whose C and max_iter are the
+    logistic regression's), its margins calibrated into probabilities."""
+
+    C: float = Field(default=0.5, gt=0, description="Inverse regularisation strength.")
+    max_iter: int = Field(default=5000, ge=1, description="Solver iterations.")
+    calibration: Literal["temperature", "sigmoid"] = Field(
+        default="temperature",
+        description="temperature: softmax(margins / T), one T fitted for all classes, so the "
+        "SVM's own decisions stay the predictions; sigmoid: Platt scaling per class (one-vs-rest, "
+        "renormalised), better when the SVM is biased towards a majority class.",
+    )
+    calibration_folds: int = Field(
+        default=5,
+        ge=2,
+        le=20,
+        description="Cross-validation folds whose held-out margins fit the calibration (fewer "
+        "when a label has fewer training rows).",
+    )
+
+
+class FrozenParams(Section):
+    """transformer_frozen: features of the frozen train.pretrained encoder (computed once,
+    truncated to train.max_length) under a logistic regression head."""
+
+    pooling: Literal["mean", "cls"] = Field(
+        default="mean",
+        description="mean: average of the last hidden states over real tokens (what sentence "
+        "encoders are trained for); cls: the first token's hidden state.",
+    )
+    C: float = Field(default=1.0, gt=0, description="Inverse regularisation of the head.")
+    max_iter: int = Field(default=2000, ge=1, description="Solver iterations of the head.")
+    batch_size: int = Field(
+        default=64, ge=1, le=4096, description="Texts per encoder forward pass."
+    )
+
+
+class SpacyTextcatParams(Section):
+    """spacy_textcat: spaCy's exclusive-class `textcat` on a blank English pipeline, trained
+    from a spaCy config built from these values (saved with the model as config.cfg)."""
+
+    architecture: Literal["bow", "cnn"] = Field(
+        default="bow",
+        description="bow: hashed n-gram bag of words (spacy.TextCatBOW.v3), fast; cnn: "
+        "convolutional token vectors, mean-pooled (spacy.TextCatReduce.v1 on HashEmbedCNN).",
+    )
+    ngram_size: int = Field(default=2, ge=1, le=4, description="bow: word n-grams from 1 to this.")
+    width: int = Field(default=96, ge=8, le=1024, description="cnn: token vector width.")
+    depth: int = Field(default=2, ge=1, le=8, description="cnn: convolution layers.")
+    embed_size: int = Field(
+        default=2000, ge=100, le=100_000, description="cnn: rows of each hashed embedding table."
+    )
+    epochs: int = Field(default=10, ge=1, le=1000, description="Maximum epochs.")
+    patience: int = Field(
+        default=3,
+        ge=1,
+        description="Stop after this many epochs without a better validation macro-F1.",
+    )
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0, description="Dropout rate.")
+    batch_size: int = Field(default=32, ge=1, le=4096, description="Texts per update.")
+    learn_rate: float = Field(default=0.001, gt=0, le=1.0, description="Adam learning rate.")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family."""
+
+    name: str  # train.family
+    summary: str  # shown in train.family's description
+    code: str  # module under nlpflow.training.families
+    fit: str  # its function (train, validation, *, labels, params: TrainParams, on_epoch,
+    # on_step, workdir) -> model; imported only when the family is chosen
+    model: str  # its class, whose .load(path) reads a saved model folder
+    main_knob: tuple[str, str]  # (label, dotted train field) that run names show
+    sections: tuple[str, ...] = ()  # train sub-sections of its own knobs
+    # Other train fields it reads (besides family, seed, augment, distributed); None: every
+    # train field that is no family's section (the fine-tuned transformer's).
+    shared: tuple[str, ...] | None = ()
+    on_device: bool = False  # runs on train.device: a GPU when there is one
+    # Trains through the Hugging Face Trainer: reports a validation loss a sweep can minimise,
+    # runs under torchrun, and cannot share a process with another such training.
+    hf_trainer: bool = False
+    quantizable: bool = False  # has the Linear layers register.quantize turns into int8
+
+
+FAMILIES: dict[str, Family] = {
+    family.name: family
+    for family in (
+        Family(
+            "tfidf_logreg",
+            "TF-IDF + scikit-learn logistic regression",
+            code="tfidf",
+            fit="fit_logreg",
+            model="TfidfClassifier",
+            main_knob=("C", "tfidf.C"),
+            sections=("tfidf",),
+        ),
+        Family(
+            "tfidf_linear_svm",
+            "TF-IDF + a calibrated linear SVM",
+            code="tfidf",
+            fit="fit_svm",
+            model="TfidfClassifier",
+            main_knob=("C", "svm.C"),
+            sections=("tfidf", "svm"),
+        ),
+        Family(
+            "transformer",
+            "fine-tuning",
+            code="transformer",
+            fit="fit_transformer",
+            model="TransformerClassifier",
+            main_knob=("lr", "lr"),
+            shared=None,
+            on_device=True,
+            hf_trainer=True,
+            quantizable=True,
+        ),
+        Family(
+            "transformer_frozen",
+            "frozen encoder features + logistic regression",
+            code="frozen",
+            fit="fit_frozen",
+            model="FrozenEncoderClassifier",
+            main_knob=("C", "frozen.C"),
+            sections=("frozen",),
+            shared=("pretrained", "max_length", "device", "cpu_threads"),
+            on_device=True,
+        ),
+        Family(
+            "spacy_textcat",
+            "spaCy's own text classifier",
+            code="spacy_textcat",
+            fit="fit_textcat",
+            model="SpacyTextcatClassifier",
+            main_knob=("lr", "spacy_textcat.learn_rate"),
+            sections=("spacy_textcat",),
+        ),
+    )
+}
+# The yardstick every challenger must beat (train stage `baseline`, the gate's beat_baseline).
+BASELINE = "tfidf_logreg"
+# Train sections that only one family (or two) reads, in the order the families list them.
+FAMILY_SECTIONS = tuple(dict.fromkeys(s for f in FAMILIES.values() for s in f.sections))

