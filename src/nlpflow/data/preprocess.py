@@ -252,14 +252,13 @@ def _load_lemma_table(language: str) -> Any:
 
 
 def cache_key(src: Path, params: PreprocessParams) -> str:
-    """The input splits' bytes, the params and this code: equal keys give equal outputs."""
+    """The input splits' bytes and the params: equal keys give equal outputs. Not the code:
+    the caller keeps `cache` per version of the preprocess stage's code (nlpflow.pipeline)."""
     # n_process changes how fast, not what: the same outputs under any worker count.
     fields = params.model_dump(exclude={"n_process"})
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     if params.mask_entities:  # another release of the NER model finds other entities
         digest.update(_pipeline_version(params.ner_pipeline).encode())
-    for code in (Path(__file__), Path(__file__).with_name("text.py")):
-        digest.update(code.read_bytes())
     for split in SPLITS:
         digest.update((src / f"{split}.parquet").read_bytes())
     return digest.hexdigest()
@@ -270,8 +269,8 @@ def preprocess(
 ) -> PreprocessReport:
     """Clean the `text` column of every split; the raw text stays in `raw_text`.
 
-    With `cache`, outputs are kept under the content hash of input, params and code, and a
-    repeated run copies them instead of cleaning again.
+    With `cache` (one folder per version of the code: the caller's), outputs are kept under
+    the content hash of input and params, and a repeated run copies them instead of cleaning again.
     """
     splits = load_splits(src)
     key = cache_key(src, params) if cache is not None else None

@@ -1,7 +1,8 @@
 """Data-triggered retraining: skip a scheduled run when nothing it would learn from changed.
 
 A flow run that completes tags its MLflow run with the fingerprints of what it trained on
-(`nlpflow.snapshot_sha256`, `nlpflow.params_sha256`, `nlpflow.code_version`) and
+(`nlpflow.snapshot_sha256`, `nlpflow.params_sha256`, `nlpflow.code_version`: the code of every
+stage, nlpflow.pipeline.fingerprint.code_version) and
 `nlpflow.outcome=completed`. The next run compares its freshly gathered snapshot (and its
 params and code) with the latest completed run: all equal means the same model would come out,
 so it records `nlpflow.outcome=skipped` with the reason and ends (params
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from nlpflow.pipeline.fingerprint import code_version, params_fingerprint
-from nlpflow.pipeline.stages import StageContext
+from nlpflow.pipeline.stages import STAGE_NAMES, StageContext, model_stage
 
 OUTCOME = "nlpflow.outcome"
 SKIP_REASON = "nlpflow.skip_reason"
@@ -82,8 +83,6 @@ def _folded(ctx: StageContext, kind: str, *, parent: str, note: str) -> dict[str
 def run_kind(run_id: str, *, cached: list[str], trained_by: str) -> str:
     """What a completed run did: trained (train ran in it), reused (every stage cached), or
     partial (train reused, later stages ran)."""
-    from nlpflow.pipeline.stages import STAGE_NAMES
-
     if trained_by == run_id:
         return TRAINED
     return REUSED if len(cached) == len(STAGE_NAMES) else PARTIAL
@@ -105,5 +104,5 @@ def skipped_run_tags(ctx: StageContext, reason: str) -> dict[str, str]:
     last = last_completed_run(ctx)
     if last is None:
         return {RUN_KIND: SKIPPED}
-    trainer = last.data.tags.get("nlpflow.cached.train") or last.info.run_id
+    trainer = last.data.tags.get(f"nlpflow.cached.{model_stage().name}") or last.info.run_id
     return _folded(ctx, SKIPPED, parent=trainer, note=f"Skipped: {reason}")

@@ -12,7 +12,6 @@ this module names for the stage, never a class named in the file.
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -20,26 +19,17 @@ from typing import Any, Literal
 from prefect.serializers import Serializer
 from pydantic import BaseModel
 
+from nlpflow.pipeline.stages import STAGES, get_stage
+
 SERIALIZER_TYPE = "nlpflow-stage-result"
-# Each stage's report class (module, class), as its library function returns it.
-REPORTS: dict[str, tuple[str, str]] = {
-    "gather": ("nlpflow.data.gather", "GatherReport"),
-    "validate": ("nlpflow.data.validation", "ValidationReport"),
-    "preprocess": ("nlpflow.data.preprocess", "PreprocessReport"),
-    "train_params": ("nlpflow.pipeline.stages", "TrainParamsReport"),
-    "train": ("nlpflow.training.train", "TrainReport"),
-    "baseline": ("nlpflow.training.train", "TrainReport"),
-    "evaluate": ("nlpflow.evaluation.evaluate", "EvaluateReport"),
-    "register": ("nlpflow.release.registry", "RegistrationReport"),
-}
+# Each stage's report class ("module:Class"), as its library function returns it (Stage.report)
+REPORTS: dict[str, str] = {stage.name: stage.report for stage in STAGES}
 
 
 def report_class(stage: str) -> type[BaseModel]:
     if stage not in REPORTS:
         raise ValueError(f"no stage {stage!r} has cached results")
-    module, name = REPORTS[stage]
-    cls: type[BaseModel] = getattr(importlib.import_module(module), name)
-    return cls
+    return get_stage(stage).report_class()
 
 
 class StageResultSerializer(Serializer):  # not Serializer[Any]: that breaks its registration

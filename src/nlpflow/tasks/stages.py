@@ -5,7 +5,8 @@ Each stage task calls `nlpflow.pipeline.stages.run_stage`, the same function `nl
 `dvc commit`. Only I/O stages retry.
 
 Stage tasks are cached (`StageCache`): the key is the stage's name, the content of what it
-reads, its own params sections and the code version (nlpflow.pipeline.fingerprint.stage_key). The
+reads, its own params sections and its own code, the files dvc.yaml lists for it
+(nlpflow.pipeline.fingerprint.stage_key). The
 cached value is a `StageResult`: the report, the fingerprints of the outputs it wrote and the
 MLflow run that wrote them, so the flow can tell a hit from a run and check that the outputs
 on disk are still the ones cached (another run with other params may have overwritten them).
@@ -90,7 +91,8 @@ class StageResult:
 
 @dataclass
 class StageCache(CachePolicy):
-    """Key = nlpflow.pipeline.fingerprint.stage_key: stage name, input content, params sections, code.
+    """Key = nlpflow.pipeline.fingerprint.stage_key: stage name, input content, params sections,
+    the stage's own code.
 
     Prefect's INPUTS policy would hash the task's arguments (a context object holding a
     tracking client) and share entries between tasks given the same arguments; this one keys
@@ -150,9 +152,10 @@ STAGE_TASKS: dict[str, Task[..., Any]] = {stage.name: _stage_task(stage) for sta
 
 
 def wants_gpu(ctx: StageContext) -> bool:
-    """Whether train will take a GPU: its task then carries the `gpu` tag, whose concurrency
-    limit (nlpflow deploy --gpu-slots) caps the trainings sharing the GPUs. Decided without
-    importing torch (seconds), from the device param and the NVIDIA driver's device node."""
+    """Whether training will take a GPU: the task of a stage marked `gpu` in the stage table
+    then carries the `gpu` tag, whose concurrency limit (nlpflow deploy --gpu-slots) caps the
+    trainings sharing the GPUs. Decided without importing torch (seconds), from the device
+    param and the NVIDIA driver's device node."""
     train = ctx.params.train
     if train.family not in {"transformer", "transformer_frozen"} or train.device == "cpu":
         return False
@@ -164,7 +167,7 @@ def run_stage_cached(
 ) -> StageResult:
     """Run one stage's task, or reuse its cached result when its outputs are still on disk
     (`refresh`: always run, and replace the cached result)."""
-    tags = {"gpu"} if name == "train" and wants_gpu(ctx) else None
+    tags = {"gpu"} if get_stage(name).gpu and wants_gpu(ctx) else None
     stage_task = cached_stage_task(name, ctx.root, tags=tags)
     if refresh:
         stage_task = stage_task.with_options(refresh_cache=True)

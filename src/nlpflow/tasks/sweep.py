@@ -13,9 +13,10 @@ from prefect import Task
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel
 
-from nlpflow.errors import ParamsError
 from nlpflow.config.params import SweepParams
-from nlpflow.pipeline.stages import StageContext, get_stage, run_stage
+from nlpflow.errors import ParamsError
+from nlpflow.pipeline.stages import STAGES, StageContext, get_stage, run_stage
+from nlpflow.tasks.stages import nlpflow_task
 from nlpflow.training.sweep import (
     StudyRef,
     SweepReport,
@@ -26,9 +27,9 @@ from nlpflow.training.sweep import (
     run_trial,
     snapshot_data,
 )
-from nlpflow.tasks.stages import nlpflow_task
 
-PREPARE = ("gather", "validate", "preprocess")  # the stages before train, run once per sweep
+# the data stages (Stage.prepares), run once per sweep before its trials train
+PREPARE = tuple(stage.name for stage in STAGES if stage.prepares)
 # Where dask and ray runners find their cluster; unset, each starts a local one.
 CLUSTER_ADDRESS = "NLPFLOW_SWEEP_ADDRESS"
 

@@ -1,0 +1,31 @@
+"""The register stage: the model logged to MLflow and registered, past the promotion gate."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from nlpflow.errors import NlpflowError
+from nlpflow.pipeline.context import MODEL_SHA256, StageContext
+from nlpflow.pipeline.paths import EVALUATION, GATHERED, METRICS, MODEL, MODEL_CARD, REGISTRATION
+
+
+def run(ctx: StageContext) -> BaseModel:
+    from nlpflow.release.registry import register
+    from nlpflow.tracking.tracker import dvc_hash_tags
+
+    if ctx.tracker is None or ctx.run_id is None:
+        raise NlpflowError(
+            "register needs an MLflow run: run it through `nlpflow stage` or the flow"
+        )
+    ctx.tracker.set_tags(ctx.run_id, dvc_hash_tags(ctx.root))
+    trained = ctx.tracker.client.get_run(ctx.run_id).data.tags.get(MODEL_SHA256)
+    report = register(
+        expected_model_sha256=trained,  # what this run's train stage wrote (or reused)
+        model_dir=ctx.path(MODEL), metrics_path=ctx.path(METRICS),
+        evaluation=ctx.path(EVALUATION), dst=ctx.path(REGISTRATION), card=ctx.path(MODEL_CARD),
+        params=ctx.params, tracker=ctx.tracker, run_id=ctx.run_id,
+        model_name=ctx.settings.registered_model, data_manifest=ctx.path(GATHERED) / "manifest.json",
+    )  # fmt: skip
+    ctx.log_artifact(MODEL_CARD, "registration")
+    ctx.log_artifact(REGISTRATION, "registration")
+    return report
