@@ -251,7 +251,7 @@ def test_spacy_textcat_logs_each_epoch(caplog: pytest.LogCaptureFixture) -> None
 
 def test_the_stage_runner_shows_the_lines_on_stderr_once() -> None:
     code = (
-        "from nlpflow.cli.main import show_library_lines as show; show(); show()\n"
+        "from nlpflow.cli.stages import show_library_lines as show; show(); show()\n"
         "from nlpflow.training.progress import TrainingProgress\n"
         "p = TrainingProgress('tfidf_logreg'); p.begin(examples=3); p.finish()\n"
     )

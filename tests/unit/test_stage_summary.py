@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from nlpflow.cli.main import _summary
+from nlpflow.cli.stages import _summary
 from nlpflow.data.gather import GatherReport
 from nlpflow.data.preprocess import PreprocessReport
 from nlpflow.data.validation import CheckResult, ValidationReport

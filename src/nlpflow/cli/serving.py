@@ -1,0 +1,104 @@
+"""A registered model's commands: `nlpflow serve` (HTTP) and `nlpflow predict` (here).
+
+nlpflow serve --model nlpflow-classifier@champion --port 5001
+nlpflow predict --text "the refund never came"
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nlpflow.cli.common import console, out
+from nlpflow.config.settings import load_settings
+from nlpflow.errors import NlpflowError
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m",
+        help="NAME@ALIAS or NAME/VERSION (default: NLPFLOW_REGISTERED_MODEL@champion).",
+    ),
+]  # fmt: skip
+
+
+def serve(
+    model: ModelOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: all).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5001,
+    workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="torch threads per worker (default: OMP_NUM_THREADS, else physical cores / workers).",
+        ),
+    ] = None,
+) -> None:
+    """Serve a registered model: MLflow's scoring server behind a request guard (size, JSON
+    depth, texts checked before parsing), offline, in this environment (never a new
+    virtualenv). POST raw text to /invocations."""
+    from nlpflow.serving import pyfunc as serving
+
+    settings = load_settings()
+    ref = serving.resolve_model(model, settings)  # unknown model or alias: fails before the server
+    serving.check_port_free(host, port)
+    console.print(
+        f"serving {ref} from {settings.resolved_tracking_uri} at http://{host}:{port}/invocations"
+        f""" (POST {{"inputs": ["some text"]}}); Ctrl-C stops it""",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    code = serving.serve_registered(
+        ref, settings, host=host, port=port, workers=workers, threads=threads
+    )
+    raise typer.Exit(code)
+
+
+def predict(
+    model: ModelOption = None,
+    text: Annotated[
+        list[str] | None, typer.Option("--text", "-t", help="A text to classify (repeatable).")
+    ] = None,
+    input_: Annotated[
+        Path | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="A file of texts: .txt (one a line), .csv/.tsv/.jsonl/.parquet (a text column).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, not a table.")] = False,
+) -> None:
+    """Classify texts with a registered model: label, score and each class's probability."""
+    from nlpflow.serving.pyfunc import predict_registered, read_texts, resolve_model
+
+    if (text is None) == (input_ is None):
+        raise NlpflowError("give texts with --text (repeatable) or a file with --input, not both.")
+    settings = load_settings()
+    ref = resolve_model(model, settings)
+    texts = read_texts(input_) if input_ is not None else list(text or [])
+    frame = predict_registered(ref, settings, texts)
+    frame.insert(0, "text", texts)
+    if as_json:
+        for row in frame.to_dict(orient="records"):
+            out.print(json.dumps(row, ensure_ascii=False), markup=False, highlight=False)
+        return
+    _print_predictions(frame, title=str(ref))
+
+
+def _print_predictions(frame: Any, *, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in frame.columns:  # a class's probability under the class's name
+        left = column in {"text", "label"}
+        name = column.removeprefix("proba_")
+        table.add_column(name, overflow="fold", justify="left" if left else "right")
+    for row in frame.itertuples(index=False):
+        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
+        cells[0] = cells[0] if len(cells[0]) <= 80 else cells[0][:79] + "…"
+        table.add_row(*cells)
+    out.print(table)

@@ -1,0 +1,153 @@
+"""The stage runner's commands: `nlpflow params`, `nlpflow stage NAME` (what dvc.yaml calls) and
+`nlpflow dvc-yaml` (dvc.yaml from the stage table).
+
+    nlpflow params --set train.epochs=1
+    nlpflow stage preprocess
+    nlpflow dvc-yaml --check
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nlpflow.cli.common import ConfigOption, SetOption, load_project, out
+from nlpflow.config.settings import load_settings
+from nlpflow.pipeline.stages import STAGE_NAMES
+
+
+def params(set_: SetOption = None, config: ConfigOption = None) -> None:
+    """Validate params.yaml (plus configs and overrides) and print the result."""
+    import yaml
+
+    _, loaded = load_project(set_, config)
+    out.print(yaml.safe_dump(loaded.to_dict(), sort_keys=False), end="")
+
+
+def stage(name: Annotated[str, typer.Argument(help="|".join(STAGE_NAMES))],
+          set_: SetOption = None, config: ConfigOption = None) -> None:  # fmt: skip
+    """Run one pipeline stage inside the pipeline's MLflow run (used by dvc.yaml)."""
+    from nlpflow.pipeline.runs import make_context, run_cli_stage
+    from nlpflow.pipeline.stages import get_stage
+
+    tracked = get_stage(name).tracked  # unknown names fail before anything is opened
+    settings, loaded = load_project(set_, config)
+    show_library_lines()
+    report = run_cli_stage(name, make_context(settings.root, loaded, settings, tracked=tracked))
+    from rich.markup import escape
+
+    out.print(f"[green]✓[/green] {name}: {escape(_summary(report))}", highlight=False)
+
+
+# The stage list comes from the table, so a new stage shows up here by itself.
+stage.__doc__ = (
+    "Run one pipeline stage inside the pipeline's MLflow run (used by dvc.yaml).\n\n"
+    f"Stages, in pipeline order: {', '.join(STAGE_NAMES)}."
+)
+
+
+def dvc_yaml(
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Change nothing: exit 1 with a diff when dvc.yaml is out of date."
+        ),
+    ] = False,
+    path: Annotated[
+        Path | None, typer.Option(help="The file (default: dvc.yaml in the project folder).")
+    ] = None,
+) -> None:
+    """Write dvc.yaml from the stage table: each stage's command, data, params, outputs and the
+    code files it imports, so `dvc repro` and `nlpflow run` re-run the same stages on a change."""
+    from nlpflow.pipeline import dvcyaml
+
+    target = path or load_settings().root / "dvc.yaml"
+    if not check:
+        changed = dvcyaml.write(target)
+        out.print(f"{target} {'written' if changed else 'unchanged'}", markup=False)
+        return
+    diff = dvcyaml.check(target)
+    if diff is None:
+        out.print(f"{target} is up to date with the stage table", markup=False)
+        return
+    typer.echo(diff, nl=False)  # as it is: no markup in YAML's [lists]
+    out.print(f"{target} is out of date: run `nlpflow dvc-yaml`", markup=False)
+    raise typer.Exit(1)
+
+
+def show_library_lines() -> None:
+    """The library's INFO lines (training progress: nlpflow.training.progress) on stderr. The library
+    adds no handler, and `nlpflow stage` (what dvc repro runs) has no Prefect to show them."""
+    from nlpflow.training.progress import show_info_lines
+
+    logger = show_info_lines()
+    if not logger.hasHandlers():  # one that shows them already (the root's) would duplicate
+        handler = logging.StreamHandler()  # stderr: stdout holds the stage's result line
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+
+
+def _summary(report: Any) -> str:
+    """A stage's report in one line for people (`dvc repro` prints one per stage): a few chosen
+    fields per report type; a report type not listed shows its first plain fields."""
+    fields = report.model_dump(mode="json")
+    pick = _SUMMARIES.get(type(report).__name__)
+    if pick is None:
+        plain = [(k, v) for k, v in fields.items() if isinstance(v, str | int | float)]
+        return ", ".join(f"{k} {v}" for k, v in plain[:4])
+    return ", ".join(part for part in pick(fields) if part)
+
+
+def _score(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _best(history: list[dict[str, float]], key: str) -> float | None:
+    """The best epoch's score: the epoch whose weights the model keeps."""
+    return max((row[key] for row in history if key in row), default=None)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return f"{sum(counts.values())} ({', '.join(f'{k} {v}' for k, v in counts.items())})"
+
+
+_SUMMARIES: dict[str, Any] = {  # report type -> fields -> the parts of its line
+    "GatherReport": lambda r: [f"rows {_counts(r['rows'])}", f"{len(r['labels'])} labels"],
+    "ValidationReport": lambda r: [
+        f"{sum(c['success'] for c in r['checks'])}/{len(r['checks'])} checks passed",
+        f"{r.get('quarantined_rows') or sum(r['quarantined'].values())} rows quarantined"
+        if r["quarantined"]
+        else "",
+        f"{r['seconds']:.1f} s",
+    ],
+    "PreprocessReport": lambda r: [
+        f"{sum(r['rows'].values())} texts",
+        "from cache" if r["cached"] else f"{r['texts_per_second']:.0f} texts/s",
+        f"{r['seconds']:.1f} s",
+    ],
+    "TrainReport": lambda r: [
+        r["family"],
+        f"{r['epochs']} epoch{'s' * (r['epochs'] != 1)}",
+        f"resumed from {Path(r['resumed_from']).name}" if r["resumed_from"] else "",
+        f"val macro_f1 {_score(_best(r['history'], 'val_macro_f1'))}",
+        f"{r['seconds']:.1f} s",
+    ],
+    "EvaluateReport": lambda r: [
+        f"test {r['main_metric']} {_score(r['metrics'].get(r['main_metric']))}"
+        + (f" [{_score(r['ci']['low'])}, {_score(r['ci']['high'])}]" if r["ci"] else ""),
+        f"baseline {_score(r['baseline'].get(r['main_metric']))}" if r["baseline"] else "",
+        f"behavioural {r['behavioural']['pass_rate']:.0%}"
+        if r["behavioural"].get("pass_rate") is not None
+        else "",
+    ],
+    "RegistrationReport": lambda r: [
+        f"{r['model_name']} v{r['version']} ({', '.join(r['aliases']) or 'no alias'})"
+        if r["version"] is not None
+        else f"{r['model_name']} not registered ({r.get('not_registered')})",
+        f"{r['metric']} {_score(r['score'])}",
+        ("promoted: " if r["promoted"] else "not promoted: ") + r["reasons"],
+    ],
+}
