@@ -43,6 +43,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/nlpflow dvc-yaml --check
 
 format: install
 	$(BIN)/ruff format .
