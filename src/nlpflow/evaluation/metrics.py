@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
-# The metrics a single number can be chosen from (EvaluateParams.main_metric).
-SCALAR_METRICS = ("accuracy", "mcc", "macro_f1", "micro_f1", "weighted_f1")
+from nlpflow.config.params import MainMetric
+
+# The metrics a single number can be chosen from (EvaluateParams.main_metric lists them).
+SCALAR_METRICS: tuple[str, ...] = get_args(MainMetric)
 
 
 def compute_metrics(

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nlpflow.config.params import TrainParams
+from nlpflow.config.params import FAMILIES, TrainParams
 from nlpflow.errors import ModelError
 
 SPEC, RESULT, SHARDS, MODEL = "spec.json", "result.json", "shards", "model"
@@ -43,7 +43,7 @@ def launch(
     """Train in `nproc_per_node` x `nnodes` processes; return rank 0's model, loaded."""
     from nlpflow.training.families.transformer import TransformerClassifier
 
-    if params.family != "transformer":
+    if not FAMILIES[params.family].hf_trainer:
         raise ModelError(
             f"train.distributed runs the transformer family only, not {params.family!r}: "
             "set train.distributed.nproc_per_node=1 and nnodes=1."

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from nlpflow.config.naming import epoch_metrics
 from nlpflow.config.params import (
+    FAMILIES,
     Params,
     SweepParams,
     TrainParams,
@@ -108,12 +109,13 @@ def check_sweep(params: Params, root: Path) -> None:
             "sweep.space is empty: declare the train params to search, e.g. "
             "lr: {type: float, low: 1.0e-5, high: 3.0e-4, log: true} (see params.yaml)"
         )
-    if sweep.metric == "val_loss" and params.train.family != "transformer":
+    family = FAMILIES[params.train.family]
+    if sweep.metric == "val_loss" and not family.hf_trainer:
         raise ParamsError(
             f"sweep.metric val_loss: train.family {params.train.family} reports no validation "
             "loss; use val_macro_f1 or val_accuracy"
         )
-    if sweep.runner == "threads" and sweep.parallelism > 1 and params.train.family == "transformer":
+    if sweep.runner == "threads" and sweep.parallelism > 1 and family.hf_trainer:
         # measured: the second trial failed with "AcceleratorState has no attribute
         # distributed_type" (transformers' TrainingArguments resets accelerate's state)
         raise ParamsError(

@@ -23,7 +23,12 @@ from pydantic import BaseModel
 from nlpflow.config.params import PreprocessParams, TrainParams
 from nlpflow.data.gather import load_splits
 from nlpflow.training import distributed
-from nlpflow.training.families import EpochCallback, TextClassifier, update_manifest
+from nlpflow.training.families import (
+    EpochCallback,
+    TextClassifier,
+    family_code,
+    update_manifest,
+)
 
 
 class TrainReport(BaseModel):
@@ -58,40 +63,11 @@ def fit(
     on_step: EpochCallback | None = None,
     workdir: Path | None = None,
 ) -> TextClassifier:
-    """Dispatch to the family; each imports its heavy libraries only when chosen.
-    `on_step` and `workdir` (checkpoints, for resuming) concern step-wise trainers only."""
-    if params.family == "tfidf_logreg":
-        from nlpflow.training.families.tfidf import fit_tfidf
-
-        return fit_tfidf(
-            train,
-            validation,
-            labels=labels,
-            params=params.tfidf,
-            seed=params.seed,
-            on_epoch=on_epoch,
-        )
-    if params.family == "tfidf_linear_svm":
-        from nlpflow.training.families.tfidf import fit_tfidf_svm
-
-        return fit_tfidf_svm(
-            train, validation, labels=labels, params=params.tfidf, svm=params.svm,
-            seed=params.seed, on_epoch=on_epoch,
-        )  # fmt: skip
-    if params.family == "transformer_frozen":
-        from nlpflow.training.families.frozen import fit_frozen
-
-        return fit_frozen(train, validation, labels=labels, params=params, on_epoch=on_epoch)
-    if params.family == "spacy_textcat":
-        from nlpflow.training.families.spacy_textcat import fit_spacy_textcat
-
-        return fit_spacy_textcat(
-            train, validation, labels=labels, params=params.spacy_textcat, seed=params.seed,
-            on_epoch=on_epoch,
-        )  # fmt: skip
-    from nlpflow.training.families.transformer import fit_transformer
-
-    return fit_transformer(
+    """The family's registered fit (nlpflow.config.sections.families); each imports its heavy
+    libraries only when chosen. `on_step` and `workdir` (checkpoints, for resuming) concern
+    step-wise trainers only."""
+    fit_family, _ = family_code(params.family)
+    return fit_family(
         train, validation, labels=labels, params=params, on_epoch=on_epoch, on_step=on_step,
         workdir=workdir,
     )  # fmt: skip
@@ -163,7 +139,7 @@ def train(
     _swap_in(partial, dst)  # a stale model of another family does not linger either
     if not inside:
         _save_history(history_path, history)
-    from nlpflow.pipeline.fingerprint import hash_path
+    from nlpflow.hashing import hash_path
 
     model_sha256 = hash_path(dst)
     if workdir is not None:  # done: the checkpoints are not needed any more
@@ -264,9 +240,9 @@ def train_baseline(
 ) -> TrainReport:
     """tfidf_logreg on the same splits (train.tfidf, train.seed, no augmentation): the yardstick
     every challenger must beat before the promotion gate lets it become champion."""
-    from nlpflow.config.params import AugmentParams
+    from nlpflow.config.params import BASELINE, AugmentParams
 
-    baseline = params.model_copy(update={"family": "tfidf_logreg", "augment": AugmentParams()})
+    baseline = params.model_copy(update={"family": BASELINE, "augment": AugmentParams()})
     return train(
         src=src, dst=dst, history_path=dst / "history.csv", params=baseline,
         preprocess=preprocess, labels=labels,
@@ -274,15 +250,14 @@ def train_baseline(
 
 
 def training_key(src: Path, params: TrainParams, labels: list[str]) -> str:
-    """Hash of the training's inputs: the split files, params, labels and the model code."""
+    """Hash of the training's inputs: the split files, params and labels. Not the code: the
+    caller keeps `checkpoints` per version of the train stage's code (nlpflow.pipeline)."""
     import hashlib
     import json
 
     digest = hashlib.sha256(json.dumps([params.model_dump(mode="json"), labels]).encode())
     for name in ("train.parquet", "validation.parquet"):
         digest.update((src / name).read_bytes())
-    for code in sorted(Path(__file__).parent.joinpath("families").glob("*.py")):
-        digest.update(code.read_bytes())
     return digest.hexdigest()[:16]
 
 

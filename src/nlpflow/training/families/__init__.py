@@ -1,4 +1,5 @@
-"""Model families behind one interface.
+"""Model families behind one interface, chosen through the family registry
+(nlpflow.config.sections.families.FAMILIES: each family's module, fit function and class).
 
 Every family trains from (train, validation) text and labels, reports each epoch through a
 callback, predicts class probabilities for cleaned text, and saves to / loads from one folder:
@@ -17,10 +18,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from nlpflow.config.params import FAMILIES, TrainParams
 from nlpflow.errors import ModelError, StageInputError
 
 MANIFEST = "nlpflow.json"
 EpochCallback = Callable[[int, dict[str, float]], None]
+XY = tuple[list[str], list[str]]  # texts and their labels
 
 
 class TextClassifier(Protocol):
@@ -30,6 +33,23 @@ class TextClassifier(Protocol):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def save(self, path: Path) -> None: ...
+
+
+class FitFamily(Protocol):
+    """What each family's registered `fit` is: train on (texts, labels), report each epoch
+    through `on_epoch`; `on_step` and `workdir` (checkpoints) concern step-wise trainers."""
+
+    def __call__(
+        self,
+        train: XY,
+        validation: XY,
+        *,
+        labels: list[str],
+        params: TrainParams,
+        on_epoch: EpochCallback | None = None,
+        on_step: EpochCallback | None = None,
+        workdir: Path | None = None,
+    ) -> TextClassifier: ...
 
 
 def predict_labels(model: TextClassifier, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -58,27 +78,24 @@ def update_manifest(path: Path, **extra: Any) -> None:
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
-# family -> (module, class); imported on load, so loading one family never imports another's
-# heavy libraries. Every name in TrainParams.family must be here (a test checks it).
-LOADERS = {
-    "tfidf_logreg": ("nlpflow.training.families.tfidf", "TfidfClassifier"),
-    "tfidf_linear_svm": ("nlpflow.training.families.tfidf", "TfidfClassifier"),
-    "transformer": ("nlpflow.training.families.transformer", "TransformerClassifier"),
-    "transformer_frozen": ("nlpflow.training.families.frozen", "FrozenEncoderClassifier"),
-    "spacy_textcat": ("nlpflow.training.families.spacy_textcat", "SpacyTextcatClassifier"),
-}
+def family_code(name: str) -> tuple[FitFamily, Any]:
+    """The fit function and model class of family `name`, as the registry
+    (nlpflow.config.sections.families.FAMILIES) names them. Imported on demand, so choosing
+    or loading one family never imports another's heavy libraries."""
+    import importlib
+
+    spec = FAMILIES[name]
+    module = importlib.import_module(f"nlpflow.training.families.{spec.code}")
+    return getattr(module, spec.fit), getattr(module, spec.model)
 
 
 def load_model(path: Path) -> TextClassifier:
     """Load whichever family `path` holds."""
-    import importlib
-
     family = load_manifest(path)["family"]
-    if family not in LOADERS:
+    if family not in FAMILIES:
         raise ModelError(
-            f"{path}: unknown model family {family!r}; this nlpflow loads {', '.join(LOADERS)}. "
+            f"{path}: unknown model family {family!r}; this nlpflow loads {', '.join(FAMILIES)}. "
             "Upgrade nlpflow to the version that trained it, or retrain."
         )
-    module, name = LOADERS[family]
-    loaded: TextClassifier = getattr(importlib.import_module(module), name).load(path)
+    loaded: TextClassifier = family_code(family)[1].load(path)
     return loaded

@@ -116,6 +116,8 @@ def fit_frozen(
     labels: list[str],
     params: TrainParams,
     on_epoch: EpochCallback | None = None,
+    on_step: EpochCallback | None = None,  # one closed-form fit of the head: no steps,
+    workdir: Path | None = None,  # no checkpoints (the registry's common signature)
 ) -> FrozenEncoderClassifier:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

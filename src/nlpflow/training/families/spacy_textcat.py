@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from nlpflow.config.params import SpacyTextcatParams
-from nlpflow.training.families import EpochCallback, load_manifest, save_manifest
+from nlpflow.config.params import SpacyTextcatParams, TrainParams
+from nlpflow.training.families import XY, EpochCallback, load_manifest, save_manifest
 from nlpflow.training.progress import TrainingProgress
 
 FAMILY = "spacy_textcat"
@@ -114,6 +114,19 @@ def _validation_scores(
     )
     loss = float(-np.log(np.clip(proba[np.arange(len(gold)), gold], 1e-12, None)).mean())
     return {"val_loss": loss, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
+
+
+def fit_textcat(
+    train: XY, validation: XY, *, labels: list[str], params: TrainParams,
+    on_epoch: EpochCallback | None = None, on_step: EpochCallback | None = None,
+    workdir: Path | None = None,
+) -> SpacyTextcatClassifier:  # fmt: skip
+    """spacy_textcat's registered fit: train.spacy_textcat and train.seed (epochs, no
+    checkpoints)."""
+    return fit_spacy_textcat(
+        train, validation, labels=labels, params=params.spacy_textcat, seed=params.seed,
+        on_epoch=on_epoch,
+    )  # fmt: skip
 
 
 def fit_spacy_textcat(

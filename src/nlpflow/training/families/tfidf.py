@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from nlpflow.config.params import SvmParams, TfidfParams
+from nlpflow.config.params import SvmParams, TfidfParams, TrainParams
 from nlpflow.errors import ModelError
 from nlpflow.evaluation.metrics import compute_metrics
-from nlpflow.training.families import EpochCallback, load_manifest, save_manifest
+from nlpflow.training.families import XY, EpochCallback, load_manifest, save_manifest
 from nlpflow.training.progress import TrainingProgress
 
 FAMILY = "tfidf_logreg"
@@ -156,4 +156,28 @@ def fit_tfidf_svm(
     return _fit_pipeline(
         classifier, train, validation, labels=labels, params=params, family=SVM_FAMILY,
         on_epoch=on_epoch,
+    )  # fmt: skip
+
+
+def fit_logreg(
+    train: XY, validation: XY, *, labels: list[str], params: TrainParams,
+    on_epoch: EpochCallback | None = None, on_step: EpochCallback | None = None,
+    workdir: Path | None = None,
+) -> TfidfClassifier:  # fmt: skip
+    """tfidf_logreg's registered fit: train.tfidf and train.seed (one closed-form fit: no
+    steps, no checkpoints)."""
+    return fit_tfidf(
+        train, validation, labels=labels, params=params.tfidf, seed=params.seed, on_epoch=on_epoch
+    )
+
+
+def fit_svm(
+    train: XY, validation: XY, *, labels: list[str], params: TrainParams,
+    on_epoch: EpochCallback | None = None, on_step: EpochCallback | None = None,
+    workdir: Path | None = None,
+) -> TfidfClassifier:  # fmt: skip
+    """tfidf_linear_svm's registered fit: train.tfidf, train.svm and train.seed."""
+    return fit_tfidf_svm(
+        train, validation, labels=labels, params=params.tfidf, svm=params.svm,
+        seed=params.seed, on_epoch=on_epoch,
     )  # fmt: skip
