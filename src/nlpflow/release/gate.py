@@ -30,9 +30,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nlpflow.config.params import Params
+from nlpflow.config.params import BASELINE, Params
 
-BASELINE_FAMILY = "tfidf_logreg"
+BASELINE_FAMILY = BASELINE  # the family registry's yardstick (nlpflow.config.sections.families)
 
 
 class Check(BaseModel):
