@@ -9,38 +9,27 @@ nlpflow run --config reports/sweep/best_params.yaml   # then train with the best
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
 from prefect.futures import PrefectFuture, as_completed
 
-from nlpflow.pipeline.locking import note_run
-from nlpflow.config.params import load_params
-from nlpflow.pipeline.runs import locked_project, make_context
-from nlpflow.config.settings import load_settings
-from nlpflow.shutdown import watch_stop_signals
 from nlpflow.pipeline.stages import StageContext
-from nlpflow.training.sweep import (
-    StudyRef,
-    TrialJob,
-    TrialReport,
-    ask_trial,
-    check_sweep,
-    experiment_name,
-    new_study_name,
-    open_study,
-)
-from nlpflow.tasks import credentials
-from nlpflow.tasks.labels import show_library_progress
+from nlpflow.tasks.prologue import flow_prologue, holding_project
 from nlpflow.tasks.stages import end_tracking, wants_gpu
 from nlpflow.tasks.sweep import (
     PREPARE,
     PREPARE_TASKS,
+    StudyRef,
+    TrialReport,
+    ask_task,
     build_task_runner,
     finish_task,
+    open_study_task,
     open_sweep,
     snapshot_task,
+    sweep_context,
+    trial_job,
     trial_task,
 )
 
@@ -51,25 +40,16 @@ def sweep_flow(
     project_dir: str | None = None,
     configs: list[str] | None = None,
 ) -> dict[str, Any]:
-    show_library_progress()
-    credentials.install()  # database passwords from NLPFLOW_DB_SECRET's block
-    watch_stop_signals()  # trial runs and the sweep's run end KILLED, with the signal
-    settings = load_settings()
-    if project_dir:  # a deployment names its project; relative data paths resolve against it
-        settings = settings.model_copy(update={"project_dir": Path(project_dir)})
-    root = settings.root
-    params = load_params(root / "params.yaml", overrides, [Path(c) for c in configs or []])
-    check_sweep(params, root)
-    ctx = make_context(root, params, settings)
-    ref = StudyRef(root=root, name=params.sweep.study or new_study_name(), sweep=params.sweep)
+    # trial runs and the sweep's run end KILLED on a stop signal, with the signal
+    settings, params = flow_prologue(overrides, project_dir, configs)
+    ctx, ref = sweep_context(settings, params)
     started = time.time()
     run_id = open_sweep(ctx, ref.name)
     try:
         # preparing writes the project's data/ outputs, which training writes too: under the
         # project's lock. The trials read the study's own snapshot: they need no lock, and a
         # long sweep does not hold up scheduled training runs.
-        with locked_project(ctx):
-            note_run(root, run_id)
+        with holding_project(ctx, run_id=run_id):
             prepared: dict[str, Any] = {name: PREPARE_TASKS[name](ctx, run_id) for name in PREPARE}
             snapshot_task(ctx, ref)
         report = finish_task(ctx, ref, run_id, _run_trials(ctx, ref, run_id), started)
@@ -88,7 +68,7 @@ def sweep_flow(
 def _run_trials(ctx: StageContext, ref: StudyRef, run_id: str) -> list[TrialReport]:
     """Keep sweep.parallelism trials in flight until n_trials have started (none starts after
     the timeout); each next trial is asked for when one ends, so the sampler learns from it."""
-    sweep, study = ref.sweep, open_study(ref)
+    sweep, study = ref.sweep, open_study_task(ref)
     deadline = time.monotonic() + (sweep.timeout or float("inf"))
     reports: list[TrialReport] = []
     pending: list[PrefectFuture[TrialReport]] = []
@@ -101,12 +81,8 @@ def _run_trials(ctx: StageContext, ref: StudyRef, run_id: str) -> list[TrialRepo
             while len(pending) < sweep.parallelism and asked < sweep.n_trials:
                 if time.monotonic() >= deadline:
                     break
-                number, trial_id, values = ask_trial(study, sweep)
-                job = TrialJob(
-                    ref=ref, params=ctx.params, settings=ctx.settings, parent_run_id=run_id,
-                    experiment=experiment_name(ctx.params), number=number, trial_id=trial_id,
-                    values=values,
-                )  # fmt: skip
+                number, trial_id, values = ask_task(study, sweep)
+                job = trial_job(ctx, ref, run_id, number=number, trial_id=trial_id, values=values)
                 print(f"trial {number} starts: {values}")
                 pending.append(runner.submit(trial, parameters={"job": job}))
                 asked += 1

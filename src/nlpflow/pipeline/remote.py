@@ -32,6 +32,9 @@ from typing import TYPE_CHECKING
 
 from nlpflow.config.secrets import redact, without_secrets
 from nlpflow.errors import NlpflowError
+from nlpflow.errors import RemoteError as RemoteError
+from nlpflow.errors import UnreachableRemoteError as UnreachableRemoteError
+from nlpflow.pipeline.stages import STAGES
 
 if TYPE_CHECKING:
     from nlpflow.config.settings import Settings
@@ -48,26 +51,15 @@ METRICS_ARTIFACT = "evaluation/metrics.json"  # logged by the evaluate stage
 # restores, and the pipeline's outputs (a `dvc exp run -S` edits params.yaml, a run metrics.json)
 CODE_DIRTY_TAG = "reproduce.code_dirty"
 RESTORED = ("params.yaml", "dvc.lock")
-# Stages whose outputs go to the DVC remote: the accepted data snapshot, the processed rows and
-# the models (evaluate's and register's outputs are small and not cached by DVC).
-PUSHED_STAGES = ("gather", "validate", "preprocess", "train", "baseline")
-# `nlpflow stage` records its run at the end of this stage: its metrics are what reproduce
-# compares, and register, which DVC skips when evaluate's outputs did not change, adds nothing.
-RECORDED_BY = "evaluate"
+# Stages whose outputs go to the DVC remote (Stage.pushed): the accepted data snapshot, the
+# processed rows and the models (evaluate's and register's outputs are small and not cached by DVC).
+PUSHED_STAGES = tuple(stage.name for stage in STAGES if stage.pushed)
+# `nlpflow stage` records its run at the end of this stage (Stage.records_run, evaluate): its
+# metrics are what reproduce compares, and register, which DVC skips when evaluate's outputs did
+# not change, adds nothing.
+RECORDED_BY = next(stage.name for stage in STAGES if stage.records_run)
 # Phrases of DVC and botocore errors that a later try may not repeat.
 TRANSIENT = ("could not connect", "connection", "timed out", "timeout", "temporarily", "503")
-
-
-class RemoteError(NlpflowError):
-    """The DVC remote is misconfigured, unreachable, or lacks what a run pushed."""
-
-    code = "NLP011"
-
-
-class UnreachableRemoteError(RemoteError):
-    """The remote did not answer: worth retrying."""
-
-    retryable = True
 
 
 @dataclass(frozen=True)
@@ -148,9 +140,9 @@ def configure_remote(root: Path, remote: Remote) -> None:
 
 
 def dvc(root: Path, args: list[str], *, doing: str, env: dict[str, str] | None = None) -> str:
-    """nlpflow.pipeline.runs.run_dvc, its failure a RemoteError (retryable when the remote did not
+    """nlpflow.pipeline.dvc_cli.run_dvc, its failure a RemoteError (retryable when the remote did not
     answer)."""
-    from nlpflow.pipeline.runs import DvcCommandError, run_dvc
+    from nlpflow.pipeline.dvc_cli import DvcCommandError, run_dvc
 
     try:
         return run_dvc(root, args, doing=doing, env=env)
@@ -166,7 +158,7 @@ def push(root: Path, stages: tuple[str, ...], *, remote: Remote) -> str:
 
     Returns DVC's summary line, e.g. "41 files pushed"."""
     from nlpflow.config.dvcexp import user_project
-    from nlpflow.pipeline.runs import is_dvc_project
+    from nlpflow.pipeline.dvc_cli import is_dvc_project
 
     if not is_dvc_project(root):
         raise RemoteError(f"{root} is not a DVC project (no .dvc/ or dvc.yaml): nothing to push")

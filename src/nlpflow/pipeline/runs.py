@@ -1,9 +1,8 @@
-"""Pipeline-run bookkeeping shared by both runners: the MLflow run's life and dvc.lock.
+"""Pipeline-run bookkeeping shared by both runners: the MLflow run's life.
 
 - `open_run` / `close_run`: one MLflow run per pipeline run, params flattened, git tags.
 - `run_cli_stage`: what `nlpflow stage NAME` (and so `dvc repro`) does for one stage.
-- `record_dvc_stage`: after flow tasks, write the stages' outputs into dvc.lock exactly as
-  `dvc repro` would, so `dvc status` is clean after a flow run.
+- dvc.lock and the `dvc` command: nlpflow.pipeline.dvc_cli (its names are importable here too).
 """
 
 from __future__ import annotations
@@ -19,9 +18,23 @@ from pydantic import BaseModel
 
 from nlpflow.config.params import Params
 from nlpflow.config.settings import Settings
-from nlpflow.errors import NlpflowError
+from nlpflow.pipeline.dvc_cli import (
+    DVC_RECORDED,
+    DvcCommandError,
+    dvc_stages_recorded,
+    is_dvc_project,
+    record_dvc_stage,
+    remember_dvc_stages,
+    run_dvc,
+)
 from nlpflow.pipeline.locking import note_run, process_info
-from nlpflow.pipeline.stages import STAGE_NAMES, StageContext, run_stage
+from nlpflow.pipeline.stages import STAGE_NAMES, StageContext, get_stage, run_stage
+
+__all__ = [  # and the dvc.lock names, importable from here as before
+    "DVC_RECORDED", "DvcCommandError", "close_dead_runs", "close_run", "dvc_stages_recorded",
+    "invoking_dvc", "is_dvc_project", "locked_project", "make_context", "open_run",
+    "record_dvc_stage", "remember_dvc_stages", "run_cli_stage", "run_dvc",
+]  # fmt: skip
 
 
 def open_run(
@@ -56,12 +69,15 @@ def close_run(ctx: StageContext, *, failed: bool) -> None:
 
 @contextmanager
 def locked_project(
-    ctx: StageContext, *, session: str | None = None, say: Callable[[str], None] = print
+    ctx: StageContext,
+    *,
+    session: str | None = None,
+    say: Callable[[str], None] = print,
+    close_dead: bool = True,
 ) -> Iterator[None]:
     """Hold the project's lock (nlpflow.pipeline.locking; settings `lock`, `lock_timeout`) for the
-    block, then close the project's runs whose process died (kill -9) as KILLED: a run that
-    holds the lock knows no other run of this project is live on this host, except ones it
-    can see running."""
+    block, then close the project's runs whose process died (close_dead_runs; `close_dead`
+    False: the caller does, a flow in a task of its own)."""
     from nlpflow.pipeline.locking import project_lock
 
     settings = ctx.settings
@@ -69,12 +85,21 @@ def locked_project(
         ctx.root, wait=settings.lock == "wait", timeout=settings.lock_timeout, session=session,
         say=say,
     ):  # fmt: skip
-        if ctx.tracker is not None:
-            from nlpflow.pipeline.locking import command_line
-            from nlpflow.release.registry import close_dead_runs
-
-            close_dead_runs(ctx.tracker, by=f"the next run ({command_line()})")
+        if close_dead:
+            close_dead_runs(ctx)
         yield
+
+
+def close_dead_runs(ctx: StageContext) -> None:
+    """Close the project's runs whose process died (kill -9) as KILLED. Only while holding the
+    project's lock: a run that holds it knows no other run of this project is live on this
+    host, except ones it can see running."""
+    if ctx.tracker is None:
+        return
+    from nlpflow.pipeline.locking import command_line
+    from nlpflow.release.registry import close_dead_runs as close
+
+    close(ctx.tracker, by=f"the next run ({command_line()})")
 
 
 def make_context(
@@ -108,7 +133,7 @@ def run_cli_stage(name: str, ctx: StageContext) -> BaseModel:
 
 
 def _run_tracked_stage(name: str, ctx: StageContext, owner: str | None) -> BaseModel:
-    from nlpflow.pipeline.remote import RECORDED_BY, finish_dvc_run
+    from nlpflow.pipeline.remote import finish_dvc_run
     from nlpflow.tracking.tracker import clear_active_run, read_active_run, write_active_run
 
     assert ctx.tracker is not None
@@ -122,7 +147,7 @@ def _run_tracked_stage(name: str, ctx: StageContext, owner: str | None) -> BaseM
         write_active_run(ctx.root, open_run(ctx, runner="dvc", owner=owner), owner)
     try:
         report = run_stage(name, ctx)
-        if name == RECORDED_BY:  # the run is reproducible: push to the DVC remote, record it
+        if get_stage(name).records_run:  # reproducible now: push to the DVC remote, record it
             finish_dvc_run(ctx)
     except BaseException:
         close_run(ctx, failed=True)
@@ -154,112 +179,3 @@ def invoking_dvc() -> str | None:
 def _is_dvc(argv: list[str]) -> bool:
     names = [Path(arg).name for arg in argv[:3]]
     return "dvc" in names or any(a == "-m" and b == "dvc" for a, b in pairwise(argv[:4]))
-
-
-def is_dvc_project(root: Path) -> bool:
-    return (root / ".dvc").is_dir() and (root / "dvc.yaml").is_file()
-
-
-class DvcCommandError(NlpflowError):
-    """A `dvc` command failed; `said` is DVC's own message."""
-
-    def __init__(self, message: str, *, said: str) -> None:
-        super().__init__(message)
-        self.said = said
-
-
-def run_dvc(root: Path, args: list[str], *, doing: str, env: dict[str, str] | None = None) -> str:
-    """Run `dvc ARGS` in `root` and return its output; a failure is a DvcCommandError saying
-    what was being done and what DVC said.
-
-    A subprocess in `root`, not DVC's Python API: DVC resolves relative paths against the
-    process's working directory, which a flow must not change under its other tasks.
-    """
-    import subprocess
-    import sys
-
-    from nlpflow.shutdown import signal_exit_reason, signals_deferred
-
-    # A stop signal raised here would kill dvc half-way through writing dvc.lock and its
-    # cache: it waits until dvc is done (seconds), then stops the run as usual.
-    with signals_deferred():
-        done = subprocess.run(
-            [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True,
-            env=env, start_new_session=True,  # a Ctrl-C to the terminal's group spares it too
-        )  # fmt: skip
-    if done.returncode == 0:
-        return done.stdout
-    said = " ".join(
-        line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()
-    )
-    said = said.split(" Having any troubles?")[0]  # DVC's support footer
-    stopped = signal_exit_reason(done.returncode)  # killed: its stderr is empty or cut short
-    if stopped is not None:
-        said = f"dvc was {stopped}" + (f" ({said})" if said else "")
-    elif not said:
-        said = f"dvc exited with code {done.returncode} and printed nothing"
-    raise DvcCommandError(f"{doing} failed in {root}: {said}", said=said)
-
-
-def record_dvc_stage(root: Path, *names: str) -> None:
-    """`dvc commit` stages: hash their deps, params and outs into dvc.lock, cache the outs."""
-    run_dvc(
-        root,
-        ["commit", "--force", "--quiet", *names],
-        doing=f"dvc commit of stage(s) {', '.join(names)}",
-    )
-
-
-# A stage whose cached result the flow reuses must still be in dvc.lock: `dvc commit` takes
-# a second or two per stage, so a marker remembers which cache key each lock entry records.
-DVC_RECORDED = Path(".nlpflow") / "cache" / "dvc-recorded.json"
-
-
-def _lock_entry_digests(root: Path) -> dict[str, str]:
-    """sha256 of each stage's entry in dvc.lock, from one read of the file."""
-    import hashlib
-    import json
-
-    import yaml
-
-    lock = root / "dvc.lock"
-    if not lock.exists():
-        return {}
-    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    return {
-        name: hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
-        for name, entry in stages.items()
-    }
-
-
-def _read_marker(root: Path) -> dict[str, dict[str, str | None]]:
-    import json
-
-    marker = root / DVC_RECORDED
-    try:
-        return dict(json.loads(marker.read_text()))
-    except (OSError, ValueError):
-        return {}
-
-
-def remember_dvc_stages(root: Path, keys: dict[str, str | None]) -> None:
-    """Note that dvc.lock's entry for each stage now records the outputs of its cache key."""
-    import json
-
-    marker = root / DVC_RECORDED
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    entries, lock = _read_marker(root), _lock_entry_digests(root)
-    entries |= {name: {"key": key, "lock": lock.get(name)} for name, key in keys.items()}
-    marker.write_text(json.dumps(entries, indent=1))
-
-
-def dvc_stages_recorded(root: Path, keys: dict[str, str | None]) -> set[str]:
-    """The stages whose dvc.lock entry is the one written for their cache key."""
-    entries, lock = _read_marker(root), _lock_entry_digests(root)
-    return {
-        name
-        for name, key in keys.items()
-        if key is not None
-        and entries.get(name) == {"key": key, "lock": lock.get(name)}
-        and lock.get(name) is not None
-    }

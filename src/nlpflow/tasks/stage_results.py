@@ -13,6 +13,7 @@ this module names for the stage, never a class named in the file.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +33,17 @@ def report_class(stage: str) -> type[BaseModel]:
     return get_stage(stage).report_class()
 
 
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage task returns, and its cache holds."""
+
+    report: BaseModel
+    outputs: dict[str, str]  # out path -> fingerprint, as the stage left it
+    run_id: str  # the MLflow run the stage ran in (another run's id: a cache hit)
+    key: str | None  # the cache key it was stored under (None: not cacheable)
+    seconds: float = 0.0  # the stage function's own time, without its task's bookkeeping
+
+
 class StageResultSerializer(Serializer):  # not Serializer[Any]: that breaks its registration
     """A StageResult as JSON, and back (the report through its stage's own pydantic class)."""
 
@@ -48,8 +60,6 @@ class StageResultSerializer(Serializer):  # not Serializer[Any]: that breaks its
         }).encode()  # fmt: skip
 
     def loads(self, blob: bytes) -> Any:
-        from nlpflow.tasks.stages import StageResult
-
         data = json.loads(blob)
         return StageResult(
             report=report_class(str(data["stage"])).model_validate(data["report"]),

@@ -26,7 +26,6 @@ from prefect import Task, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.context import TaskRunContext
-from pydantic import BaseModel
 
 from nlpflow.errors import NlpflowError, disk_full
 from nlpflow.pipeline.fingerprint import hash_outputs, stage_key
@@ -39,7 +38,11 @@ from nlpflow.pipeline.runs import (
 )
 from nlpflow.pipeline.stages import STAGES, Stage, StageContext, get_stage, run_stage
 from nlpflow.tasks.artifacts import report_markdown
-from nlpflow.tasks.stage_results import StageResultSerializer, discard_foreign_record
+from nlpflow.tasks.stage_results import (
+    StageResult,
+    StageResultSerializer,
+    discard_foreign_record,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,15 +81,6 @@ def nlpflow_task(name: str, *, retries: int) -> Callable[[Callable[P, R]], Task[
         persist_result=False,
     )
     return decorate
-
-
-@dataclass(frozen=True)
-class StageResult:
-    report: BaseModel
-    outputs: dict[str, str]  # out path -> fingerprint, as the stage left it
-    run_id: str  # the MLflow run the stage ran in (another run's id: a cache hit)
-    key: str | None  # the cache key it was stored under (None: not cacheable)
-    seconds: float = 0.0  # the stage function's own time, without its task's bookkeeping
 
 
 @dataclass

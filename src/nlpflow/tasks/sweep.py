@@ -13,8 +13,10 @@ from prefect import Task
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel
 
-from nlpflow.config.params import SweepParams
+from nlpflow.config.params import Params, SweepParams
+from nlpflow.config.settings import Settings
 from nlpflow.errors import ParamsError
+from nlpflow.pipeline.paths import PROCESSED
 from nlpflow.pipeline.stages import STAGES, StageContext, get_stage, run_stage
 from nlpflow.tasks.stages import nlpflow_task
 from nlpflow.training.sweep import (
@@ -22,7 +24,12 @@ from nlpflow.training.sweep import (
     SweepReport,
     TrialJob,
     TrialReport,
+    ask_trial,
+    check_sweep,
+    experiment_name,
     finish_sweep,
+    new_study_name,
+    open_study,
     open_sweep_run,
     run_trial,
     snapshot_data,
@@ -32,6 +39,17 @@ from nlpflow.training.sweep import (
 PREPARE = tuple(stage.name for stage in STAGES if stage.prepares)
 # Where dask and ray runners find their cluster; unset, each starts a local one.
 CLUSTER_ADDRESS = "NLPFLOW_SWEEP_ADDRESS"
+
+
+def sweep_context(settings: Settings, params: Params) -> tuple[StageContext, StudyRef]:
+    """The sweep's context and study; what params validation alone cannot see fails here,
+    before any run is opened (not a task: nothing is read or written)."""
+    from nlpflow.pipeline.runs import make_context
+
+    check_sweep(params, settings.root)
+    ctx = make_context(settings.root, params, settings)
+    name = params.sweep.study or new_study_name()
+    return ctx, StudyRef(root=settings.root, name=name, sweep=params.sweep)
 
 
 @nlpflow_task("open-sweep", retries=2)
@@ -59,7 +77,31 @@ PREPARE_TASKS = {name: _prepare_task(name) for name in PREPARE}
 
 @nlpflow_task("snapshot-data", retries=0)
 def snapshot_task(ctx: StageContext, ref: StudyRef) -> str:
-    return str(snapshot_data(ctx.root, ref))
+    return str(snapshot_data(ctx.path(PROCESSED), ref))
+
+
+@nlpflow_task("open-study", retries=0)
+def open_study_task(ref: StudyRef) -> Any:
+    """The Optuna study (created, or loaded: an existing name continues). One per sweep: its
+    sampler's state carries from one ask to the next."""
+    return open_study(ref)
+
+
+@nlpflow_task("ask-trial", retries=0)  # a retried ask would leave a trial Optuna never hears of
+def ask_task(study: Any, sweep: SweepParams) -> tuple[int, int, dict[str, Any]]:
+    """The next trial's (number, storage id, values), sampled from sweep.space."""
+    return ask_trial(study, sweep)
+
+
+def trial_job(
+    ctx: StageContext, ref: StudyRef, run_id: str, *, number: int, trial_id: int,
+    values: dict[str, Any],
+) -> TrialJob:  # fmt: skip
+    """What one trial task needs: its values, the sweep's params and settings, its parent run."""
+    return TrialJob(
+        ref=ref, params=ctx.params, settings=ctx.settings, parent_run_id=run_id,
+        experiment=experiment_name(ctx.params), number=number, trial_id=trial_id, values=values,
+    )  # fmt: skip
 
 
 @nlpflow_task("trial", retries=0)  # a retry would be a new trial: Optuna has told its end

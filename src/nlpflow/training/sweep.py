@@ -38,7 +38,6 @@ from nlpflow.config.params import (
 )
 from nlpflow.config.settings import Settings
 from nlpflow.errors import NlpflowError, ParamsError
-from nlpflow.pipeline.stages import PROCESSED
 from nlpflow.shutdown import raise_if_stopped
 
 SWEEP_DIR = ".nlpflow/sweep"
@@ -224,13 +223,13 @@ def open_sweep_run(
     return run_id
 
 
-def snapshot_data(root: Path, ref: StudyRef) -> Path:
-    """The preprocessed splits every trial trains on, copied beside the study: a pipeline run
-    rewriting data/processed meanwhile cannot change a sweep's data halfway."""
+def snapshot_data(processed: Path, ref: StudyRef) -> Path:
+    """The preprocessed splits every trial trains on (`processed`), copied beside the study: a
+    pipeline run rewriting data/processed meanwhile cannot change a sweep's data halfway."""
     dst = ref.folder / "data"
     if dst.exists():
         shutil.rmtree(dst)
-    shutil.copytree(root / PROCESSED, dst)
+    shutil.copytree(processed, dst)
     return dst
 
 
