@@ -1,7 +1,16 @@
-"""Errors raised at the boundaries of nlpflow.
+"""Errors raised at the boundaries of nlpflow, every one of them here with its code.
 
 Every error carries a message that says what is wrong and how to fix it. The CLI prints that
-message (no traceback) and exits with the error's `exit_code`.
+message (no traceback) and exits with the error's `exit_code`. Codes are stable (users search
+for them): a new error takes the next free number; NLP030 and up are the run's bookkeeping.
+
+    NLP000 NlpflowError             NLP007 SourceUnavailableError   NLP013 DvcCommandError
+    NLP001 ParamsError              NLP008 RegistryError            NLP030 ProjectBusyError
+    NLP002 DataSourceError          NLP009 DiskFullError            NLP031 ModelChangedError
+    NLP003 DataValidationError      NLP010 DeployError
+    NLP004 StageInputError          NLP011 RemoteError (UnreachableRemoteError)
+    NLP005 TrackingError (RegistryUnavailableError)
+    NLP006 ModelError               NLP012 ReproductionError
 """
 
 from __future__ import annotations
@@ -74,18 +83,68 @@ class DiskFullError(NlpflowError):
     code = "NLP009"
 
 
+class DeployError(NlpflowError):
+    """A deployment, work pool or Prefect API setting is wrong or unreachable."""
+
+    code = "NLP010"  # was NLP009, DiskFullError's too: one code each
+
+
+class RemoteError(NlpflowError):
+    """The DVC remote is misconfigured, unreachable, or lacks what a run pushed."""
+
+    code = "NLP011"
+
+
+class UnreachableRemoteError(RemoteError):
+    """The remote did not answer: worth retrying."""
+
+    retryable = True
+
+
+class ReproductionError(NlpflowError):
+    """A run cannot be reproduced as asked (unknown, no commit, dirty, its data missing)."""
+
+    code = "NLP012"
+
+
+class DvcCommandError(NlpflowError):
+    """A `dvc` command failed; `said` is DVC's own message."""
+
+    code = "NLP013"
+
+    def __init__(self, message: str, *, said: str) -> None:
+        super().__init__(message)
+        self.said = said
+
+
+class RegistryUnavailableError(TrackingError):
+    """The tracking server or registry could not be read (away or failing): nothing was
+    decided, and the same call may succeed later."""
+
+    retryable = True
+
+
+class ProjectBusyError(NlpflowError):
+    """Another run holds the project's lock (and the user chose not to wait, or waited long enough)."""
+
+    code = "NLP030"
+
+
+class ModelChangedError(NlpflowError):
+    """The model folder register would upload is not the one this run's train stage wrote."""
+
+    code = "NLP031"
+
+
 def disk_full(exc: BaseException, *, doing: str) -> DiskFullError | None:
     """The DiskFullError for `exc` when it (or an error it came from) is a full disk: an
     OSError ENOSPC/EDQUOT, or SQLite's "database or disk is full" inside MLflow's or
     Prefect's store. None for anything else."""
-    import errno
-
     seen: BaseException | None = exc
     for _ in range(10):  # the chain of causes: MlflowException <- sqlalchemy <- sqlite3
         if seen is None:
             return None
-        full = isinstance(seen, OSError) and seen.errno in {errno.ENOSPC, errno.EDQUOT}
-        if full or "database or disk is full" in str(seen) or "No space left" in str(seen):
+        if _is_disk_full(seen):
             where = f" ({seen.filename})" if isinstance(seen, OSError) and seen.filename else ""
             return DiskFullError(
                 f"no space left on a disk{where} while {doing}. Free space on the disk that "
@@ -94,3 +153,24 @@ def disk_full(exc: BaseException, *, doing: str) -> DiskFullError | None:
             )
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, read as the error's sqlite_errorcode (Python >= 3.11)
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in {errno.ENOSPC, errno.EDQUOT}:
+        return True
+    if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+        return True
+    return _says_disk_full(str(exc))
+
+
+def _says_disk_full(message: str) -> bool:
+    """Only the text is left when the full disk is a server's: MLflow 3.17's REST client
+    (RestException) and Prefect 3.9's API client (httpx errors) carry the tracking or Prefect
+    server's message, "database or disk is full" (SQLite) or "[Errno 28] No space left on
+    device", with no exception type or code behind it."""
+    return "database or disk is full" in message or "No space left" in message

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nlpflow.errors import NlpflowError
+from nlpflow.errors import DeployError as DeployError  # defined with its code in errors.py
 
 DEFAULT_POOL = "nlpflow-process"
 POOL_TYPES = ("process", "kubernetes")
@@ -57,12 +57,6 @@ FLOWS = {
                  "nlpflow sweep: an Optuna study over params `sweep`, trials as nested runs."),
     )
 }  # fmt: skip
-
-
-class DeployError(NlpflowError):
-    """A deployment, work pool or Prefect API setting is wrong or unreachable."""
-
-    code = "NLP009"
 
 
 @dataclass
