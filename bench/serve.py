@@ -290,7 +290,10 @@ def main() -> None:
     import torch
 
     from nlpflow.evaluation.metrics import compute_metrics
-    from nlpflow.serving.pyfunc import ModelRef, default_threads, in_predict_thread, load_registered
+    from nlpflow.serving.predict import load_registered
+    from nlpflow.serving.pyfunc import in_predict_thread
+    from nlpflow.serving.server import default_threads
+    from nlpflow.tracking.refs import ModelRef
     from nlpflow.training.families import load_model, predict_labels
     from nlpflow.training.families.transformer import set_cpu_threads
     from nlpflow.training.perf import device_facts

@@ -96,12 +96,13 @@ def test_file_source_to_parquet(prefect_api: str, registered: Registered) -> Non
 
 def test_alias_is_resolved_once_and_that_version_scores(registered: Registered) -> None:
     """The alias moving after resolution changes nothing: the run holds its version."""
-    from nlpflow.serving.batch import load_version, resolve_model
     from nlpflow.config.settings import Settings
+    from nlpflow.serving.batch import load_version
+    from nlpflow.tracking.refs import resolve_model
     from nlpflow.tracking.tracker import Tracker
 
     tracker = Tracker(Settings(project_dir=registered.root, tracking_uri=registered.tracking_uri))
-    ref = resolve_model(tracker, name=registered.name, alias="champion")
+    ref = resolve_model(tracker, registered.name, alias="champion")
     # a second version with only two labels takes the alias while the run is under way
     second = register_model(registered.root, registered.name, labels=["billing", "shipping"])
     assert second.version == ref.version + 1
@@ -109,7 +110,7 @@ def test_alias_is_resolved_once_and_that_version_scores(registered: Registered) 
     scored = model.pyfunc.predict(pd.DataFrame({"text": GOOD}))
     assert len([c for c in scored.columns if c.startswith("proba_")]) > 2  # the first version
     assert model.max_chars == 300 and model.max_batch == 16  # its model_config, not params
-    assert resolve_model(tracker, name=registered.name, alias="champion").version == second.version
+    assert resolve_model(tracker, registered.name, alias="champion").version == second.version
 
 
 def _nlpflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nlpflow.errors import DataValidationError, ModelError, ParamsError
+from nlpflow.errors import DataValidationError, ParamsError, RegistryError
 from tests.conftest import PG_URL, SAMPLE
 
 MODEL_MAX_CHARS = 300  # baked into the registered version; params.serve.max_chars stays 5000
@@ -300,19 +300,22 @@ def test_params_that_cannot_work_are_refused_with_the_fix(tmp_path: Path) -> Non
 
 def test_a_missing_model_or_alias_is_a_clear_error(tmp_path: Path) -> None:
     from nlpflow.config.settings import Settings
-    from nlpflow.serving.batch import resolve_model
+    from nlpflow.tracking.refs import resolve_model
     from nlpflow.tracking.tracker import Tracker
 
     reg = register_model(tmp_path, "infer-aliases")
     tracker = Tracker(Settings(project_dir=tmp_path, tracking_uri=reg.tracking_uri))
-    assert resolve_model(tracker, name=reg.name, alias="champion").version == reg.version
-    assert resolve_model(tracker, name=reg.name, alias=str(reg.version)).version == reg.version
-    with pytest.raises(ModelError, match=r"no alias 'prod' \(its aliases: champion -> v1\)"):
-        resolve_model(tracker, name=reg.name, alias="prod")
-    with pytest.raises(ModelError, match="no version 7"):
-        resolve_model(tracker, name=reg.name, alias="7")
-    with pytest.raises(ModelError, match=r"no registered model 'nope'.*nlpflow run"):
-        resolve_model(tracker, name="nope", alias="champion")
+    assert resolve_model(tracker, reg.name, alias="champion").version == reg.version
+    assert resolve_model(tracker, reg.name, alias=str(reg.version)).version == reg.version
+    option = "inference.model_alias"
+    with pytest.raises(RegistryError, match=r"no alias 'prod' \(aliases: @champion -> version 1\)"):
+        resolve_model(tracker, reg.name, alias="prod", option=option)
+    with pytest.raises(
+        RegistryError, match=r"no version 7 \(versions: 1\): .*inference.model_alias"
+    ):
+        resolve_model(tracker, reg.name, alias="7", option=option)
+    with pytest.raises(RegistryError, match=r"no registered model 'nope'.*nlpflow run"):
+        resolve_model(tracker, "nope", alias="champion")
 
 
 def test_id_checks_and_a_missing_column(tmp_path: Path) -> None:
@@ -343,13 +346,14 @@ def test_id_checks_and_a_missing_column(tmp_path: Path) -> None:
 
 def test_batches_never_exceed_the_models_max_batch(tmp_path: Path) -> None:
     from nlpflow.config.settings import Settings
-    from nlpflow.serving.batch import load_version, resolve_model, score_rows
+    from nlpflow.serving.batch import load_version, score_rows
+    from nlpflow.tracking.refs import resolve_model
     from nlpflow.tracking.tracker import Tracker
 
     reg = register_model(tmp_path, "infer-batches")  # max_batch 16 in its model_config
     tracker = Tracker(Settings(project_dir=tmp_path, tracking_uri=reg.tracking_uri))
     model = load_version(
-        tracker, resolve_model(tracker, name=reg.name, alias="champion"),
+        tracker, resolve_model(tracker, reg.name, alias="champion"),
         max_chars=5000, max_batch=256,
     )  # fmt: skip
     texts = [f"{GOOD[i % len(GOOD)]} (ticket {i})" for i in range(40)]

@@ -144,7 +144,7 @@ def test_a_version_registered_by_a_killed_run_is_withdrawn_and_the_aliases_given
     from nlpflow.config.params import load_params
     from nlpflow.config.settings import load_settings
     from nlpflow.pipeline.runs import locked_project, make_context
-    from nlpflow.release.registry import CHALLENGER, CHAMPION, PREVIOUS, _aliases
+    from nlpflow.release.champion import CHALLENGER, CHAMPION, PREVIOUS, aliases_of
 
     name = "killed-after-register"
     process, run_id = _open_run(project, _env(project, venv_env))
@@ -164,7 +164,7 @@ def test_a_version_registered_by_a_killed_run_is_withdrawn_and_the_aliases_given
         ctx = make_context(project, load_params(project / "params.yaml"), load_settings())
         with locked_project(ctx):
             assert ctx.tracker is not None
-            assert _aliases(ctx.tracker, name) == {CHAMPION: 1, CHALLENGER: 1}
+            assert aliases_of(ctx.tracker, name) == {CHAMPION: 1, CHALLENGER: 1}
     assert [int(v.version) for v in client.search_model_versions(f"name = '{name}'")] == [1]
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"

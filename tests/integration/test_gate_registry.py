@@ -14,17 +14,10 @@ from nlpflow.config.params import Params
 from nlpflow.config.settings import Settings
 from nlpflow.errors import RegistryError, TrackingError
 from nlpflow.evaluation.evaluate import TRAINING_TEXTS, load_text_hashes, save_text_hashes, text_key
-from nlpflow.release.registry import (
-    CHALLENGER,
-    CHAMPION,
-    RegistryUnavailableError,
-    _aliases,
-    _log_training_texts,
-    _overlap,
-    champion_version,
-    move_champion,
-    withdraw_version,
-)
+from nlpflow.release.champion import aliases_of, champion_version, move_champion, withdraw_version
+from nlpflow.release.evidence import log_training_texts, overlap
+from nlpflow.tracking.connection import RegistryUnavailableError
+from nlpflow.tracking.refs import CHALLENGER, CHAMPION
 from nlpflow.tracking.tracker import Tracker
 
 NAME = "gate-lookup"
@@ -77,22 +70,22 @@ def test_a_withdrawal_restores_the_aliases_and_never_reads_a_failure_as_none(
     tmp_path: Path,
 ) -> None:
     tracker = Tracker(Settings(project_dir=tmp_path))
-    assert _aliases(tracker, "nothing-yet") == {CHAMPION: None, CHALLENGER: None}
+    assert aliases_of(tracker, "nothing-yet") == {CHAMPION: None, CHALLENGER: None}
     for _ in range(2):
         _version(tracker, NAME)
     tracker.client.set_registered_model_alias(NAME, CHAMPION, "1")
     tracker.client.set_registered_model_alias(NAME, CHALLENGER, "1")
-    before = _aliases(tracker, NAME)
+    before = aliases_of(tracker, NAME)
     assert before == {CHAMPION: 1, CHALLENGER: 1}
     tracker.client.set_registered_model_alias(NAME, CHALLENGER, "2")  # v2's registration
     run_id = tracker.client.create_run(tracker.experiment_id("withdraw")).info.run_id
     withdraw_version(tracker, NAME, 2, run_id=run_id, restore=before, reason="evaluate failed")
-    assert _aliases(tracker, NAME) == {CHAMPION: 1, CHALLENGER: 1}
+    assert aliases_of(tracker, NAME) == {CHAMPION: 1, CHALLENGER: 1}
     assert [int(v.version) for v in tracker.client.search_model_versions(f"name = '{NAME}'")] == [1]
     with sqlite3.connect(tmp_path / "mlflow.db") as db:  # the store breaks
         db.execute("DROP TABLE registered_model_aliases")
     with pytest.raises(RegistryUnavailableError, match="reading the aliases"):
-        _aliases(tracker, NAME)
+        aliases_of(tracker, NAME)
 
 
 def test_a_tracking_server_that_is_away_is_a_retryable_error(
@@ -139,15 +132,73 @@ def test_overlap_finds_the_test_rows_the_champion_trained_on(
     run_id = tracker.client.create_run(tracker.client.create_experiment("e")).info.run_id
     evaluation = tmp_path / "evaluation"
     save_text_hashes(evaluation / TRAINING_TEXTS, ["Where is my parcel?", "Cancel my plan"])
-    _log_training_texts(tracker, run_id=run_id, evaluation=evaluation)
+    log_training_texts(tracker, run_id=run_id, evaluation=evaluation)
     name = "overlap"
     version = _version(tracker, name, run_id=run_id)
     rows = _test_rows(["cancel my  plan", "new text", "WHERE IS MY PARCEL?", "another"])
-    overlap = _overlap(tracker, name, version, predictions=rows)
-    assert (overlap.test_rows, overlap.trained_on, overlap.kept) == (4, 2, [1, 3])
-    clean = _overlap(tracker, name, version, predictions=_test_rows(["new", "other"]))
+    found = overlap(tracker, name, version, predictions=rows)
+    assert (found.test_rows, found.trained_on, found.kept) == (4, 2, [1, 3])
+    clean = overlap(tracker, name, version, predictions=_test_rows(["new", "other"]))
     assert (clean.trained_on, clean.kept, clean.compared_rows) == (0, None, 2)
     # a version registered before nlpflow recorded its training texts: unknown, not "none"
     other_run = tracker.client.create_run(tracker.client.create_experiment("f")).info.run_id
-    legacy = _overlap(tracker, name, _version(tracker, name, run_id=other_run), predictions=rows)
+    legacy = overlap(tracker, name, _version(tracker, name, run_id=other_run), predictions=rows)
     assert legacy.trained_on is None and legacy.compared_rows == 4
+
+
+def _break(store: Path, table: str) -> None:
+    with sqlite3.connect(store / "mlflow.db") as db:
+        db.execute(f"DROP TABLE {table}")
+
+
+def test_one_resolver_says_what_the_registry_holds_and_never_reads_a_failure_as_absent(
+    tmp_path: Path,
+) -> None:
+    from nlpflow.tracking.refs import ModelRef, resolve_model, resolve_spec
+
+    settings = Settings(project_dir=tmp_path)
+    tracker = Tracker(settings)
+    for _ in range(2):
+        _version(tracker, "clf")
+    tracker.set_alias("clf", CHAMPION, 1)
+    assert resolve_model(tracker, "clf") == ModelRef("clf", 1, CHAMPION)
+    assert resolve_model(tracker, "clf", alias="2") == ModelRef("clf", 2)  # a number: a version
+    assert resolve_spec("clf/2", settings) == ModelRef("clf", 2)
+    assert resolve_spec("models:/clf@champion", settings) == ModelRef("clf", 1, CHAMPION)
+    cases = [
+        ({"alias": "prod"}, "model 'clf' has no alias 'prod' (aliases: @champion -> version 1)"),
+        ({"version": 9}, "model 'clf' has no version 9 (versions: 1, 2): name one of those in X"),
+    ]
+    for given, says in cases:
+        with pytest.raises(RegistryError) as raised:
+            resolve_model(tracker, "clf", option="X", **given)  # type: ignore[arg-type]
+        assert says in str(raised.value) and raised.value.code == "NLP008"
+    with pytest.raises(RegistryError, match=r"no registered model 'nope' .*\(registered: clf\)"):
+        resolve_model(tracker, "nope")
+    _break(tmp_path, "registered_model_aliases")  # the registry fails: not "no such model"
+    with pytest.raises(RegistryUnavailableError, match="reading the aliases of 'clf'") as failed:
+        resolve_spec("clf@champion", settings)
+    assert failed.value.retryable
+
+
+def test_a_store_that_fails_is_never_read_as_an_absent_run(tmp_path: Path) -> None:
+    from nlpflow.pipeline.reproduce import ReproductionError, load_record
+    from nlpflow.release.lineage import load_lineage
+
+    tracker = Tracker(Settings(project_dir=tmp_path))
+    run_id = tracker.start_run("runs", run_name=None, tags={})
+    version = _version(tracker, "lin", run_id=run_id)
+    assert tracker.run_status(run_id) == "RUNNING"
+    assert tracker.run_status("0" * 32) is None  # not in this store
+    with pytest.raises(ReproductionError, match=r"no run '0+'"):
+        load_record(tracker, "0" * 32)
+    with pytest.raises(RegistryError, match="has no version 9"):
+        load_lineage(tracker, "lin", 9)
+    assert load_lineage(tracker, "lin", version).run is not None
+    _break(tmp_path, "runs")
+    with pytest.raises(RegistryUnavailableError, match="reading the open run"):
+        tracker.run_status(run_id)
+    with pytest.raises(RegistryUnavailableError, match=f"reading run {run_id}"):
+        load_record(tracker, run_id)
+    with pytest.raises(RegistryUnavailableError, match=f"reading run {run_id}"):
+        load_lineage(tracker, "lin", version)

@@ -189,13 +189,12 @@ def test_the_registered_pyfunc_is_code_not_a_pickle_and_predicts_as_evaluate(
     import yaml
 
     from nlpflow.config.settings import load_settings
-    from nlpflow.release.registry import load_version_pyfunc
     from nlpflow.tracking.tracker import Tracker
 
     root, register = project["root"], project["register"]
     with project_environment(root, MODEL):
         tracker = Tracker(load_settings())
-    pyfunc = load_version_pyfunc(tracker, MODEL, register["version"], tmp_path / "model")
+    pyfunc = tracker.load_version(MODEL, register["version"], tmp_path / "model")
     evaluated = pd.read_parquet(root / "reports/evaluation/predictions.parquet")
     got = pyfunc.predict(pd.DataFrame({"text": evaluated["raw_text"].tolist()}))
     assert got["label"].tolist() == evaluated["predicted"].tolist()
@@ -206,7 +205,7 @@ def test_the_registered_pyfunc_is_code_not_a_pickle_and_predicts_as_evaluate(
     assert Path(flavor["model_code_path"]).name == "pyfunc_entry.py"
     assert described["model_id"] == register["model_id"]
     assert not (folder / "python_model.pkl").exists()
-    assert (folder / "code" / "nlpflow" / "serving.py").is_file()
+    assert (folder / "code" / "nlpflow" / "serving" / "pyfunc.py").is_file()
     # the request example MLflow keeps is one the model answers, read as its server reads it
     answer = tmp_path / "answer.json"
     mlflow.models.predict(
@@ -221,14 +220,13 @@ def test_the_registered_pyfunc_loads_where_nlpflow_is_not_installed(
     project: dict[str, Any], tmp_path: Path
 ) -> None:
     from nlpflow.config.settings import load_settings
-    from nlpflow.release.registry import load_version_pyfunc
     from nlpflow.tracking.tracker import Tracker
 
     root, register = project["root"], project["register"]
     with project_environment(root, MODEL):
         tracker = Tracker(load_settings())
     texts = ["I was charged twice", "my parcel never arrived", "the app crashes on start"]
-    expected = load_version_pyfunc(tracker, MODEL, register["version"], tmp_path / "model")
+    expected = tracker.load_version(MODEL, register["version"], tmp_path / "model")
     folder = next((tmp_path / "model").rglob("MLmodel")).parent
     script = (
         "import importlib.util, json, sys\n"
@@ -259,7 +257,6 @@ def test_a_version_pickled_before_models_from_code_still_serves(
     import mlflow.pyfunc
 
     from nlpflow.config.settings import load_settings
-    from nlpflow.release.registry import load_version_pyfunc
     from nlpflow.serving.pyfunc import MODEL_ARTIFACT, TextClassifierModel
     from nlpflow.tracking.tracker import Tracker
 
@@ -282,8 +279,8 @@ def test_a_version_pickled_before_models_from_code_still_serves(
     source = f"{client.get_run(run_id).info.artifact_uri}/model"
     client.create_model_version(f"{MODEL}-old", source, run_id=run_id)
     texts = pd.DataFrame({"text": ["I was charged twice", "my parcel never arrived"]})
-    pickled = load_version_pyfunc(tracker, f"{MODEL}-old", 1, tmp_path / "a").predict(texts)
-    current = load_version_pyfunc(tracker, MODEL, register["version"], tmp_path / "b")
+    pickled = tracker.load_version(f"{MODEL}-old", 1, tmp_path / "a").predict(texts)
+    current = tracker.load_version(MODEL, register["version"], tmp_path / "b")
     pd.testing.assert_frame_equal(pickled, current.predict(texts))
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nlpflow.serving.pyfunc import InvalidRequest, check_texts, read_texts
+from nlpflow.serving.predict import read_texts
+from nlpflow.serving.pyfunc import InvalidRequest, check_texts
 
 
 def _problems(texts: list[object]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
-from nlpflow.release.registry import _requirements
+from nlpflow.release.publish import _requirements
 
 
 def test_entity_masked_models_require_their_ner_pipeline() -> None:

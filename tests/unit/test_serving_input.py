@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from nlpflow.errors import ModelError
-from nlpflow.serving.pyfunc import InvalidRequest, _texts, check_texts, parse_model_spec
+from nlpflow.serving.pyfunc import InvalidRequest, _texts, check_texts
+from nlpflow.tracking.refs import parse_model_spec
 
 
 def test_good_texts_pass_unchanged() -> None:

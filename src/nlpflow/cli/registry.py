@@ -41,19 +41,14 @@ def registry_history(
     limit: Annotated[int, typer.Option(help="Newest events shown.")] = 20,
 ) -> None:
     """The champion now, and the promotion log: every gate decision and manual move."""
-    from mlflow.exceptions import MlflowException
     from rich.table import Table
 
     from nlpflow.release.registry import CHALLENGER, CHAMPION, read_log
 
     settings, loaded, tracker = _registry()
     name = model or settings.registered_model
-    aliases = {}
-    for alias in (CHAMPION, CHALLENGER):
-        try:
-            aliases[alias] = tracker.client.get_model_version_by_alias(name, alias).version
-        except MlflowException:  # no such alias (or model) yet
-            aliases[alias] = "-"
+    found = tracker.aliases(name) or {}  # None: no such model yet
+    aliases = {alias: found.get(alias, "-") for alias in (CHAMPION, CHALLENGER)}
     out.print(f"{name}: champion v{aliases[CHAMPION]}, challenger v{aliases[CHALLENGER]}")
     events = read_log(tracker, loaded, name, limit=limit)
     if not events:

@@ -41,10 +41,11 @@ def serve(
     """Serve a registered model: MLflow's scoring server behind a request guard (size, JSON
     depth, texts checked before parsing), offline, in this environment (never a new
     virtualenv). POST raw text to /invocations."""
-    from nlpflow.serving import pyfunc as serving
+    from nlpflow.serving import server as serving
+    from nlpflow.tracking.refs import resolve_spec
 
     settings = load_settings()
-    ref = serving.resolve_model(model, settings)  # unknown model or alias: fails before the server
+    ref = resolve_spec(model, settings)  # unknown model or alias: fails before the server
     serving.check_port_free(host, port)
     console.print(
         f"serving {ref} from {settings.resolved_tracking_uri} at http://{host}:{port}/invocations"
@@ -73,7 +74,8 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, not a table.")] = False,
 ) -> None:
     """Classify texts with a registered model: label, score and each class's probability."""
-    from nlpflow.serving.pyfunc import predict_registered, read_texts, resolve_model
+    from nlpflow.serving.predict import predict_registered, read_texts
+    from nlpflow.tracking.refs import resolve_spec as resolve_model
 
     if (text is None) == (input_ is None):
         raise NlpflowError("give texts with --text (repeatable) or a file with --input, not both.")

@@ -22,7 +22,7 @@ def ui(
 ) -> None:
     """Serve this project's MLflow UI (its tracking store) and Prefect UI (its own Prefect home)
     until Ctrl-C; a tracking server or Prefect server you configured is not started again."""
-    from nlpflow.serving.pyfunc import check_port_free
+    from nlpflow.serving.server import check_port_free
     from nlpflow.tracking.links import prefect_ui_url
 
     settings = load_settings()

@@ -10,10 +10,13 @@ stage's code is what its module imports: nlpflow.pipeline.codedeps).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from nlpflow.config.params import Params
 from nlpflow.config.settings import Settings
+
+if TYPE_CHECKING:
+    from nlpflow.tracking.tracker import Tracker
 
 MODEL_SHA256 = "nlpflow.model_sha256"  # run tag: the model folder train wrote (register checks it)
 RESUMED_FROM = "nlpflow.resumed_from"  # run tag: the killed attempt whose checkpoint it resumed
@@ -32,7 +35,7 @@ class StageContext:
         root: Path,
         params: Params,
         settings: Settings,
-        tracker: Any = None,  # nlpflow.tracking.tracker.Tracker; None runs a stage without tracking
+        tracker: Tracker | None = None,  # None runs a stage without tracking
         run_id: str | None = None,
     ) -> None:
         self.root = root

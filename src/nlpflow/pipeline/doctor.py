@@ -52,15 +52,16 @@ def diagnose(settings: Settings, *, repair: bool) -> DoctorReport:
         if held
         else Finding(what="lock", state="free", detail="no run holds this project")
     ]
-    tracker = Tracker(settings)  # also sends statuses kept for a server that was away
+    tracker = Tracker(settings)
+    tracker.open()  # which also sends statuses kept for a server that was away
     findings += _runs(tracker, repair=repair)
     findings += _markers(settings, held=held, repair=repair)
     return DoctorReport(project=str(root), findings=findings)
 
 
 def _runs(tracker: Tracker, *, repair: bool) -> list[Finding]:
-    from nlpflow.release.registry import close_dead_runs
-    from nlpflow.tracking.tracker import find_open_runs
+    from nlpflow.release.champion import close_dead_runs
+    from nlpflow.tracking.stale import find_open_runs
 
     found = find_open_runs(tracker)
     closed: set[str] = set()
@@ -86,8 +87,8 @@ def _runs(tracker: Tracker, *, repair: bool) -> list[Finding]:
 
 
 def _markers(settings: Settings, *, held: bool, repair: bool) -> list[Finding]:
-    from nlpflow.pipeline.locking import session_alive
-    from nlpflow.tracking.tracker import ACTIVE_RUN, clear_active_run, load_pending, read_active_run
+    from nlpflow.processes import session_alive
+    from nlpflow.tracking.markers import ACTIVE_RUN, clear_active_run, load_pending, read_active_run
 
     root, findings = settings.root, []
     marker = read_active_run(root)

@@ -11,10 +11,13 @@ so it records `nlpflow.outcome=skipped` with the reason and ends (params
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from nlpflow.pipeline.fingerprint import code_version, params_fingerprint
 from nlpflow.pipeline.stages import STAGE_NAMES, StageContext, model_stage
+
+if TYPE_CHECKING:
+    from nlpflow.tracking.queries import RunView
 
 OUTCOME = "nlpflow.outcome"
 SKIP_REASON = "nlpflow.skip_reason"
@@ -35,11 +38,11 @@ def run_fingerprints(ctx: StageContext, snapshot: str) -> dict[str, str]:
     }
 
 
-def last_completed_run(ctx: StageContext) -> Any | None:
+def last_completed_run(ctx: StageContext) -> RunView | None:
     """The latest run of the experiment that completed (trained or reused every stage)."""
     assert ctx.tracker is not None
     experiment = ctx.tracker.experiment_id(ctx.params.register_.experiment)
-    runs = ctx.tracker.client.search_runs(
+    runs = ctx.tracker.search_runs(
         [experiment],
         filter_string=f"tags.`{OUTCOME}` = 'completed' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
@@ -53,13 +56,13 @@ def skip_reason(ctx: StageContext, fingerprints: dict[str, str]) -> str | None:
     last = last_completed_run(ctx)
     if last is None:
         return None
-    tags = last.data.tags
+    tags = last.tags
     if any(tags.get(tag) != value for tag, value in fingerprints.items()):
         return None
     snapshot = fingerprints["nlpflow.snapshot_sha256"][:12]
     return (
         f"the gathered snapshot ({snapshot}), the params and the code equal those of the last "
-        f"completed run {last.info.run_id}: no new data to train on "
+        f"completed run {last.run_id}: no new data to train on "
         "(schedule.skip_unchanged_data; `nlpflow run --force` runs every stage anyway)"
     )
 
@@ -104,5 +107,5 @@ def skipped_run_tags(ctx: StageContext, reason: str) -> dict[str, str]:
     last = last_completed_run(ctx)
     if last is None:
         return {RUN_KIND: SKIPPED}
-    trainer = last.data.tags.get(f"nlpflow.cached.{model_stage().name}") or last.info.run_id
+    trainer = last.tags.get(f"nlpflow.cached.{model_stage().name}") or last.run_id
     return _folded(ctx, SKIPPED, parent=trainer, note=f"Skipped: {reason}")

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,74 +29,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nlpflow.errors import NlpflowError
+from nlpflow.errors import ProjectBusyError as ProjectBusyError
+from nlpflow.processes import command_line, process_start, session_alive, this_host
+from nlpflow.processes import process_info as process_info  # pipeline.runs imports it from here
 
 LOCK_FILE = Path(".nlpflow") / "run.lock"
 POLL_SECONDS = 0.5  # between tries while waiting: short next to any pipeline run
-
-
-class ProjectBusyError(NlpflowError):
-    """Another run holds the project's lock (and the user chose not to wait, or waited long enough)."""
-
-    code = "NLP030"
-
-
-# ------------------------------------------------------------------ processes
-
-
-def process_info(pid: int) -> tuple[int, str, list[str]] | None:
-    """(parent pid, start time, argv) of `pid`, None when there is no such process: from /proc
-    on Linux (start time in clock ticks since boot), else from `ps`."""
-    proc = Path("/proc") / str(pid)
-    try:
-        stat = (proc / "stat").read_text()
-        argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-        return int(fields[1]), fields[19], [a for a in argv if a]
-    except (OSError, IndexError, ValueError):
-        if Path("/proc/self").exists():
-            return None  # Linux: no such process
-    import subprocess
-
-    try:
-        done = subprocess.run(["ps", "-o", "ppid=,lstart=,command=", "-p", str(pid)],
-                              capture_output=True, text=True, timeout=5)  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    parts = done.stdout.split()
-    if done.returncode != 0 or len(parts) < 7:
-        return None
-    return int(parts[0]), " ".join(parts[1:6]), parts[6:]
-
-
-def process_start(pid: int) -> str | None:
-    found = process_info(pid)
-    return found[1] if found else None
-
-
-def process_alive(pid: int, start: str | None) -> bool:
-    """Whether `pid` still runs the process that started at `start` (a reused pid does not)."""
-    found = process_start(pid)
-    return found is not None and (start is None or found == start)
-
-
-def session_alive(session: str | None) -> bool:
-    """Whether a `<pid>@<start>` session (nlpflow.pipeline.runs.invoking_dvc) still runs."""
-    if not session or "@" not in session:
-        return False
-    pid, _, start = session.partition("@")
-    return pid.isdigit() and process_alive(int(pid), start)
-
-
-def this_host() -> str:
-    return socket.gethostname()
-
-
-def command_line() -> str:
-    """This process's command, as a person typed it: `nlpflow run --force`."""
-    argv = list(sys.argv) or ["python"]
-    argv[0] = Path(argv[0]).name
-    return " ".join(argv)[:300]
 
 
 # ------------------------------------------------------------------ the holder record

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from nlpflow.errors import NlpflowError
+from nlpflow.errors import ReproductionError as ReproductionError
 from nlpflow.pipeline.remote import (
     CODE_DIRTY_TAG,
     LOCK_ARTIFACT,
@@ -53,12 +54,6 @@ if TYPE_CHECKING:
     from nlpflow.tracking.tracker import Tracker
 
 Progress = Callable[[str], None]
-
-
-class ReproductionError(NlpflowError):
-    """A run cannot be reproduced as asked (unknown, no commit, dirty, its data missing)."""
-
-    code = "NLP012"
 
 
 @dataclass(frozen=True)
@@ -95,17 +90,15 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def load_record(tracker: Tracker, run_id: str) -> RunRecord:
-    """What MLflow holds about `run_id` that reproduction needs; clear errors for what is not."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        run = tracker.client.get_run(run_id)
-    except MlflowException:
+    """What MLflow holds about `run_id` that reproduction needs; clear errors for what is not
+    (a store that cannot be read is a TrackingError, never "no such run")."""
+    run = tracker.find_run(run_id)
+    if run is None:
         raise ReproductionError(
             f"no run {run_id!r} in {tracker.uri}: copy the id from the MLflow UI or "
             "`nlpflow lineage`, and point NLPFLOW_TRACKING_URI at the store that holds it."
-        ) from None
-    tags = run.data.tags
+        )
+    tags = run.tags
     commit = tags.get("git.commit")
     if not commit or commit == "none":
         raise ReproductionError(
@@ -118,14 +111,14 @@ def load_record(tracker: Tracker, run_id: str) -> RunRecord:
         lock = _artifact(tracker, run_id, LOCK_ARTIFACT, Path(tmp))
     if params is None:
         raise ReproductionError(
-            f"run {run_id} (status {run.info.status}) has no artifact {PARAMS_ARTIFACT}: its "
+            f"run {run_id} (status {run.status}) has no artifact {PARAMS_ARTIFACT}: its "
             "params are recorded when its evaluate stage ends, and it stopped before, or an "
             "nlpflow that recorded none for `dvc repro` made it. Run the pipeline again and "
             "reproduce the new run."
         )
     if metrics is None:
         raise ReproductionError(
-            f"run {run_id} (status {run.info.status}) has no artifact {METRICS_ARTIFACT}: its "
+            f"run {run_id} (status {run.status}) has no artifact {METRICS_ARTIFACT}: its "
             "evaluate stage did not run or finish, so no metrics are there to compare with."
         )
     url = tags.get(REMOTE_TAG)
@@ -138,14 +131,9 @@ def load_record(tracker: Tracker, run_id: str) -> RunRecord:
 
 
 def _artifact(tracker: Tracker, run_id: str, path: str, tmp: Path) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        local = tracker.client.download_artifacts(run_id, path, str(tmp))
-    except (MlflowException, OSError):
-        return None
-    found = Path(local)
-    return found.read_text() if found.is_file() else None
+    """The text of the run's artifact `path`; None when the run has none."""
+    found = tracker.download_artifact(run_id, path, tmp)
+    return found.read_text() if found is not None and found.is_file() else None
 
 
 def check_commit(root: Path, record: RunRecord, *, allow_dirty: bool) -> Path:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from nlpflow.config.dvcexp import EXP_BASELINE_TAG, EXP_NAME_TAG
-from nlpflow.errors import ModelError, RegistryError
+from nlpflow.errors import RegistryError
 
 if TYPE_CHECKING:
     from nlpflow.config.settings import Settings
-    from nlpflow.serving.pyfunc import ModelRef
+    from nlpflow.tracking.refs import ModelRef
     from nlpflow.tracking.tracker import Tracker
 
 DVC_TAG = "dvc."
@@ -80,16 +80,11 @@ class Lineage(BaseModel):
 
 def resolve_version(spec: str | None, settings: Settings) -> ModelRef:
     """The version `spec` names (NAME@ALIAS, NAME/VERSION, NAME, or None for the default
-    model's champion), parsed and resolved as `nlpflow serve` does. A name, alias or version
-    the registry lacks is a RegistryError."""
-    from nlpflow.serving.pyfunc import resolve_model
+    model's champion), resolved as `nlpflow serve` does (nlpflow.tracking.refs); a name, alias
+    or version the registry lacks is a RegistryError."""
+    from nlpflow.tracking.refs import resolve_spec
 
-    try:
-        return resolve_model(spec, settings)
-    except ModelError as exc:
-        # The same message as serve's, as the registry error it is here; the spec is this
-        # command's argument, not a --model option.
-        raise RegistryError(str(exc.args[0]).replace("--model ", "")) from None
+    return resolve_spec(spec, settings, option="the NAME@ALIAS or NAME/VERSION argument")
 
 
 def _iso(millis: int | None) -> str | None:
@@ -104,24 +99,20 @@ def _flag(value: str | None) -> bool | None:
 
 def load_lineage(tracker: Tracker, name: str, version: int) -> Lineage:
     """Everything MLflow records about where version `version` of `name` came from."""
-    from mlflow.exceptions import MlflowException
-
-    client = tracker.client
-    try:
-        registered = client.get_registered_model(name)
-        found = client.get_model_version(name, str(version))
-    except MlflowException:
+    found = tracker.find_version(name, version)
+    if found is None:
         raise RegistryError(
             f"model {name!r} has no version {version} in {tracker.uri}: see "
             "`nlpflow registry history`."
-        ) from None
-    vtags = dict(found.tags or {})
+        )
+    aliases = tracker.aliases(name) or {}
+    vtags = found.tags
     model = VersionLineage(
         name=name, version=version,
-        aliases=sorted(a for a, v in (registered.aliases or {}).items() if int(v) == version),
-        created=_iso(found.creation_timestamp),
+        aliases=sorted(a for a, v in aliases.items() if v == version),
+        created=_iso(found.created),
         gate_decision=vtags.get("gate.decision"), gate_reasons=vtags.get("gate.reasons"),
-        logged_model_id=found.model_id or vtags.get("model_id"),
+        logged_model_id=found.model_id,
     )  # fmt: skip
     run, tags, params, datasets = _run_lineage(tracker, found.run_id)
     dvc = {
@@ -151,31 +142,21 @@ def _run_lineage(
 ) -> tuple[RunLineage | None, dict[str, str], dict[str, str], dict[str, DatasetLineage]]:
     """The run's summary, tags, params and datasets by context; empty when the version names
     no run."""
-    from mlflow.exceptions import MlflowException
-
-    from nlpflow.tracking.tracker import DATASET_CONTEXT
-
     if not run_id:
         return None, {}, {}, {}
-    try:
-        run = tracker.client.get_run(run_id)
-    except MlflowException:
+    run = tracker.find_run(run_id)
+    if run is None:
         raise RegistryError(
             f"the version's run {run_id} is not in {tracker.uri} (deleted, or another store): "
             "point NLPFLOW_TRACKING_URI at the store that holds it."
-        ) from None
-    try:
-        experiment: str | None = tracker.client.get_experiment(run.info.experiment_id).name
-    except MlflowException:
-        experiment = None
+        )
     summary = RunLineage(
-        run_id=run_id, experiment_id=str(run.info.experiment_id), experiment=experiment,
-        status=str(run.info.status), start=_iso(run.info.start_time), end=_iso(run.info.end_time),
+        run_id=run_id, experiment_id=run.experiment_id,
+        experiment=tracker.experiment_name(run.experiment_id), status=run.status,
+        start=_iso(run.start_time), end=_iso(run.end_time),
     )  # fmt: skip
     datasets = {
-        tag.value: DatasetLineage(name=found.dataset.name, digest=found.dataset.digest)
-        for found in (run.inputs.dataset_inputs if run.inputs else [])
-        for tag in found.tags
-        if tag.key == DATASET_CONTEXT
+        found.context: DatasetLineage(name=found.name, digest=found.digest)
+        for found in run.datasets
     }
-    return summary, dict(run.data.tags), dict(run.data.params), datasets
+    return summary, run.tags, run.params, datasets

@@ -12,8 +12,8 @@ from typing import Any
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from pydantic import BaseModel
 
-from nlpflow.tracking.links import run_page_url
 from nlpflow.pipeline.stages import StageContext
+from nlpflow.tracking.links import run_page_url
 
 # Fields that are long series (per-epoch history) or raw matrices: the MLflow run holds them.
 _SKIPPED = {"history"}

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from nlpflow.errors import DataSourceError
 from nlpflow.config.settings import load_settings
 from nlpflow.data.sources import use_password_source
+from nlpflow.errors import DataSourceError
 
 
 def secret_block_password() -> str | None:

@@ -10,29 +10,38 @@ import pandas as pd
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from nlpflow.serving import batch as lib
 from nlpflow.config.params import Params
 from nlpflow.config.settings import Settings
-from nlpflow.tracking.tracker import Tracker
+from nlpflow.serving import batch as lib
 from nlpflow.tasks.stages import nlpflow_task
+from nlpflow.tracking.refs import ModelRef, resolve_model
+from nlpflow.tracking.tracker import Tracker
+
+
+@nlpflow_task("plan-inference", retries=0)
+def plan(params: Params, settings: Settings) -> lib.InferencePlan:
+    """What the run will read, score and write: bad params fail here, before anything loads."""
+    return lib.plan_inference(params, settings)
 
 
 @nlpflow_task("load-model", retries=2)
 def load_model(settings: Settings, plan: lib.InferencePlan) -> lib.LoadedModel:
     """Resolve the alias to one version now, and load that version."""
     tracker = Tracker(settings)
-    ref = lib.resolve_model(tracker, name=plan.model_name, alias=plan.model_alias)
+    ref = resolve_model(
+        tracker, plan.model_name, alias=plan.model_alias, option="inference.model_alias"
+    )
     model = lib.load_version(tracker, ref, max_chars=plan.max_chars, max_batch=plan.max_batch)
     get_run_logger().info(
-        "model %s: alias %r is version %d (max_chars %d, max_batch %d)",
-        ref.name, ref.alias, ref.version, model.max_chars, model.max_batch,
+        "model %s: %r is version %d (max_chars %d, max_batch %d)",
+        ref.name, plan.model_alias, ref.version, model.max_chars, model.max_batch,
     )  # fmt: skip
     return model
 
 
 @nlpflow_task("start-inference-tracking", retries=2)
 def start_tracking(
-    settings: Settings, plan: lib.InferencePlan, ref: lib.ModelRef, params: Params
+    settings: Settings, plan: lib.InferencePlan, ref: ModelRef, params: Params
 ) -> str:
     from prefect.runtime import flow_run
 

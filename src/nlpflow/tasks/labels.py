@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nlpflow.errors import NlpflowError
 from nlpflow.config.naming import dataset_name, run_name
 from nlpflow.config.params import Params, load_params
 from nlpflow.config.settings import load_settings
+from nlpflow.errors import NlpflowError
 
 
 def flow_run_name() -> str:

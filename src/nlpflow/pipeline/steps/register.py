@@ -18,7 +18,7 @@ def run(ctx: StageContext) -> BaseModel:
             "register needs an MLflow run: run it through `nlpflow stage` or the flow"
         )
     ctx.tracker.set_tags(ctx.run_id, dvc_hash_tags(ctx.root))
-    trained = ctx.tracker.client.get_run(ctx.run_id).data.tags.get(MODEL_SHA256)
+    trained = ctx.tracker.get_run(ctx.run_id).tags.get(MODEL_SHA256)
     report = register(
         expected_model_sha256=trained,  # what this run's train stage wrote (or reused)
         model_dir=ctx.path(MODEL), metrics_path=ctx.path(METRICS),

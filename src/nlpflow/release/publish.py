@@ -1,0 +1,126 @@
+"""Logging a trained model to MLflow as the raw-text pyfunc, and registering it as a version.
+
+The model is an MLflow 3 logged model of the pipeline's run (the runs table's Models column),
+with the run's test metrics linked to it and to the test split's dataset; the pyfunc in it is
+"models from code" (nlpflow/serving/pyfunc_entry.py), so no class is pickled.
+
+    version = publish_model(tracker, run_id=run_id, model_dir=Path("models/model"),
+                            model_name="nlpflow-classifier", params=params)
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nlpflow.training.families import load_manifest
+
+if TYPE_CHECKING:
+    from nlpflow.config.params import Params
+    from nlpflow.tracking.model_files import PyfuncSpec
+    from nlpflow.tracking.model_registry import LoggedModelView
+    from nlpflow.tracking.tracker import Tracker
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/nlpflow: shipped inside every model
+PYFUNC_ENTRY = PACKAGE_DIR / "serving" / "pyfunc_entry.py"  # the pyfunc, as models from code
+MODEL_TYPE = "text-classification"  # the logged models' type: MLflow searches and compares by it
+INPUT_EXAMPLE = "Hello, my order arrived damaged and I would like a refund."
+_REQUIREMENTS = ("mlflow", "pandas", "numpy", "scikit-learn", "spacy", "spacy-lookups-data",
+                 "torch", "transformers", "pydantic", "joblib", "skops")  # fmt: skip
+
+
+def _requirements(manifest: dict[str, Any]) -> list[str]:
+    """The packages serving needs, pinned to the versions trained with; the NER pipeline
+    only when the model's text was entity-masked (its package name is the pipeline's)."""
+    names = list(_REQUIREMENTS)
+    preprocess = manifest.get("preprocess") or {}
+    if preprocess.get("mask_entities"):
+        names.append(str(preprocess.get("ner_pipeline", "")).replace("_", "-"))
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+def serving_config(params: Params) -> dict[str, Any]:
+    """What the served model enforces and how it runs, baked into the registered version."""
+    return {
+        "max_chars": params.serve.max_chars,
+        "max_batch": params.serve.max_batch,
+        "quantize": params.register_.quantize,
+    }
+
+
+def pyfunc_spec(model_dir: Path, params: Params) -> PyfuncSpec:
+    """The raw-text pyfunc of `model_dir` as MLflow "models from code": the entry file
+    (nlpflow/serving/pyfunc_entry.py) is the python_model, so nothing is cloudpickled."""
+    from nlpflow.serving.pyfunc import MODEL_ARTIFACT, TEXT_COLUMN
+    from nlpflow.tracking.model_files import PyfuncSpec
+
+    manifest = load_manifest(model_dir)
+    outputs = {"label": "string", "score": "double"}
+    outputs |= {f"proba_{label}": "double" for label in manifest["labels"]}
+    return PyfuncSpec(
+        entry=PYFUNC_ENTRY,
+        artifacts={MODEL_ARTIFACT: str(model_dir)},
+        # Ship nlpflow's own code with the model so it loads where nlpflow isn't installed.
+        code_paths=[str(PACKAGE_DIR)],
+        requirements=_requirements(manifest),
+        inputs={TEXT_COLUMN: "string"},
+        outputs=outputs,
+        # What a request looks like, for the model page and `mlflow models serve` users: a
+        # made-up text, never a row of the (possibly private) data. A one-row dict, not a
+        # DataFrame: MLflow's DataFrame example code trips a pandas 4 deprecation warning.
+        input_example={TEXT_COLUMN: INPUT_EXAMPLE},
+        model_config=serving_config(params),  # serving limits and quantization (load_context)
+    )
+
+
+def log_model(
+    tracker: Tracker,
+    *,
+    run_id: str,
+    model_dir: Path,
+    params: Params,
+    tags: dict[str, str] | None = None,
+) -> LoggedModelView:
+    """Log `model_dir` as an MLflow 3 logged model of run `run_id`, named for its family,
+    holding the raw-text pyfunc (Tracker.log_pyfunc: a new logged model each call)."""
+    family = str(load_manifest(model_dir)["family"])
+    return tracker.log_pyfunc(
+        run_id, pyfunc_spec(model_dir, params), name=family, model_type=MODEL_TYPE,
+        tags={"family": family} | (tags or {}),
+    )  # fmt: skip
+
+
+def tracked_test_metrics(metrics: dict[str, Any], main: str) -> dict[str, float]:
+    """metrics.json's test-set scores (test/<metric> and the main metric's interval) under the
+    names evaluate logs them by: evaluate's own naming, so the two cannot drift apart."""
+    from nlpflow.evaluation.evaluate import EvaluateReport
+
+    report = EvaluateReport(
+        metrics=metrics, confusion=[], labels=[], rows=0, main_metric=main,
+        ci=metrics.get("ci") or {},
+    )  # fmt: skip
+    return {k: v for k, v in report.tracked_metrics().items() if k.startswith("test/")}
+
+
+def publish_model(
+    tracker: Tracker,
+    *,
+    run_id: str,
+    model_dir: Path,
+    model_name: str,
+    params: Params,
+    tags: dict[str, str] | None = None,
+) -> int:
+    """Log `model_dir` as the raw-text pyfunc, a logged model of `run_id`, and register it as
+    a new version of `model_name` (no aliases moved). Returns the version number."""
+    logged = log_model(tracker, run_id=run_id, model_dir=model_dir, params=params)
+    return tracker.register_logged_model(
+        model_name, logged, run_id=run_id, tags={"run_id": run_id} | (tags or {})
+    )

@@ -1,0 +1,120 @@
+"""The run's bookkeeping: its MLflow run (experiment `<register.experiment>-inference`), the
+counts as a report, metrics and an artifact.
+
+    run_id = start_inference_run(tracker, plan, ref, params, tags={})
+    log_report(tracker, build_report(plan, model, checked, predictions, run_id=run_id))
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from pydantic import BaseModel
+
+from nlpflow.config.params import Params, flatten
+from nlpflow.serving.batch.checks import CheckedRows
+from nlpflow.serving.batch.plan import InferencePlan
+from nlpflow.serving.batch.score import LoadedModel
+from nlpflow.tracking.refs import ModelRef
+
+if TYPE_CHECKING:
+    from nlpflow.tracking.tracker import Tracker
+
+
+class InferenceReport(BaseModel):
+    model_name: str
+    model_version: int
+    model_alias: str
+    source: str
+    output: str
+    rejected_output: str
+    rows_read: int
+    rows_valid: int
+    rows_rejected: int
+    rows_scored: int
+    labels: dict[str, int]  # predicted label -> rows
+    rejected_by_check: dict[str, int]  # check id -> rows breaking it (a row may break several)
+    max_chars: int
+    batch_size: int
+    scored_at: str
+    run_id: str
+
+
+def build_report(
+    plan: InferencePlan,
+    model: LoadedModel,
+    checked: CheckedRows,
+    predictions: pd.DataFrame,
+    *,
+    run_id: str,
+) -> InferenceReport:
+    labels = predictions["label"].astype(str).value_counts().sort_index()
+    rejected = plan.target.rejected
+    return InferenceReport(
+        model_name=model.ref.name, model_version=model.ref.version, model_alias=model.ref.alias or str(model.ref.version),
+        source=plan.shown_source, output=plan.target.describe(),
+        rejected_output=rejected if plan.target.kind == "file" else f"table {rejected}",
+        rows_read=checked.rows_read, rows_valid=len(checked.valid),
+        rows_rejected=len(checked.rejected), rows_scored=len(predictions),
+        labels={str(k): int(v) for k, v in labels.items()}, rejected_by_check=checked.failed,
+        max_chars=model.max_chars, batch_size=max(1, min(plan.batch_size, model.max_batch)),
+        scored_at=plan.scored_at.isoformat(), run_id=run_id,
+    )  # fmt: skip
+
+
+def report_markdown(report: InferenceReport) -> str:
+    rows = [
+        ("model", f"{report.model_name} v{report.model_version} ({report.model_alias})"),
+        ("source", report.source), ("output", report.output),
+        ("rejected rows to", report.rejected_output), ("rows read", report.rows_read),
+        ("rows valid", report.rows_valid), ("rows rejected", report.rows_rejected),
+        ("rows scored", report.rows_scored), ("scored at (UTC)", report.scored_at),
+        ("MLflow run", report.run_id),
+    ]  # fmt: skip
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    labels = "\n".join(f"| {k} | {v} |" for k, v in report.labels.items()) or "| (none) | 0 |"
+    checks = "\n".join(f"| {k} | {v} |" for k, v in report.rejected_by_check.items())
+    text = f"## Batch inference\n\n| | |\n|---|---|\n{table}\n\n### Predicted labels\n\n"
+    text += f"| label | rows |\n|---|---|\n{labels}\n"
+    if checks:
+        text += f"\n### Rejected rows by check\n\n| check | rows |\n|---|---|\n{checks}\n"
+    return text
+
+
+def _metric_key(name: str) -> str:
+    return re.sub(r"[^\w\-./ ]", "_", name)
+
+
+def start_inference_run(
+    tracker: Tracker, plan: InferencePlan, ref: ModelRef, params: Params, *, tags: dict[str, str]
+) -> str:
+    """Open the MLflow run of this inference (experiment `<register.experiment>-inference`)."""
+    run_id = tracker.start_run(
+        plan.experiment, run_name=None,
+        tags={"nlpflow.runner": "prefect", "model.name": ref.name, "model.version": str(ref.version),
+              "model.alias": ref.alias or str(ref.version), "inference.source": plan.shown_source,
+              "inference.output": plan.target.describe()} | tags,
+    )  # fmt: skip
+    shown = params.inference.model_copy(update={"source": plan.shown_source})
+    tracker.log_params(run_id, flatten({"inference": shown.model_dump(mode="json")}))
+    return run_id
+
+
+def log_report(tracker: Tracker, report: InferenceReport) -> None:
+    metrics: dict[str, float] = {
+        "rows_read": report.rows_read, "rows_valid": report.rows_valid,
+        "rows_rejected": report.rows_rejected, "rows_scored": report.rows_scored,
+    }  # fmt: skip
+    metrics |= {_metric_key(f"label_{k}"): v for k, v in report.labels.items()}
+    metrics |= {_metric_key(f"rejected_{k}"): v for k, v in report.rejected_by_check.items()}
+    tracker.log_metrics(report.run_id, metrics)
+    tracker.set_tags(report.run_id, {"inference.rejected_output": report.rejected_output})
+    with tempfile.TemporaryDirectory(prefix="nlpflow-inference-") as tmp:
+        path = Path(tmp) / "inference_report.json"
+        path.write_text(json.dumps(report.model_dump(mode="json"), indent=2))
+        tracker.log_artifact(report.run_id, path)
