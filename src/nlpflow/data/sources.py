@@ -213,7 +213,7 @@ def load_hf(target: str | Path, *, config: str | None, revision: str | None, cac
             f"{name} has no revision {revision!r}: check data.hf_revision."
         ) from None
     except ValueError as exc:
-        hint = " Set data.hf_config to one of them." if "config" in str(exc).lower() else ""
+        hint = " Set data.hf_config to one of them." if _about_configs(exc) else ""
         raise DataSourceError(f"{name} could not be loaded: {exc}{hint}") from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else 0
@@ -224,6 +224,14 @@ def load_hf(target: str | Path, *, config: str | None, revision: str | None, cac
         raise DataSourceError(f"the Hub refused {name}: {exc}") from None
     except ConnectionError as exc:
         raise _offline_or_unavailable(name, cache, exc) from None
+
+
+def _about_configs(exc: ValueError) -> bool:
+    """Whether `datasets` refused the config: a missing or unknown config name is a plain
+    ValueError in datasets 5.2 ("Config name is missing. Please pick one among the available
+    configs", "BuilderConfig 'x' not found. Available: [...]"), with no type or attribute of
+    its own (InvalidConfigName is only for malformed names), so only its text tells."""
+    return "config" in str(exc).lower()
 
 
 def _offline_or_unavailable(name: str, cache: Path, exc: Exception) -> DataSourceError:
@@ -245,7 +253,7 @@ def hf_frame(loaded: Any) -> tuple[Any, dict[str, str]]:
     import pandas as pd
     from datasets import ClassLabel
 
-    from nlpflow.data.gather import SPLIT_ALIASES, SPLIT_COLUMN
+    from nlpflow.data.splits import SPLIT_ALIASES, SPLIT_COLUMN
 
     parts = {"train": loaded} if not hasattr(loaded, "keys") else dict(loaded)
     known = [k for k in parts if k.lower() in SPLIT_ALIASES]

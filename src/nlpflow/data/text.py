@@ -20,6 +20,11 @@ def normalize_text(text: str) -> str:
     return _NON_WORD.sub(" ", strip_accents(text.casefold())).strip()
 
 
+def normalized_or_none(text: object) -> str | None:
+    """normalize_text of a text; None for a missing value (NaN, None) in a column."""
+    return normalize_text(text) if isinstance(text, str) else None
+
+
 def label_key(label: str) -> str:
     """The key two labels share when they differ only in case, Unicode form (NFKC), spacing
     or control characters: "Billing", "billing " and "billing\\nteam" vs "billing team". Kept

@@ -1,0 +1,103 @@
+"""The three splits: their names, how gather assigns rows to them, and reading them back.
+
+load_splits(Path("data/processed"))   # {"train": DataFrame, "validation": ..., "test": ...}
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from nlpflow.config.params import SplitParams
+from nlpflow.data.text import normalize_text, normalized_or_none
+from nlpflow.errors import DataSourceError, StageInputError
+
+SPLITS = ("train", "validation", "test")
+SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation",
+    "test": "test", "testing": "test",
+}  # fmt: skip
+SPLIT_COLUMN = "split"
+
+
+def split_name(value: object, path: Path) -> str:
+    name = SPLIT_ALIASES.get(str(value).strip().lower())
+    if name is None:
+        raise DataSourceError(
+            f"{path}: split value {value!r} is not one of train/validation/test (or dev/val)."
+        )
+    return name
+
+
+def split_stratified(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
+    """Assign each row to a split, per label, with a seeded shuffle.
+
+    Written by hand (not sklearn's train_test_split) because that refuses classes with one
+    member; here small classes still split and the validate stage reports them instead.
+    """
+    rng = random.Random(params.seed)
+    # Units of assignment: single rows, or (group_duplicates) all rows sharing a normalised
+    # text, labelled by their first row. Units keep the order of their first row.
+    if params.group_duplicates:
+        keys = [
+            normalize_text(t) if isinstance(t, str) else f"\0{i}"
+            for i, t in zip(frame.index, frame["text"], strict=True)
+        ]
+        unit_of = pd.Series(keys, index=frame.index)
+    else:
+        unit_of = pd.Series(frame.index, index=frame.index)
+    first = ~unit_of.duplicated()
+    unit_label = frame.loc[first, "label"].set_axis(unit_of[first])
+    assigned: dict[object, str] = {}
+    for _, units in unit_label.groupby(unit_label, dropna=False, sort=True):
+        order = list(units.index)
+        rng.shuffle(order)
+        n_test = round(len(order) * params.test)
+        n_val = round(len(order) * params.validation)
+        assigned |= dict.fromkeys(order[:n_test], "test")
+        assigned |= dict.fromkeys(order[n_test : n_test + n_val], "validation")
+    out = frame.copy()
+    out[SPLIT_COLUMN] = [assigned.get(u, "train") for u in unit_of]
+    return out
+
+
+def drop_test_overlap(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Drop non-test rows whose text repeats a test text: a given test set (a benchmark's
+    official one) stays whole and comparable, and nothing leaks into it. Returns rows dropped."""
+    keys = frame["text"].map(normalized_or_none)
+    is_test = frame[SPLIT_COLUMN] == "test"
+    drop = ~is_test & keys.isin(set(keys[is_test].dropna()))
+    return frame[~drop], int(drop.sum())
+
+
+def complete_splits(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
+    """The source brought splits; carve validation out of train when it has none."""
+    present = set(frame[SPLIT_COLUMN])
+    if "train" not in present or "test" not in present:
+        raise DataSourceError(
+            f"the source's splits are {sorted(present)}: it needs at least train and test, "
+            "or no split column at all (then nlpflow splits it)."
+        )
+    if "validation" in present or params.validation == 0:
+        return frame
+    train = frame[frame[SPLIT_COLUMN] == "train"]
+    share = params.model_copy(update={"test": min(params.validation, 0.49)})
+    carved = split_stratified(train.drop(columns=SPLIT_COLUMN), share)
+    frame = frame.copy()
+    frame.loc[carved.index[carved[SPLIT_COLUMN] == "test"], SPLIT_COLUMN] = "validation"
+    return frame
+
+
+def load_splits(src: Path, splits: Iterable[str] = SPLITS) -> dict[str, pd.DataFrame]:
+    """Read the Parquet files a stage wrote; a clear error when an earlier stage has not run."""
+    out = {}
+    for split in splits:
+        path = src / f"{split}.parquet"
+        if not path.exists():
+            raise StageInputError(f"{path} is missing: run the earlier stages first (nlpflow run).")
+        out[split] = pd.read_parquet(path)
+    return out
