@@ -35,6 +35,10 @@ test: install
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -m "not slow and not subprocess" -q
 
+# The documentation site (docs/, mkdocs.yml) into site/; --strict fails on a broken link
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 # README's pictures of the MLflow, Prefect and report pages (headless Chromium, tests/ui)
 screenshots: install
 	NLPFLOW_UI_SCREENSHOTS=reports/ui $(BIN)/python -m pytest tests/ui -q
