@@ -1,0 +1,230 @@
+"""From the suite's Great Expectations results to nlpflow's: which rows a check quarantines,
+the rows that are kept, one CheckResult per check, and the message a failed run prints.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel
+
+from nlpflow.config.params import ValidateParams
+from nlpflow.data.checks import ROW_ID, Check, label_variants
+from nlpflow.data.splits import SPLITS
+from nlpflow.errors import DataValidationError
+
+
+class CheckResult(BaseModel):
+    id: str
+    check: str
+    expectation: str
+    policy: str = "fail"
+    success: bool
+    unexpected_count: int = 0
+    unexpected_percent: float | None = None  # GX's: of the non-null values checked
+    by_split: dict[str, int] = {}  # offending rows per split
+    observed: Any = None
+    details: dict[str, Any] = {}  # e.g. a drift check's shares and their change
+    examples: list[dict[str, Any]] = []
+
+
+class ValidationReport(BaseModel):
+    success: bool
+    rows: dict[str, int]  # rows after quarantine (what goes on if the checks pass), per split
+    rows_gathered: dict[str, int] = {}  # rows read, per split, before any quarantine
+    label_counts: dict[str, dict[str, int]] = {}  # split -> label -> rows after quarantine
+    allowed_labels: list[str]
+    checks: list[CheckResult]
+    quarantined: dict[str, int] = {}  # rows moved to quarantine, per check id
+    quarantined_rows: int = 0  # distinct rows moved (a row can break several checks)
+    quarantine_file: str
+    reference: dict[str, Any] | None = None  # the accepted profile drift was measured against
+    suite_updated: bool = False  # the gx/ suite file was rewritten from params in this run
+    warnings: list[str] = []  # what the run should know but need not stop for
+    seconds: float = 0.0
+    # The page to open first: self-contained HTML, readable offline and in MLflow's viewer
+    report_html: str
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success]
+
+
+def run_checks(
+    checkpoint: Any, frame: pd.DataFrame, suite_params: dict[str, Any]
+) -> dict[str, Any]:
+    """Run the checkpoint; results keyed by check id (a user's own expectation by its type)."""
+    result = checkpoint.run(
+        batch_parameters={"dataframe": frame}, expectation_parameters=suite_params
+    )
+    outcome = next(iter(result.run_results.values()))
+    by_check: dict[str, Any] = {}
+    for res in outcome.results:  # GX does not keep suite order
+        config = res.expectation_config
+        key = (config.meta or {}).get("nlpflow_check") or f"user:{config.type}:{config.id}"
+        by_check[key] = res
+    return by_check
+
+
+def _offending(result: Any) -> list[int]:
+    return [int(row[ROW_ID]) for row in (result.result or {}).get("unexpected_index_list") or []]
+
+
+def quarantine_rows(
+    checks: list[Check], results: dict[str, Any], params: ValidateParams
+) -> dict[int, list[Check]]:
+    """row id -> the quarantine-policy checks it breaks (even within a `mostly` tolerance:
+    quarantine means these rows are not trained on)."""
+    rows: dict[int, list[Check]] = {}
+    for check in checks:
+        if params.action(check.id) == "quarantine":
+            for row in _offending(results[check.id]):
+                rows.setdefault(row, []).append(check)
+    return rows
+
+
+def write_quarantine(frame: pd.DataFrame, rows: dict[int, list[Check]], folder: Path) -> Path:
+    """The quarantined rows with the checks they broke, one JSON object a line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    keep = [c for c in ("split", "source_row", "source_file", "text", "label") if c in frame]
+    out = frame[frame[ROW_ID].isin(rows)].set_index(ROW_ID)[keep]
+    out["checks"] = [[c.id for c in rows[i]] for i in out.index]
+    out["reasons"] = [[c.name for c in rows[i]] for i in out.index]
+    path = folder / "quarantined.jsonl"
+    out.to_json(path, orient="records", lines=True, force_ascii=False)
+    return path
+
+
+def kept_splits(
+    frame: pd.DataFrame, splits: dict[str, pd.DataFrame], drop: set[int]
+) -> dict[str, pd.DataFrame]:
+    kept: dict[str, pd.DataFrame] = {}
+    for name, original in splits.items():
+        ids = frame.loc[(frame["split"] == name) & ~frame[ROW_ID].isin(drop), ROW_ID]
+        offset = int(frame.loc[frame["split"] == name, ROW_ID].min()) if len(original) else 0
+        kept[name] = original.iloc[(ids - offset).to_numpy()].reset_index(drop=True)
+        if len(original) and kept[name].empty:
+            raise DataValidationError(
+                f"quarantine moved every {name} row: nothing is left to {name} on. "
+                "See the quarantine file, fix the data or set the checks' policy to fail."
+            )
+    return kept
+
+
+def _examples(frame: pd.DataFrame, result: Any, limit: int) -> list[dict[str, Any]]:
+    ids = _offending(result)[:limit]
+    rows = frame.set_index(ROW_ID).loc[ids, ["split", "source_row", "text", "label"]]
+    return [
+        {k: (v[:80] + "…" if isinstance(v, str) and len(v) > 80 else v) for k, v in row.items()}
+        | {"row_id": int(i)}
+        for i, row in zip(ids, rows.to_dict("records"), strict=True)
+    ]
+
+
+def label_counts(split: pd.DataFrame) -> dict[str, int]:
+    counts = split["label"].dropna().astype(str).value_counts().sort_index()
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def _by_split(split_of: pd.Series, rows: list[int]) -> dict[str, int]:
+    counts = split_of.loc[rows].value_counts()
+    return {str(s): int(counts[s]) for s in SPLITS if s in counts}
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers, so reports serialise as numbers, not strings."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def check_results(
+    checks: list[Check],
+    results: dict[str, Any],
+    frame: pd.DataFrame,
+    *,
+    params: ValidateParams,
+    allowed: list[str],
+) -> list[CheckResult]:
+    # the report names the allowed labels; the suite cannot, as they are a run-time parameter
+    named = {c.id: c.name for c in checks} | {
+        "label_in_set": f"labels are in the allowed set {allowed}"
+    }
+    split_of = frame.set_index(ROW_ID)["split"]
+    out = []
+    for key, res in results.items():
+        detail = res.result or {}
+        percent = detail.get("unexpected_percent")
+        details = detail.get("details")
+        out.append(CheckResult(
+            id=key, check=named.get(key, res.expectation_config.description or key),
+            expectation=res.expectation_config.type,
+            policy=params.action(key) if key in named else "fail",
+            success=bool(res.success), unexpected_count=int(detail.get("unexpected_count") or 0),
+            unexpected_percent=None if percent is None else float(percent),
+            by_split=_by_split(split_of, _offending(res)),
+            observed=_plain(detail.get("observed_value")),
+            details=_variant_details(frame) if key == "label_variants" and not res.success
+            else details if isinstance(details, dict) else {},
+            examples=[] if res.success else _examples(frame, res, params.show_examples),
+        ))  # fmt: skip
+    order = {c.id: i for i, c in enumerate(checks)}
+    return sorted(out, key=lambda c: order.get(c.id, len(order)))
+
+
+def _variant_details(frame: pd.DataFrame) -> dict[str, Any]:
+    """The groups of labels that differ only in spelling, and the label_map that merges them."""
+    mapping = label_variants(frame["label"])
+    groups: dict[str, list[str]] = {}
+    for variant, keep in mapping.items():
+        groups.setdefault(keep, []).append(variant)
+    return {"groups": groups, "label_map": mapping}
+
+
+def label_map_hint(mapping: dict[str, str]) -> str:
+    """A params.yaml line that merges the variants: YAML's double-quoted strings read JSON's
+    escapes, so a label holding a line break or a trailing space survives the copy."""
+    pairs = ", ".join(f"{_quoted(k)}: {_quoted(v)}" for k, v in mapping.items())
+    return f"data.label_map: {{{pairs}}}"
+
+
+def _quoted(text: str) -> str:
+    """A double-quoted string with invisible characters (a zero-width space) escaped: a
+    terminal shows them as nothing, and a copy would lose them."""
+    import unicodedata
+
+    return "".join(
+        f"\\u{ord(ch):04x}" if unicodedata.category(ch) in ("Cf", "Zl", "Zp") else ch
+        for ch in json.dumps(text, ensure_ascii=False)
+    )
+
+
+def format_failures(report: ValidationReport) -> str:
+    lines = [f"data validation failed: {len(report.failed)} of {len(report.checks)} checks."]
+    for check in report.failed:
+        count = (
+            f"{check.unexpected_count} rows"
+            if check.unexpected_count
+            else f"observed {check.observed}"
+        )
+        lines.append(f"  ✗ {check.check} [{check.id}] ({check.expectation}): {count}")
+        for ex in check.examples:
+            lines.append(
+                f"      {ex['split']} row {ex['source_row']}: label={ex['label']!r} text={ex['text']!r}"
+            )
+        if check.id == "label_variants" and check.details.get("label_map"):
+            for keep, variants in check.details["groups"].items():
+                shown = ", ".join(repr(v) for v in variants)
+                lines.append(f"      {shown} look like {keep!r} (the spelling most rows use)")
+            lines.append(
+                "      Merge them in params.yaml (add to any label_map you have): "
+                + label_map_hint(check.details["label_map"])
+            )
+    if report.quarantined:
+        lines.append(f"  Quarantined first: {report.quarantined} (see {report.quarantine_file}).")
+    lines.append(
+        f"  Full report: {report.report_html}. Fix the data, or the validate.* params "
+        "(validate.policy.<check id>: quarantine moves offending rows aside instead)."
+    )
+    return "\n".join(lines)
