@@ -16,12 +16,8 @@ Writes
 
 from __future__ import annotations
 
-import csv
-import gzip
-import hashlib
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +31,16 @@ from nlpflow.errors import StageInputError
 from nlpflow.evaluation.metrics import (
     compute_calibration,
     compute_confusion,
-    compute_curves,
     compute_metrics,
     compute_ranking,
     metric_function,
 )
+from nlpflow.evaluation.plots import write_plots
 from nlpflow.evaluation.slices import compute_slice_metrics
+from nlpflow.evaluation.training_texts import TRAINING_TEXTS, save_text_hashes, training_texts
+from nlpflow.evaluation.training_texts import load_text_hashes as load_text_hashes
+from nlpflow.evaluation.training_texts import text_key as text_key
 from nlpflow.training.families import TextClassifier, load_manifest, load_model, predict_labels
-
-TRAINING_TEXTS = "train_text_hashes.txt.gz"  # in the evaluation folder; see save_text_hashes
 
 
 class EvaluateReport(BaseModel):
@@ -121,9 +118,9 @@ def evaluate(
     frame = _predictions_frame(test, predicted, proba, labels=model.labels)
     _write_evaluation(out_dir, frame=frame, slices=slices, suite=suite, baseline=scored,
                       params=params)  # fmt: skip
-    save_text_hashes(out_dir / TRAINING_TEXTS, _training_texts(src))
+    save_text_hashes(out_dir / TRAINING_TEXTS, training_texts(src))
     confusion = compute_confusion(gold, predicted, model.labels)
-    _write_plots(plots_dir, frame=frame, proba=proba, labels=model.labels, confusion=confusion,
+    write_plots(plots_dir, frame=frame, proba=proba, labels=model.labels, confusion=confusion,
                  bins=params.calibration_bins)  # fmt: skip
     return EvaluateReport(
         metrics=metrics, confusion=confusion, labels=model.labels, rows=len(test),
@@ -149,38 +146,6 @@ def _load_test(src: Path, labels: list[str]) -> pd.DataFrame:
             f"know (it predicts {', '.join(labels)}): retrain the model on this data."
         )
     return test
-
-
-def _training_texts(src: Path) -> list[str]:
-    """The raw texts the model learned from: the train and validation splits (validation
-    chose its checkpoint)."""
-    frames = load_splits(src, ("train", "validation")).values()
-    column = [f["raw_text"] if "raw_text" in f.columns else f["text"] for f in frames]
-    return [str(text) for texts in column for text in texts]
-
-
-def text_key(text: str) -> str:
-    """A text's identity for "did a model train on this test row?": the sha256 of the text
-    NFKC-normalised, case-folded, its whitespace collapsed (a copy that differs only so is
-    the same row to the model), cut to 16 hex digits: 64 bits, so two different texts share
-    a key about once in 10^19 pairs, and 10,000 keys take 170 KB (93 KB gzipped)."""
-    import unicodedata
-
-    normal = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-    return hashlib.sha256(normal.encode()).hexdigest()[:16]
-
-
-def save_text_hashes(path: Path, texts: list[str]) -> int:
-    """The sorted, distinct text_keys of `texts`, one a line, gzipped (no time stamp, so the
-    same texts give the same bytes: DVC sees no change). Returns how many."""
-    keys = sorted({text_key(t) for t in texts})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress("".join(f"{k}\n" for k in keys).encode(), mtime=0))
-    return len(keys)
-
-
-def load_text_hashes(path: Path) -> set[str]:
-    return set(gzip.decompress(path.read_bytes()).decode().split())
 
 
 def _score(
@@ -325,117 +290,3 @@ def _write_worst_errors(out_dir: Path, frame: pd.DataFrame, *, limit: int) -> No
         text = " ".join(str(row.raw_text).split()).replace("|", "\\|")
         lines.append(f"| {row.confidence:.3f} | {row.label} | {row.predicted} | {text} |")
     (out_dir / "worst_errors.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _write_plots(
-    plots_dir: Path,
-    *,
-    frame: pd.DataFrame,
-    proba: np.ndarray,
-    labels: list[str],
-    confusion: list[list[int]],
-    bins: int,
-) -> None:
-    """DVC's data files (CSV) and a PNG of each for MLflow and the model card."""
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    frame[["label", "predicted"]].rename(columns={"label": "actual"}).to_csv(
-        plots_dir / "confusion.csv", index=False
-    )
-    save_confusion_png(plots_dir / "confusion_matrix.png", confusion, labels)
-    curves = compute_curves(frame["label"].tolist(), proba, labels)
-    for kind, x, y in (("roc", "fpr", "tpr"), ("pr", "recall", "precision")):
-        folder = plots_dir / kind
-        shutil.rmtree(folder, ignore_errors=True)  # another run's labels must not linger
-        folder.mkdir()
-        for label, points in curves.items():
-            pd.DataFrame({x: points[x], y: points[y]}).to_csv(
-                folder / f"{_file_name(label)}.csv", index=False
-            )
-        save_curves_png(plots_dir / f"{kind}.png", curves, x=x, y=y)
-    correct = (frame["label"] == frame["predicted"]).tolist()
-    _, table = compute_calibration(correct, frame["confidence"].tolist(), bins=bins)
-    with (plots_dir / "calibration.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["bin", "confidence", "accuracy", "count"])
-        writer.writeheader()
-        writer.writerows(table)
-    save_reliability_png(plots_dir / "reliability.png", table, bins=bins)
-    from nlpflow.pipeline.dvc_plots import ensure_offline_plots
-
-    ensure_offline_plots(plots_dir)  # `dvc plots show` draws these without a CDN
-
-
-def _file_name(label: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", label) or "_"
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_confusion_png(path: Path, matrix: list[list[int]], labels: list[str]) -> None:
-    plt = _pyplot()
-    size = 1.2 + 0.7 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    image = ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    peak = max(max(row) for row in matrix) or 1
-    for i, row in enumerate(matrix):
-        for j, count in enumerate(row):
-            colour = "white" if count > peak / 2 else "black"
-            ax.text(j, i, str(count), ha="center", va="center", color=colour)
-    fig.colorbar(image)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def save_curves_png(
-    path: Path, curves: dict[str, dict[str, list[float]]], *, x: str, y: str
-) -> None:
-    """ROC (x=fpr) or precision-recall (x=recall) curves, one line per scored label."""
-    from sklearn.metrics import auc
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    for label, points in curves.items():
-        area = auc(points[x], points[y])
-        ax.plot(points[x], points[y], label=f"{label} (area {area:.3f})")
-    if x == "fpr":
-        ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    ax.set(xlabel=x, ylabel=y, xlim=(0, 1), ylim=(0, 1.02))
-    ax.set_title("ROC, one-vs-rest" if x == "fpr" else "precision-recall, one-vs-rest")
-    ax.legend(loc="lower right" if x == "fpr" else "lower left", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def save_reliability_png(path: Path, table: list[dict[str, float]], *, bins: int) -> None:
-    """Accuracy against confidence per bin (bars), the diagonal of perfect calibration, and how
-    many rows each bin holds (lower panel)."""
-    plt = _pyplot()
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
-    width = 1.0 / bins
-    lefts = [row["bin"] * width for row in table]
-    top.bar(lefts, [row["accuracy"] for row in table], width=width, align="edge",
-            edgecolor="black", label="accuracy")  # fmt: skip
-    top.plot([row["confidence"] for row in table], [row["accuracy"] for row in table], "o",
-             color="darkred", label="mean confidence")  # fmt: skip
-    top.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfect calibration")
-    top.set(ylabel="accuracy", ylim=(0, 1), title="reliability diagram")
-    top.legend(loc="upper left", fontsize="small")
-    bottom.bar(lefts, [row["count"] for row in table], width=width, align="edge", color="grey")
-    bottom.set(xlabel="confidence", ylabel="rows", xlim=(0, 1))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -19,6 +19,9 @@ def run(ctx: StageContext) -> BaseModel:
         params=ctx.params.evaluate,
         behavioural=ctx.path(behavioural) if behavioural is not None else None,
     )  # fmt: skip
+    from nlpflow.pipeline.dvc_plots import ensure_offline_plots
+
+    ensure_offline_plots(ctx.path(PLOTS))  # `dvc plots show` draws these without a CDN
     # test/<metric>, the interval, slice/<name>/<main>, behavioural/ and baseline/ scores
     ctx.log_metrics(report.tracked_metrics())
     if ctx.tracker is not None and ctx.run_id is not None:  # the splits, as MLflow datasets
