@@ -234,8 +234,10 @@ def test_mlflow_only_in_tracking_and_the_model_format() -> None:
     )
 
 
-def test_every_package_has_a_layer() -> None:
-    assert Tree(SRC).packages - RANK.keys() == set()
+def test_every_package_has_a_layer_and_every_allowed_module_exists() -> None:
+    tree = Tree(SRC)
+    assert tree.packages - RANK.keys() == set()
+    assert set(MLFLOW_MODEL_FORMAT) - tree.modules == set()  # no stale entry lets one through
 
 
 def test_the_checks_find_what_they_look_for(tmp_path: Path) -> None:
