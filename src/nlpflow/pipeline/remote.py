@@ -58,7 +58,9 @@ PUSHED_STAGES = tuple(stage.name for stage in STAGES if stage.pushed)
 # metrics are what reproduce compares, and register, which DVC skips when evaluate's outputs did
 # not change, adds nothing.
 RECORDED_BY = next(stage.name for stage in STAGES if stage.records_run)
-# Phrases of DVC and botocore errors that a later try may not repeat.
+# Phrases of DVC and botocore errors that a later try may not repeat. The one place nlpflow
+# reads another tool's words: DVC runs as a command (nlpflow.pipeline.dvc_cli), so its output
+# is all there is, no exception type. Checked against DVC 3.67 (dvc-s3's botocore messages).
 TRANSIENT = ("could not connect", "connection", "timed out", "timeout", "temporarily", "503")
 
 
