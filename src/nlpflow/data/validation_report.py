@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nlpflow.data.validation import CheckResult, ValidationReport
+    from nlpflow.data.check_results import CheckResult, ValidationReport
 
 SPLITS = ("train", "validation", "test")
 CSP = "default-src 'none'; style-src 'unsafe-inline'"

@@ -18,6 +18,7 @@ from nlpflow.config.settings import Settings
 from nlpflow.errors import ParamsError
 from nlpflow.pipeline.paths import PROCESSED
 from nlpflow.pipeline.stages import STAGES, StageContext, get_stage, run_stage
+from nlpflow.pipeline.sweep_runs import open_sweep_run, run_trial
 from nlpflow.tasks.stages import nlpflow_task
 from nlpflow.training.sweep import (
     StudyRef,
@@ -30,8 +31,6 @@ from nlpflow.training.sweep import (
     finish_sweep,
     new_study_name,
     open_study,
-    open_sweep_run,
-    run_trial,
     snapshot_data,
 )
 

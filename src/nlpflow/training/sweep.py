@@ -4,46 +4,38 @@
     nlpflow sweep --set sweep.n_trials=8 --set sweep.runner=processes
     nlpflow run --config reports/sweep/best_params.yaml   # train with the best trial's values
 
-The flow asks the study for a trial's values (`ask_trial`), a task trains it (`run_trial`) into
-`.nlpflow/sweep/<study>/trial-<n>/` with `nlpflow.training.train.train`, reporting the validation metric
-of each epoch to Optuna (a trial the pruner stops ends there) and to its own MLflow run, nested
-under the sweep's run. The study lives in a journal file beside the trials, so threads,
-processes and cluster workers (on a shared file system) all reach it. No prefect here; MLflow
-only through nlpflow.tracking.tracker.Tracker.
+The flow asks the study for a trial's values (`ask_trial`), a task trains it
+(nlpflow.pipeline.sweep_runs.run_trial) into `.nlpflow/sweep/<study>/trial-<n>/` with
+`nlpflow.training.train.train`, reporting the validation metric of each epoch to Optuna (a
+trial the pruner stops ends there) and to its own MLflow run, nested under the sweep's run.
+The study lives in a journal file beside the trials, so threads, processes and cluster workers
+(on a shared file system) all reach it. This module is the study; no prefect, no tracking.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import secrets
 import shutil
-import socket
 import time
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from nlpflow.config.naming import epoch_metrics
 from nlpflow.config.params import (
     FAMILIES,
     Params,
     SweepParams,
     TrainParams,
-    flatten,
     merge,
-    read_by_train,
     train_overlay,
 )
 from nlpflow.config.settings import Settings
 from nlpflow.errors import NlpflowError, ParamsError
-from nlpflow.shutdown import raise_if_stopped
 
 SWEEP_DIR = ".nlpflow/sweep"
 TrialState = Literal["COMPLETE", "PRUNED", "FAIL"]
-# What a trial's MLflow run ends as: a pruned trial was stopped on purpose, not broken.
-RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
 
 class TrialReport(BaseModel):
@@ -150,6 +142,13 @@ def _storage(ref: StudyRef) -> Any:
     return JournalStorage(JournalFileBackend(str(ref.journal)))
 
 
+def load_study(ref: StudyRef) -> Any:
+    """The study as a trial's worker reaches it: from its journal file, with its pruner."""
+    import optuna
+
+    return optuna.load_study(study_name=ref.name, storage=_storage(ref), pruner=_pruner(ref.sweep))
+
+
 def _pruner(sweep: SweepParams) -> Any:
     import optuna
 
@@ -209,20 +208,6 @@ def trial_train_params(train: TrainParams, values: dict[str, Any]) -> TrainParam
     return TrainParams.model_validate(tree)
 
 
-def open_sweep_run(
-    tracker: Any, params: Params, *, root: Path, study: str, tags: dict[str, str]
-) -> str:
-    """The sweep's MLflow run, parent of the trials' runs: all params, git and study tags."""
-    from nlpflow.tracking.tracker import git_tags
-
-    run_id: str = tracker.start_run(
-        experiment_name(params), run_name=study,
-        tags=git_tags(root) | {"nlpflow.runner": "prefect", "sweep.study": study} | tags,
-    )  # fmt: skip
-    tracker.log_params(run_id, flatten(params.public_dict()))
-    return run_id
-
-
 def snapshot_data(processed: Path, ref: StudyRef) -> Path:
     """The preprocessed splits every trial trains on (`processed`), copied beside the study: a
     pipeline run rewriting data/processed meanwhile cannot change a sweep's data halfway."""
@@ -231,82 +216,6 @@ def snapshot_data(processed: Path, ref: StudyRef) -> Path:
         shutil.rmtree(dst)
     shutil.copytree(processed, dst)
     return dst
-
-
-def run_trial(job: TrialJob) -> TrialReport:
-    """Train one trial, each epoch reported to Optuna (which may prune it) and to the trial's
-    nested MLflow run; Optuna is told how it ended. Errors fail the trial and propagate."""
-    import optuna
-
-    from nlpflow.tracking.tracker import Tracker
-    from nlpflow.training.train import train
-
-    sweep, metric = job.ref.sweep, job.ref.sweep.metric
-    study = optuna.load_study(
-        study_name=job.ref.name, storage=_storage(job.ref), pruner=_pruner(sweep)
-    )
-    trial = optuna.trial.Trial(study, job.trial_id)
-    train_params = trial_train_params(job.params.train, job.values)
-    tracker = Tracker(job.settings)
-    run_id = _open_trial_run(tracker, job, train_params)
-    trial.set_user_attr("mlflow_run_id", run_id)
-    folder, started = job.ref.folder / f"trial-{job.number}", time.time()
-    last: dict[str, float] = {"epoch": 0}  # the latest epoch reported, and its metric
-
-    def on_epoch(epoch: int, scores: dict[str, float]) -> None:
-        raise_if_stopped()  # a trial's thread never gets the signal: it ends here, KILLED
-        last["epoch"] = epoch
-        tracker.log_metrics(run_id, epoch_metrics(scores), step=epoch)
-        if metric in scores:
-            last["value"] = scores[metric]
-            trial.report(scores[metric], epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"epoch {epoch}: {metric} {scores[metric]:.4f}")
-
-    state: TrialState = "COMPLETE"
-    value: float | None = None
-    try:
-        report = train(
-            src=job.ref.folder / "data", dst=folder / "model", history_path=folder / "history.csv",
-            params=train_params, preprocess=job.params.preprocess, labels=job.params.data.labels,
-            on_epoch=on_epoch, on_step=raise_if_stopped,
-        )  # fmt: skip
-        value = best_of(report.history, metric=metric, direction=sweep.direction)
-    except optuna.TrialPruned:
-        state, value = "PRUNED", last.get("value")
-    except BaseException:
-        _end_trial(study, trial, tracker, run_id, state="FAIL", value=None, metric=metric)
-        raise
-    _end_trial(study, trial, tracker, run_id, state=state, value=value, metric=metric)
-    return TrialReport(
-        number=job.number, state=state, value=value, params=job.values, run_id=run_id,
-        epochs=int(last["epoch"]), started=started, ended=time.time(),
-        model=str(folder / "model") if state == "COMPLETE" else None,
-        worker=f"{socket.gethostname()}:{os.getpid()}",
-    )  # fmt: skip
-
-
-def _open_trial_run(tracker: Any, job: TrialJob, train: TrainParams) -> str:
-    tags = {"mlflow.parentRunId": job.parent_run_id, "sweep.study": job.ref.name,
-            "sweep.trial": str(job.number), "nlpflow.runner": "prefect"}  # fmt: skip
-    run_id: str = tracker.start_run(job.experiment, run_name=f"trial-{job.number}", tags=tags)
-    tracker.log_params(run_id, flatten({"train": read_by_train(train)}))
-    return run_id
-
-
-def _end_trial(
-    study: Any, trial: Any, tracker: Any, run_id: str, *, state: TrialState,
-    value: float | None, metric: str,
-) -> None:  # fmt: skip
-    from optuna.trial import TrialState as OptunaState
-
-    if state == "COMPLETE":
-        study.tell(trial, value)
-        tracker.log_metrics(run_id, {f"best/{metric}": value})
-    else:
-        study.tell(trial, state=getattr(OptunaState, state))
-    tracker.set_tags(run_id, {"sweep.state": state})
-    tracker.end_run(run_id, RUN_STATUS[state])
 
 
 def best_of(history: list[dict[str, float]], *, metric: str, direction: str) -> float:
