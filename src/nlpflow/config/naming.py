@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from nlpflow.config.params import FAMILIES, Params, TrainParams, flatten, read_by_train
+from nlpflow.config.source_kinds import is_hf
 
 # Sections a pipeline run's stages never read: the sweep's parent run, the inference flow and
 # the deployment log their own.
@@ -24,7 +25,7 @@ NOT_READ_BY_STAGES = ("inference", "schedule", "sweep")
 def dataset_name(source: str, *, table: str | None = None) -> str:
     """`data/sample/support_tickets.csv` -> `support_tickets`; `hf:nyu-mll/glue` (config sst2)
     -> `glue`; a database URL -> its database name (never its credentials)."""
-    if source.startswith("hf:"):
+    if is_hf(source):
         return source.removeprefix("hf:").rstrip("/").split("/")[-1] or "hf"
     parsed = urlparse(source)
     if parsed.scheme and parsed.scheme not in {"file"} and len(parsed.scheme) > 1:
@@ -64,7 +65,7 @@ def run_name(params: Params, *, experiment: str | None = None) -> str:
     train = params.train
     knob, value = _main_knob(train)
     data = params.data
-    config = f"/{data.hf_config}" if data.source.startswith("hf:") and data.hf_config else ""
+    config = f"/{data.hf_config}" if is_hf(data.source) and data.hf_config else ""
     parts = [
         train.family,
         dataset_name(data.source) + config,

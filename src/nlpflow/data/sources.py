@@ -1,4 +1,5 @@
-"""Remote sources gather reads from: http(s) downloads with a sha256 pin and a local cache,
+"""The sources gather reads from, dispatched on their kind (nlpflow.config.source_kinds) in
+`fetch_source` and `source_fingerprint`: http(s) downloads with a sha256 pin and a local cache,
 SQL queries through SQLAlchemy with a reproducible timestamp cut-off, and Hugging Face
 `datasets` ids (`hf:<id>`) snapshotted to Parquet.
 
@@ -21,9 +22,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+from nlpflow.config.params import DataParams
+
 # The kinds of source (one dispatch, nlpflow.config.source_kinds), importable from here too.
 from nlpflow.config.source_kinds import DATABASE_SCHEMES as DATABASE_SCHEMES
-from nlpflow.config.source_kinds import HF_PREFIX
+from nlpflow.config.source_kinds import HF_PREFIX, is_glob, source_kind
 from nlpflow.config.source_kinds import dvc_can_track as dvc_can_track
 from nlpflow.config.source_kinds import is_database_url as is_database_url
 from nlpflow.config.source_kinds import is_hf as is_hf
@@ -300,3 +303,66 @@ def snapshot_hf(
     frame.to_parquet(partial, index=False)
     os.replace(partial, snapshot)  # a failed run leaves the previous snapshot whole
     return snapshot, fingerprints
+
+
+# ---------------------------------------------------------------- the dispatch on the kind
+
+
+def fetch_source(
+    data: DataParams,
+    *,
+    root: Path,
+    resolve: Callable[[str], Path],
+    http_cache: Path,
+    sql_snapshot: Path,
+) -> tuple[Path, DataParams]:
+    """The local file gather reads for data.source, and the data params to read it with: a
+    download (http), a snapshot of a Hugging Face dataset's splits (hf) or of a query's rows
+    (sql), or the path itself (a file, a folder or a glob, resolved against the data root)."""
+    match source_kind(data.source):
+        case "http":
+            return fetch_http(data.source, cache=http_cache, sha256=data.sha256), data
+        case "hf":
+            snapshot, fingerprints = snapshot_hf(
+                data.source, root=root, resolve=resolve, config=data.hf_config,
+                revision=data.hf_revision,
+            )  # fmt: skip
+            update = {"format": "parquet", "hf_fingerprint": fingerprints}
+            return snapshot, data.model_copy(update=update)
+        case "sql":
+            snapshot, cutoff = _snapshot_sql(data, sql_snapshot)
+            # the manifest records the cut-off actually used, so the snapshot can be gathered again
+            return snapshot, data.model_copy(update={"cutoff": cutoff, "format": "parquet"})
+        case _:
+            return resolve(data.source), data
+
+
+def _snapshot_sql(data: DataParams, snapshot: Path) -> tuple[Path, str | None]:
+    frame, cutoff = read_sql(
+        data.source, query=data.query, timestamp_column=data.timestamp_column, cutoff=data.cutoff
+    )
+    if frame.empty:
+        raise DataSourceError(
+            f"data.query returned no rows (cut-off {cutoff}): nothing to train on."
+        )
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(snapshot, index=False)
+    return snapshot, cutoff
+
+
+def source_fingerprint(data: DataParams, *, resolve: Callable[[str], Path]) -> str | None:
+    """What gather reads, or None when only fetching it can tell (a query, an unpinned URL or
+    dataset): gather then always runs, and the stages after it are keyed on its output."""
+    from nlpflow.hashing import digest, hash_path
+
+    match source_kind(data.source):
+        case "http":
+            return f"sha256:{data.sha256}" if data.sha256 else None
+        case "hf":
+            return f"{data.source}@{data.hf_revision}" if data.hf_revision else None
+        case "sql":
+            return None
+    path = resolve(data.source)
+    if is_glob(path):
+        return digest({str(p): hash_path(p) for p in sorted(path.parent.glob(path.name))})
+    return hash_path(path)

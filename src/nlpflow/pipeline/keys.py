@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nlpflow.hashing import digest, hash_path
+from nlpflow.hashing import hash_path
 from nlpflow.pipeline.context import StageContext
 
 KeyParts = dict[str, object]
@@ -19,20 +19,9 @@ KeyParts = dict[str, object]
 def source_fingerprint(ctx: StageContext) -> str | None:
     """What gather reads, or None when only fetching it can tell (a query, an unpinned URL or
     dataset): gather then always runs, and the stages after it are keyed on its output."""
-    from nlpflow.data.gather import is_glob
-    from nlpflow.data.sources import is_database_url, is_hf, is_url
+    from nlpflow.data.sources import source_fingerprint as fingerprint
 
-    data = ctx.params.data
-    if is_url(data.source):
-        return f"sha256:{data.sha256}" if data.sha256 else None
-    if is_hf(data.source):
-        return f"{data.source}@{data.hf_revision}" if data.hf_revision else None
-    if is_database_url(data.source):
-        return None
-    path = ctx.settings.resolve_data(data.source)
-    if is_glob(path):
-        return digest({str(p): hash_path(p) for p in sorted(path.parent.glob(path.name))})
-    return hash_path(path)
+    return fingerprint(ctx.params.data, resolve=ctx.settings.resolve_data)
 
 
 def source_parts(ctx: StageContext) -> KeyParts | None:

@@ -23,9 +23,10 @@ DIGEST_CHARS = 32  # of a split's sha256: MLflow stores at most 36 characters of
 def split_dataset_name(params: Params, split: str) -> str:
     """`support_tickets-train`, `glue/sst2-test`: the data's name (nlpflow.config.naming) and split."""
     from nlpflow.config.naming import dataset_name
+    from nlpflow.config.source_kinds import is_hf
 
     data = params.data
-    config = f"/{data.hf_config}" if data.source.startswith("hf:") and data.hf_config else ""
+    config = f"/{data.hf_config}" if is_hf(data.source) and data.hf_config else ""
     return f"{dataset_name(data.source)}{config}-{split}"
 
 
@@ -44,19 +45,22 @@ def split_digest(texts: Any, labels: Any) -> str:
 def dataset_source(params: Params, settings: Settings) -> tuple[str, str]:
     """(source type, source JSON) of the data as MLflow's UI shows it: a Hugging Face dataset,
     a URL, a database (password masked) or a local path."""
-    from nlpflow.data.sources import is_database_url, is_hf, is_url
+    from nlpflow.config.source_kinds import MLFLOW_SOURCE_TYPES, source_kind
 
     data = params.data
     public = str(params.public_dict()["data"]["source"])
-    if is_hf(data.source):
-        spec = {"path": public.removeprefix("hf:"), "config_name": data.hf_config,
-                "revision": data.hf_revision}  # fmt: skip
-        return "hugging_face", json.dumps(spec)
-    if is_url(data.source):
-        return "http", json.dumps({"url": public})
-    if is_database_url(data.source):
-        return "external", json.dumps({"url": public, "query": data.query})
-    return "local", json.dumps({"uri": str(settings.resolve_data(data.source))})
+    kind = source_kind(data.source)
+    match kind:
+        case "hf":
+            spec: dict[str, Any] = {"path": public.removeprefix("hf:"),
+                                    "config_name": data.hf_config, "revision": data.hf_revision}  # fmt: skip
+        case "http":
+            spec = {"url": public}
+        case "sql":
+            spec = {"url": public, "query": data.query}
+        case _:
+            spec = {"uri": str(settings.resolve_data(data.source))}
+    return MLFLOW_SOURCE_TYPES[kind], json.dumps(spec)
 
 
 def dataset_entity(frame: pd.DataFrame, *, name: str, source_type: str, source: str) -> Dataset:
