@@ -60,3 +60,22 @@ def test_every_kind_fingerprints_and_shows_in_mlflow_as_before(tmp_path: Path) -
     assert fingerprint(source="postgresql://me@db/shop") is None
     local = fingerprint(source="t.csv")
     assert local is not None and local == fingerprint(source=str(tmp_path / "t.csv"))
+
+
+def test_postgres_and_postgresql_urls_are_read_alike() -> None:
+    from nlpflow.config.naming import dataset_name
+    from nlpflow.config.secrets import find_secret, redact, without_secrets
+    from nlpflow.data.sources import build_engine
+
+    seen = []
+    for scheme in ("postgres", "postgresql"):
+        url = f"{scheme}://me:Pw1@db:5432/shop"
+        engine = build_engine(f"{scheme}://me@db:5432/shop", password="Pw1")  # one builder
+        seen.append((
+            source_kind(url), dataset_name(url), find_secret(url),
+            redact(url).removeprefix(scheme), without_secrets(url).removeprefix(scheme),
+            engine.url.drivername, engine.url.host, engine.url.database, engine.url.password,
+        ))  # fmt: skip
+    assert seen[0] == seen[1]
+    assert seen[0][:3] == ("sql", "shop", "a password")
+    assert seen[0][5:] == ("postgresql+psycopg", "db", "shop", "Pw1")
