@@ -4,14 +4,16 @@
     dvc repro                    # the same stages, run by DVC (`nlpflow stage NAME` each)
 
 Layers, low to high; a module imports its own layer and those below, never one above
-(tests/unit/test_architecture.py checks every import, and that no two modules import each other):
+(tests/unit/test_architecture.py checks every import, and that no import cycle exists):
 
-    base           nlpflow/*.py: errors, shutdown (stop signals), hashing
+    base           nlpflow/*.py: errors, shutdown (stop signals), hashing, processes
     config         params (params.yaml), settings (the environment), naming
-    data | training | evaluation     the stages' library code; peers
+    data           sources, gather, validation, preprocess
+    training | evaluation   peers: model families score with evaluation.metrics, evaluate loads them
     tracking       the MLflow adapter: the one place mlflow is imported, besides the few
-                   modules of the MLflow model format (serving's pyfunc and scoring app)
-    release | serving                registry, gate, lineage | the pyfunc, the HTTP server
+                   modules of the MLflow model format (nlpflow.tracking.MLFLOW_MODEL_FORMAT)
+    serving        the pyfunc shipped in every model, the HTTP server, batch scoring
+    release        registry, gate, lineage: register a model, move the champion
     pipeline       the stage table both runners execute, runs, locking, DVC
     orchestration  Prefect deployments and the temporary Prefect server
     tasks          Prefect tasks: call the library, add retries and caching
