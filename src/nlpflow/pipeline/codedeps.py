@@ -153,10 +153,18 @@ def code_deps(*entries: str, root: Path | None = None) -> tuple[str, ...]:
 
 
 def code_hash(*entries: str, root: Path | None = None) -> str:
-    """sha256 of the names and bytes of `code_deps(*entries)`: equal while none changed."""
-    base = root or package_root()
+    """sha256 of the names and bytes of `code_deps(*entries)`: equal while none changed.
+    Without `root`, the code this process runs: read once per process, as it imports it (a
+    file edited while a run goes on must not give that run's results the new code's key)."""
+    if root is None:
+        return _running_code_hash(entries)
     digest = hashlib.sha256()
-    for rel in code_deps(*entries, root=base):
+    for rel in code_deps(*entries, root=root):
         digest.update(rel.encode() + b"\0")
-        digest.update(hashlib.sha256((base.parent / rel).read_bytes()).digest())
+        digest.update(hashlib.sha256((root.parent / rel).read_bytes()).digest())
     return digest.hexdigest()
+
+
+@cache
+def _running_code_hash(entries: tuple[str, ...]) -> str:
+    return code_hash(*entries, root=package_root())
