@@ -150,8 +150,10 @@ def wants_gpu(ctx: StageContext) -> bool:
     then carries the `gpu` tag, whose concurrency limit (nlpflow deploy --gpu-slots) caps the
     trainings sharing the GPUs. Decided without importing torch (seconds), from the device
     param and the NVIDIA driver's device node."""
+    from nlpflow.config.params import FAMILIES
+
     train = ctx.params.train
-    if train.family not in {"transformer", "transformer_frozen"} or train.device == "cpu":
+    if not FAMILIES[train.family].on_device or train.device == "cpu":
         return False
     return train.device == "cuda" or Path("/dev/nvidiactl").exists()
 
