@@ -1,10 +1,18 @@
-"""dvc.yaml, the stage table and the flow's tasks must describe the same pipeline."""
+"""dvc.yaml, the stage table and the flow's tasks must describe the same pipeline (dvc.yaml is
+generated from the table: tests/unit/test_dvc_yaml.py)."""
 
 from __future__ import annotations
 
 import yaml
 
-from nlpflow.pipeline.stages import STAGE_NAMES, STAGES
+from nlpflow.pipeline.stages import (
+    STAGE_NAMES,
+    STAGES,
+    get_stage,
+    model_stage,
+    snapshot_stage,
+    stage_names,
+)
 from tests.conftest import REPO
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
@@ -41,7 +49,26 @@ def test_each_stage_depends_on_its_own_code() -> None:
     }  # fmt: skip
     for name, path in code.items():
         assert path in DVC[name]["deps"]
+        assert path.removeprefix("src/") in get_stage(name).code_files()
         assert (REPO / path).is_file()
+
+
+def test_what_differs_by_stage_is_a_field_of_its_row() -> None:
+    def named(flag: str) -> list[str]:
+        return [s.name for s in STAGES if getattr(s, flag)]
+
+    assert named("pushed") == ["gather", "validate", "preprocess", "train", "baseline"]
+    assert named("prepares") == ["gather", "validate", "preprocess"]  # a sweep's data stages
+    assert named("gpu") == ["train"]
+    assert named("records_run") == ["evaluate"]
+    assert named("registers") == ["register"]
+    assert [s.name for s in STAGES if not s.tracked] == ["train_params"]
+    assert [s.name for s in STAGES if s.key_parts is not None] == ["gather", "train", "register"]
+    assert (model_stage().name, model_stage().model) == ("train", "models/model")
+    assert (snapshot_stage().name, snapshot_stage().snapshot) == ("gather", "data/gathered")
+    assert stage_names() == STAGE_NAMES
+    for stage in STAGES:  # the report class each stage's cached result is rebuilt as
+        assert stage.report_class().__name__ == stage.report.split(":")[1]
 
 
 def test_retries_only_where_a_rerun_can_succeed() -> None:

@@ -6,16 +6,12 @@ nlpflow deploy --flow inference --cron "0 * * * *"   # a scheduled deployment of
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
 
-from nlpflow.serving.batch import plan_inference
-from nlpflow.config.params import load_params
-from nlpflow.config.settings import load_settings
-from nlpflow.tasks import credentials
 from nlpflow.tasks import inference as t
+from nlpflow.tasks.prologue import flow_prologue
 
 
 @flow(name="nlpflow-inference", log_prints=True)
@@ -24,12 +20,8 @@ def inference_flow(
     project_dir: str | None = None,
     configs: list[str] | None = None,
 ) -> dict[str, Any]:
-    credentials.install()  # database passwords from NLPFLOW_DB_SECRET's block
-    settings = load_settings()
-    if project_dir:  # a deployment names its project; relative paths resolve against it
-        settings = settings.model_copy(update={"project_dir": Path(project_dir)})
-    params = load_params(settings.root / "params.yaml", overrides, [Path(c) for c in configs or []])
-    plan = plan_inference(params, settings)  # bad params fail before anything is loaded
+    settings, params = flow_prologue(overrides, project_dir, configs, training=False)
+    plan = t.plan(params, settings)  # bad params fail before anything is loaded
     model = t.load_model(settings, plan)
     run_id = t.start_tracking(settings, plan, model.ref, params)
     try:

@@ -125,7 +125,8 @@ def _finish(
     )  # fmt: skip
     summary["cached"] = cached
     summary["outcome"] = kind
-    publish_run_links(ctx, run_id, summary["experiment_id"], summary.get("register"))
+    registered = next((summary.get(stage.name) for stage in STAGES if stage.registers), None)
+    publish_run_links(ctx, run_id, summary["experiment_id"], registered)
     summary["stage_seconds"] = {
         name: 0.0 if name in cached else result.seconds for name, result in results.items()
     }

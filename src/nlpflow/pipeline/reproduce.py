@@ -48,6 +48,7 @@ from nlpflow.pipeline.remote import (
     dvc,
     resolve_remote,
 )
+from nlpflow.pipeline.stages import snapshot_stage
 
 if TYPE_CHECKING:
     from nlpflow.config.settings import Settings
@@ -275,7 +276,7 @@ def _prepare(
     try:
         dvc(
             project,
-            ["pull", "-r", remote.name, "gather"],
+            ["pull", "-r", remote.name, snapshot_stage().name],
             doing=f"pulling the run's data from {remote.url}",
         )
     except NlpflowError as exc:
@@ -294,7 +295,7 @@ def _stages_after_gather(project: Path) -> list[str]:
     import yaml
 
     stages = yaml.safe_load((project / "dvc.yaml").read_text()).get("stages", {})
-    return [name for name in stages if name != "gather"]
+    return [name for name in stages if name != snapshot_stage().name]
 
 
 def _repro(project: Path, record: RunRecord, *, tmp: Path, progress: Progress) -> dict[str, Any]:

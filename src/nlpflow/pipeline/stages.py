@@ -59,7 +59,7 @@ __all__ = [  # the names importers take from here (the paths and the context liv
     "PREPROCESS_CACHE", "PROCESSED", "QUARANTINE", "REGISTRATION", "RESUMED_FROM",
     "SQL_SNAPSHOT", "STAGES", "STAGE_NAMES", "TRAIN_HISTORY", "TRAIN_PARAMS", "VALIDATED",
     "VALIDATION", "Stage", "StageContext", "TrainParamsReport", "accepted_profile",
-    "get_stage", "run_stage", "stage_names",
+    "get_stage", "model_stage", "run_stage", "snapshot_stage", "stage_names",
 ]  # fmt: skip
 
 
@@ -197,6 +197,11 @@ def get_stage(name: str) -> Stage:
 def model_stage() -> Stage:
     """The stage that trains the run's model (Stage.model)."""
     return next(stage for stage in STAGES if stage.model is not None)
+
+
+def snapshot_stage() -> Stage:
+    """The stage whose output is the run's data snapshot (Stage.snapshot)."""
+    return next(stage for stage in STAGES if stage.snapshot is not None)
 
 
 def run_stage(name: str, ctx: StageContext) -> BaseModel:
