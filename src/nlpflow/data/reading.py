@@ -72,16 +72,19 @@ def _read_bytes(path: Path) -> bytes:
             with lzma.open(path) as fh:
                 return fh.read()
         if suffix == ".zst":
-            import zstandard
-
-            with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as fh:
-                return fh.read()
+            return _read_zstd(path)
         return path.read_bytes()
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise DataSourceError(_damaged(path, exc)) from None
-    except Exception as exc:  # zstandard.ZstdError, imported only for .zst files
-        if type(exc).__name__ != "ZstdError":
-            raise
+
+
+def _read_zstd(path: Path) -> bytes:
+    import zstandard  # only for .zst files
+
+    try:
+        with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as fh:
+            return bytes(fh.read())
+    except zstandard.ZstdError as exc:
         raise DataSourceError(_damaged(path, exc)) from None
 
 
