@@ -202,3 +202,24 @@ def test_a_store_that_fails_is_never_read_as_an_absent_run(tmp_path: Path) -> No
         load_record(tracker, run_id)
     with pytest.raises(RegistryUnavailableError, match=f"reading run {run_id}"):
         load_lineage(tracker, "lin", version)
+
+
+def test_opening_a_tracker_sends_the_statuses_kept_while_the_server_was_away(
+    tmp_path: Path,
+) -> None:
+    from nlpflow.tracking.markers import PENDING, load_pending, save_pending
+
+    settings = Settings(project_dir=tmp_path)
+    first = Tracker(settings)
+    open_run, ended = (first.start_run("pending", run_name=None, tags={}) for _ in range(2))
+    first.end_run(ended, "FINISHED")
+    for run_id in (open_run, ended, "0" * 32):  # the last one: not in this store
+        save_pending(tmp_path, uri=first.uri, run_id=run_id, status="FAILED")
+    save_pending(tmp_path, uri="http://elsewhere:5000", run_id="1" * 32, status="FAILED")
+    later = Tracker(settings)
+    assert len(load_pending(tmp_path)) == 4  # building a Tracker sends nothing
+    later.open()
+    assert later.run_status(open_run) == "FAILED"
+    assert later.run_status(ended) == "FINISHED"  # someone already ended it: kept as it was
+    assert [p["uri"] for p in load_pending(tmp_path)] == ["http://elsewhere:5000"]
+    assert (tmp_path / PENDING).exists()
