@@ -1,6 +1,6 @@
 """The registered model's entry point, as MLflow "models from code" loads it.
 
-`nlpflow.release.registry` logs this file as the pyfunc's python_model: MLflow copies it into the
+`nlpflow.release.publish` logs this file as the pyfunc's python_model: MLflow copies it into the
 model and runs it at load time, after putting the model's own copy of nlpflow (its code
 paths) on sys.path. So the model holds source code, not a cloudpickle of a class, and loads
 with any cloudpickle version (MLflow's docs recommend this over pickling a PythonModel).
