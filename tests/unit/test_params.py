@@ -300,6 +300,7 @@ def test_schedule_cron_is_checked_as_prefect_reads_it_when_deployed() -> None:
     assert plans["training"] == ("0 3 * * 1", "Europe/Paris")
 
 
+@pytest.mark.subprocess  # `nlpflow` in a child process
 @pytest.mark.parametrize(
     ("args", "words"),
     [
