@@ -49,10 +49,8 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(found))
         yield found
-        reason = getattr(found, "reason", None)
-        todo += [found.__cause__, found.__context__, *(a for a in found.args if
-                 isinstance(a, BaseException))]  # fmt: skip
-        todo.append(reason if isinstance(reason, BaseException) else None)
+        behind = [found.__cause__, found.__context__, getattr(found, "reason", None), *found.args]
+        todo += [e for e in behind if isinstance(e, BaseException)]
 
 
 def is_unreachable(exc: BaseException) -> bool:
