@@ -251,7 +251,9 @@ def _gist(body: bytes) -> bytes:
     if not isinstance(error, dict):  # e.g. MLflow's plain-text 415 and 504 bodies
         return body if len(body) <= MAX_ERROR_BYTES else body[: MAX_ERROR_BYTES - 16] + b"... (cut)"
     # MLflow's "Failed to predict data '<the request>'. \nError: <why>" and "Failed to enforce
-    # schema of data '<the request>' with schema '...'. Error: <why>": the why, after the last
+    # schema of data '<the request>' with schema '...'. Error: <why>": the why, after the last.
+    # An HTTP body has no exception type to read: its wording, as of MLflow 3.17, is all there is
+    # (a body without "Error: " keeps its whole message, cut at 400 characters).
     message = str(error.get("message", "")).rpartition("Error: ")[2]
     if len(message) > 400:
         message = message[:400] + f"... ({len(message):,} characters, cut)"
