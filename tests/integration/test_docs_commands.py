@@ -36,16 +36,17 @@ SKIP: dict[str, str] = {
     r"^nlpflow (serve|worker|ui)\b": "a server that runs until stopped: tests/integration/"
     "test_serving.py, tests/flows/test_deploy.py and tests/integration/test_ui_command.py",
     r"^nlpflow (sweep|run --config reports/sweep/)": "an Optuna study of sweep.n_trials "
-    "trainings, minutes: tests/flows/test_sweep.py runs a small one and trains on its output",
+    "trainings, minutes: tests/flows/test_sweep.py runs a small one and merges its output",
     r"^nlpflow run -c configs/": "a transformer on ../shared/datasets, minutes per dataset: "
     "bench/quality.py; tests/integration/test_real_data.py",
     r"^nlpflow reproduce\b": "rebuilds a run in a git worktree, minutes: "
     "tests/integration/test_reproduce.py",
     r"^dvc (exp run|queue)\b": "runs the whole pipeline again as a DVC experiment, minutes: "
     "tests/integration/test_dvc_experiments.py",
-    r"postgresql://|s3://|endpointurl": "needs a PostgreSQL table or an S3 endpoint (MinIO): "
-    "tests/integration/test_batch_inference.py, tests/integration/test_sql_source.py",
+    r"postgresql://|s3://|endpointurl": "needs a PostgreSQL table (tests/integration/"
+    "test_batch_inference.py) or an S3 endpoint (MinIO; untested here, see docs/limits.md)",
 }
+RAN: set[tuple[str, ...]] = set()  # a command shown on several pages (comments aside) runs once
 FENCE = re.compile(r"^\s*```\s*([\w-]*)[^`]*$")  # an opening or closing fence line
 SHELL_BLOCKS = ("bash", "console", "sh", "shell")
 
@@ -172,8 +173,9 @@ def project(
         "PREFECT_API_URL": prefect_api,
         "NLPFLOW_USER": "docs",
     }
-    first = _run("nlpflow run", root, env)
+    first = _run("nlpflow run", root, env)  # README's first run, here so any page can run alone
     assert first.returncode == 0, first.stdout[-3000:]
+    RAN.add(("nlpflow", "run"))
     return root, env
 
 
@@ -182,9 +184,6 @@ def _run(command: str, root: Path, env: dict[str, str]) -> subprocess.CompletedP
         ["bash", "-o", "pipefail", "-c", command], cwd=root, env=env, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
     )  # fmt: skip
-
-
-RAN: set[tuple[str, ...]] = set()  # a command shown on several pages (comments aside) runs once
 
 
 @pytest.mark.slow
