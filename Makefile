@@ -48,6 +48,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/nlpflow dvc-yaml --check
+	$(BIN)/pylint --disable=all --enable=duplicate-code --score=n src
 
 format: install
 	$(BIN)/ruff format .
