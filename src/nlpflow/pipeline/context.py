@@ -44,6 +44,13 @@ class StageContext:
         self.tracker = tracker
         self.run_id = run_id
 
+    def tracked(self) -> Tracker:
+        """The tracker of a context that must have one (the flows' and the sweep's): a context
+        made untracked reaching here is a bug in nlpflow, not the user's input."""
+        if self.tracker is None:
+            raise RuntimeError("this stage context was made without a tracker (tracked=False)")
+        return self.tracker
+
     def path(self, relative: str) -> Path:
         return self.root / relative
 

@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nlpflow.config.naming import epoch_metrics
 from nlpflow.config.params import Params, TrainParams, flatten, read_by_train
@@ -29,12 +29,15 @@ from nlpflow.training.sweep import (
     trial_train_params,
 )
 
+if TYPE_CHECKING:
+    from nlpflow.tracking.tracker import Tracker
+
 # What a trial's MLflow run ends as: a pruned trial was stopped on purpose, not broken.
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
 
 def open_sweep_run(
-    tracker: Any, params: Params, *, root: Path, study: str, tags: dict[str, str]
+    tracker: Tracker, params: Params, *, root: Path, study: str, tags: dict[str, str]
 ) -> str:
     """The sweep's MLflow run, parent of the trials' runs: all params, git and study tags."""
     from nlpflow.tracking.tracker import git_tags
@@ -98,7 +101,7 @@ def run_trial(job: TrialJob) -> TrialReport:
     )  # fmt: skip
 
 
-def _open_trial_run(tracker: Any, job: TrialJob, train: TrainParams) -> str:
+def _open_trial_run(tracker: Tracker, job: TrialJob, train: TrainParams) -> str:
     tags = {"mlflow.parentRunId": job.parent_run_id, "sweep.study": job.ref.name,
             "sweep.trial": str(job.number), "nlpflow.runner": "prefect"}  # fmt: skip
     run_id: str = tracker.start_run(job.experiment, run_name=f"trial-{job.number}", tags=tags)
@@ -107,12 +110,13 @@ def _open_trial_run(tracker: Any, job: TrialJob, train: TrainParams) -> str:
 
 
 def _end_trial(
-    study: Any, trial: Any, tracker: Any, run_id: str, *, state: TrialState,
+    study: Any, trial: Any, tracker: Tracker, run_id: str, *, state: TrialState,
     value: float | None, metric: str,
 ) -> None:  # fmt: skip
     from optuna.trial import TrialState as OptunaState
 
     if state == "COMPLETE":
+        assert value is not None  # a completed trial has its value (best_of raises without one)
         study.tell(trial, value)
         tracker.log_metrics(run_id, {f"best/{metric}": value})
     else:

@@ -56,7 +56,7 @@ def open_sweep(ctx: StageContext, study: str) -> str:
     from prefect.runtime import flow_run
 
     tags = {"prefect.flow_run_id": str(flow_run.id)}
-    ctx.run_id = open_sweep_run(ctx.tracker, ctx.params, root=ctx.root, study=study, tags=tags)
+    ctx.run_id = open_sweep_run(ctx.tracked(), ctx.params, root=ctx.root, study=study, tags=tags)
     return ctx.run_id
 
 
@@ -112,7 +112,7 @@ def trial_task(job: TrialJob) -> TrialReport:
 def finish_task(
     ctx: StageContext, ref: StudyRef, run_id: str, reports: list[TrialReport], started: float
 ) -> SweepReport:
-    return finish_sweep(ref, tracker=ctx.tracker, run_id=run_id, reports=reports, started=started)
+    return finish_sweep(ref, tracker=ctx.tracked(), run_id=run_id, reports=reports, started=started)
 
 
 def build_task_runner(sweep: SweepParams) -> TaskRunner[Any]:

@@ -19,7 +19,7 @@ import secrets
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -230,8 +230,18 @@ def best_of(history: list[dict[str, float]], *, metric: str, direction: str) -> 
     return max(values) if direction == "maximize" else min(values)
 
 
+class RunLog(Protocol):
+    """What finish_sweep writes to the sweep's run: nlpflow.tracking's Tracker, which sits in a
+    layer above training (so it is named by the methods it must have, not imported)."""
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None: ...
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None: ...
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None: ...
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None: ...
+
+
 def finish_sweep(
-    ref: StudyRef, *, tracker: Any, run_id: str, reports: list[TrialReport], started: float
+    ref: StudyRef, *, tracker: RunLog, run_id: str, reports: list[TrialReport], started: float
 ) -> SweepReport:
     """The study's best completed trial: its values written as a params file and logged on the
     sweep's run; the models of the other trials removed (one model per trial adds up)."""
