@@ -212,6 +212,54 @@ def test_without_behavioural_tests_the_pass_rate_is_null(project: Path) -> None:
     assert not (project / "plain" / "evaluation" / "baseline.json").exists()
 
 
+def test_evaluate_scores_through_the_module_of_its_nlp_task(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second NLP task is its module and one registry entry: evaluate calls that module's
+    compute_scores, predictions_frame and write_errors, and writes what they return."""
+    import sys
+    import types
+
+    from nlpflow.config.nlp_tasks import NLP_TASKS, NlpTask
+
+    calls: list[str] = []
+    fake = types.ModuleType("nlpflow.evaluation.nlp.fake_spans")
+
+    def compute_scores(gold, predicted, proba, *, labels, params):  # type: ignore[no-untyped-def]
+        calls.append("compute_scores")
+        ci = {"low": 0.25, "high": 0.75}
+        return {"span_f1": 0.5, "ci": ci}, ci
+
+    def predictions_frame(test, predicted, proba, *, labels):  # type: ignore[no-untyped-def]
+        calls.append("predictions_frame")
+        # label, predicted, confidence: the confusion matrix and plots are still drawn by
+        # evaluate itself (they move into the task's module with the second task)
+        frame = test[["raw_text", "label"]].reset_index(drop=True)
+        return frame.assign(predicted=predicted, confidence=proba.max(axis=1), spans="[]")
+
+    def write_errors(out_dir, frame, *, limit):  # type: ignore[no-untyped-def]
+        calls.append("write_errors")
+        (out_dir / "span_errors.md").write_text(f"{len(frame)} rows, limit {limit}")
+
+    fake.compute_scores = compute_scores  # type: ignore[attr-defined]
+    fake.predictions_frame = predictions_frame  # type: ignore[attr-defined]
+    fake.write_errors = write_errors  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, fake.__name__, fake)
+    monkeypatch.setitem(NLP_TASKS, "spans-test", NlpTask("spans-test", "test only",
+                        scoring="fake_spans", output="text_classification"))  # fmt: skip
+    report = _evaluate(project, "spans", task="spans-test", behavioural=None, baseline_dir=None)
+    assert calls == ["compute_scores", "predictions_frame", "write_errors"]
+    metrics = json.loads((project / "spans" / "metrics.json").read_text())
+    assert (metrics["span_f1"], metrics["ci"]) == (0.5, {"low": 0.25, "high": 0.75})
+    assert report.tracked_metrics()["test/span_f1"] == 0.5
+    frame = pd.read_parquet(project / "spans" / "evaluation" / "predictions.parquet")
+    assert list(frame.columns) == ["raw_text", "label", "predicted", "confidence", "spans"]
+    rows = len(frame)
+    text = (project / "spans" / "evaluation" / "span_errors.md").read_text()
+    assert text == f"{rows} rows, limit {PARAMS.worst_errors}"
+    assert not (project / "spans" / "evaluation" / "worst_errors.csv").exists()
+
+
 def test_bad_inputs_stop_with_the_fix(project: Path, tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match=r"nope\.yaml does not exist"):
         _evaluate(project, "bad", behavioural=tmp_path / "nope.yaml")

@@ -93,7 +93,7 @@ def test_unknown_top_level_section_lists_the_sections(tmp_path: Path) -> None:
     message = _error(_write(tmp_path, "trian:\n  epochs: 3\n"))
     assert (
         "trian: unknown key; allowed keys here: data, evaluate, inference, preprocess, register, "
-        "schedule, serve, sweep, train, validate" in (message)
+        "schedule, serve, sweep, task, train, validate" in (message)
     )
 
 
@@ -241,7 +241,9 @@ def test_flatten_of_params_uses_section_aliases() -> None:
     assert flat["train.tfidf.C"] == 10.0
     assert flat["data.split.test"] == 0.2
     assert flat["data.labels"] is None
+    assert flat["task"] == "text-classification"  # the one top-level value, not a section
     assert {key.split(".")[0] for key in flat} == {
+        "task",
         "data",
         "validate",
         "preprocess",

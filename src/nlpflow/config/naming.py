@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK
 from nlpflow.config.params import FAMILIES, Params, TrainParams, flatten, read_by_train
 from nlpflow.config.source_kinds import is_hf
 
@@ -83,6 +84,10 @@ def logged_params(params: Params) -> dict[str, Any]:
     `baseline.` when the family itself is not a tf-idf one (they shape the yardstick, not the
     model). Passwords in URLs are masked (Params.public_dict)."""
     tree = {k: v for k, v in params.public_dict().items() if k not in NOT_READ_BY_STAGES}
+    # the default NLP task is left out, so classification runs log the params they did before
+    # the task became a param (and compare equal to older runs in MLflow)
+    if tree.get("task") == DEFAULT_NLP_TASK:
+        del tree["task"]
     train = tree["train"] = read_by_train(params.train)
     # switched-off or single-process options are one value, not a block of unused settings
     if not train["augment"]["enabled"]:

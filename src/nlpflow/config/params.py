@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK, NLP_TASKS, get_nlp_task
 from nlpflow.config.sections.base import Section
 from nlpflow.config.sections.data import DataParams, SplitParams
 from nlpflow.config.sections.evaluate import EvaluateParams, MainMetric, SliceParams
@@ -64,6 +65,12 @@ __all__ = [
 class Params(Section):
     """The whole params.yaml."""
 
+    task: str = Field(
+        default=DEFAULT_NLP_TASK,
+        description="The NLP task, named as Hugging Face names it: "
+        + "; ".join(f"{t.name}: {t.summary}" for t in NLP_TASKS.values())
+        + ". train.family must be a family that serves it.",
+    )
     data: DataParams = DataParams()
     validate_: ValidateParams = Field(default=ValidateParams(), alias="validate")
     preprocess: PreprocessParams = PreprocessParams()
@@ -76,6 +83,22 @@ class Params(Section):
     sweep: SweepParams = SweepParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        return get_nlp_task(value).name
+
+    @model_validator(mode="after")
+    def _family_serves_task(self) -> Params:
+        if FAMILIES[self.train.family].task != self.task:
+            serving = [f.name for f in FAMILIES.values() if f.task == self.task]
+            raise ValueError(
+                f"train.family: {self.train.family} serves "
+                f"{FAMILIES[self.train.family].task}, not task {self.task}; families that "
+                f"serve {self.task}: {', '.join(serving) or 'none yet'}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _quantizable(self) -> Params:

@@ -21,20 +21,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK
 from nlpflow.config.params import EvaluateParams
 from nlpflow.data.gather import load_splits
 from nlpflow.errors import StageInputError
-from nlpflow.evaluation.metrics import (
-    compute_calibration,
-    compute_confusion,
-    compute_metrics,
-    compute_ranking,
-    metric_function,
-)
+from nlpflow.evaluation.metrics import compute_confusion, compute_metrics
+from nlpflow.evaluation.nlp import scoring
 from nlpflow.evaluation.plots import write_plots
 from nlpflow.evaluation.slices import compute_slice_metrics
 from nlpflow.evaluation.training_texts import TRAINING_TEXTS, save_text_hashes, training_texts
@@ -92,17 +87,20 @@ def evaluate(
     plots_dir: Path,
     out_dir: Path,
     params: EvaluateParams,
+    task: str = DEFAULT_NLP_TASK,
     baseline_dir: Path | None = None,
     behavioural: Path | None = None,
 ) -> EvaluateReport:
     """Predict the test split of `src` with the model in `model_dir` and write every report.
+    `task`: the NLP task (params `task`) whose Scoring module computes the metrics;
     `baseline_dir`: the tfidf_logreg yardstick (None: not scored); `behavioural`: the
     behavioural test file (None: no tests, pass rate null)."""
+    nlp = scoring(task)
     model = load_model(model_dir)
     test = _load_test(src, model.labels)
     gold = test["label"].tolist()
     predicted, proba = predict_labels(model, test["text"].tolist())
-    metrics, ci = _score(gold, predicted, proba, labels=model.labels, params=params)
+    metrics, ci = nlp.compute_scores(gold, predicted, proba, labels=model.labels, params=params)
     slices = compute_slice_metrics(
         test["raw_text"].tolist(), gold, predicted, labels=model.labels, params=params
     )
@@ -115,9 +113,10 @@ def evaluate(
 
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2))
-    frame = _predictions_frame(test, predicted, proba, labels=model.labels)
+    frame = nlp.predictions_frame(test, predicted, proba, labels=model.labels)
     _write_evaluation(out_dir, frame=frame, slices=slices, suite=suite, baseline=scored,
                       params=params)  # fmt: skip
+    nlp.write_errors(out_dir, frame, limit=params.worst_errors)
     save_text_hashes(out_dir / TRAINING_TEXTS, training_texts(src))
     confusion = compute_confusion(gold, predicted, model.labels)
     write_plots(plots_dir, frame=frame, proba=proba, labels=model.labels, confusion=confusion,
@@ -146,33 +145,6 @@ def _load_test(src: Path, labels: list[str]) -> pd.DataFrame:
             f"know (it predicts {', '.join(labels)}): retrain the model on this data."
         )
     return test
-
-
-def _score(
-    gold: list[str],
-    predicted: list[str],
-    proba: np.ndarray,
-    *,
-    labels: list[str],
-    params: EvaluateParams,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """metrics.json's numbers (behavioural and baseline are added by the caller), and the
-    bootstrap interval of the main metric."""
-    from nlpflow.evaluation.stats import bootstrap_ci
-
-    metrics = compute_metrics(gold, predicted, labels)
-    metrics |= compute_ranking(gold, proba, labels)
-    correct = [g == p for g, p in zip(gold, predicted, strict=True)]
-    metrics["ece"], _ = compute_calibration(
-        correct, proba.max(axis=1), bins=params.calibration_bins
-    )
-    ci = bootstrap_ci(
-        gold, predicted, metric=metric_function(params.main_metric, labels),
-        name=params.main_metric, samples=params.bootstrap_samples,
-        level=params.confidence_level, seed=params.seed,
-    ).model_dump()  # fmt: skip
-    metrics["ci"] = ci
-    return metrics, ci
 
 
 def _behavioural(
@@ -239,17 +211,6 @@ def _baseline_summary(scored: dict[str, Any] | None, *, main: str) -> dict[str, 
     }
 
 
-def _predictions_frame(
-    test: pd.DataFrame, predicted: list[str], proba: np.ndarray, *, labels: list[str]
-) -> pd.DataFrame:
-    frame = test[["raw_text", "text", "label"]].reset_index(drop=True)
-    frame["predicted"] = predicted
-    frame["confidence"] = proba.max(axis=1).astype(float)
-    for i, label in enumerate(labels):
-        frame[f"proba_{label}"] = proba[:, i].astype(float)
-    return frame
-
-
 def _write_evaluation(
     out_dir: Path,
     *,
@@ -271,22 +232,3 @@ def _write_evaluation(
         (out_dir / "baseline.json").write_text(json.dumps(baseline, indent=2))
     else:  # a baseline of an earlier run must not pass for this run's
         (out_dir / "baseline.json").unlink(missing_ok=True)
-    _write_worst_errors(out_dir, frame, limit=params.worst_errors)
-
-
-def _write_worst_errors(out_dir: Path, frame: pd.DataFrame, *, limit: int) -> None:
-    """The mistakes the model was surest of: mislabelled data, or blind spots."""
-    wrong = frame[frame["label"] != frame["predicted"]]
-    worst = wrong.sort_values("confidence", ascending=False, kind="stable").head(limit)
-    table = worst[["raw_text", "label", "predicted", "confidence"]]
-    table.to_csv(out_dir / "worst_errors.csv", index=False)
-    lines = [
-        f"# The {len(table)} most confident mistakes (of {len(wrong)} in {len(frame)} test rows)",
-        "",
-        "| confidence | label | predicted | text |",
-        "|---|---|---|---|",
-    ]
-    for row in table.itertuples(index=False):
-        text = " ".join(str(row.raw_text).split()).replace("|", "\\|")
-        lines.append(f"| {row.confidence:.3f} | {row.label} | {row.predicted} | {text} |")
-    (out_dir / "worst_errors.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -163,14 +163,14 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "evaluate", f"{_STEPS}.evaluate", (MODEL, BASELINE, PROCESSED, BEHAVIOURAL),
-        (METRICS, PLOTS, EVALUATION), ("evaluate",),
+        (METRICS, PLOTS, EVALUATION), ("task", "evaluate"),
         "nlpflow.evaluation.evaluate:EvaluateReport",
         records_run=True, uncached=(METRICS, PLOTS, EVALUATION), metrics=(METRICS,),
         notes={PLOTS: "the data of plots: below, and PNGs of the same charts for MLflow"},
     ),
     Stage(
         "register", f"{_STEPS}.register", (MODEL, METRICS, EVALUATION),
-        (REGISTRATION, MODEL_CARD), ("evaluate", "register", "serve"),
+        (REGISTRATION, MODEL_CARD), ("task", "evaluate", "register", "serve"),
         "nlpflow.release.registry:RegistrationReport",
         retries=2, key_parts=registry_parts, registers=True,
         # the registered model's own code: MLflow runs this file to load it (models from code)

@@ -58,12 +58,12 @@ def serving_config(params: Params) -> dict[str, Any]:
 def pyfunc_spec(model_dir: Path, params: Params) -> PyfuncSpec:
     """The raw-text pyfunc of `model_dir` as MLflow "models from code": the entry file
     (nlpflow/serving/pyfunc_entry.py) is the python_model, so nothing is cloudpickled."""
+    from nlpflow.serving.nlp import output
     from nlpflow.serving.pyfunc import MODEL_ARTIFACT, TEXT_COLUMN
     from nlpflow.tracking.model_files import PyfuncSpec
 
     manifest = load_manifest(model_dir)
-    outputs = {"label": "string", "score": "double"}
-    outputs |= {f"proba_{label}": "double" for label in manifest["labels"]}
+    outputs = output(params.task).output_schema(manifest["labels"])
     return PyfuncSpec(
         entry=PYFUNC_ENTRY,
         artifacts={MODEL_ARTIFACT: str(model_dir)},

@@ -4,7 +4,8 @@ It cleans text with the same TextPreprocessor (and the same params) the training
 through, then predicts, so training and serving cannot drift apart.
 
 Input: a DataFrame with a `text` column (or a list of strings).
-Output: a DataFrame with `label`, `score` (its probability) and `proba_<label>` per class.
+Output: what the model's NLP task returns (nlpflow.serving.nlp); for text-classification a
+DataFrame with `label`, `score` (its probability) and `proba_<label>` per class.
 
 Every request is checked before the model sees it (limits from params `serve`, baked into the
 version at registration as its MLflow model_config): no text may be missing, blank or longer than
@@ -51,18 +52,11 @@ class InvalidRequest(Exception):
 
 
 def predict_frame(model: Any, cleaner: Any, texts: list[str]) -> pd.DataFrame:
-    import numpy as np
+    """The answer to `texts`, as the Output module of the model's NLP task shapes it (its
+    family's task; nlpflow.serving.nlp)."""
+    from nlpflow.serving.nlp import output_of_family
 
-    from nlpflow.training.families import predict_labels
-
-    if texts:
-        labels, proba = predict_labels(model, cleaner.transform(texts))
-    else:  # an empty request gets an empty answer (scikit-learn refuses 0 rows)
-        labels, proba = [], np.zeros((0, len(model.labels)))
-    frame = pd.DataFrame({"label": labels, "score": proba.max(axis=1).astype(float)})
-    for i, name in enumerate(model.labels):
-        frame[f"proba_{name}"] = proba[:, i].astype(float)
-    return frame
+    return output_of_family(model.family).predict_frame(model, cleaner, texts)
 
 
 def _texts(model_input: Any) -> list[Any]:

@@ -105,6 +105,7 @@ class Family:
     # on_step, workdir) -> model; imported only when the family is chosen
     model: str  # its class, whose .load(path) reads a saved model folder
     main_knob: tuple[str, str]  # (label, dotted train field) that run names show
+    task: str  # the NLP task it serves (params `task`; nlpflow.config.nlp_tasks.NLP_TASKS)
     sections: tuple[str, ...] = ()  # train sub-sections of its own knobs
     # Other train fields it reads (besides family, seed, augment, distributed); None: every
     # train field that is no family's section (the fine-tuned transformer's).
@@ -126,6 +127,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_logreg",
             model="TfidfClassifier",
             main_knob=("C", "tfidf.C"),
+            task="text-classification",
             sections=("tfidf",),
         ),
         Family(
@@ -135,6 +137,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_svm",
             model="TfidfClassifier",
             main_knob=("C", "svm.C"),
+            task="text-classification",
             sections=("tfidf", "svm"),
         ),
         Family(
@@ -144,6 +147,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_transformer",
             model="TransformerClassifier",
             main_knob=("lr", "lr"),
+            task="text-classification",
             shared=None,
             on_device=True,
             hf_trainer=True,
@@ -156,6 +160,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_frozen",
             model="FrozenEncoderClassifier",
             main_knob=("C", "frozen.C"),
+            task="text-classification",
             sections=("frozen",),
             shared=("pretrained", "max_length", "device", "cpu_threads"),
             on_device=True,
@@ -167,6 +172,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_textcat",
             model="SpacyTextcatClassifier",
             main_knob=("lr", "spacy_textcat.learn_rate"),
+            task="text-classification",
             sections=("spacy_textcat",),
         ),
     )

@@ -16,7 +16,7 @@ def run(ctx: StageContext) -> BaseModel:
     report = evaluate(
         model_dir=ctx.path(MODEL), baseline_dir=ctx.path(BASELINE), src=ctx.path(PROCESSED),
         metrics_path=ctx.path(METRICS), plots_dir=ctx.path(PLOTS), out_dir=ctx.path(EVALUATION),
-        params=ctx.params.evaluate,
+        params=ctx.params.evaluate, task=ctx.params.task,
         behavioural=ctx.path(behavioural) if behavioural is not None else None,
     )  # fmt: skip
     from nlpflow.pipeline.dvc_plots import ensure_offline_plots

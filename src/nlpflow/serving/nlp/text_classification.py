@@ -1,0 +1,32 @@
+"""The served output for text-classification (nlpflow.config.nlp_tasks.Output).
+
+One row per text: `label` (the predicted class), `score` (its probability) and
+`proba_<label>` for every class, in the model's label order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+
+def output_schema(labels: Sequence[str]) -> dict[str, str]:
+    outputs = {"label": "string", "score": "double"}
+    return outputs | {f"proba_{label}": "double" for label in labels}
+
+
+def predict_frame(model: Any, cleaner: Any, texts: list[str]) -> pd.DataFrame:
+    import numpy as np
+
+    from nlpflow.training.families import predict_labels
+
+    if texts:
+        labels, proba = predict_labels(model, cleaner.transform(texts))
+    else:  # an empty request gets an empty answer (scikit-learn refuses 0 rows)
+        labels, proba = [], np.zeros((0, len(model.labels)))
+    frame = pd.DataFrame({"label": labels, "score": proba.max(axis=1).astype(float)})
+    for i, name in enumerate(model.labels):
+        frame[f"proba_{name}"] = proba[:, i].astype(float)
+    return frame

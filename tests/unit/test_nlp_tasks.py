@@ -1,0 +1,127 @@
+"""The NLP task axis: params `task`, the registry (nlpflow.config.nlp_tasks) and dispatch to
+one module per task per role. A test-only task, whose modules live here, shows that adding a
+task is its modules plus one registry entry."""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from nlpflow.config import nlp_tasks
+from nlpflow.config.naming import logged_params
+from nlpflow.config.nlp_tasks import NLP_TASKS, NlpTask, Output, Scoring
+from nlpflow.config.params import FAMILIES, Params, parse_params
+from nlpflow.errors import ParamsError
+from nlpflow.evaluation.nlp import scoring
+from nlpflow.serving.nlp import output
+
+FAKE = "token-classification-test"
+
+
+def test_the_task_defaults_to_text_classification_and_is_not_logged() -> None:
+    params = parse_params({})
+    assert params.task == "text-classification"
+    assert params.to_dict()["task"] == "text-classification"
+    # classification runs log the MLflow params they logged before the task was a param
+    assert "task" not in logged_params(params)
+
+
+def test_an_unknown_task_names_the_known_ones() -> None:
+    with pytest.raises(ParamsError) as caught:
+        parse_params({"task": "text-clasification"})
+    assert "task: unknown NLP task 'text-clasification'; known: text-classification" in str(
+        caught.value
+    )
+
+
+def test_every_registered_task_has_modules_that_implement_its_roles() -> None:
+    assert "text-classification" in NLP_TASKS
+    for name in NLP_TASKS:
+        assert isinstance(scoring(name), Scoring), name
+        assert isinstance(output(name), Output), name
+    served = {family.task for family in FAMILIES.values()}
+    assert served <= set(NLP_TASKS), "a family serves an unregistered NLP task"
+    assert {f.name for f in FAMILIES.values() if f.task == "text-classification"} == set(FAMILIES)
+
+
+def _fake_output() -> types.ModuleType:
+    module = types.ModuleType("nlpflow.serving.nlp.fake_spans")
+
+    def output_schema(labels: Sequence[str]) -> dict[str, str]:
+        return {"entities": "string", "count": "long"}
+
+    def predict_frame(model: Any, cleaner: Any, texts: list[str]) -> pd.DataFrame:
+        return pd.DataFrame({"entities": [t.upper() for t in texts], "count": [1] * len(texts)})
+
+    module.output_schema = output_schema  # type: ignore[attr-defined]
+    module.predict_frame = predict_frame  # type: ignore[attr-defined]
+    return module
+
+
+@pytest.fixture
+def fake_task(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A second NLP task (modules in this test) served by a second family."""
+    monkeypatch.setitem(
+        NLP_TASKS, FAKE, NlpTask(FAKE, "test only", scoring="fake_spans", output="fake_spans")
+    )
+    monkeypatch.setitem(sys.modules, "nlpflow.serving.nlp.fake_spans", _fake_output())
+    family = replace(FAMILIES["tfidf_logreg"], name="fake_tagger", task=FAKE)
+    monkeypatch.setitem(FAMILIES, "fake_tagger", family)
+    return FAKE
+
+
+def test_a_family_must_serve_the_task(fake_task: str) -> None:
+    with pytest.raises(ParamsError) as caught:
+        parse_params({"task": fake_task})  # train.family stays the default transformer
+    assert (
+        f"train.family: transformer serves text-classification, not task {fake_task}; "
+        f"families that serve {fake_task}: fake_tagger"
+    ) in str(caught.value)
+    with pytest.raises(ParamsError, match="families that serve text-classification: tfidf_logreg"):
+        parse_params({"train": {"family": "fake_tagger"}})
+    params = parse_params({"task": fake_task, "train": {"family": "fake_tagger"}})
+    assert (params.task, params.train.family) == (fake_task, "fake_tagger")
+    assert logged_params(params)["task"] == fake_task  # a task other than the default is logged
+
+
+def test_an_added_task_is_served_through_its_own_output_module(
+    fake_task: str, tmp_path: Path
+) -> None:
+    from nlpflow.release.publish import pyfunc_spec
+    from nlpflow.serving.pyfunc import predict_frame
+    from nlpflow.training.families import save_manifest
+
+    model = types.SimpleNamespace(family="fake_tagger", labels=["PER"])
+    frame = predict_frame(model, None, ["ada lovelace", "x"])
+    assert frame.to_dict("list") == {"entities": ["ADA LOVELACE", "X"], "count": [1, 1]}
+
+    save_manifest(tmp_path, family="fake_tagger", labels=["PER"], extra={})
+    params = Params(task=fake_task, train={"family": "fake_tagger"})  # type: ignore[arg-type]
+    assert pyfunc_spec(tmp_path, params).outputs == {"entities": "string", "count": "long"}
+    classify = pyfunc_spec(tmp_path, Params())
+    assert classify.outputs == {"label": "string", "score": "double", "proba_PER": "double"}
+
+
+def test_stages_that_dispatch_on_the_task_list_it_and_import_its_modules() -> None:
+    from nlpflow.pipeline.stages import get_stage
+
+    for name, modules in {
+        "evaluate": ["nlpflow/evaluation/nlp/text_classification.py"],
+        "register": ["nlpflow/serving/nlp/text_classification.py"],
+    }.items():
+        stage = get_stage(name)
+        assert "task" in stage.params, name
+        files = stage.code_files()
+        assert "nlpflow/config/nlp_tasks.py" in files
+        assert all(m in files for m in modules), (name, files)
+    # the registry names modules, never imports them: stages that do not dispatch on the
+    # task (gather, validate, train) do not depend on any task's modules
+    assert not [f for f in get_stage("gather").code_files() if "/nlp/" in f]
+    assert nlp_tasks.DEFAULT_NLP_TASK in NLP_TASKS
