@@ -163,14 +163,17 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "evaluate", f"{_STEPS}.evaluate", (MODEL, BASELINE, PROCESSED, BEHAVIOURAL),
-        (METRICS, PLOTS, EVALUATION), ("task", "evaluate"),
+        # not `task`: a task is served by its own families, so changing it changes
+        # train.family, which re-runs train and so this stage; listing it would make
+        # `dvc repro` refuse every params.yaml written before the key existed
+        (METRICS, PLOTS, EVALUATION), ("evaluate",),
         "nlpflow.evaluation.evaluate:EvaluateReport",
         records_run=True, uncached=(METRICS, PLOTS, EVALUATION), metrics=(METRICS,),
         notes={PLOTS: "the data of plots: below, and PNGs of the same charts for MLflow"},
     ),
     Stage(
         "register", f"{_STEPS}.register", (MODEL, METRICS, EVALUATION),
-        (REGISTRATION, MODEL_CARD), ("task", "evaluate", "register", "serve"),
+        (REGISTRATION, MODEL_CARD), ("evaluate", "register", "serve"),  # not task: evaluate's
         "nlpflow.release.registry:RegistrationReport",
         retries=2, key_parts=registry_parts, registers=True,
         # the registered model's own code: MLflow runs this file to load it (models from code)
