@@ -75,3 +75,32 @@ def test_dvc_yaml_check_passes_when_current_in_the_project_folder(
         0,
         f"{tmp_path / 'dvc.yaml'} is up to date with the stage table\n",
     )
+
+
+@pytest.mark.subprocess
+def test_the_installed_command_exits_with_the_code_a_command_raises(tmp_path: Path) -> None:
+    """`nlpflow` runs the app out of click's standalone mode, where a command's
+    `raise typer.Exit(1)` comes back as a return value: the process must still exit 1 (CI's
+    `make lint` relies on `dvc-yaml --check` failing on a stale file)."""
+    import subprocess
+    import sys
+
+    nlpflow = Path(sys.executable).with_name("nlpflow")
+    stale = tmp_path / "dvc.yaml"
+    stale.write_text("stages: {}\n")
+    done = subprocess.run(
+        [str(nlpflow), "dvc-yaml", "--check", "--path", str(stale)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "is out of date: run `nlpflow dvc-yaml`" in done.stdout
+    assert stale.read_text() == "stages: {}\n"  # --check changes nothing
+    missing = tmp_path / "no-such-folder" / "dvc.yaml"
+    done = subprocess.run(
+        [str(nlpflow), "dvc-yaml", "--path", str(missing)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout
+    assert f"the folder {missing.parent} does not exist" in done.stdout + done.stderr
+    assert not missing.parent.exists()

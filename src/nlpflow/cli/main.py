@@ -68,7 +68,12 @@ def _main() -> None:
 
     try:
         try:
-            app(standalone_mode=False)
+            # Not standalone, click returns a command's `raise typer.Exit(code)` as this value
+            # instead of exiting with it: `reproduce` out of tolerance, `serve`'s server failing
+            # and a stale `dvc-yaml --check` must still end the process with their code.
+            code = app(standalone_mode=False)
+            if isinstance(code, int) and code:
+                sys.exit(code)
         except Exception as exc:  # a full disk anywhere (a stage, the store): its message
             full = disk_full(exc, doing=" ".join(sys.argv[1:3]) or "nlpflow")
             if full is None:

@@ -7,6 +7,7 @@ nlpflow predict --text "the refund never came"
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,7 +56,12 @@ def serve(
     code = serving.serve_registered(
         ref, settings, host=host, port=port, workers=workers, threads=threads
     )
-    raise typer.Exit(code)
+    # A server ended by a stop signal (the SIGTERM or Ctrl-C nlpflow forwards to it) stopped
+    # as asked: exit 0. Any other code is the server failing, and the command fails with it.
+    raise typer.Exit(0 if code in _STOPPED else code)
+
+
+_STOPPED = {128 + signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGHUP}  # as run_server reports
 
 
 def predict(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from nlpflow.errors import NlpflowError
 from nlpflow.pipeline.stages import STAGES, Stage
 
 SOURCE_DIR = "src"  # where the project keeps the nlpflow package (src/nlpflow)
@@ -123,6 +124,11 @@ def write(path: Path) -> bool:
     text = render()
     if path.is_file() and path.read_text() == text:
         return False
+    if not path.parent.is_dir():
+        raise NlpflowError(
+            f"cannot write {path}: the folder {path.parent} does not exist; give --path a file "
+            "in an existing folder (default: dvc.yaml in the project folder)"
+        )
     path.write_text(text)
     return True
 
