@@ -13,7 +13,12 @@ import pytest
 from nlpflow.config.params import Params
 from nlpflow.config.settings import Settings
 from nlpflow.errors import RegistryError, TrackingError
-from nlpflow.evaluation.evaluate import TRAINING_TEXTS, load_text_hashes, save_text_hashes, text_key
+from nlpflow.evaluation.training_texts import (
+    TRAINING_TEXTS,
+    load_text_hashes,
+    save_text_hashes,
+    text_key,
+)
 from nlpflow.release.champion import aliases_of, champion_version, move_champion, withdraw_version
 from nlpflow.release.evidence import log_training_texts, overlap
 from nlpflow.tracking.connection import RegistryUnavailableError

@@ -15,8 +15,10 @@ import pytest
 from nlpflow.config.params import EvaluateParams, PreprocessParams, SliceParams, TrainParams
 from nlpflow.data.preprocess import TextPreprocessor
 from nlpflow.errors import ParamsError, StageInputError
-from nlpflow.evaluation.evaluate import EvaluateReport, evaluate
+from nlpflow.evaluation.evaluate import evaluate
 from nlpflow.evaluation.metrics import compute_metrics
+from nlpflow.evaluation.report import EvaluateReport
+from nlpflow.evaluation.training_texts import TRAINING_TEXTS, load_text_hashes, text_key
 from nlpflow.training.families import load_model, predict_labels
 from nlpflow.training.train import train, train_baseline
 from tests.conftest import REPO, SAMPLE
@@ -215,49 +217,47 @@ def test_without_behavioural_tests_the_pass_rate_is_null(project: Path) -> None:
 def test_evaluate_scores_through_the_module_of_its_nlp_task(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A second NLP task is its module and one registry entry: evaluate calls that module's
-    compute_scores, predictions_frame and write_errors, and writes what they return."""
+    """A second NLP task is its module and one registry entry: evaluate hands the task's
+    Scoring module its inputs, writes metrics.json from its report and the training-text
+    hashes every task's gate needs, and draws nothing of classification's itself."""
     import sys
     import types
 
     from nlpflow.config.nlp_tasks import NLP_TASKS, NlpTask
+    from nlpflow.evaluation.nlp import EvaluateInputs
 
-    calls: list[str] = []
+    seen: list[EvaluateInputs] = []
     fake = types.ModuleType("nlpflow.evaluation.nlp.fake_spans")
 
-    def compute_scores(gold, predicted, proba, *, labels, params):  # type: ignore[no-untyped-def]
-        calls.append("compute_scores")
+    def evaluate(inputs: EvaluateInputs) -> EvaluateReport:
+        seen.append(inputs)
+        inputs.out_dir.mkdir(parents=True, exist_ok=True)
+        (inputs.out_dir / "span_errors.md").write_text(f"limit {inputs.params.worst_errors}")
         ci = {"low": 0.25, "high": 0.75}
-        return {"span_f1": 0.5, "ci": ci}, ci
+        return EvaluateReport(metrics={"span_f1": 0.5, "ci": ci}, confusion=[], labels=["ORG"],
+                              rows=3, main_metric="span_f1", ci=ci)  # fmt: skip
 
-    def predictions_frame(test, predicted, proba, *, labels):  # type: ignore[no-untyped-def]
-        calls.append("predictions_frame")
-        # label, predicted, confidence: the confusion matrix and plots are still drawn by
-        # evaluate itself (they move into the task's module with the second task)
-        frame = test[["raw_text", "label"]].reset_index(drop=True)
-        return frame.assign(predicted=predicted, confidence=proba.max(axis=1), spans="[]")
-
-    def write_errors(out_dir, frame, *, limit):  # type: ignore[no-untyped-def]
-        calls.append("write_errors")
-        (out_dir / "span_errors.md").write_text(f"{len(frame)} rows, limit {limit}")
-
-    fake.compute_scores = compute_scores  # type: ignore[attr-defined]
-    fake.predictions_frame = predictions_frame  # type: ignore[attr-defined]
-    fake.write_errors = write_errors  # type: ignore[attr-defined]
+    fake.evaluate = evaluate  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, fake.__name__, fake)
     monkeypatch.setitem(NLP_TASKS, "spans-test", NlpTask("spans-test", "test only",
-                        scoring="fake_spans", output="text_classification"))  # fmt: skip
+                        data="text_classification", scoring="fake_spans",
+                        output="text_classification"))  # fmt: skip
     report = _evaluate(project, "spans", task="spans-test", behavioural=None, baseline_dir=None)
-    assert calls == ["compute_scores", "predictions_frame", "write_errors"]
-    metrics = json.loads((project / "spans" / "metrics.json").read_text())
-    assert (metrics["span_f1"], metrics["ci"]) == (0.5, {"low": 0.25, "high": 0.75})
-    assert report.tracked_metrics()["test/span_f1"] == 0.5
-    frame = pd.read_parquet(project / "spans" / "evaluation" / "predictions.parquet")
-    assert list(frame.columns) == ["raw_text", "label", "predicted", "confidence", "spans"]
-    rows = len(frame)
-    text = (project / "spans" / "evaluation" / "span_errors.md").read_text()
-    assert text == f"{rows} rows, limit {PARAMS.worst_errors}"
-    assert not (project / "spans" / "evaluation" / "worst_errors.csv").exists()
+    out = project / "spans"
+    assert [(i.src, i.out_dir, i.baseline_dir, i.behavioural) for i in seen] == [
+        (project / "processed", out / "evaluation", None, None)
+    ]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == {"span_f1": 0.5, "ci": {"low": 0.25, "high": 0.75}}
+    assert report.tracked_metrics() == {"test/span_f1": 0.5, "test/span_f1_ci_low": 0.25,
+                                        "test/span_f1_ci_high": 0.75}  # fmt: skip
+    assert (out / "evaluation" / "span_errors.md").read_text() == f"limit {PARAMS.worst_errors}"
+    trained = load_text_hashes(out / "evaluation" / TRAINING_TEXTS)
+    train = pd.read_parquet(project / "processed" / "train.parquet")
+    assert text_key(str(train["raw_text"].iloc[0])) in trained
+    # classification's files are its module's, not evaluate's
+    assert not (out / "evaluation" / "predictions.parquet").exists()
+    assert not (out / "plots").exists()
 
 
 def test_bad_inputs_stop_with_the_fix(project: Path, tmp_path: Path) -> None:

@@ -16,11 +16,11 @@ import pytest
 
 from nlpflow.config import nlp_tasks
 from nlpflow.config.naming import logged_params
-from nlpflow.config.nlp_tasks import NLP_TASKS, NlpTask, Output, Scoring
+from nlpflow.config.nlp_tasks import NLP_TASKS, NlpTask
 from nlpflow.config.params import FAMILIES, Params, parse_params
 from nlpflow.errors import ParamsError
-from nlpflow.evaluation.nlp import scoring
-from nlpflow.serving.nlp import output
+from nlpflow.evaluation.nlp import Scoring, scoring
+from nlpflow.serving.nlp import Output, output
 
 FAKE = "token-classification-test"
 
@@ -69,7 +69,11 @@ def _fake_output() -> types.ModuleType:
 def fake_task(monkeypatch: pytest.MonkeyPatch) -> str:
     """A second NLP task (modules in this test) served by a second family."""
     monkeypatch.setitem(
-        NLP_TASKS, FAKE, NlpTask(FAKE, "test only", scoring="fake_spans", output="fake_spans")
+        NLP_TASKS,
+        FAKE,
+        NlpTask(
+            FAKE, "test only", data="text_classification", scoring="fake_spans", output="fake_spans"
+        ),
     )
     monkeypatch.setitem(sys.modules, "nlpflow.serving.nlp.fake_spans", _fake_output())
     family = replace(FAMILIES["tfidf_logreg"], name="fake_tagger", task=FAKE)
@@ -123,7 +127,7 @@ def test_stages_that_dispatch_on_the_task_list_it_and_import_its_modules() -> No
         files = stage.code_files()
         assert "nlpflow/config/nlp_tasks.py" in files
         assert all(m in files for m in modules), (name, files)
-    # the registry names modules, never imports them: stages that do not dispatch on the
-    # task (gather, validate, train) do not depend on any task's modules
-    assert not [f for f in get_stage("gather").code_files() if "/nlp/" in f]
+    # the registry names modules, never imports them: a stage that does not dispatch on the
+    # task (train: its family does) depends on no task's modules
+    assert not [f for f in get_stage("train").code_files() if "/nlp/" in f]
     assert nlp_tasks.DEFAULT_NLP_TASK in NLP_TASKS

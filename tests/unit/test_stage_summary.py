@@ -8,7 +8,7 @@ from nlpflow.cli.stages import _summary
 from nlpflow.data.gather import GatherReport
 from nlpflow.data.preprocess import PreprocessReport
 from nlpflow.data.validation import CheckResult, ValidationReport
-from nlpflow.evaluation.evaluate import EvaluateReport
+from nlpflow.evaluation.report import EvaluateReport
 from nlpflow.release.registry import RegistrationReport
 from nlpflow.training.train import TrainReport
 

@@ -8,28 +8,25 @@ says which one it serves (Family.task). The stages share everything else (gather
 tracking, register, serve) and ask the registry only for what differs per NLP task, one module
 per task per role, loaded by name when used, as the model families are:
 
-| role    | package                  | interface (below) | what it holds                          |
-|---------|--------------------------|-------------------|----------------------------------------|
-| scoring | `nlpflow.evaluation.nlp` | `Scoring`         | metrics, predictions table, error list |
-| output  | `nlpflow.serving.nlp`    | `Output`          | the pyfunc's output and its schema     |
+| role    | package                  | interface          | what it holds                             |
+|---------|--------------------------|--------------------|-------------------------------------------|
+| data    | `nlpflow.data.nlp`       | `Data`             | gather's shaping and splits, the validate |
+|         |                          |                    | suite (its checks, frame and profile)     |
+| scoring | `nlpflow.evaluation.nlp` | `Scoring`          | the evaluate stage's reports, and the     |
+|         |                          |                    | gate's score of a model on test rows      |
+| output  | `nlpflow.serving.nlp`    | `Output`           | the pyfunc's output, its schema and the   |
+|         |                          |                    | columns batch inference reserves          |
 
-Each role's package loads its module (`nlpflow.evaluation.nlp.scoring(task)`), so a stage's
-computed code deps hold the modules of its own roles only. Adding an NLP task = its module in
-each role's package + one entry here (+ the families that serve it, Family.task).
+Each role's package defines its interface (a Protocol) and loads a task's module by name
+(`nlpflow.evaluation.nlp.scoring(task)`), so a stage's computed code deps hold the modules of
+its own roles only, and this module, in the config layer, names them without importing them.
+Adding an NLP task = its module in each role's package + one entry here (+ the families that
+serve it, Family.task).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
-
-    from nlpflow.config.sections.evaluate import EvaluateParams
 
 
 @dataclass(frozen=True)
@@ -38,6 +35,7 @@ class NlpTask:
 
     name: str  # params `task`, Hugging Face's pipeline name
     summary: str  # one line, shown in the `task` param's description
+    data: str  # module under nlpflow.data.nlp (Data)
     scoring: str  # module under nlpflow.evaluation.nlp (Scoring)
     output: str  # module under nlpflow.serving.nlp (Output)
 
@@ -48,6 +46,7 @@ NLP_TASKS: dict[str, NlpTask] = {
         NlpTask(
             "text-classification",
             "one label per text (sentiment, topic, intent, spam)",
+            data="text_classification",
             scoring="text_classification",
             output="text_classification",
         ),
@@ -64,45 +63,3 @@ def get_nlp_task(name: str) -> NlpTask:
             "(nlpflow.config.nlp_tasks.NLP_TASKS)"
         )
     return NLP_TASKS[name]
-
-
-@runtime_checkable
-class Scoring(Protocol):
-    """What the evaluate stage asks of an NLP task (a module of nlpflow.evaluation.nlp).
-    `gold` and `predicted` hold one item per test row, `proba` the model's probabilities
-    (rows x labels); evaluate writes what these return to metrics.json and reports/."""
-
-    def compute_scores(
-        self,
-        gold: list[Any],
-        predicted: list[Any],
-        proba: np.ndarray,
-        *,
-        labels: list[str],
-        params: EvaluateParams,
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """metrics.json's numbers, and the bootstrap interval of the main metric."""
-        ...
-
-    def predictions_frame(
-        self, test: pd.DataFrame, predicted: list[Any], proba: np.ndarray, *, labels: list[str]
-    ) -> pd.DataFrame:
-        """predictions.parquet: one row per test row."""
-        ...
-
-    def write_errors(self, out_dir: Path, frame: pd.DataFrame, *, limit: int) -> None:
-        """The worst mistakes of `frame` (predictions_frame's), as files in `out_dir`."""
-        ...
-
-
-@runtime_checkable
-class Output(Protocol):
-    """What the served pyfunc returns for an NLP task (a module of nlpflow.serving.nlp)."""
-
-    def output_schema(self, labels: Sequence[str]) -> dict[str, str]:
-        """The output columns and their MLflow types (the registered signature)."""
-        ...
-
-    def predict_frame(self, model: Any, cleaner: Any, texts: list[str]) -> pd.DataFrame:
-        """The answer to `texts` (raw; `cleaner` prepares them as training did)."""
-        ...

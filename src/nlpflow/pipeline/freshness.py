@@ -40,9 +40,9 @@ def run_fingerprints(ctx: StageContext, snapshot: str) -> dict[str, str]:
 
 def last_completed_run(ctx: StageContext) -> RunView | None:
     """The latest run of the experiment that completed (trained or reused every stage)."""
-    assert ctx.tracker is not None
-    experiment = ctx.tracker.experiment_id(ctx.params.register_.experiment)
-    runs = ctx.tracker.search_runs(
+    tracker = ctx.tracked()
+    experiment = tracker.experiment_id(ctx.params.register_.experiment)
+    runs = tracker.search_runs(
         [experiment],
         filter_string=f"tags.`{OUTCOME}` = 'completed' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],

@@ -48,15 +48,15 @@ def open_run(
     from nlpflow.pipeline.remote import code_state_tags
     from nlpflow.tracking.tracker import git_tags
 
-    assert ctx.tracker is not None
+    tracker = ctx.tracked()
     all_tags = git_tags(ctx.root) | {"nlpflow.runner": runner} | (tags or {})
     all_tags |= dvc_experiment_tags() | code_state_tags(ctx.root)  # exp name; for reproduce
     name = run_name(ctx.params, experiment=experiment_name())
-    run_id: str = ctx.tracker.start_run(
+    run_id: str = tracker.start_run(
         ctx.params.register_.experiment, run_name=name, tags=all_tags,
         main_metric=ctx.params.evaluate.main_metric, owner=owner,
     )  # fmt: skip
-    ctx.tracker.log_params(run_id, logged_params(ctx.params))
+    tracker.log_params(run_id, logged_params(ctx.params))
     ctx.run_id = run_id
     note_run(ctx.root, run_id)
     return run_id
@@ -136,13 +136,13 @@ def _run_tracked_stage(name: str, ctx: StageContext, owner: str | None) -> BaseM
     from nlpflow.pipeline.remote import finish_dvc_run
     from nlpflow.tracking.tracker import clear_active_run, read_active_run, write_active_run
 
-    assert ctx.tracker is not None
+    tracker = ctx.tracked()
     marker = read_active_run(ctx.root)
-    status = ctx.tracker.run_status(marker["run_id"]) if marker else None
+    status = tracker.run_status(marker["run_id"]) if marker else None
     if marker and marker["owner"] == owner and status in {"RUNNING", "FINISHED"}:
         ctx.run_id = marker["run_id"]
         if status == "FINISHED":
-            ctx.tracker.reopen_run(ctx.run_id)
+            tracker.reopen_run(ctx.run_id)
     else:
         write_active_run(ctx.root, open_run(ctx, runner="dvc", owner=owner), owner)
     try:

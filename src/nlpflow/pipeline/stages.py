@@ -167,7 +167,7 @@ STAGES: tuple[Stage, ...] = (
         # train.family, which re-runs train and so this stage; listing it would make
         # `dvc repro` refuse every params.yaml written before the key existed
         (METRICS, PLOTS, EVALUATION), ("evaluate",),
-        "nlpflow.evaluation.evaluate:EvaluateReport",
+        "nlpflow.evaluation.report:EvaluateReport",
         records_run=True, uncached=(METRICS, PLOTS, EVALUATION), metrics=(METRICS,),
         notes={PLOTS: "the data of plots: below, and PNGs of the same charts for MLflow"},
     ),

@@ -100,7 +100,7 @@ def log_model(
 def tracked_test_metrics(metrics: dict[str, Any], main: str) -> dict[str, float]:
     """metrics.json's test-set scores (test/<metric> and the main metric's interval) under the
     names evaluate logs them by: evaluate's own naming, so the two cannot drift apart."""
-    from nlpflow.evaluation.evaluate import EvaluateReport
+    from nlpflow.evaluation.report import EvaluateReport
 
     report = EvaluateReport(
         metrics=metrics, confusion=[], labels=[], rows=0, main_metric=main,

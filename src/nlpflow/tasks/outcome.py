@@ -46,22 +46,21 @@ def close_dead_runs(ctx: StageContext) -> None:
 @nlpflow_task("tag-model", retries=2)
 def tag_model(ctx: StageContext, run_id: str, model_sha256: str) -> None:
     """The model this run trained or reused: register checks it uploads this very model."""
-    assert ctx.tracker is not None
-    ctx.tracker.set_tags(run_id, {MODEL_SHA256: model_sha256})
+    ctx.tracked().set_tags(run_id, {MODEL_SHA256: model_sha256})
 
 
 @nlpflow_task("check-skip", retries=2)
 def check_skip(ctx: StageContext, run_id: str, *, snapshot: str, force: bool) -> str | None:
     """Tag the run with what it trains on; when that equals the last completed run's (and
     skipping is on), record the skip in MLflow and Prefect and say why."""
-    assert ctx.tracker is not None
+    tracker = ctx.tracked()
     fingerprints = run_fingerprints(ctx, snapshot)
-    ctx.tracker.set_tags(run_id, fingerprints)
+    tracker.set_tags(run_id, fingerprints)
     if force or not ctx.params.schedule.skip_unchanged_data:
         return None
     reason = skip_reason(ctx, fingerprints)
     if reason is not None:
-        ctx.tracker.set_tags(
+        tracker.set_tags(
             run_id, {OUTCOME: "skipped", SKIP_REASON: reason} | skipped_run_tags(ctx, reason)
         )
         create_markdown_artifact(f"## Skipped\n\n{reason}\n", key="nlpflow-skip")
@@ -75,10 +74,9 @@ def record_outcome(
 ) -> str:
     """Tag the completed run with the stages it reused (and whose runs made them) and what it
     was (nlpflow.pipeline.freshness.run_kind); returns that kind."""
-    assert ctx.tracker is not None
     cached = list(cached_by)
     kind = run_kind(run_id, cached=cached, trained_by=trained_by)
-    ctx.tracker.set_tags(
+    ctx.tracked().set_tags(
         run_id,
         {OUTCOME: "completed", "nlpflow.cached_stages": ",".join(cached) or "none"}
         | {f"nlpflow.cached.{name}": by for name, by in cached_by.items()}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from nlpflow.pipeline.codedeps import code_hash
 from nlpflow.pipeline.context import MODEL_SHA256, RESUMED_FROM, StageContext
 from nlpflow.pipeline.paths import CHECKPOINTS, MODEL, PROCESSED, TRAIN_HISTORY
+
+if TYPE_CHECKING:
+    from nlpflow.tracking.tracker import Tracker
 
 
 def run(ctx: StageContext) -> BaseModel:
@@ -29,24 +32,23 @@ def run(ctx: StageContext) -> BaseModel:
     )  # fmt: skip
     ctx.log_metrics({"train/seconds": report.seconds, "train/epochs": report.epochs})
     ctx.log_metrics({f"perf/{k}": v for k, v in report.perf.items()})
-    if ctx.tracker is not None and ctx.run_id is not None and report.device:
-        ctx.tracker.set_tags(ctx.run_id, {f"device.{k}": v for k, v in report.device.items()})
     if ctx.tracker is not None and ctx.run_id is not None:
-        _tag_training(ctx, report)
+        _tag_training(ctx.tracker, ctx.run_id, report)
     ctx.log_artifact(TRAIN_HISTORY, "training")
     return report
 
 
-def _tag_training(ctx: StageContext, report: Any) -> None:
-    """The model's fingerprint on the run; a resumed training's link to the attempt it
-    continued, both ways (the old run gets a note pointing at this one)."""
-    assert ctx.tracker is not None and ctx.run_id is not None
+def _tag_training(tracker: Tracker, run_id: str, report: Any) -> None:
+    """The device, the model's fingerprint on the run; a resumed training's link to the
+    attempt it continued, both ways (the old run gets a note pointing at this one)."""
+    if report.device:
+        tracker.set_tags(run_id, {f"device.{k}": v for k, v in report.device.items()})
     if report.model_sha256:
-        ctx.tracker.set_tags(ctx.run_id, {MODEL_SHA256: report.model_sha256})
+        tracker.set_tags(run_id, {MODEL_SHA256: report.model_sha256})
     if report.resumed_run:
-        ctx.tracker.set_tags(ctx.run_id, {RESUMED_FROM: report.resumed_run})
-        note = (f"Training was interrupted here; run {ctx.run_id} resumed it from checkpoint "
+        tracker.set_tags(run_id, {RESUMED_FROM: report.resumed_run})
+        note = (f"Training was interrupted here; run {run_id} resumed it from checkpoint "
                 f"{report.resumed_from} and finished it.")  # fmt: skip
-        ctx.tracker.set_tags(
-            report.resumed_run, {"nlpflow.resumed_by": ctx.run_id, "mlflow.note.content": note}
+        tracker.set_tags(
+            report.resumed_run, {"nlpflow.resumed_by": run_id, "mlflow.note.content": note}
         )

@@ -1,5 +1,5 @@
-"""What the served pyfunc returns, per NLP task: one module each, implementing
-nlpflow.config.nlp_tasks.Output, named by the task's registry entry (NlpTask.output).
+"""What the served pyfunc returns, per NLP task: one module each, implementing `Output`
+below, named by the task's registry entry (nlpflow.config.nlp_tasks, NlpTask.output).
 
     output("text-classification").output_schema(["ham", "spam"])  # label, score, proba_ham, ...
 
@@ -9,10 +9,40 @@ A saved model's task is its family's (Family.task): a served model needs no para
 from __future__ import annotations
 
 import importlib
-from typing import cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
-from nlpflow.config.nlp_tasks import Output, get_nlp_task
+from nlpflow.config.nlp_tasks import get_nlp_task
 from nlpflow.config.params import FAMILIES
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+
+@runtime_checkable
+class Output(Protocol):
+    """What the served pyfunc returns for an NLP task (a module of nlpflow.serving.nlp)."""
+
+    def output_schema(self, labels: Sequence[str]) -> dict[str, str]:
+        """The output columns and their MLflow types (the registered signature)."""
+        ...
+
+    def predict_frame(self, model: Any, cleaner: Any, texts: list[str]) -> pd.DataFrame:
+        """The answer to `texts` (raw; `cleaner` prepares them as training did)."""
+        ...
+
+    def read_answer(
+        self, frame: pd.DataFrame, labels: Sequence[str]
+    ) -> tuple[list[Any], np.ndarray]:
+        """predict_frame's answer as (predictions, probabilities): what the gate scores and
+        compares with evaluate's."""
+        ...
+
+    def is_output_column(self, name: str) -> bool:
+        """Whether `name` is (or could be, for some labels) a column of the answer: batch
+        inference refuses input columns that its output would overwrite."""
+        ...
 
 
 def output(task: str) -> Output:
