@@ -3,7 +3,10 @@
 The challenger is the registered version itself, loaded back as serving loads it (int8
 included), scored on the test rows and checked against what evaluate measured. The champion is
 re-scored on the same rows, less those it trained on (its run's recorded training texts).
-nlpflow.release.gate judges the evidence; this module only gathers it.
+nlpflow.release.gate judges the evidence; this module only gathers it. What differs per NLP task
+comes from its modules: the scoring of params `task` (nlpflow.evaluation.nlp: the score, slices
+and evaluate's recorded predictions) and the served model's own Output (nlpflow.serving.nlp: how
+its answer reads).
 """
 
 from __future__ import annotations
@@ -58,28 +61,28 @@ def load_served(tracker: Tracker, name: str, version: int) -> Any:
     return tracker.load_version(name, version).unwrap_python_model()
 
 
-def served_predictions(served: Any, texts: list[str]) -> tuple[list[str], Any]:
-    """Labels and probabilities of a loaded version for raw texts, past the request limits
-    (the gate scores whole test sets, not requests)."""
+def served_predictions(served: Any, texts: list[str]) -> tuple[list[Any], Any]:
+    """Predictions and probabilities of a loaded version for raw texts, past the request
+    limits (the gate scores whole test sets, not requests), read as the Output module of the
+    model's own NLP task reads its answer."""
+    from nlpflow.serving.nlp import output_of_family
     from nlpflow.serving.pyfunc import predict_frame
 
     frame = predict_frame(served.model, served.cleaner, texts)
-    columns = [f"proba_{label}" for label in served.model.labels]
-    return frame["label"].astype(str).tolist(), frame[columns].to_numpy()
+    return output_of_family(served.model.family).read_answer(frame, list(served.model.labels))
 
 
 def _judge(
-    predictions: Any, labels: list[str], *, label_set: list[str], params: Params
+    rows: Any, predicted: list[Any], *, label_set: list[str], params: Params
 ) -> tuple[float, dict[str, dict[str, Any]]]:
-    """The main metric and the slices of one model's `labels` for the test rows."""
-    from nlpflow.evaluation.metrics import compute_metrics
-    from nlpflow.evaluation.slices import compute_slice_metrics
+    """The main metric and the slices of one model's `predicted` for the test `rows`, as the
+    scoring of params `task` computes them."""
+    from nlpflow.evaluation.nlp import scoring
 
-    texts = predictions["raw_text"].astype(str).tolist()
-    gold = predictions["label"].astype(str).tolist()
-    score = float(compute_metrics(gold, labels, label_set)[params.evaluate.main_metric])
-    slices = compute_slice_metrics(texts, gold, labels, labels=label_set, params=params.evaluate)
-    return score, slices
+    return scoring(params.task).judge(
+        rows["label"].astype(str).tolist(), predicted, rows["raw_text"].astype(str).tolist(),
+        labels=label_set, params=params.evaluate,
+    )  # fmt: skip
 
 
 def champion_evidence(
@@ -174,10 +177,10 @@ def challenger_evidence(
     main = params.evaluate.main_metric
     mismatches: list[str] = []
     if params.register_.quantize == "none":  # int8 is meant to differ a little
-        expected = predictions[[f"proba_{label}" for label in label_set]].to_numpy()
-        mismatches = compare_predictions(
-            predictions["predicted"].astype(str).tolist(), expected, labels, proba, texts=texts
-        )
+        from nlpflow.evaluation.nlp import scoring
+
+        expected, expected_proba = scoring(params.task).recorded(predictions, label_set)
+        mismatches = compare_predictions(expected, expected_proba, labels, proba, texts=texts)
     score, slices = _judge(predictions, labels, label_set=label_set, params=params)
     baseline = metrics.get("baseline") or {}
     return ChallengerEvidence(

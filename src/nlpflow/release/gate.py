@@ -19,7 +19,8 @@ test rows, so both are judged on the same texts:
 - serving       the registered pyfunc, loaded back, predicts what evaluate measured
 
 Without a champion, the first three do not apply. This module is pure: the registry gathers the
-evidence and records the decision.
+evidence and records the decision. The paired bootstrap's metric is the NLP task's (params `task`,
+nlpflow.evaluation.nlp: Scoring.paired_metric).
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class ChallengerEvidence:
 def _champion_checks(
     challenger: ChallengerEvidence, champion: ChampionEvidence, params: Params
 ) -> tuple[list[Check], float]:
-    from nlpflow.evaluation.metrics import metric_function
+    from nlpflow.evaluation.nlp import scoring
     from nlpflow.evaluation.stats import mcnemar, paired_bootstrap
 
     gate, main = params.register_.gate, params.evaluate.main_metric
@@ -136,11 +137,11 @@ def _champion_checks(
             f"champion alone on {test.a_only_right})"
         )
     else:
-        # the fast metric: it scores all resamples from one bincount, where scikit-learn's
-        # full report per resample took minutes
+        # the NLP task's paired metric scores all resamples at once (text-classification's from
+        # one bincount, where scikit-learn's full report per resample took minutes)
         test = paired_bootstrap(
             challenger.gold, champion.predicted, challenger.predicted,
-            metric=metric_function(main, sorted(set(challenger.gold))),
+            metric=scoring(params.task).paired_metric(main, sorted(set(challenger.gold))),
             samples=params.evaluate.bootstrap_samples, seed=params.evaluate.seed,
         )  # fmt: skip
         detail = f"paired bootstrap of {main}: p={test.p_value:.4g}"

@@ -1,5 +1,7 @@
 """Batch inference's plan: where the rows come from and where predictions go, checked against
-each other with no I/O; it refuses to write into the input (table or file).
+each other with no I/O; it refuses to write into the input (table or file), and input columns
+that an output column would overwrite: nlpflow's own (RESERVED) and the answer's, as the Output
+module of params `task` names them (nlpflow.serving.nlp; the model is not loaded yet).
 
     plan = plan_inference(params, settings)
 """
@@ -23,7 +25,7 @@ OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 INPUT_FORMATS = OUTPUT_FORMATS | {".tsv": "tsv"}
 META_COLUMNS = ("model_name", "model_version", "scored_at", "run_id")
 REJECT_COLUMNS = ("checks", "expectations", "reasons")
-RESERVED = {ROW, "label", "score", *META_COLUMNS, *REJECT_COLUMNS}
+RESERVED = {ROW, *META_COLUMNS, *REJECT_COLUMNS}  # the model's answer adds its task's columns
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,7 @@ def plan_inference(params: Params, settings: Settings) -> InferencePlan:
             f"{', '.join(INPUT_FORMATS)} (or one of those compressed: .gz, .bz2, .zst, .xz), "
             "or a database URL."
         )
-    for column, key in ((p.id_column, "id_column"), (p.text_column, "text_column")):
-        if column in RESERVED or (column or "").startswith("proba_"):
-            raise ParamsError(
-                f"inference.{key} {column!r} clashes with a column nlpflow writes "
-                f"({', '.join(sorted(RESERVED))}, proba_*): rename it in a query, or use a view."
-            )
+    _refuse_reserved(params, id_column=p.id_column, text_column=p.text_column)
     target = _target(p.output, is_database=is_db, root=settings.root)
     _refuse_writing_into_input(target, source=source, table=p.table, query=p.query)
     return InferencePlan(
@@ -101,6 +98,22 @@ def plan_inference(params: Params, settings: Settings) -> InferencePlan:
         batch_size=p.batch_size, on_invalid=p.on_invalid, max_chars=params.serve.max_chars,
         max_batch=params.serve.max_batch, experiment=f"{params.register_.experiment}-inference",
     )  # fmt: skip
+
+
+def _refuse_reserved(params: Params, *, id_column: str | None, text_column: str) -> None:
+    """An input column named as an output column would be overwritten in the predictions."""
+    from nlpflow.serving.nlp import output
+
+    answer = output(params.task)
+    for column, key in ((id_column, "id_column"), (text_column, "text_column")):
+        if column is not None and (column in RESERVED or answer.is_output_column(column)):
+            # the answer's columns for a stand-in label: label, score, proba_<label> for
+            # text-classification
+            written = [*sorted(RESERVED), *answer.output_schema(["<label>"])]
+            raise ParamsError(
+                f"inference.{key} {column!r} clashes with a column nlpflow writes "
+                f"({', '.join(written)}; task {params.task}): rename it in a query, or use a view."
+            )
 
 
 def _target(output: str | None, *, is_database: bool, root: Path) -> Target:

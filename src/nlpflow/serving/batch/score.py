@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from nlpflow.errors import ModelError
+from nlpflow.errors import ModelError, ParamsError
 from nlpflow.serving.batch.checks import CheckedRows
 from nlpflow.serving.batch.plan import ROW
 from nlpflow.tracking.refs import ModelRef
@@ -75,6 +75,15 @@ def build_predictions(
     run_id: str,
 ) -> pd.DataFrame:
     keys = [c for c in (id_column, ROW) if c is not None]
+    # The plan refused the output columns of params `task`; a version of another NLP task
+    # answers with its own, and pd.concat would keep both columns under one name.
+    clashes = [c for c in keys if c in scores.columns]
+    if clashes:
+        raise ParamsError(
+            f"{ref.uri} answers with column(s) {', '.join(clashes)}, which the predictions take "
+            f"from the input (inference.id_column, {ROW}): rename the id column in a query or a "
+            "view, or set params `task` to the NLP task this version serves."
+        )
     out = pd.concat([valid[keys].reset_index(drop=True), scores.reset_index(drop=True)], axis=1)
     return _with_meta(out, ref=ref, at=scored_at, run_id=run_id)
 

@@ -1,4 +1,4 @@
-"""The served output for text-classification (nlpflow.config.nlp_tasks.Output).
+"""The served output for text-classification (nlpflow.serving.nlp.Output).
 
 One row per text: `label` (the predicted class), `score` (its probability) and
 `proba_<label>` for every class, in the model's label order.
@@ -7,14 +7,19 @@ One row per text: `label` (the predicted class), `score` (its probability) and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    import numpy as np
+
+PROBA_PREFIX = "proba_"  # + a class name: that class's probability
 
 
 def output_schema(labels: Sequence[str]) -> dict[str, str]:
     outputs = {"label": "string", "score": "double"}
-    return outputs | {f"proba_{label}": "double" for label in labels}
+    return outputs | {f"{PROBA_PREFIX}{label}": "double" for label in labels}
 
 
 def predict_frame(model: Any, cleaner: Any, texts: list[str]) -> pd.DataFrame:
@@ -28,5 +33,14 @@ def predict_frame(model: Any, cleaner: Any, texts: list[str]) -> pd.DataFrame:
         labels, proba = [], np.zeros((0, len(model.labels)))
     frame = pd.DataFrame({"label": labels, "score": proba.max(axis=1).astype(float)})
     for i, name in enumerate(model.labels):
-        frame[f"proba_{name}"] = proba[:, i].astype(float)
+        frame[f"{PROBA_PREFIX}{name}"] = proba[:, i].astype(float)
     return frame
+
+
+def read_answer(frame: pd.DataFrame, labels: Sequence[str]) -> tuple[list[Any], np.ndarray]:
+    columns = [f"{PROBA_PREFIX}{label}" for label in labels]
+    return frame["label"].astype(str).tolist(), frame[columns].to_numpy()
+
+
+def is_output_column(name: str) -> bool:
+    return name in ("label", "score") or name.startswith(PROBA_PREFIX)
