@@ -82,7 +82,7 @@ def main() -> None:
     import torch
 
     from nlpflow.config.params import SplitParams
-    from nlpflow.data.gather import split_stratified
+    from nlpflow.data.splits import split_stratified
 
     frame = split_stratified(pd.read_csv(ROOT / "data/sample/support_tickets.csv"), SplitParams())
     xy = {s: (g["text"].tolist(), g["label"].tolist()) for s, g in frame.groupby("split")}

@@ -17,7 +17,8 @@ import pytest
 
 from nlpflow.errors import DataValidationError
 from nlpflow.config.params import DataParams, ValidateParams
-from nlpflow.data.validation import ValidationReport, build_checks, validate
+from nlpflow.data.nlp.text_classification import build_checks
+from nlpflow.data.validation import ValidationReport, validate
 
 LABELS = ("billing", "shipping")
 Rows = dict[str, list[tuple[Any, Any]]]

@@ -12,7 +12,9 @@ import pytest
 
 from nlpflow.errors import DataValidationError, ParamsError
 from nlpflow.config.params import DataParams, ValidateParams, parse_params
-from nlpflow.data.validation import ValidationReport, compute_profile, length_bin, validate
+from nlpflow.data.checks import length_bin
+from nlpflow.data.nlp.text_classification import compute_profile
+from nlpflow.data.validation import ValidationReport, validate
 from tests.data.test_validation import Rows, clean_rows, write_splits
 
 SUITE = "expectations/nlpflow_text_classification.json"

@@ -12,7 +12,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from nlpflow.config.params import ValidateParams
-from nlpflow.data.checks import ROW_ID, Check, label_variants
+from nlpflow.data.checks import ROW_ID, Check
 from nlpflow.data.splits import SPLITS
 from nlpflow.errors import DataValidationError
 
@@ -124,11 +124,6 @@ def _examples(frame: pd.DataFrame, result: Any, limit: int) -> list[dict[str, An
     ]
 
 
-def label_counts(split: pd.DataFrame) -> dict[str, int]:
-    counts = split["label"].dropna().astype(str).value_counts().sort_index()
-    return {str(k): int(v) for k, v in counts.items()}
-
-
 def _by_split(split_of: pd.Series, rows: list[int]) -> dict[str, int]:
     counts = split_of.loc[rows].value_counts()
     return {str(s): int(counts[s]) for s in SPLITS if s in counts}
@@ -145,11 +140,11 @@ def check_results(
     frame: pd.DataFrame,
     *,
     params: ValidateParams,
-    allowed: list[str],
+    suite_params: dict[str, Any],
 ) -> list[CheckResult]:
-    # the report names the allowed labels; the suite cannot, as they are a run-time parameter
-    named = {c.id: c.name for c in checks} | {
-        "label_in_set": f"labels are in the allowed set {allowed}"
+    by_id = {c.id: c for c in checks}
+    named = {
+        c.id: c.report_name(suite_params) if c.report_name is not None else c.name for c in checks
     }
     split_of = frame.set_index(ROW_ID)["split"]
     out = []
@@ -165,21 +160,18 @@ def check_results(
             unexpected_percent=None if percent is None else float(percent),
             by_split=_by_split(split_of, _offending(res)),
             observed=_plain(detail.get("observed_value")),
-            details=_variant_details(frame) if key == "label_variants" and not res.success
-            else details if isinstance(details, dict) else {},
+            details=_details(by_id.get(key), res, frame, details),
             examples=[] if res.success else _examples(frame, res, params.show_examples),
         ))  # fmt: skip
     order = {c.id: i for i, c in enumerate(checks)}
     return sorted(out, key=lambda c: order.get(c.id, len(order)))
 
 
-def _variant_details(frame: pd.DataFrame) -> dict[str, Any]:
-    """The groups of labels that differ only in spelling, and the label_map that merges them."""
-    mapping = label_variants(frame["label"])
-    groups: dict[str, list[str]] = {}
-    for variant, keep in mapping.items():
-        groups.setdefault(keep, []).append(variant)
-    return {"groups": groups, "label_map": mapping}
+def _details(check: Check | None, result: Any, frame: pd.DataFrame, gx: Any) -> dict[str, Any]:
+    """A failed check's own details (Check.details) where it has them, else GX's."""
+    if check is not None and check.details is not None and not result.success:
+        return check.details(frame)
+    return gx if isinstance(gx, dict) else {}
 
 
 def label_map_hint(mapping: dict[str, str]) -> str:

@@ -2,7 +2,8 @@
 
 Formats: CSV, TSV, JSONL, Parquet, or a folder (one text file per label, or split files).
 Splits the source already has (a `split` column, train/validation/test files, or files named in
-data.split_files) are kept; otherwise a seeded split stratified by label is made.
+data.split_files) are kept; otherwise a seeded split stratified by label is made. What the rows
+hold, and so how they are shaped and split, is the NLP task's (params `task`; nlpflow.data.nlp).
 
     nlpflow stage gather        # what dvc.yaml runs
 """
@@ -11,33 +12,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from pydantic import BaseModel
 
+from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK
 from nlpflow.config.params import DataParams
 from nlpflow.config.source_kinds import is_glob as is_glob
 
 # Where the pieces live (these names are imported from nlpflow.data.gather too):
 # reading one file, a local source as rows, and the splits.
-from nlpflow.data.local_source import glob_root, load_source, refuse_fractional_labels
+from nlpflow.data.local_source import glob_root, load_source
+from nlpflow.data.nlp import data_role
 from nlpflow.data.reading import plain_name as plain_name
 from nlpflow.data.reading import read_table as read_table
 from nlpflow.data.reading import sniff_delimiter as sniff_delimiter
 from nlpflow.data.splits import SPLIT_ALIASES as SPLIT_ALIASES
-from nlpflow.data.splits import (
-    SPLIT_COLUMN,
-    SPLITS,
-    complete_splits,
-    drop_test_overlap,
-    split_stratified,
-)
+from nlpflow.data.splits import SPLIT_COLUMN, SPLITS, drop_test_overlap
 from nlpflow.data.splits import load_splits as load_splits
-from nlpflow.data.text import normalized_or_none
 
 
 class GatherReport(BaseModel):
@@ -71,35 +65,14 @@ def sha256_of_files(paths: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-def shape(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, int]:
-    """Rewrite labels (pattern, then map) and drop repeated texts; returns rows dropped."""
-    labels = frame["label"]
-    if params.label_pattern:
-        pattern = re.compile(params.label_pattern)
-
-        def pick(label: object) -> object:
-            found = pattern.search(label) if isinstance(label, str) else None
-            if found is None:
-                return label
-            return found.group(1) if found.groups() else found.group(0)
-
-        labels = labels.map(pick)
-    if params.label_map:
-        mapping = params.label_map
-        labels = labels.map(lambda v: mapping.get(v, v) if isinstance(v, str) else v)
-    frame = frame.assign(label=labels)
-    if params.dedupe == "none":
-        return frame, 0
-    text = frame["text"]
-    key = text if params.dedupe == "exact" else text.map(normalized_or_none)
-    keep = ~key.duplicated() | key.isna()
-    return frame[keep], int((~keep).sum())
-
-
-def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
-    """Read `source`, split it, write `dst/{train,validation,test}.parquet` and a manifest."""
+def gather(
+    *, source: Path, dst: Path, params: DataParams, task: str = DEFAULT_NLP_TASK
+) -> GatherReport:
+    """Read `source`, split it, write `dst/{train,validation,test}.parquet` and a manifest.
+    NLP task `task` shapes the rows and assigns their splits (its Data module)."""
     from nlpflow.config.secrets import redact, redact_tree  # the manifest is a file DVC pushes too
 
+    role = data_role(task)
     frame, fmt = load_source(source, params)
     replaced = sum(t.count("\ufffd") for t in frame["text"] if isinstance(t, str))
     files, source_sha256 = [], ""
@@ -121,23 +94,17 @@ def gather(*, source: Path, dst: Path, params: DataParams) -> GatherReport:
     if from_source and params.test_overlap == "drop_from_train":
         # before dedupe, which keeps a text's first row and so could drop the test copy
         frame, overlap_dropped = drop_test_overlap(frame)
-    frame, duplicates_dropped = shape(frame, params)
-    refuse_fractional_labels(frame["label"], column=params.label_column)  # after label_map
-    frame = (
-        complete_splits(frame, params.split)
-        if from_source
-        else split_stratified(frame, params.split)
-    )
+    frame, duplicates_dropped = role.shape(frame, params)
+    frame = role.assign_splits(frame, params.split, from_source=from_source)
     dst.mkdir(parents=True, exist_ok=True)
     rows = {}
     for split in SPLITS:
         part = frame[frame[SPLIT_COLUMN] == split].drop(columns=SPLIT_COLUMN).reset_index(drop=True)
         part.to_parquet(dst / f"{split}.parquet", index=False)
         rows[split] = len(part)
-    labels = frame["label"].value_counts(dropna=False).sort_index()
     report = GatherReport(
         source=redact(str(source)), format=fmt, source_sha256=source_sha256, rows=rows,
-        labels={"<missing>" if pd.isna(k) else str(k): int(v) for k, v in labels.items()},
+        labels=role.target_counts(frame, missing=True),
         split_from_source=from_source, duplicates_dropped=duplicates_dropped,
         test_overlap_dropped=overlap_dropped,
         replaced_characters=replaced, params=redact_tree(params.model_dump(mode="json")),

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nlpflow.data.gather import SPLITS, load_splits
+from nlpflow.data.splits import SPLITS, load_splits
 from nlpflow.errors import ModelError
 from nlpflow.config.params import PreprocessParams
 from nlpflow.data.text import strip_accents

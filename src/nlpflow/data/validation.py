@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK
 from nlpflow.config.params import DataParams, ValidateParams
 from nlpflow.data.check_results import (
     CheckResult as CheckResult,
@@ -31,14 +32,12 @@ from nlpflow.data.check_results import (
     check_results,
     format_failures,
     kept_splits,
-    label_counts,
     quarantine_rows,
     run_checks,
     write_quarantine,
 )
-from nlpflow.data.checks import RESULT_FORMAT, build_checks, build_frame, compute_profile
-from nlpflow.data.checks import label_variants as label_variants
-from nlpflow.data.checks import length_bin as length_bin
+from nlpflow.data.checks import RESULT_FORMAT
+from nlpflow.data.nlp import data_role
 from nlpflow.data.splits import SPLITS, load_splits
 from nlpflow.errors import DataValidationError
 
@@ -68,32 +67,29 @@ def validate(
     accepted: Path | None = None,
     quarantine: Path | None = None,
     reference: Path | None = None,
+    task: str = DEFAULT_NLP_TASK,
 ) -> ValidationReport:
     """Validate `src/*.parquet` with the suite of the GX project in `gx_dir` (default: a
     project of its own under `dst/gx`); write `dst/report.html`, `dst/summary.json` and the
     run's GX results under `dst`, whether the data passes or not. Rows that pass go to
     `accepted/` (when given), quarantined rows to `quarantine/` (default `dst/quarantine`).
     `reference` is the accepted-snapshot profile: drift is measured against it, and it is
-    replaced after a run that passes."""
+    replaced after a run that passes. The suite, its table and the profile are NLP task
+    `task`'s (its Data module)."""
     from nlpflow.data.gx_project import checkpoint, open_project, sync_suite
 
     start = time.perf_counter()
+    role = data_role(task)
     splits = load_splits(src)
     gathered = {s: len(splits[s]) for s in SPLITS}
-    frame = build_frame(splits)
-    allowed = (
-        list(data.labels) if data.labels else sorted(splits["train"]["label"].dropna().unique())
-    )
-    checks = build_checks(params)
+    frame = role.build_frame(splits)
+    allowed = role.allowed_labels(splits, data)
+    checks = role.build_checks(params)
     context = open_project(gx_dir or dst / "gx", dst)
     suite, updated = sync_suite(context, [c.expectation for c in checks])
     runner = checkpoint(context, suite, RESULT_FORMAT)
     ref = load_profile(reference)
-    suite_params = {
-        "allowed_labels": allowed,
-        "accepted_labels": (ref or {}).get("labels", {}),
-        "accepted_lengths": (ref or {}).get("lengths", {}),
-    }
+    suite_params = role.suite_params(splits, data, ref)
     results = run_checks(runner, frame, suite_params)
     moved = quarantine_rows(checks, results, params)
     quarantined: dict[str, int] = {}
@@ -104,13 +100,13 @@ def validate(
             for c in row_checks:
                 quarantined[c.id] = quarantined.get(c.id, 0) + 1
         splits = kept_splits(frame, splits, set(moved))
-        frame = build_frame(splits)  # what is left is validated again, as a whole
+        frame = role.build_frame(splits)  # what is left is validated again, as a whole
         results = run_checks(runner, frame, suite_params)
-    checks_out = check_results(checks, results, frame, params=params, allowed=allowed)
+    checks_out = check_results(checks, results, frame, params=params, suite_params=suite_params)
     report = ValidationReport(
         success=all(c.success for c in checks_out), rows={s: len(splits[s]) for s in SPLITS},
         rows_gathered=gathered, quarantined_rows=len(moved),
-        label_counts={s: label_counts(splits[s]) for s in SPLITS},
+        label_counts={s: role.target_counts(splits[s]) for s in SPLITS},
         allowed_labels=allowed, checks=checks_out, quarantined=quarantined,
         quarantine_file=str(quarantine_file), reference=ref,
         suite_updated=updated, seconds=round(time.perf_counter() - start, 3),
@@ -119,34 +115,15 @@ def validate(
     _save_reports(report, dst, source=load_source(src, data))
     if not report.success:
         raise DataValidationError(format_failures(report))
-    _refuse_untrainable(report, data)
+    role.refuse_untrainable(report, data)
     if accepted is not None:
         accepted.mkdir(parents=True, exist_ok=True)
         for name, split in splits.items():
             split.to_parquet(accepted / f"{name}.parquet", index=False)
     if reference is not None:
         reference.parent.mkdir(parents=True, exist_ok=True)
-        reference.write_text(json.dumps(compute_profile(frame), indent=2))
+        reference.write_text(json.dumps(role.compute_profile(frame), indent=2))
     return report
-
-
-def _refuse_untrainable(report: ValidationReport, data: DataParams) -> None:
-    """What training would fail on, or train wrongly, found before it starts: fewer than two
-    classes left to train on, or a listed label without one train row (a class the model
-    would be built for and never see)."""
-    present = set(report.label_counts.get("train", {}))
-    if len(present) < 2:
-        raise DataValidationError(
-            f"the train split holds {len(present)} label(s) ({', '.join(sorted(present))}) after "
-            "validation: a classifier needs at least two. Check data.label_column, "
-            "data.label_map and the quarantine file."
-        )
-    absent = [label for label in data.labels or [] if label not in present]
-    if absent:
-        raise DataValidationError(
-            f"data.labels lists {', '.join(absent)}, which no train row has (after quarantine): "
-            "remove them from data.labels, or add training rows for them."
-        )
 
 
 def load_source(src: Path, data: DataParams) -> dict[str, Any]:

@@ -64,7 +64,7 @@ class RunLogging(Connection):
         import pandas as pd
         from mlflow.entities import DatasetInput, InputTag
 
-        from nlpflow.data.gather import SPLITS
+        from nlpflow.data.splits import SPLITS
         from nlpflow.tracking.datasets import (
             DATASET_CONTEXT,
             dataset_entity,

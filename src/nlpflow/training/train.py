@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from nlpflow.config.params import PreprocessParams, TrainParams
-from nlpflow.data.gather import load_splits
+from nlpflow.data.splits import load_splits
 from nlpflow.training import distributed
 from nlpflow.training.families import (
     EpochCallback,

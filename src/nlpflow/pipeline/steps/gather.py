@@ -15,7 +15,7 @@ def run(ctx: StageContext) -> BaseModel:
     from nlpflow.data.gather import gather
 
     local, params = _local_source(ctx)
-    report = gather(source=local, dst=ctx.path(GATHERED), params=params)
+    report = gather(source=local, dst=ctx.path(GATHERED), params=params, task=ctx.params.task)
     ctx.log_metrics({f"data/rows_{split}": n for split, n in report.rows.items()})
     if ctx.tracker is not None and ctx.run_id is not None:
         ctx.tracker.set_tags(ctx.run_id, {"data.source_sha256": report.source_sha256})
