@@ -15,7 +15,7 @@ from nlpflow.data.gather import gather
 from nlpflow.errors import DataSourceError, DataValidationError
 from nlpflow.config.params import DataParams, ValidateParams
 from nlpflow.data.text import label_key
-from nlpflow.data.nlp.text_classification import label_variants
+from nlpflow.data.suites.text_classification import label_variants
 from nlpflow.data.validation import validate
 
 VARIANTS = {"Billing": 3, "billing ": 2, "billing\nteam": 2, "bill\u200bing team": 1}

@@ -17,7 +17,7 @@ import pytest
 
 from nlpflow.errors import DataValidationError
 from nlpflow.config.params import DataParams, ValidateParams
-from nlpflow.data.nlp.text_classification import build_checks
+from nlpflow.data.suites.text_classification import build_checks
 from nlpflow.data.validation import ValidationReport, validate
 
 LABELS = ("billing", "shipping")

@@ -13,7 +13,7 @@ import pytest
 from nlpflow.errors import DataValidationError, ParamsError
 from nlpflow.config.params import DataParams, ValidateParams, parse_params
 from nlpflow.data.checks import length_bin
-from nlpflow.data.nlp.text_classification import compute_profile
+from nlpflow.data.suites.text_classification import compute_profile
 from nlpflow.data.validation import ValidationReport, validate
 from tests.data.test_validation import Rows, clean_rows, write_splits
 

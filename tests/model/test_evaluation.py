@@ -240,8 +240,8 @@ def test_evaluate_scores_through_the_module_of_its_nlp_task(
     fake.evaluate = evaluate  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, fake.__name__, fake)
     monkeypatch.setitem(NLP_TASKS, "spans-test", NlpTask("spans-test", "test only",
-                        data="text_classification", scoring="fake_spans",
-                        output="text_classification"))  # fmt: skip
+                        data="text_classification", suite="text_classification",
+                        scoring="fake_spans", output="text_classification"))  # fmt: skip
     report = _evaluate(project, "spans", task="spans-test", behavioural=None, baseline_dir=None)
     out = project / "spans"
     assert [(i.src, i.out_dir, i.baseline_dir, i.behavioural) for i in seen] == [

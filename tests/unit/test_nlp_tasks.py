@@ -72,7 +72,12 @@ def fake_task(monkeypatch: pytest.MonkeyPatch) -> str:
         NLP_TASKS,
         FAKE,
         NlpTask(
-            FAKE, "test only", data="text_classification", scoring="fake_spans", output="fake_spans"
+            FAKE,
+            "test only",
+            data="text_classification",
+            suite="text_classification",
+            scoring="fake_spans",
+            output="fake_spans",
         ),
     )
     monkeypatch.setitem(sys.modules, "nlpflow.serving.nlp.fake_spans", _fake_output())
@@ -130,4 +135,8 @@ def test_stages_that_dispatch_on_the_task_list_it_and_import_its_modules() -> No
     # the registry names modules, never imports them: a stage that does not dispatch on the
     # task (train: its family does) depends on no task's modules
     assert not [f for f in get_stage("train").code_files() if "/nlp/" in f]
+    # gather's role and validate's suite are apart: a changed check re-runs validate only
+    assert "nlpflow/data/nlp/text_classification.py" in get_stage("gather").code_files()
+    assert not [f for f in get_stage("gather").code_files() if "/suites/" in f]
+    assert "nlpflow/data/suites/text_classification.py" in get_stage("validate").code_files()
     assert nlp_tasks.DEFAULT_NLP_TASK in NLP_TASKS

@@ -74,7 +74,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
     for module in (scoring, output):
         monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setitem(NLP_TASKS, TASK, NlpTask(TASK, "test only", data="text_classification",
-                        scoring="fake_release_spans", output="fake_release_spans"))  # fmt: skip
+                        suite="text_classification", scoring="fake_release_spans",
+                        output="fake_release_spans"))  # fmt: skip
     family = replace(FAMILIES["tfidf_logreg"], name=FAMILY, task=TASK)
     monkeypatch.setitem(FAMILIES, FAMILY, family)
     return seen

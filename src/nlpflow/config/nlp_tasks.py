@@ -10,8 +10,8 @@ per task per role, loaded by name when used, as the model families are:
 
 | role    | package                  | interface          | what it holds                             |
 |---------|--------------------------|--------------------|-------------------------------------------|
-| data    | `nlpflow.data.nlp`       | `Data`             | gather's shaping and splits, the validate |
-|         |                          |                    | suite (its checks, frame and profile)     |
+| data    | `nlpflow.data.nlp`       | `Data`             | gather's shaping, splits and counts       |
+| suite   | `nlpflow.data.suites`    | `Suite`            | validate's checks, their table, profile   |
 | scoring | `nlpflow.evaluation.nlp` | `Scoring`          | the evaluate stage's reports, and the     |
 |         |                          |                    | gate's score of a model on test rows      |
 | output  | `nlpflow.serving.nlp`    | `Output`           | the pyfunc's output, its schema and the   |
@@ -36,6 +36,7 @@ class NlpTask:
     name: str  # params `task`, Hugging Face's pipeline name
     summary: str  # one line, shown in the `task` param's description
     data: str  # module under nlpflow.data.nlp (Data)
+    suite: str  # module under nlpflow.data.suites (Suite)
     scoring: str  # module under nlpflow.evaluation.nlp (Scoring)
     output: str  # module under nlpflow.serving.nlp (Output)
 
@@ -47,6 +48,7 @@ NLP_TASKS: dict[str, NlpTask] = {
             "text-classification",
             "one label per text (sentiment, topic, intent, spam)",
             data="text_classification",
+            suite="text_classification",
             scoring="text_classification",
             output="text_classification",
         ),

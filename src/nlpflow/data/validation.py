@@ -37,8 +37,8 @@ from nlpflow.data.check_results import (
     write_quarantine,
 )
 from nlpflow.data.checks import RESULT_FORMAT
-from nlpflow.data.nlp import data_role
 from nlpflow.data.splits import SPLITS, load_splits
+from nlpflow.data.suites import suite_role
 from nlpflow.errors import DataValidationError
 
 REPORT_HTML = "report.html"
@@ -75,11 +75,11 @@ def validate(
     `accepted/` (when given), quarantined rows to `quarantine/` (default `dst/quarantine`).
     `reference` is the accepted-snapshot profile: drift is measured against it, and it is
     replaced after a run that passes. The suite, its table and the profile are NLP task
-    `task`'s (its Data module)."""
+    `task`'s (its Suite module, nlpflow.data.suites)."""
     from nlpflow.data.gx_project import checkpoint, open_project, sync_suite
 
     start = time.perf_counter()
-    role = data_role(task)
+    role = suite_role(task)
     splits = load_splits(src)
     gathered = {s: len(splits[s]) for s in SPLITS}
     frame = role.build_frame(splits)
