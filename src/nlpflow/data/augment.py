@@ -19,8 +19,8 @@ import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from nlpflow.errors import ModelError
 from nlpflow.config.params import AugmentOp, AugmentParams
+from nlpflow.errors import ModelError
 
 Synonyms = Mapping[str, Sequence[str]]
 

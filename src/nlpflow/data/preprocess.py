@@ -21,10 +21,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nlpflow.data.splits import SPLITS, load_splits
-from nlpflow.errors import ModelError
 from nlpflow.config.params import PreprocessParams
+from nlpflow.data.splits import SPLITS, load_splits
 from nlpflow.data.text import strip_accents
+from nlpflow.errors import ModelError
 
 _SPACES = re.compile(r"\s+")
 
