@@ -23,7 +23,9 @@ from nlpflow.errors import ModelError, StageInputError
 
 MANIFEST = "nlpflow.json"
 EpochCallback = Callable[[int, dict[str, float]], None]
-XY = tuple[list[str], list[str]]  # texts and their labels
+# Inputs and targets: texts and labels (text-classification); token lists and BIO tag lists
+# (token-classification)
+XY = tuple[list[Any], list[Any]]
 
 
 class TextClassifier(Protocol):
@@ -31,6 +33,22 @@ class TextClassifier(Protocol):
     labels: list[str]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def save(self, path: Path) -> None: ...
+
+
+class TokenTagger(Protocol):
+    """A model of NLP task token-classification: BIO tags for tokenised sentences."""
+
+    family: str
+    labels: list[str]  # its tags (BIO: O, B-<type>, I-<type>), in the order it scores them
+
+    def predict_tags(
+        self, sentences: Sequence[Sequence[str]]
+    ) -> tuple[list[list[str]], list[list[float]]]:
+        """Each sentence's BIO tags (one per token) and the probability the model gave each
+        chosen tag (1.0 for a model that cannot say, such as rules)."""
+        ...
 
     def save(self, path: Path) -> None: ...
 
