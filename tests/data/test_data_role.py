@@ -76,7 +76,9 @@ def _fake_modules(calls: list[str]) -> tuple[types.ModuleType, types.ModuleType]
     def refuse_untrainable(report: Any, data: DataParams) -> None:
         calls.append("refuse_untrainable")
 
-    fake.__dict__.update(shape=shape, assign_splits=assign_splits, target_counts=target_counts)
+    fake.__dict__.update(
+        read=tc.read, shape=shape, assign_splits=assign_splits, target_counts=target_counts
+    )
     fake_suite.__dict__.update(
         target_counts=target_counts, build_frame=tc_suite.build_frame, build_checks=build_checks,
         allowed_labels=tc_suite.allowed_labels, suite_params=tc_suite.suite_params,

@@ -27,6 +27,9 @@ serve it, Family.task).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
+
+from nlpflow.config.sections.evaluate import ClassMetric
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,26 @@ class NlpTask:
     suite: str  # module under nlpflow.data.suites (Suite)
     scoring: str  # module under nlpflow.evaluation.nlp (Scoring)
     output: str  # module under nlpflow.serving.nlp (Output)
+    # Preprocess keeps the text as written: its targets point into it (entity offsets), so
+    # switches that would change it are refused by params.
+    keeps_text: bool = False
+    # The data.format values gather reads for it ("auto": by extension)
+    formats: tuple[str, ...] = (
+        "auto",
+        "csv",
+        "tsv",
+        "jsonl",
+        "parquet",
+        "folder",
+        "labelled_lines",
+    )
+    # What a model learns from, as columns of the processed splits: inputs and targets (a list
+    # per row for per-token targets: token-classification's tokens and BIO tags)
+    inputs: str = "text"
+    targets: str = "label"
+    baseline: str = "tfidf_logreg"  # the family of the baseline stage: every model must beat it
+    # evaluate.main_metric's choices (config.sections.evaluate), the default first
+    metrics: tuple[str, ...] = get_args(ClassMetric)
 
 
 NLP_TASKS: dict[str, NlpTask] = {

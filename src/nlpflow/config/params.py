@@ -62,6 +62,11 @@ __all__ = [
 ]  # fmt: skip
 
 
+# preprocess switches that change the text (none is on by default)
+TEXT_CHANGES = ("lowercase", "lemmatize", "remove_stopwords", "remove_punctuation",
+                "remove_numbers", "stem", "strip_accents", "mask_entities", "max_tokens")  # fmt: skip
+
+
 class Params(Section):
     """The whole params.yaml."""
 
@@ -97,6 +102,59 @@ class Params(Section):
                 f"train.family: {self.train.family} serves "
                 f"{FAMILIES[self.train.family].task}, not task {self.task}; families that "
                 f"serve {self.task}: {', '.join(serving) or 'none yet'}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _main_metric_of_task(self) -> Params:
+        metrics = get_nlp_task(self.task).metrics
+        if self.evaluate.main_metric in metrics:
+            return self
+        if "main_metric" in self.evaluate.model_fields_set:
+            raise ValueError(
+                f"evaluate.main_metric: {self.evaluate.main_metric} is no metric of task "
+                f"{self.task}; choose one of {', '.join(metrics)}"
+            )
+        # not chosen: the task's default (the field's default is classification's)
+        chosen = self.evaluate.model_copy(update={"main_metric": metrics[0]})
+        object.__setattr__(self, "evaluate", chosen)
+        return self
+
+    @model_validator(mode="after")
+    def _task_reads_the_format(self) -> Params:
+        formats = get_nlp_task(self.task).formats
+        if self.data.format not in formats:
+            raise ValueError(
+                f"data.format: {self.data.format} is not read for task {self.task}; it reads "
+                f"{', '.join(formats)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _text_kept(self) -> Params:
+        """A task whose targets point into the text (entity offsets) takes it as written."""
+        if not get_nlp_task(self.task).keeps_text:
+            return self
+        changes = [name for name in TEXT_CHANGES if getattr(self.preprocess, name)]
+        # URLs and e-mails are dropped by default for classification; only an explicit
+        # request is refused here (preprocess leaves the text alone for this task)
+        changes += [n for n in ("remove_urls", "remove_emails")
+                    if n in self.preprocess.model_fields_set and getattr(self.preprocess, n)]  # fmt: skip
+        if changes:
+            raise ValueError(
+                f"preprocess: {', '.join(changes)} would change the text, but task {self.task} "
+                "keeps it as written: its targets are character offsets into it, and case "
+                "marks names. Remove these preprocess settings."
+            )
+        if self.train.augment.enabled:
+            raise ValueError(
+                f"train.augment rewrites texts, which would move task {self.task}'s targets "
+                "(character offsets): set train.augment.enabled: false."
+            )
+        if self.data.label_pattern:
+            raise ValueError(
+                f"data.label_pattern picks a label out of a label column; task {self.task} has "
+                "tags, not labels: rename entity types with data.label_map."
             )
         return self
 

@@ -24,7 +24,7 @@ from nlpflow.config.source_kinds import is_glob as is_glob
 
 # Where the pieces live (these names are imported from nlpflow.data.gather too):
 # reading one file, a local source as rows, and the splits.
-from nlpflow.data.local_source import glob_root, load_source
+from nlpflow.data.local_source import glob_root
 from nlpflow.data.nlp import data_role
 from nlpflow.data.reading import plain_name as plain_name
 from nlpflow.data.reading import read_table as read_table
@@ -73,7 +73,7 @@ def gather(
     from nlpflow.config.secrets import redact, redact_tree  # the manifest is a file DVC pushes too
 
     role = data_role(task)
-    frame, fmt = load_source(source, params)
+    frame, fmt = role.read(source, params)
     replaced = sum(t.count("\ufffd") for t in frame["text"] if isinstance(t, str))
     files, source_sha256 = [], ""
     if is_glob(source):

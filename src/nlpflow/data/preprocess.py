@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -25,6 +25,9 @@ from nlpflow.config.params import PreprocessParams
 from nlpflow.data.splits import SPLITS, load_splits
 from nlpflow.data.text import strip_accents
 from nlpflow.errors import ModelError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _SPACES = re.compile(r"\s+")
 
@@ -265,14 +268,23 @@ def cache_key(src: Path, params: PreprocessParams) -> str:
 
 
 def preprocess(
-    *, src: Path, dst: Path, params: PreprocessParams, cache: Path | None = None
+    *,
+    src: Path,
+    dst: Path,
+    params: PreprocessParams,
+    cache: Path | None = None,
+    keep_text: bool = False,
 ) -> PreprocessReport:
-    """Clean the `text` column of every split; the raw text stays in `raw_text`.
+    """Clean the `text` column of every split; the raw text stays in `raw_text`. With
+    `keep_text` (an NLP task whose targets point into the text, NlpTask.keeps_text) the text
+    is kept as written, in both columns.
 
     With `cache` (one folder per version of the code: the caller's), outputs are kept under
     the content hash of input and params, and a repeated run copies them instead of cleaning again.
     """
     splits = load_splits(src)
+    if keep_text:
+        return _keep_text(splits, dst)
     key = cache_key(src, params) if cache is not None else None
     hit = cache / key if cache is not None and key is not None else None
     dst.mkdir(parents=True, exist_ok=True)
@@ -302,6 +314,21 @@ def preprocess(
     if hit is not None:
         _store(hit, dst, report)
     return report
+
+
+def _keep_text(splits: dict[str, pd.DataFrame], dst: Path) -> PreprocessReport:
+    start = time.perf_counter()
+    dst.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        splits[split].assign(raw_text=splits[split]["text"]).to_parquet(
+            dst / f"{split}.parquet", index=False
+        )
+    seconds = time.perf_counter() - start
+    total = sum(len(frame) for frame in splits.values())
+    return PreprocessReport(
+        rows={split: len(splits[split]) for split in SPLITS}, seconds=round(seconds, 3),
+        texts_per_second=round(total / max(seconds, 1e-9), 1), emptied=0,
+    )  # fmt: skip
 
 
 def _pipeline_version(name: str) -> str:

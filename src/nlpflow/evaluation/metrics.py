@@ -13,10 +13,10 @@ from typing import Any, get_args
 
 import numpy as np
 
-from nlpflow.config.params import MainMetric
+from nlpflow.config.sections.evaluate import ClassMetric
 
 # The metrics a single number can be chosen from (EvaluateParams.main_metric lists them).
-SCALAR_METRICS: tuple[str, ...] = get_args(MainMetric)
+SCALAR_METRICS: tuple[str, ...] = get_args(ClassMetric)
 
 
 def compute_metrics(

@@ -84,7 +84,7 @@ def run_trial(job: TrialJob) -> TrialReport:
         report = train(
             src=job.ref.folder / "data", dst=folder / "model", history_path=folder / "history.csv",
             params=train_params, preprocess=job.params.preprocess, labels=job.params.data.labels,
-            on_epoch=on_epoch, on_step=raise_if_stopped,
+            on_epoch=on_epoch, on_step=raise_if_stopped, task=job.params.task,
         )  # fmt: skip
         value = best_of(report.history, metric=metric, direction=sweep.direction)
     except optuna.TrialPruned:

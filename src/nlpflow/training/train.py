@@ -20,10 +20,12 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
+from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK, get_nlp_task
 from nlpflow.config.params import PreprocessParams, TrainParams
 from nlpflow.data.splits import load_splits
 from nlpflow.training import distributed
 from nlpflow.training.families import (
+    XY,
     EpochCallback,
     TextClassifier,
     family_code,
@@ -49,8 +51,26 @@ class TrainReport(BaseModel):
     resumed_run: str | None = None  # the attempt (MLflow run) whose checkpoint this one resumed
 
 
-def _xy(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
-    return frame["text"].astype(str).tolist(), frame["label"].astype(str).tolist()
+def examples(frame: pd.DataFrame, task: str = DEFAULT_NLP_TASK) -> XY:
+    """What a model of NLP task `task` learns from: its inputs and targets columns (strings,
+    or lists of strings per row for per-token targets)."""
+    entry = get_nlp_task(task)
+
+    def column(name: str) -> list[Any]:
+        return [[str(v) for v in value] if _is_sequence(value) else str(value)
+                for value in frame[name]]  # fmt: skip
+
+    return column(entry.inputs), column(entry.targets)
+
+
+def target_labels(targets: list[Any]) -> list[str]:
+    """The labels seen in `targets`, sorted: classes, or every tag of per-token targets."""
+    return sorted({t for y in targets for t in (y if isinstance(y, list) else [y])})
+
+
+def _is_sequence(value: Any) -> bool:
+    # Parquet gives list columns back as numpy arrays
+    return isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) == 1
 
 
 def fit(
@@ -85,13 +105,17 @@ def train(
     on_step: EpochCallback | None = None,
     checkpoints: Path | None = None,
     attempt: str | None = None,
+    task: str = DEFAULT_NLP_TASK,
 ) -> TrainReport:
     """Train on `src/train.parquet` (+ validation), save the model folder to `dst`.
     `attempt`: this try's MLflow run, noted beside the checkpoints so that a try resuming
-    from them can name the one it continues (TrainReport.resumed_run)."""
+    from them can name the one it continues (TrainReport.resumed_run); `task`: the NLP task,
+    whose columns the model learns from (examples)."""
     splits = load_splits(src, ("train", "validation"))
-    train_xy, val_xy = _xy(splits["train"]), _xy(splits["validation"])
-    labels = list(labels) if labels else sorted(set(train_xy[1]))
+    train_xy, val_xy = examples(splits["train"], task), examples(splits["validation"], task)
+    if labels and get_nlp_task(task).targets != "label":  # data.labels names entity types
+        labels = ["O", *(f"{p}-{kind}" for kind in labels for p in ("B", "I"))]
+    labels = list(labels) if labels else target_labels(train_xy[1])
     augmented_rows = 0
     if params.augment.enabled:  # train only: validation picks the model on real texts
         from nlpflow.data.augment import augment_split
@@ -237,15 +261,18 @@ def train_baseline(
     params: TrainParams,
     preprocess: PreprocessParams,
     labels: list[str] | None = None,
+    task: str = DEFAULT_NLP_TASK,
 ) -> TrainReport:
-    """tfidf_logreg on the same splits (train.tfidf, train.seed, no augmentation): the yardstick
-    every challenger must beat before the promotion gate lets it become champion."""
-    from nlpflow.config.params import BASELINE, AugmentParams
+    """The NLP task's baseline family (text-classification: tfidf_logreg) on the same splits
+    (its train section, train.seed, no augmentation): the yardstick every challenger must
+    beat before the promotion gate lets it become champion."""
+    from nlpflow.config.params import AugmentParams
 
-    baseline = params.model_copy(update={"family": BASELINE, "augment": AugmentParams()})
+    family = get_nlp_task(task).baseline
+    baseline = params.model_copy(update={"family": family, "augment": AugmentParams()})
     return train(
         src=src, dst=dst, history_path=dst / "history.csv", params=baseline,
-        preprocess=preprocess, labels=labels,
+        preprocess=preprocess, labels=labels, task=task,
     )  # fmt: skip
 
 

@@ -62,10 +62,21 @@ class DataParams(Section):
         description="Written by gather into the manifest, not set by you: the `datasets` "
         "fingerprint of each loaded split (it names cached files, so differs between machines).",
     )
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "folder", "labelled_lines"] = Field(
+    format: Literal[
+        "auto", "csv", "tsv", "jsonl", "parquet", "folder", "labelled_lines",
+        "conll", "spans_jsonl", "label_studio",
+    ] = Field(
         default="auto",
         description="auto picks by extension; folder = one text file per label, one text a line, "
-        "or a folder holding train/validation/test files; labelled_lines = 'LABEL text' a line.",
+        "or a folder holding train/validation/test files; labelled_lines = 'LABEL text' a line. "
+        "token-classification: conll (token and tag columns, CoNLL-2003's four too), "
+        "spans_jsonl ({text, spans: [{start, end, label}]} a line) or label_studio (its JSON "
+        "export).",
+    )  # fmt: skip
+    tag_scheme: Literal["auto", "iob1", "bio", "bioes", "io"] = Field(
+        default="auto",
+        description="token-classification: the tag scheme of token files (bio is IOB2; bioes "
+        "takes BILOU too); auto detects it. Tags become BIO.",
     )
     query: str | None = Field(
         default=None,

@@ -10,9 +10,13 @@ from pydantic import Field, field_validator, model_validator
 
 from nlpflow.config.sections.base import Section
 
-# The metrics a single number can be chosen from: the one list of them (evaluation.metrics
-# computes these as SCALAR_METRICS, the gate and the bootstrap score the chosen one).
-MainMetric = Literal["macro_f1", "accuracy", "mcc", "weighted_f1", "micro_f1"]
+# The metrics a single number can be chosen from: the one list of them per NLP task
+# (nlpflow.config.nlp_tasks, NlpTask.metrics; the gate and the bootstrap score the chosen one).
+# Classification's: evaluation.metrics computes these as SCALAR_METRICS.
+ClassMetric = Literal["macro_f1", "accuracy", "mcc", "weighted_f1", "micro_f1"]
+# Token classification's: entity-level (seqeval's strict) micro and macro F1
+EntityMetric = Literal["entity_f1", "entity_macro_f1"]
+MainMetric = ClassMetric | EntityMetric
 
 
 class SliceParams(Section):
@@ -45,7 +49,9 @@ class EvaluateParams(Section):
 
     main_metric: MainMetric = Field(
         default="macro_f1",
-        description="The metric the bootstrap interval, the slices and the promotion gate use.",
+        description="The metric the bootstrap interval, the slices and the promotion gate use; "
+        "one of the NLP task's (entity_f1 or entity_macro_f1 for token-classification, whose "
+        "default is entity_f1).",
     )
     bootstrap_samples: int = Field(
         default=1000, ge=100, le=100_000, description="Bootstrap resamples of the test set."

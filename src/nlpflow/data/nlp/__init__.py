@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 from nlpflow.config.nlp_tasks import get_nlp_task
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from nlpflow.config.params import DataParams, SplitParams
@@ -25,6 +27,11 @@ if TYPE_CHECKING:
 class Data(Protocol):
     """What gather asks of an NLP task (a module of nlpflow.data.nlp). A frame holds one row
     per example: the source's columns (text, label, source_row, ...)."""
+
+    def read(self, source: Path, params: DataParams) -> tuple[pd.DataFrame, str]:
+        """The rows of a local source (a file, folder or glob) and the format read;
+        DataSourceError naming the file, the line and the fix for what cannot be read."""
+        ...
 
     def shape(self, frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, int]:
         """The rows as the task trains on them (targets rewritten, repeats dropped), and how

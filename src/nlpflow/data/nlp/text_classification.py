@@ -13,9 +13,12 @@ import re
 import pandas as pd
 
 from nlpflow.config.params import DataParams, SplitParams
+from nlpflow.data.local_source import load_source as read
 from nlpflow.data.local_source import refuse_fractional_labels
 from nlpflow.data.splits import complete_splits, split_stratified
 from nlpflow.data.text import normalized_or_none
+
+__all__ = ["assign_splits", "read", "shape", "target_counts"]
 
 MISSING = "<missing>"
 

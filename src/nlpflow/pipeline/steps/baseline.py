@@ -1,4 +1,5 @@
-"""The baseline stage: tfidf_logreg on the same data, the yardstick of the promotion gate."""
+"""The baseline stage: the NLP task's baseline family (text-classification: tfidf_logreg) on
+the same data, the yardstick of the promotion gate."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def run(ctx: StageContext) -> BaseModel:
 
     report = train_baseline(
         src=ctx.path(PROCESSED), dst=ctx.path(BASELINE), params=ctx.params.train,
-        preprocess=ctx.params.preprocess, labels=ctx.params.data.labels,
+        preprocess=ctx.params.preprocess, labels=ctx.params.data.labels, task=ctx.params.task,
     )  # fmt: skip
     ctx.log_metrics({"baseline/train_seconds": report.seconds})
     return report

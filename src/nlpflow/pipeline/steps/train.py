@@ -24,6 +24,7 @@ def run(ctx: StageContext) -> BaseModel:
     report = train(
         src=ctx.path(PROCESSED), dst=ctx.path(MODEL), history_path=ctx.path(TRAIN_HISTORY),
         params=ctx.params.train, preprocess=ctx.params.preprocess, labels=ctx.params.data.labels,
+        task=ctx.params.task,
         on_epoch=lambda epoch, scores: ctx.log_metrics(epoch_metrics(scores), step=epoch),
         on_step=lambda step, scores: ctx.log_metrics(
             {f"step/{k.removeprefix('train_')}": v for k, v in scores.items()}, step=step
