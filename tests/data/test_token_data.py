@@ -106,8 +106,9 @@ def test_span_files_keep_the_text_and_preprocess_leaves_it(task: str, tmp_path: 
     source.write_text("\n".join(lines) + "\n")
     report = gather(source=source, dst=tmp_path / "g", params=DataParams(), task=task)
     assert (report.format, report.labels) == ("spans_jsonl", {"loc": 20, "person": 20, "work": 20})
-    preprocess(src=tmp_path / "g", dst=tmp_path / "p", params=PreprocessParams(lowercase=True),
-               keep_text=True)  # fmt: skip
+    report = preprocess(src=tmp_path / "g", dst=tmp_path / "p",
+                        params=PreprocessParams(lowercase=True), keep_text=True)  # fmt: skip
+    assert report.kept_as_written and report.rows["train"] + report.rows["test"] <= 20
     processed = pd.read_parquet(tmp_path / "p" / "train.parquet")
     assert (processed["text"] == processed["raw_text"]).all()
     assert processed["text"].str.startswith(text).all()  # case and double space kept
@@ -130,11 +131,11 @@ def test_params_refuse_what_would_move_the_offsets(task: str) -> None:
     base = {"task": task, "train": {"family": "fake_tagger"}}
     params = parse_params(base)
     assert params.evaluate.main_metric == "entity_f1"  # the task's default
-    assert params.preprocess.remove_urls  # classification's default, not applied to the text
+    # classification's default, and params.yaml's: accepted, and not applied to the text
+    assert parse_params(base | {"preprocess": {"remove_urls": True}}).preprocess.remove_urls
     refusals = {
         "preprocess: lowercase, stem would change the text": {"preprocess": {"lowercase": True,
                                                                               "stem": True}},
-        "preprocess: remove_urls would change": {"preprocess": {"remove_urls": True}},
         "train.augment rewrites texts": {"train": {"family": "fake_tagger",
                                                    "augment": {"enabled": True}}},
         "data.format: csv is not read for task": {"data": {"format": "csv"}},

@@ -27,6 +27,10 @@ def test_train_names_the_family_epochs_best_validation_score_and_time() -> None:
     assert _summary(resumed) == (
         "transformer, 1 epoch, resumed from checkpoint-40, val macro_f1 0.912, 56.1 s"
     )
+    entities = [{"epoch": 1.0, "val_entity_f1": 0.41, "val_entity_macro_f1": 0.3},
+                {"epoch": 2.0, "val_entity_f1": 0.47, "val_entity_macro_f1": 0.35}]  # fmt: skip
+    tagger = TrainReport(family="spacy_ner", labels=["O"], epochs=2, seconds=3.0, history=entities)
+    assert _summary(tagger) == "spacy_ner, 2 epochs, val entity_f1 0.470, 3.0 s"
 
 
 def test_evaluate_gives_the_main_metric_its_interval_the_baseline_and_behavioural() -> None:

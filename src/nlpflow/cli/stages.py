@@ -110,6 +110,13 @@ def _best(history: list[dict[str, float]], key: str) -> float | None:
     return max((row[key] for row in history if key in row), default=None)
 
 
+def _val_f1(history: list[dict[str, float]]) -> str:
+    """The validation F1 a family reports: val_macro_f1 (classification), val_entity_f1
+    (named entities)."""
+    keys = {k for row in history for k in row if k.startswith("val_") and k.endswith("f1")}
+    return min(keys, key=lambda k: (k != "val_macro_f1", k), default="val_macro_f1")
+
+
 def _counts(counts: dict[str, int]) -> str:
     return f"{sum(counts.values())} ({', '.join(f'{k} {v}' for k, v in counts.items())})"
 
@@ -125,14 +132,18 @@ _SUMMARIES: dict[str, Any] = {  # report type -> fields -> the parts of its line
     ],
     "PreprocessReport": lambda r: [
         f"{sum(r['rows'].values())} texts",
-        "from cache" if r["cached"] else f"{r['texts_per_second']:.0f} texts/s",
+        "kept as written (the task's targets point into it)"
+        if r.get("kept_as_written")
+        else "from cache"
+        if r["cached"]
+        else f"{r['texts_per_second']:.0f} texts/s",
         f"{r['seconds']:.1f} s",
     ],
     "TrainReport": lambda r: [
         r["family"],
         f"{r['epochs']} epoch{'s' * (r['epochs'] != 1)}",
         f"resumed from {Path(r['resumed_from']).name}" if r["resumed_from"] else "",
-        f"val macro_f1 {_score(_best(r['history'], 'val_macro_f1'))}",
+        f"{_val_f1(r['history']).replace('_', ' ', 1)} {_score(_best(r['history'], _val_f1(r['history'])))}",
         f"{r['seconds']:.1f} s",
     ],
     "EvaluateReport": lambda r: [

@@ -135,11 +135,9 @@ class Params(Section):
         """A task whose targets point into the text (entity offsets) takes it as written."""
         if not get_nlp_task(self.task).keeps_text:
             return self
+        # remove_urls and remove_emails (on by default, for classification) are not refused:
+        # preprocess applies no switch to such a task's text, and says so in its report
         changes = [name for name in TEXT_CHANGES if getattr(self.preprocess, name)]
-        # URLs and e-mails are dropped by default for classification; only an explicit
-        # request is refused here (preprocess leaves the text alone for this task)
-        changes += [n for n in ("remove_urls", "remove_emails")
-                    if n in self.preprocess.model_fields_set and getattr(self.preprocess, n)]  # fmt: skip
         if changes:
             raise ValueError(
                 f"preprocess: {', '.join(changes)} would change the text, but task {self.task} "

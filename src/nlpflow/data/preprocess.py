@@ -38,6 +38,8 @@ class PreprocessReport(BaseModel):
     texts_per_second: float
     emptied: int  # texts that cleaning reduced to nothing
     cached: bool = False  # outputs copied from the preprocessing cache
+    # the NLP task keeps its text as written (NlpTask.keeps_text): no switch was applied
+    kept_as_written: bool = False
 
 
 class TextPreprocessor:
@@ -327,7 +329,7 @@ def _keep_text(splits: dict[str, pd.DataFrame], dst: Path) -> PreprocessReport:
     total = sum(len(frame) for frame in splits.values())
     return PreprocessReport(
         rows={split: len(splits[split]) for split in SPLITS}, seconds=round(seconds, 3),
-        texts_per_second=round(total / max(seconds, 1e-9), 1), emptied=0,
+        texts_per_second=round(total / max(seconds, 1e-9), 1), emptied=0, kept_as_written=True,
     )  # fmt: skip
 
 
