@@ -15,7 +15,10 @@ from typing import Any
 from nlpflow.config.params import Params
 from nlpflow.release.gate import Decision
 
-SMALL_TEST_SET = 500  # rows under which one mistake moves accuracy by more than 0.2 points
+SMALL_TEST_SET = 500  # rows (entities) under which one mistake moves a score by over 0.2 points
+CLASS_METRICS = ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "mcc", "roc_auc", "ece")
+ENTITY_METRICS = ("entity_f1", "entity_precision", "entity_recall", "entity_macro_f1",
+                  "partial_f1", "exact_f1", "type_f1", "token_accuracy")  # fmt: skip
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -45,7 +48,7 @@ def _data_section(data_manifest: Path) -> str:
 
 def _metrics_section(metrics: dict[str, Any], main: str) -> str:
     ci = metrics.get("ci") or {}
-    names = ["accuracy", "macro_f1", "micro_f1", "weighted_f1", "mcc", "roc_auc", "ece"]
+    names = [*CLASS_METRICS, *ENTITY_METRICS]  # those metrics.json holds: the task's
     rows = []
     for name in names:
         if isinstance(metrics.get(name), int | float):
@@ -53,15 +56,23 @@ def _metrics_section(metrics: dict[str, Any], main: str) -> str:
             if name == ci.get("metric"):
                 interval = f"{ci['low']:.4f} to {ci['high']:.4f} ({ci['level']:.0%}, bootstrap)"
             rows.append([f"**{name}**" if name == main else name, f"{metrics[name]:.4f}", interval])
+    kind, scores = _per_target(metrics)
     per_class = [
         [label, f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}", v["support"]]
-        for label, v in (metrics.get("per_class") or {}).items()
+        for label, v in scores.items()
     ]
     return (
         _table(["metric", "test", "confidence interval"], rows)
         + "\n\n"
-        + _table(["class", "precision", "recall", "f1", "support"], per_class)
+        + _table([kind, "precision", "recall", "f1", "support"], per_class)
     )
+
+
+def _per_target(metrics: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The per-class scores of a classifier, or the per-type scores of an entity tagger."""
+    if "per_type" in metrics:
+        return "entity type", dict(metrics["per_type"] or {})
+    return "class", dict(metrics.get("per_class") or {})
 
 
 def _slices_section(slices: dict[str, Any], main: str, overall: float) -> tuple[str, list[str]]:
@@ -115,12 +126,15 @@ def build_model_card(
         _read(evaluation / "slices.json").get("slices", {}), main, float(metrics[main])
     )
     behaviour_text, behaviour_limits = _behaviour_section(_read(evaluation / "behavioural.json"))
-    rows = sum(v["support"] for v in (metrics.get("per_class") or {}).values())
+    kind, scores = _per_target(metrics)
+    rows = sum(v["support"] for v in scores.values())
+    unit = "rows" if kind == "class" else "entities"
     measured = slice_limits + behaviour_limits
     if rows < SMALL_TEST_SET:
         measured.append(
-            f"The test set holds {rows} rows: one mistake moves accuracy by {100 / max(rows, 1):.2f} "
-            "points, so small differences between versions are noise (see the interval)."
+            f"The test set holds {rows} {unit}: one mistake moves {main} by about "
+            f"{100 / max(rows, 1):.2f} points, so small differences between versions are noise "
+            "(see the interval)."
         )
     limits = [*params.register_.card.limitations, *measured] or ["None recorded."]
     train = manifest.get("train") or {}
