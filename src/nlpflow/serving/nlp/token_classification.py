@@ -1,0 +1,66 @@
+"""The served output for token-classification (nlpflow.serving.nlp.Output).
+
+One row per text: `entities`, a JSON list of {"start", "end", "label", "text", "score"}:
+character offsets into the raw text as sent (end exclusive; text == raw[start:end]) and the
+mean probability of the entity's tags. The text is tokenised with spaCy's blank English
+tokenizer, whitespace tokens dropped, as nlpflow.data.ner reads span files, and tags are read
+as entities as evaluate reads them (seqeval's strict IOB2: an I- that continues no entity of
+its type starts none).
+
+    predict_frame(model, None, ["Going to see Dune 2 at the Alamo Drafthouse with Sarah"])
+
+The gate reads an answer (read_answer) in the form evaluate records (nlpflow.evaluation.ner.
+forms): the entities as canonical JSON `[[start,end,"type"],...]` and, as the probability, the
+lowest entity score of each text (1.0 for none), one column.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    import numpy as np
+
+COLUMN = "entities"
+
+
+def output_schema(labels: Sequence[str]) -> dict[str, str]:
+    return {COLUMN: "string"}
+
+
+def predict_frame(model: Any, cleaner: Any, texts: list[str]) -> pd.DataFrame:
+    """`cleaner` is not used: preprocess keeps a token-classification text as written (the
+    entities' offsets point into it), so the raw text is what the model tags."""
+    from nlpflow.data.ner.formats import default_tokenizer  # cached: loaded once per process
+    from nlpflow.evaluation.ner.forms import entity_records
+    from nlpflow.evaluation.ner.scores import sentence_entities
+
+    tokenized = [
+        [(t.text, t.idx) for t in default_tokenizer()(text) if t.text.strip()] for text in texts
+    ]
+    tagged = [i for i, tokens in enumerate(tokenized) if tokens]  # no tokens: no entities
+    sentences = [[word for word, _ in tokenized[i]] for i in tagged]
+    tags, probs = model.predict_tags(sentences) if sentences else ([], [])
+    answers: list[list[dict[str, Any]]] = [[] for _ in texts]
+    for j, (i, spans) in enumerate(zip(tagged, sentence_entities(tags), strict=True)):
+        starts = [at for _, at in tokenized[i]]
+        answers[i] = entity_records(texts[i], sentences[j], starts, spans, probs[j])
+    return pd.DataFrame({COLUMN: [json.dumps(a, ensure_ascii=False) for a in answers]})
+
+
+def read_answer(frame: pd.DataFrame, labels: Sequence[str]) -> tuple[list[Any], np.ndarray]:
+    import numpy as np
+
+    from nlpflow.evaluation.ner.forms import canonical, lowest_score
+
+    answers = [json.loads(value) for value in frame[COLUMN]]
+    lowest = np.array([lowest_score(a) for a in answers], dtype=float).reshape(-1, 1)
+    return [canonical(a) for a in answers], lowest
+
+
+def is_output_column(name: str) -> bool:
+    return name == COLUMN
