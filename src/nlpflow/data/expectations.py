@@ -6,8 +6,11 @@ validate stage imports it).
 
 - ExpectColumnValuesToHaveNoEncodingDamage: no U+FFFD or control characters (row-level).
 - ExpectColumnValuesToBeMostlyInScript: letters mostly in one script, e.g. Latin (row-level).
+- ExpectColumnListValuesToBeInSet: every item of each row's list (a sentence's tags) in a
+  set (row-level).
 - ExpectColumnDistributionToStayNear: total variation distance of a column's value shares
-  from a reference (the last accepted snapshot) at most a tolerance (aggregate).
+  (the items' shares, for a column of lists) from a reference (the last accepted snapshot) at
+  most a tolerance (aggregate).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 from great_expectations.execution_engine import PandasExecutionEngine
 from great_expectations.expectations.expectation import (
@@ -55,6 +59,11 @@ def script_share(text: object, script: str) -> float:
     return sum(_letter_script(c) == script for c in letters) / len(letters)
 
 
+def _is_list(value: object) -> bool:
+    # Parquet gives lists back as numpy arrays
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
 # ---------------------------------------------------------------- metrics
 
 
@@ -77,12 +86,25 @@ class ColumnValuesInScript(ColumnMapMetricProvider):
         return column.map(lambda t: script_share(t, script) >= min_letter_share).astype(bool)
 
 
+class ColumnListValuesInSet(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.nlpflow_list_items_in_set"
+    condition_value_keys = ("value_set",)
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, value_set: Any, **kwargs: Any) -> pd.Series:
+        allowed = set(value_set)
+        return column.map(lambda items: _is_list(items) and set(items) <= allowed).astype(bool)
+
+
 class ColumnValueShares(ColumnAggregateMetricProvider):
     metric_name = "column.nlpflow_value_shares"
 
     @column_aggregate_value(engine=PandasExecutionEngine)
     def _pandas(cls, column: pd.Series, **kwargs: Any) -> dict[str, float]:
-        shares = column.dropna().astype(str).value_counts(normalize=True)
+        values = column.dropna()
+        if len(values) and _is_list(values.iloc[0]):  # a column of lists: each item counts
+            values = values.explode().dropna()
+        shares = values.astype(str).value_counts(normalize=True)
         return {str(k): float(v) for k, v in shares.items()}
 
 
@@ -106,6 +128,17 @@ class ExpectColumnValuesToBeMostlyInScript(ColumnMapExpectation):
     map_metric = "column_values.nlpflow_in_script"
     success_keys = ("script", "min_letter_share", "mostly")
     library_metadata: ClassVar[dict[str, Any]] = {"tags": ["nlpflow", "text"]}
+
+
+class ExpectColumnListValuesToBeInSet(ColumnMapExpectation):
+    """Expect each value to be a list whose items all lie in `value_set` (e.g. a sentence's
+    tags in the allowed tag set); a value that is not a list is unexpected."""
+
+    value_set: list[str] | dict[str, Any]  # a list, or a {"$PARAMETER": ...} suite parameter
+
+    map_metric = "column_values.nlpflow_list_items_in_set"
+    success_keys = ("value_set", "mostly")
+    library_metadata: ClassVar[dict[str, Any]] = {"tags": ["nlpflow", "tokens"]}
 
 
 class ExpectColumnDistributionToStayNear(ColumnAggregateExpectation):

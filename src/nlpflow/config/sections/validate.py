@@ -10,14 +10,70 @@ from nlpflow.config.sections.base import Section
 
 # The checks of the validate suite, by id (the keys of validate.policy). Row checks name the rows
 # that break them, so those rows can be quarantined; table checks judge the data as a whole.
-ROW_CHECKS = (
+ROW_CHECKS: tuple[str, ...] = (
     "text_not_null", "label_not_null", "text_not_blank", "label_in_set", "label_variants",
     "text_length", "class_min_count", "duplicates", "leak_exact", "leak_normalized",
     "class_imbalance", "encoding_damage", "script", "p95_chars", "p95_tokens",
 )  # fmt: skip
-TABLE_CHECKS = ("text_column", "label_column", "median_tokens", "label_drift", "length_drift")
+TABLE_CHECKS: tuple[str, ...] = (
+    "text_column", "label_column", "median_tokens", "label_drift", "length_drift",
+)  # fmt: skip
+# token classification's own (nlpflow.data.suites.token_classification); it shares
+# label_variants, leak_exact, leak_normalized, encoding_damage and length_drift with the above
+ENTITY_ROW_CHECKS = ("token_tag_counts", "tag_in_set", "bio_sequence", "token_offsets",
+                     "sentence_length", "type_min_count")  # fmt: skip
+ENTITY_TABLE_CHECKS = ("entity_share", "type_drift")
+ROW_CHECKS += ENTITY_ROW_CHECKS
+TABLE_CHECKS += ENTITY_TABLE_CHECKS
 SCRIPTS = ("latin", "cyrillic", "greek", "arabic", "hebrew", "cjk", "hiragana", "katakana",
            "hangul", "devanagari", "thai")  # fmt: skip
+
+
+class EntityValidateParams(Section):
+    """validate.entities: the bounds of token classification's suite (one row per sentence).
+    Defaults let WNUT-17 (tweets, sparse and unusual entities) pass; each says why."""
+
+    min_sentence_tokens: int = Field(
+        default=1,
+        ge=1,
+        description="Fewest tokens in a sentence. 1: a one-token sentence (a hashtag, a name) "
+        "is a real example; only an empty one carries nothing.",
+    )
+    max_sentence_tokens: int = Field(
+        default=256,
+        ge=1,
+        description="Most tokens in a sentence. 256: WNUT-17's longest has 105, CoNLL-2003's "
+        "124; past that it is likely several sentences run together (a missing blank line), "
+        "and a transformer's 512-subword window would cut it.",
+    )
+    min_entity_share: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Smallest share of sentences (all splits) holding an entity. 0.1: WNUT-17's "
+        "train has 36%; below a tenth the tag column was likely misread, or tags were lost.",
+    )
+    min_examples_per_type: int = Field(
+        default=5,
+        ge=1,
+        description="Fewest train entities (B- tags) per type. 5, as validate."
+        "min_examples_per_class: fewer can neither be learnt nor scored (WNUT-17's rarest, "
+        "creative-work, has 140).",
+    )
+    max_type_drift: float | None = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Largest total variation distance of the entity-type shares (per entity) "
+        "from the last accepted snapshot; null = no type drift check. 0.1, as "
+        "validate.max_label_drift. Sentence lengths use validate.max_length_drift.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> EntityValidateParams:
+        if self.min_sentence_tokens > self.max_sentence_tokens:
+            raise ValueError("min_sentence_tokens must not exceed max_sentence_tokens")
+        return self
 
 
 class ValidateParams(Section):
@@ -86,6 +142,11 @@ class ValidateParams(Section):
     )
     show_examples: int = Field(
         default=5, ge=1, description="Offending rows shown per failed check."
+    )
+    entities: EntityValidateParams = Field(
+        default=EntityValidateParams(),
+        description="Token classification's bounds (task token-classification; its suite also "
+        "reads max_damaged_share and max_length_drift above).",
     )
 
     @field_validator("script")
