@@ -82,6 +82,21 @@ def test_gather_reads_conll_splits_renames_types_and_stratifies(task: str, tmp_p
     assert {t for s in tags for t in s} == {"O", "B-person", "I-person", "B-LOC"}
 
 
+def test_tokens_are_the_served_tokenizers_and_entities_keep_their_characters(
+    task: str, tmp_path: Path
+) -> None:
+    # spaCy splits "Kew:" and "@ada's": serving will see those pieces, so training does too
+    sentence = [("@ada's", "O"), ("trip", "O"), ("to", "O"), ("Kew:", "B-LOC"),
+                ("Gardens", "I-LOC"), ("!", "O")]  # fmt: skip
+    source = _conll(tmp_path / "train.conll", [sentence] * 10)
+    gather(source=source, dst=tmp_path / "g", params=DataParams(), task=task)
+    row = pd.read_parquet(tmp_path / "g" / "train.parquet").iloc[0]
+    assert list(row["tokens"]) == ["@ada", "'s", "trip", "to", "Kew", ":", "Gardens", "!"]
+    assert list(row["tags"]) == ["O", "O", "O", "O", "B-LOC", "I-LOC", "I-LOC", "O"]
+    assert [row["text"][s : s + len(t)] for s, t in zip(row["starts"], row["tokens"],
+                                                        strict=True)] == list(row["tokens"])  # fmt: skip
+
+
 def test_split_files_are_read_with_one_scheme_and_their_splits(task: str, tmp_path: Path) -> None:
     # IOB1: I- opens an entity; B- only where one entity follows another of its type
     _conll(tmp_path / "a.conll", [[("Ada", "I-PER"), ("Bob", "B-PER"), ("ran", "O")]] * 4)

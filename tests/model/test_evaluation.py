@@ -234,23 +234,28 @@ def test_evaluate_scores_through_the_module_of_its_nlp_task(
         inputs.out_dir.mkdir(parents=True, exist_ok=True)
         (inputs.out_dir / "span_errors.md").write_text(f"limit {inputs.params.worst_errors}")
         ci = {"low": 0.25, "high": 0.75}
-        return EvaluateReport(metrics={"span_f1": 0.5, "ci": ci}, confusion=[], labels=["ORG"],
-                              rows=3, main_metric="span_f1", ci=ci)  # fmt: skip
+        per_type = {"ORG": {"f1": 0.4, "support": 3}}
+        return EvaluateReport(metrics={"span_f1": 0.5, "ci": ci, "per_type": per_type},
+                              confusion=[], labels=["ORG"], rows=3, main_metric="span_f1",
+                              ci=ci)  # fmt: skip
 
     fake.evaluate = evaluate  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, fake.__name__, fake)
     monkeypatch.setitem(NLP_TASKS, "spans-test", NlpTask("spans-test", "test only",
                         data="text_classification", suite="text_classification",
                         scoring="fake_spans", output="text_classification"))  # fmt: skip
-    report = _evaluate(project, "spans", task="spans-test", behavioural=None, baseline_dir=None)
     out = project / "spans"
+    (out / "plots").mkdir(parents=True)
+    (out / "plots" / "roc.png").write_bytes(b"an earlier run's chart")
+    report = _evaluate(project, "spans", task="spans-test", behavioural=None, baseline_dir=None)
     assert [(i.src, i.out_dir, i.baseline_dir, i.behavioural) for i in seen] == [
         (project / "processed", out / "evaluation", None, None)
     ]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics == {"span_f1": 0.5, "ci": {"low": 0.25, "high": 0.75}}
+    assert metrics["span_f1"] == 0.5 and metrics["ci"] == {"low": 0.25, "high": 0.75}
     assert report.tracked_metrics() == {"test/span_f1": 0.5, "test/span_f1_ci_low": 0.25,
-                                        "test/span_f1_ci_high": 0.75}  # fmt: skip
+                                        "test/span_f1_ci_high": 0.75,
+                                        "test_type/ORG/f1": 0.4}  # fmt: skip
     assert (out / "evaluation" / "span_errors.md").read_text() == f"limit {PARAMS.worst_errors}"
     trained = load_text_hashes(out / "evaluation" / TRAINING_TEXTS)
     train = pd.read_parquet(project / "processed" / "train.parquet")

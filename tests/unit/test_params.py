@@ -83,7 +83,7 @@ def test_unknown_key_under_aliased_section_lists_that_sections_keys(tmp_path: Pa
     message = _error(_write(tmp_path, "validate:\n  max_char: 10\n"))
     assert (
         "validate.max_char: unknown key; allowed keys here: "
-        "max_chars, max_damaged_share, max_duplicate_rate, max_imbalance_ratio, max_label_drift, "
+        "entities, max_chars, max_damaged_share, max_duplicate_rate, max_imbalance_ratio, max_label_drift, "
         "max_length_drift, max_p95_chars, max_p95_tokens, min_chars, min_examples_per_class, "
         "min_median_tokens, min_script_share, policy, script, show_examples"
     ) in message

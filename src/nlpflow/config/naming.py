@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
-from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK
+from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK, NLP_TASKS, get_nlp_task
 from nlpflow.config.params import FAMILIES, Params, TrainParams, flatten, read_by_train
 from nlpflow.config.source_kinds import is_hf
 
@@ -88,6 +88,13 @@ def logged_params(params: Params) -> dict[str, Any]:
     # the task became a param (and compare equal to older runs in MLflow)
     if tree.get("task") == DEFAULT_NLP_TASK:
         del tree["task"]
+    task = get_nlp_task(params.task)
+    for other in NLP_TASKS.values():  # sections only another task reads
+        for path in set(other.own_params) - set(task.own_params):
+            section, _, key = path.partition(".")
+            tree.get(section, {}).pop(key, None)
+    if task.keeps_text:  # preprocess applies nothing to its text
+        tree.pop("preprocess", None)
     train = tree["train"] = read_by_train(params.train)
     # switched-off or single-process options are one value, not a block of unused settings
     if not train["augment"]["enabled"]:
@@ -96,8 +103,9 @@ def logged_params(params: Params) -> dict[str, Any]:
         train["distributed"] = {"nproc_per_node": 1, "nnodes": 1}
     if train.get("optimizer") not in (None, "sgd"):
         train.pop("momentum", None)
-    if "tfidf" not in train:
-        tree["baseline"] = {"tfidf": params.train.tfidf.model_dump(mode="json")}
+    baseline = FAMILIES[task.baseline].sections  # the baseline family's own knobs
+    if baseline and not set(baseline) <= set(train):
+        tree["baseline"] = {s: getattr(params.train, s).model_dump(mode="json") for s in baseline}
     # null is "not used" (a query of a file source) or "the default" (labels from the data)
     return {k: v for k, v in flatten(tree).items() if v is not None}
 

@@ -60,6 +60,8 @@ class NlpTask:
     inputs: str = "text"
     targets: str = "label"
     baseline: str = "tfidf_logreg"  # the family of the baseline stage: every model must beat it
+    # params only this task reads (dotted: section.key): left out of other tasks' logged params
+    own_params: tuple[str, ...] = ()
     # evaluate.main_metric's choices (config.sections.evaluate), the default first
     metrics: tuple[str, ...] = get_args(ClassMetric)
 

@@ -22,7 +22,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-SUITE = "nlpflow_text_classification"
+SUITE = "nlpflow_text_classification"  # the default NLP task's suite (suite_name)
 DATASOURCE, ASSET, BATCH = "gathered", "rows", "all_splits"
 DEFINITION, CHECKPOINT = "gathered_data", "nlpflow_validate"
 DATA_DOCS_ACTION = "update_data_docs"  # what checkpoints made by older nlpflow versions hold
@@ -94,16 +94,23 @@ def _signature(expectations: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def sync_suite(context: Any, expectations: list[Any]) -> tuple[Any, bool]:
-    """Make the stored suite hold `expectations` (plus the user's own); True when it changed."""
+def suite_name(task: str) -> str:
+    """The GX suite of NLP task `task`: one per task, so switching a project's task keeps each
+    task's suite (and the expectations a user added to it)."""
+    return "nlpflow_" + task.replace("-", "_")
+
+
+def sync_suite(context: Any, expectations: list[Any], name: str = SUITE) -> tuple[Any, bool]:
+    """Make the stored suite `name` hold `expectations` (plus the user's own); True when it
+    changed."""
     import great_expectations as gx
 
-    stored = _stored(lambda: context.suites.get(SUITE))
+    stored = _stored(lambda: context.suites.get(name))
     own = [e for e in (stored.expectations if stored else []) if CHECK_KEY not in (e.meta or {})]
     wanted = expectations + [_copy(e) for e in own]
     if stored is not None and _signature(stored.expectations) == _signature(wanted):
         return stored, False
-    suite = context.suites.add_or_update(gx.ExpectationSuite(name=SUITE, expectations=wanted))
+    suite = context.suites.add_or_update(gx.ExpectationSuite(name=name, expectations=wanted))
     return suite, True
 
 

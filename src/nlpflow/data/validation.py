@@ -76,7 +76,7 @@ def validate(
     `reference` is the accepted-snapshot profile: drift is measured against it, and it is
     replaced after a run that passes. The suite, its table and the profile are NLP task
     `task`'s (its Suite module, nlpflow.data.suites)."""
-    from nlpflow.data.gx_project import checkpoint, open_project, sync_suite
+    from nlpflow.data.gx_project import checkpoint, open_project, suite_name, sync_suite
 
     start = time.perf_counter()
     role = suite_role(task)
@@ -86,7 +86,7 @@ def validate(
     allowed = role.allowed_labels(splits, data)
     checks = role.build_checks(params)
     context = open_project(gx_dir or dst / "gx", dst)
-    suite, updated = sync_suite(context, [c.expectation for c in checks])
+    suite, updated = sync_suite(context, [c.expectation for c in checks], suite_name(task))
     runner = checkpoint(context, suite, RESULT_FORMAT)
     ref = load_profile(reference)
     suite_params = role.suite_params(splits, data, ref)

@@ -13,6 +13,7 @@ The rest is the task's (text-classification: nlpflow.evaluation.nlp.text_classif
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK
@@ -42,6 +43,9 @@ def evaluate(
         model_dir=model_dir, src=src, plots_dir=plots_dir, out_dir=out_dir, params=params,
         baseline_dir=baseline_dir, behavioural=behavioural,
     )  # fmt: skip
+    # the folder is this stage's output: charts of another task's (or an earlier) run must not
+    # pass for this one's (DVC removes outputs before a stage runs; nlpflow run does not)
+    shutil.rmtree(plots_dir, ignore_errors=True)
     report = scoring(task).evaluate(inputs)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(report.metrics, indent=2))

@@ -22,7 +22,8 @@ class EvaluateReport(BaseModel):
 
     def tracked_metrics(self) -> dict[str, float]:
         """The numbers for MLflow, grouped by the prefix before `/` (MLflow's UI charts each
-        group apart): test/<metric> and its interval, test_class/<label>/<metric>,
+        group apart): test/<metric> and its interval, test_class/<label>/<metric> (or
+        test_type/<entity type>/<metric>),
         slice/<name>/<main>, behavioural/<test> pass rates and baseline/<main>."""
         main, out = self.main_metric, {}
         for key, value in self.metrics.items():
@@ -31,6 +32,9 @@ class EvaluateReport(BaseModel):
         for label, scores in self.metrics.get("per_class", {}).items():
             label = metric_part(str(label))
             out |= {f"test_class/{label}/{k}": v for k, v in scores.items() if isinstance(v, float)}
+        for kind, scores in self.metrics.get("per_type", {}).items():  # entity types
+            kind = metric_part(str(kind))
+            out |= {f"test_type/{kind}/{k}": v for k, v in scores.items() if isinstance(v, float)}
         if self.ci:
             out |= {f"test/{main}_ci_low": self.ci["low"], f"test/{main}_ci_high": self.ci["high"]}
         out |= {f"slice/{metric_part(name)}/{main}": s[main] for name, s in self.slices.items()}

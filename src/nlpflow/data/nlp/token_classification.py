@@ -32,7 +32,38 @@ NO_ENTITY = "(none)"  # the stratum of sentences without an entity
 
 
 def read(source: Path, params: DataParams) -> tuple[pd.DataFrame, str]:
-    """The sentences of `source` in BIO, and the format read."""
+    """The sentences of `source` in BIO, on the tokens serving will see (retokenize), and the
+    format read."""
+    frame, fmt = _read(source, params)
+    return retokenize(frame), fmt
+
+
+def retokenize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each sentence on spaCy's tokens of its text, the tokens the served model gets from raw
+    text: one tokenizer for training, evaluation and serving. spaCy only splits a token of a
+    token file further ("@user:" -> "@user", ":"), so every entity keeps its characters: the
+    first piece of a B- token keeps B-, the other pieces continue it (I-)."""
+    from nlpflow.data.ner.formats import default_tokenizer
+
+    tokenize = default_tokenizer()
+    tokens_out, starts_out, tags_out = [], [], []
+    for text, starts, tags in zip(frame["text"], frame["starts"], frame["tags"], strict=True):
+        pieces = [t for t in tokenize(text) if not t.is_space]
+        starts, tags = list(starts), list(tags)
+        owner, new_tags = 0, []
+        for piece in pieces:
+            while owner + 1 < len(starts) and starts[owner + 1] <= piece.idx:
+                owner += 1
+            tag = tags[owner]
+            first = piece.idx == starts[owner]
+            new_tags.append(tag if first or tag == "O" else f"I-{tag[2:]}")
+        tokens_out.append([t.text for t in pieces])
+        starts_out.append([t.idx for t in pieces])
+        tags_out.append(new_tags)
+    return frame.assign(tokens=tokens_out, starts=starts_out, tags=tags_out)
+
+
+def _read(source: Path, params: DataParams) -> tuple[pd.DataFrame, str]:
     from nlpflow.data.ner import formats
 
     if is_glob(source):
