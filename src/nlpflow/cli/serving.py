@@ -80,6 +80,7 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, not a table.")] = False,
 ) -> None:
     """Classify texts with a registered model: label, score and each class's probability."""
+    from nlpflow.serving.nlp import output_of_family
     from nlpflow.serving.predict import predict_registered, read_texts
     from nlpflow.tracking.refs import resolve_spec as resolve_model
 
@@ -89,22 +90,21 @@ def predict(
     ref = resolve_model(model, settings)
     texts = read_texts(input_) if input_ is not None else list(text or [])
     frame = predict_registered(ref, settings, texts)
-    frame.insert(0, "text", texts)
+    shape = output_of_family(frame.attrs["family"])  # the model's NLP task shapes the answer
     if as_json:
-        for row in frame.to_dict(orient="records"):
+        for row in shape.json_rows(texts, frame):
             out.print(json.dumps(row, ensure_ascii=False), markup=False, highlight=False)
         return
-    _print_predictions(frame, title=str(ref))
+    _print_predictions(shape.display(texts, frame), title=str(ref))
 
 
 def _print_predictions(frame: Any, *, title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    for column in frame.columns:  # a class's probability under the class's name
-        left = column in {"text", "label"}
-        name = column.removeprefix("proba_")
-        table.add_column(name, overflow="fold", justify="left" if left else "right")
+    for column in frame.columns:
+        left = not any(isinstance(v, float) for v in frame[column])
+        table.add_column(str(column), overflow="fold", justify="left" if left else "right")
     for row in frame.itertuples(index=False):
         cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
         cells[0] = cells[0] if len(cells[0]) <= 80 else cells[0][:79] + "…"

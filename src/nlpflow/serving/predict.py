@@ -89,4 +89,7 @@ def predict_registered(ref: ModelRef, settings: Settings, texts: list[Any]) -> p
             model.predict(pd.DataFrame({TEXT_COLUMN: texts[start : start + size]}))
             for start in range(0, len(texts), size)
         ]
-    return pd.concat(parts, ignore_index=True)
+        family = model.unwrap_python_model().model.family
+    frame = pd.concat(parts, ignore_index=True)
+    frame.attrs["family"] = family  # whose Output shapes the answer (display, json_rows)
+    return frame

@@ -39,6 +39,14 @@ class Output(Protocol):
         compares with evaluate's."""
         ...
 
+    def display(self, texts: list[str], frame: pd.DataFrame) -> pd.DataFrame:
+        """The answer as a table for people (`nlpflow predict`): the texts beside it."""
+        ...
+
+    def json_rows(self, texts: list[str], frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """The answer as one JSON object per text (`nlpflow predict --json`)."""
+        ...
+
     def is_output_column(self, name: str) -> bool:
         """Whether `name` is (or could be, for some labels) a column of the answer: batch
         inference refuses input columns that its output would overwrite."""

@@ -44,3 +44,16 @@ def read_answer(frame: pd.DataFrame, labels: Sequence[str]) -> tuple[list[Any], 
 
 def is_output_column(name: str) -> bool:
     return name in ("label", "score") or name.startswith(PROBA_PREFIX)
+
+
+def display(texts: list[str], frame: pd.DataFrame) -> pd.DataFrame:
+    """The text, the label, its score and each class's probability under the class's name."""
+    shown = frame.rename(columns=lambda c: c.removeprefix(PROBA_PREFIX))
+    shown.insert(0, "text", texts)
+    return shown
+
+
+def json_rows(texts: list[str], frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {"text": text, **row} for text, row in zip(texts, frame.to_dict("records"), strict=True)
+    ]

@@ -64,3 +64,19 @@ def read_answer(frame: pd.DataFrame, labels: Sequence[str]) -> tuple[list[Any], 
 
 def is_output_column(name: str) -> bool:
     return name == COLUMN
+
+
+def display(texts: list[str], frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per entity: the text it was found in, its own text, type, offsets and score (a
+    text with none gets one row saying so)."""
+    rows = []
+    for text, answer in zip(texts, frame[COLUMN], strict=True):
+        entities = json.loads(answer) or [{"text": "(no entity)", "label": "", "start": "",
+                                            "end": "", "score": ""}]  # fmt: skip
+        rows += [{"text": text, "entity": e["text"], "label": e["label"], "start": e["start"],
+                  "end": e["end"], "score": e["score"]} for e in entities]  # fmt: skip
+    return pd.DataFrame(rows, columns=["text", "entity", "label", "start", "end", "score"])
+
+
+def json_rows(texts: list[str], frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{"text": t, COLUMN: json.loads(a)} for t, a in zip(texts, frame[COLUMN], strict=True)]
