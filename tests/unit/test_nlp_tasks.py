@@ -19,6 +19,8 @@ from nlpflow.config.naming import logged_params
 from nlpflow.config.nlp_tasks import NLP_TASKS, NlpTask
 from nlpflow.config.params import FAMILIES, Params, parse_params
 from nlpflow.errors import ParamsError
+from nlpflow.data.nlp import Data, data_role
+from nlpflow.data.suites import Suite, suite_role
 from nlpflow.evaluation.nlp import Scoring, scoring
 from nlpflow.serving.nlp import Output, output
 
@@ -48,7 +50,10 @@ def test_every_registered_task_has_modules_that_implement_its_roles() -> None:
         assert isinstance(output(name), Output), name
     served = {family.task for family in FAMILIES.values()}
     assert served <= set(NLP_TASKS), "a family serves an unregistered NLP task"
-    assert {f.name for f in FAMILIES.values() if f.task == "text-classification"} == set(FAMILIES)
+    for name in NLP_TASKS:  # every task has a family to train, and its baseline is one
+        assert [f for f in FAMILIES.values() if f.task == name], name
+        assert FAMILIES[NLP_TASKS[name].baseline].task == name, name
+        assert isinstance(data_role(name), Data) and isinstance(suite_role(name), Suite), name
 
 
 def _fake_output() -> types.ModuleType:

@@ -101,8 +101,8 @@ def test_bad_literal_value_lists_allowed_values(tmp_path: Path) -> None:
     message = _error(_write(tmp_path, "train:\n  family: bert\n"))
     assert "train.family:" in message
     assert (
-        "'tfidf_logreg', 'tfidf_linear_svm', 'transformer', 'transformer_frozen' or "
-        "'spacy_textcat'" in message
+        "'tfidf_logreg', 'tfidf_linear_svm', 'transformer', 'transformer_frozen', "
+        "'spacy_textcat', 'rules' or 'spacy_ner'" in message
     )
     assert "(got 'bert')" in message
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import get_args
 
-from nlpflow.config.sections.evaluate import ClassMetric
+from nlpflow.config.sections.evaluate import ClassMetric, EntityMetric
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,21 @@ NLP_TASKS: dict[str, NlpTask] = {
             suite="text_classification",
             scoring="text_classification",
             output="text_classification",
+        ),
+        NlpTask(
+            "token-classification",
+            "a tag per token: named entities (people, places, products, order numbers)",
+            data="token_classification",
+            suite="token_classification",
+            scoring="token_classification",
+            output="token_classification",
+            keeps_text=True,
+            formats=("auto", "folder", "conll", "spans_jsonl", "label_studio"),
+            inputs="tokens",
+            targets="tags",
+            baseline="rules",
+            own_params=("validate.entities",),
+            metrics=get_args(EntityMetric),
         ),
     )
 }

@@ -234,15 +234,34 @@ FAMILIES: dict[str, Family] = {
             task="text-classification",
             sections=("spacy_textcat",),
         ),
+        Family(
+            "rules",
+            "spaCy SpanRuler patterns (a JSONL file, or a gazetteer of train entities)",
+            code="rules_ner",
+            fit="fit_rules",
+            model="RulesTagger",
+            main_knob=("from_train", "rules.from_train"),
+            task="token-classification",
+            sections=("rules",),
+        ),
+        Family(
+            "spacy_ner",
+            "spaCy's transition-based NER, blank or started from an installed pipeline",
+            code="spacy_ner",
+            fit="fit_ner",
+            model="SpacyNerTagger",
+            main_knob=("lr", "spacy_ner.learn_rate"),
+            task="token-classification",
+            sections=("spacy_ner",),
+        ),
     )
 }
 # The yardstick every challenger must beat (train stage `baseline`, the gate's beat_baseline).
 BASELINE = "tfidf_logreg"
 # Train sections that only one family (or two) reads, in the order the families list them.
-# rules, spacy_ner and token_transformer: sections of token-classification families not
-# registered yet (issue 15), listed so that the transformer (which reads every train field no
-# family owns) does not.
-_UNREGISTERED = ("rules", "spacy_ner", "token_transformer")
+# token_transformer: the section of a token-classification family not registered yet (issue
+# 15), listed so that the transformer (which reads every train field no family owns) does not.
+_UNREGISTERED = ("token_transformer",)
 FAMILY_SECTIONS = tuple(
     dict.fromkeys([*(s for f in FAMILIES.values() for s in f.sections), *_UNREGISTERED])
 )
