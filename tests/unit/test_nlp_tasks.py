@@ -18,9 +18,9 @@ from nlpflow.config import nlp_tasks
 from nlpflow.config.naming import logged_params
 from nlpflow.config.nlp_tasks import NLP_TASKS, NlpTask
 from nlpflow.config.params import FAMILIES, Params, parse_params
-from nlpflow.errors import ParamsError
 from nlpflow.data.nlp import Data, data_role
 from nlpflow.data.suites import Suite, suite_role
+from nlpflow.errors import ParamsError
 from nlpflow.evaluation.nlp import Scoring, scoring
 from nlpflow.serving.nlp import Output, output
 
