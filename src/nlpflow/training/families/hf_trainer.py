@@ -8,8 +8,10 @@ nlpflow.training.families.transformer.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,9 @@ def pick_device(choice: str) -> str:
     return choice
 
 
-def _training_args(params: TrainParams, workdir: Path, *, with_validation: bool) -> Any:
+def _training_args(
+    params: TrainParams, workdir: Path, *, with_validation: bool, metric: str = "macro_f1"
+) -> Any:
     import torch
     from transformers import TrainingArguments
 
@@ -72,7 +76,7 @@ def _training_args(params: TrainParams, workdir: Path, *, with_validation: bool)
         save_strategy="steps" if every else "epoch",
         save_steps=every or 500,
         save_total_limit=params.checkpoints.keep,
-        metric_for_best_model="macro_f1" if with_validation else None,
+        metric_for_best_model=metric if with_validation else None,
         greater_is_better=True,
         restore_callback_states_from_checkpoint=True,  # early stopping's patience survives resume
         logging_strategy="steps",
@@ -83,6 +87,22 @@ def _training_args(params: TrainParams, workdir: Path, *, with_validation: bool)
         dataloader_num_workers=0,
         ddp_backend=None if params.distributed.backend == "auto" else params.distributed.backend,
     )
+
+
+@dataclass
+class TrainerRun:
+    """A finished Trainer run: the best epoch's weights (on the CPU) and what the report keeps."""
+
+    model: Any
+    history: list[dict[str, float]]
+    resumed_from: str | None  # the checkpoint a crashed run was resumed from
+    perf: dict[str, float]
+    device: dict[str, str]
+
+
+def speaker(family: str, metric: str = "macro_f1") -> TrainingProgress:
+    # only the first process of a torchrun speaks: the others train the same steps
+    return TrainingProgress(family, metric=metric, enabled=os.environ.get("RANK", "0") == "0")
 
 
 class LengthGroupedSampler:
@@ -257,7 +277,7 @@ def history_from_log(log_history: list[dict[str, Any]]) -> list[dict[str, float]
         epoch = int(np.ceil(entry.get("epoch", 0) - 1e-9)) or 1
         if "loss" in entry:
             losses.setdefault(epoch, []).append(float(entry["loss"]))
-        for key in ("eval_loss", "eval_accuracy", "eval_macro_f1"):
+        for key in ("eval_loss", "eval_accuracy", "eval_macro_f1", "eval_entity_f1"):
             if key in entry:
                 rows.setdefault(epoch, {})[f"val_{key.removeprefix('eval_')}"] = float(entry[key])
     out = []

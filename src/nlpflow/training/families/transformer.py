@@ -12,7 +12,6 @@ bf16 matmuls on CPUs without AMX are two orders of magnitude slower.
 from __future__ import annotations
 
 import importlib
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -28,12 +27,14 @@ from nlpflow.training.families import EpochCallback, load_manifest, save_manifes
 from nlpflow.training.families.hf_trainer import (
     LengthGroupedSampler,
     StepCallback,
+    TrainerRun,
     _Reporter,
     _SaveAtEpochEnd,
     _ShowProgress,
     _training_args,
     history_from_log,
     pick_device,
+    speaker,
 )
 from nlpflow.training.perf import (
     attention_flops_per_token,
@@ -144,15 +145,17 @@ DROPOUT_ATTRIBUTES = (
 
 
 def _load_pretrained(
-    spec: str, labels: list[str], seed: int, dropout: float | None = None
+    spec: str, labels: list[str], seed: int, dropout: float | None = None, *, head: Any = None
 ) -> tuple[Any, Any]:
+    """Tokenizer and model of `spec` with a new head for `labels`: `head` is the Auto class
+    (AutoModelForSequenceClassification when None; token-classification passes its own)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
     set_seed(seed)  # the new classification head is initialised from this seed
     source = resolve_pretrained(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model = (head or AutoModelForSequenceClassification).from_pretrained(
             source, num_labels=len(labels),
             id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
             # A checkpoint fine-tuned for other labels: keep its encoder, start a new head.
@@ -193,13 +196,10 @@ def fit_transformer(
     None); with `checkpoints.resume: auto` a crashed run's latest checkpoint there is resumed.
     `callbacks` are extra TrainerCallbacks (progress bars, tests); `record_seen` collects the
     index of every train example this process trains on (its shard, under DDP)."""
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback
-    from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers import DataCollatorWithPadding
 
     set_cpu_threads(params.cpu_threads)
-    # only the first process of a torchrun speaks: the others train the same steps
-    progress = TrainingProgress(FAMILY, enabled=os.environ.get("RANK", "0") == "0")
+    progress = speaker(FAMILY)
     with quiet_transformers():  # a new head's "MISSING classifier weights" is expected here
         model, tokenizer = _load_pretrained(params.pretrained, labels, params.seed, params.dropout)
     freeze_encoder(model, params.trainable_layers)
@@ -209,6 +209,31 @@ def fit_transformer(
     val_ds = _Encoded(
         tokenizer, validation[0], [index[y] for y in validation[1]], params.max_length
     )
+    run = run_trainer(
+        model, params, progress=progress, train_ds=train_ds, val_ds=val_ds,
+        collator=DataCollatorWithPadding(tokenizer), labels=labels, workdir=workdir,
+        on_epoch=on_epoch, on_step=on_step, callbacks=callbacks,
+    )  # fmt: skip
+    classifier = TransformerClassifier(run.model, tokenizer, labels, params.max_length)
+    classifier.history, classifier.resumed_from = run.history, run.resumed_from
+    classifier.perf, classifier.device = run.perf, run.device
+    return classifier
+
+
+def run_trainer(
+    model: Any, params: TrainParams, *, progress: TrainingProgress, train_ds: Any, val_ds: Any,
+    collator: Any, labels: list[str], workdir: Path | None, on_epoch: EpochCallback | None,
+    on_step: StepCallback | None, callbacks: Sequence[Any] = (),
+    score: Callable[[Any], dict[str, float]] | None = None, metric: str = "macro_f1",
+) -> TrainerRun:  # fmt: skip
+    """Train `model` through the HF Trainer, for any head: checkpoints in `workdir` (temporary
+    when None), resumed per `checkpoints.resume`, early stopping and the best epoch on
+    validation `metric`, which `score` (Trainer predictions -> metrics) computes; None: the
+    classification metrics of `_build_trainer`. `progress` is told the run's events."""
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
     with_validation = len(val_ds) > 0
     temporary = workdir is None
     folder = Path(tempfile.mkdtemp(prefix="nlpflow-train-")) if workdir is None else workdir
@@ -218,7 +243,7 @@ def fit_transformer(
     try:
         trainer = _build_trainer(
             model, params, folder, train_ds=train_ds, val_ds=val_ds if with_validation else None,
-            collator=DataCollatorWithPadding(tokenizer), labels=labels,
+            collator=collator, labels=labels, score=score, metric=metric,
             # progress before the reporter: an epoch's line is shown even when on_epoch raises
             callbacks=[*extra, shown, reporter, _SaveAtEpochEnd(), *callbacks],
         )  # fmt: skip
@@ -241,23 +266,22 @@ def fit_transformer(
         progress.close()
         if temporary:
             shutil.rmtree(folder, ignore_errors=True)
-    classifier = TransformerClassifier(best.cpu(), tokenizer, labels, params.max_length)
-    classifier.history = history_from_log(trainer.state.log_history)
-    progress.finish(classifier.history)
-    classifier.resumed_from = Path(resume).name if resume else None
-    classifier.perf, classifier.device = perf, device_facts(device)
-    return classifier
+    history = history_from_log(trainer.state.log_history)
+    progress.finish(history)
+    resumed_from = Path(resume).name if resume else None
+    return TrainerRun(best.cpu(), history, resumed_from, perf, device_facts(device))
 
 
 def _build_trainer(
     model: Any, params: TrainParams, folder: Path, *, train_ds: Any, val_ds: Any,
     collator: Any, labels: list[str], callbacks: list[Any],
+    score: Callable[[Any], dict[str, float]] | None = None, metric: str = "macro_f1",
 ) -> Any:  # fmt: skip
     from transformers import Trainer
 
     from nlpflow.evaluation.metrics import compute_metrics
 
-    def score(prediction: Any) -> dict[str, float]:
+    def classification(prediction: Any) -> dict[str, float]:
         pred = prediction.predictions.argmax(axis=-1)
         m = compute_metrics(
             [labels[i] for i in prediction.label_ids], [labels[i] for i in pred], labels
@@ -278,11 +302,11 @@ def _build_trainer(
 
     return _Trainer(
         model=model,
-        args=_training_args(params, folder, with_validation=val_ds is not None),
+        args=_training_args(params, folder, with_validation=val_ds is not None, metric=metric),
         train_dataset=train_ds,
         eval_dataset=val_ds,
         data_collator=collator,
-        compute_metrics=score,
+        compute_metrics=score or classification,
         compute_loss_func=_weighted_loss(weights) if weights is not None else None,
         callbacks=callbacks,
     )
@@ -291,12 +315,10 @@ def _build_trainer(
 def _best_weights(trainer: Any, model: Any) -> Any:
     """The best epoch's weights. Not load_best_model_at_end: it demands that checkpoints follow
     the evaluation schedule, and checkpoints here also come every N steps."""
-    from transformers import AutoModelForSequenceClassification
-
     best = trainer.state.best_model_checkpoint
     if best is None:
         return trainer.model
-    return AutoModelForSequenceClassification.from_pretrained(best)
+    return type(model).from_pretrained(best)  # the class it trained as: any head
 
 
 def class_weights(label_ids: Sequence[int], n_classes: int) -> Any:
@@ -311,10 +333,14 @@ def _weighted_loss(weights: Any) -> Callable[..., Any]:
     import torch.nn.functional as F
 
     def loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
-        logits = outputs.logits.float()
-        total = F.cross_entropy(logits, labels, weight=weights.to(logits.device), reduction="sum")
+        # one row per text, or per token (token-classification: -100 marks tokens left out)
+        logits = outputs.logits.float().reshape(-1, outputs.logits.shape[-1])
+        labels = labels.reshape(-1)
+        weight = weights.to(logits.device)
+        total = F.cross_entropy(logits, labels, weight=weight, ignore_index=-100, reduction="sum")
         # divide by the items of the whole accumulated batch, as the Trainer expects
-        return total / (num_items_in_batch if num_items_in_batch is not None else len(labels))
+        items = num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum()
+        return total / items
 
     return loss
 
