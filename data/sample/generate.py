@@ -1,8 +1,10 @@
-"""Generate the nlpflow sample dataset: synthetic customer-support tickets.
+"""Generate the nlpflow sample datasets: synthetic customer-support tickets.
 
 This script writes ``data/sample/support_tickets.csv`` (columns ``text,label``),
 a small labelled text-classification dataset with four classes:
-``billing``, ``shipping``, ``technical`` and ``account``.
+``billing``, ``shipping``, ``technical`` and ``account``, and
+``data/sample/support_entities.jsonl`` (made by ``generate_entities.py`` beside it), a small
+named-entity dataset of support-ticket sentences in spaCy/Prodigy span JSONL.
 
 Every template, word list and phrase below was written for the nlpflow
 project; no third-party text is used. The output is fully deterministic
@@ -19,6 +21,8 @@ by the main complaint, so a simple bag-of-words classifier cannot be perfect.
 import csv
 import os
 import random
+
+import generate_entities
 
 SEED = 2026
 OUT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "support_tickets.csv")
@@ -609,6 +613,7 @@ def main():
     print("wrote %d rows to %s" % (len(rows), OUT_PATH))
     for label in sorted(counts):
         print("  %-10s %d" % (label, counts[label]))
+    generate_entities.main()
 
 
 if __name__ == "__main__":
