@@ -58,5 +58,8 @@ def test_two_processes_train_disjoint_shards_and_only_rank_0_writes(
 
 def test_distributed_other_families_is_a_clear_error(tmp_path: Path) -> None:
     params = TrainParams(family="tfidf_logreg", distributed=DistributedParams(nproc_per_node=2))
-    with pytest.raises(ModelError, match="transformer family only"):
+    with pytest.raises(
+        ModelError,
+        match=r"Hugging Face Trainer families only \(transformer, token_transformer\), not .tfidf_logreg.",
+    ):
         launch((["a"], ["x"]), (["b"], ["x"]), labels=["x"], params=params, workdir=tmp_path)

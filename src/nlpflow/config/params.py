@@ -18,7 +18,6 @@ from nlpflow.config.sections.base import Section
 from nlpflow.config.sections.data import DataParams, SplitParams
 from nlpflow.config.sections.evaluate import EvaluateParams, MainMetric, SliceParams
 from nlpflow.config.sections.families import (
-    BASELINE,
     FAMILIES,
     FAMILY_SECTIONS,
     Family,
@@ -51,7 +50,7 @@ from nlpflow.config.sections.validate import (
 from nlpflow.errors import ParamsError
 
 __all__ = [
-    "BASELINE", "DEFAULT_ENCODER", "FAMILIES", "FAMILY_SECTIONS", "ROW_CHECKS", "SCRIPTS",
+    "DEFAULT_ENCODER", "FAMILIES", "FAMILY_SECTIONS", "ROW_CHECKS", "SCRIPTS",
     "TABLE_CHECKS", "AugmentOp", "AugmentParams", "CardParams", "CheckpointParams", "DataParams",
     "DistributedParams", "EvaluateParams", "Family", "FrozenParams", "GateParams",
     "InferenceParams", "MainMetric", "Params", "PreprocessParams", "RegisterParams",

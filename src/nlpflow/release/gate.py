@@ -31,9 +31,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nlpflow.config.params import BASELINE, Params
-
-BASELINE_FAMILY = BASELINE  # the family registry's yardstick (nlpflow.config.sections.families)
+from nlpflow.config.nlp_tasks import get_nlp_task
+from nlpflow.config.params import Params
 
 
 class Check(BaseModel):
@@ -181,6 +180,7 @@ def _slice_check(
 
 def _own_checks(challenger: ChallengerEvidence, params: Params) -> list[Check]:
     gate, main = params.register_.gate, params.evaluate.main_metric
+    baseline_family = get_nlp_task(params.task).baseline  # the task's yardstick (NlpTask)
     rate = challenger.behavioural_pass_rate
     checks = [
         Check(
@@ -192,14 +192,14 @@ def _own_checks(challenger: ChallengerEvidence, params: Params) -> list[Check]:
             else f"pass rate {rate:.3f}; needs >= {gate.min_behavioural_pass_rate}",
         )
     ]
-    baseline_applies = gate.beat_baseline and challenger.family != BASELINE_FAMILY
+    baseline_applies = gate.beat_baseline and challenger.family != baseline_family
     base = challenger.baseline_score
     checks.append(
         Check(
             name="baseline",
             passed=not baseline_applies or (base is not None and challenger.score > base),
             applicable=baseline_applies,
-            reason=f"{main} {challenger.score:.4f} vs {BASELINE_FAMILY} baseline "
+            reason=f"{main} {challenger.score:.4f} vs {baseline_family} baseline "
             + (f"{base:.4f}; needs more" if base is not None else "missing: run the baseline stage")
             if baseline_applies
             else f"not checked (train.family is {challenger.family}; gate.beat_baseline "

@@ -41,11 +41,12 @@ def launch(
     workdir: Path,
 ) -> Any:
     """Train in `nproc_per_node` x `nnodes` processes; return rank 0's model, loaded."""
-    from nlpflow.training.families.transformer import TransformerClassifier
+    from nlpflow.training.families import family_code
 
     if not FAMILIES[params.family].hf_trainer:
         raise ModelError(
-            f"train.distributed runs the transformer family only, not {params.family!r}: "
+            f"train.distributed runs Hugging Face Trainer families only (transformer, "
+            f"token_transformer), not {params.family!r}: "
             "set train.distributed.nproc_per_node=1 and nnodes=1."
         )
     workdir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,7 @@ def launch(
     if d.node_rank != 0:  # node 0 holds the model; this node's part is done
         return None
     result = json.loads((workdir / RESULT).read_text())
-    model = TransformerClassifier.load(workdir / MODEL)
+    model = family_code(params.family)[1].load(workdir / MODEL)
     model.history, model.perf, model.device = result["history"], result["perf"], result["device"]
     model.resumed_from = result["resumed_from"]
     return model
@@ -78,16 +79,17 @@ def launch(
 
 def worker(spec_path: Path) -> None:
     """One torchrun process: fine-tune; rank 0 saves the model and the result."""
-    from nlpflow.training.families.transformer import fit_transformer
+    from nlpflow.training.families import family_code
 
     spec = json.loads(spec_path.read_text())
     rank = int(os.environ.get("RANK", "0"))
     workdir = Path(spec["workdir"])
     params = TrainParams.model_validate(spec["params"])
     seen: list[int] = []
-    model = fit_transformer(
+    fit = family_code(params.family)[0]  # an HF Trainer family (Family.hf_trainer)
+    model: Any = fit(
         tuple(spec["train"]), tuple(spec["validation"]), labels=spec["labels"], params=params,
-        workdir=workdir / "checkpoints", record_seen=seen,
+        workdir=workdir / "checkpoints", record_seen=seen,  # type: ignore[call-arg]
     )  # fmt: skip
     shards = workdir / SHARDS
     shards.mkdir(exist_ok=True)

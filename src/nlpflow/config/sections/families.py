@@ -254,14 +254,20 @@ FAMILIES: dict[str, Family] = {
             task="token-classification",
             sections=("spacy_ner",),
         ),
+        Family(
+            "token_transformer",
+            "a pretrained encoder fine-tuned to tag tokens (AutoModelForTokenClassification)",
+            code="token_transformer",
+            fit="fit_token_transformer",
+            model="TokenTransformer",
+            main_knob=("lr", "lr"),
+            task="token-classification",
+            sections=("token_transformer",),
+            shared=None,  # the fine-tuning fields, as the transformer
+            on_device=True,
+            hf_trainer=True,
+        ),
     )
 }
-# The yardstick every challenger must beat (train stage `baseline`, the gate's beat_baseline).
-BASELINE = "tfidf_logreg"
 # Train sections that only one family (or two) reads, in the order the families list them.
-# token_transformer: the section of a token-classification family not registered yet (issue
-# 15), listed so that the transformer (which reads every train field no family owns) does not.
-_UNREGISTERED = ("token_transformer",)
-FAMILY_SECTIONS = tuple(
-    dict.fromkeys([*(s for f in FAMILIES.values() for s in f.sections), *_UNREGISTERED])
-)
+FAMILY_SECTIONS = tuple(dict.fromkeys(s for f in FAMILIES.values() for s in f.sections))

@@ -217,10 +217,10 @@ def family_knobs(family: str) -> tuple[str, ...]:
     spec = FAMILIES.get(family)
     if spec is not None and spec.shared is not None:
         return _EVERY_FAMILY + spec.shared + spec.sections
-    transformer = tuple(
+    shared = tuple(
         name for name in TrainParams.model_fields if name not in FAMILY_SECTIONS + _EVERY_FAMILY
-    )
-    return _EVERY_FAMILY + transformer
+    )  # the fine-tuning fields (the encoder, optimizer, schedule, checkpoints)
+    return _EVERY_FAMILY + shared + (spec.sections if spec is not None else ())
 
 
 def read_by_train(train: TrainParams) -> dict[str, Any]:
