@@ -70,6 +70,7 @@ def evaluate(inputs: EvaluateInputs) -> EvaluateReport:
         baseline=baseline,
     )  # fmt: skip
 
+
 def _load_test(src: Path, labels: list[str]) -> pd.DataFrame:
     test = load_splits(src, ("test",))["test"]
     if test.empty:
