@@ -17,7 +17,7 @@ import pytest
 from nlpflow.config.nlp_tasks import NLP_TASKS, NlpTask
 from nlpflow.config.params import FAMILIES, EvaluateParams
 from nlpflow.config.sections.families import Family
-from nlpflow.errors import StageInputError
+from nlpflow.errors import ParamsError
 from nlpflow.evaluation.evaluate import evaluate
 from nlpflow.evaluation.nlp import Scoring, scoring
 from nlpflow.serving.nlp import Output, output
@@ -208,8 +208,9 @@ def test_predictions_errors_plots_and_html(project: Path) -> None:
     assert not (out / "baseline.json").exists()
 
 
-def test_a_behavioural_file_is_refused(project: Path) -> None:
-    with pytest.raises(StageInputError, match="behavioural tests are not supported"):
+def test_a_missing_behavioural_file_is_refused(project: Path) -> None:
+    # the entity tests themselves: tests/model/test_ner_behavioural.py
+    with pytest.raises(ParamsError, match=r"behavioural\.yaml does not exist"):
         _evaluate(project, behavioural=project / "behavioural.yaml")
 
 

@@ -3,7 +3,7 @@
 evaluate writes
 - metrics.json's numbers: entity_scores (seqeval strict micro/macro, per type, token accuracy,
   nervaluate's partial/exact/type), a bootstrap interval of the main metric over sentences, the
-  behavioural pass rate (none yet) and the baseline's score;
+  behavioural pass rate (nlpflow.evaluation.ner.behavioural) and the baseline's score;
 - `reports/plots/`: confusion.csv (gold type, predicted type per entity: DVC's confusion
   template), confusion_matrix.png (type confusion, with (missed) and (spurious)), per_type.csv
   and per_type_f1.png;
@@ -30,6 +30,7 @@ import pandas as pd
 from nlpflow.config.params import EvaluateParams
 from nlpflow.data.splits import load_splits
 from nlpflow.errors import StageInputError
+from nlpflow.evaluation.ner.behavioural import behavioural_json
 from nlpflow.evaluation.ner.forms import (
     SpanF1,
     canonical,
@@ -117,11 +118,6 @@ def recorded(predictions: pd.DataFrame, labels: Sequence[str]) -> tuple[list[Any
 def evaluate(inputs: EvaluateInputs) -> EvaluateReport:
     """Tag the test split with the model and write every report but metrics.json."""
     params, out_dir, main = inputs.params, inputs.out_dir, main_metric(inputs.params)
-    if inputs.behavioural is not None:
-        raise StageInputError(
-            f"{inputs.behavioural}: behavioural tests are not supported for token-classification "
-            "yet; set evaluate.behavioural: null."
-        )
     model = cast(TokenTagger, load_model(inputs.model_dir))
     test = load_test(inputs.src)
     tokens, gold = test["tokens"].tolist(), test["tags"].tolist()
@@ -133,13 +129,15 @@ def evaluate(inputs: EvaluateInputs) -> EvaluateReport:
     slices = sentence_slices(frame["label"].tolist(), frame["predicted"].tolist(),
                              frame["raw_text"].tolist(), params=params)  # fmt: skip
     slices |= entity_slices(train, tokens, gold, predicted, main=main, params=params)
-    suite: dict[str, Any] = {"pass_rate": None, "cases": 0, "tests": []}
+    suite = behavioural_json(inputs.behavioural, model, texts=frame["raw_text"].tolist(),
+                             gold=[json.loads(r) for r in frame["entities_gold"]],
+                             seed=params.seed)  # fmt: skip
     scored = _score_baseline(inputs.baseline_dir, tokens=tokens, gold=gold)
     baseline = {} if scored is None else {
         "family": scored["family"], main: scored["metrics"][main],
         "token_accuracy": scored["metrics"]["token_accuracy"],
     }  # fmt: skip
-    metrics |= {"ci": ci, "behavioural_pass_rate": None, "baseline": baseline or None}
+    metrics |= {"ci": ci, "behavioural_pass_rate": suite["pass_rate"], "baseline": baseline or None}
     types, confusion = type_confusion(gold, predicted)
 
     write_evaluation(out_dir, frame=frame, slices=slices, suite=suite, baseline=scored,
@@ -150,7 +148,8 @@ def evaluate(inputs: EvaluateInputs) -> EvaluateReport:
     write_displacy(out_dir / "entities.html", frame.head(SHOWN_SENTENCES))
     return EvaluateReport(
         metrics=metrics, confusion=confusion, labels=types, rows=len(test), main_metric=main,
-        ci=ci, slices=slices, behavioural={"pass_rate": None, "tests": {}}, baseline=baseline,
+        ci=ci, slices=slices, baseline=baseline, behavioural={"pass_rate": suite["pass_rate"],
+        "tests": {t["name"]: t["pass_rate"] for t in suite["tests"]}},
     )  # fmt: skip
 
 
