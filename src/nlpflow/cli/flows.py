@@ -78,6 +78,12 @@ def _run_flow(
     )
 
 
+# The test metrics `nlpflow run` prints: a classifier's, then a tagger's (metrics.json holds one
+# task's).
+SUMMARY_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1",
+                   "entity_precision", "entity_recall", "entity_f1", "entity_macro_f1")  # fmt: skip
+
+
 class _DropUserErrors(logging.Filter):
     """Keep tracebacks of user errors (bad data, bad params) off the console.
 
@@ -114,8 +120,9 @@ def _print_summary(result: dict[str, Any], settings: Any) -> None:
     metrics = result["evaluate"]["metrics"]
     reg = result["register"]
     out.print("\n[bold]Test metrics[/bold]")
-    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
-        out.print(f"  {key:16} {metrics[key]:.4f}")
+    for key in SUMMARY_METRICS:  # those of the run's NLP task: the others are absent
+        if key in metrics:
+            out.print(f"  {key:16} {metrics[key]:.4f}")
     ci = metrics.get("ci") or {}
     if "low" in ci:
         out.print(f"  {ci['metric']} {ci['level']:.0%} CI {ci['low']:.4f} to {ci['high']:.4f}")

@@ -44,13 +44,14 @@ def read_evaluation(metrics_path: Path, evaluation: Path) -> tuple[dict[str, Any
     )
 
 
-def sha256_of_test_rows(predictions: Any) -> str:
-    """The sha256 of the test rows (raw text, tab, label, newline): the version's
-    `test_set_sha256` tag."""
+def sha256_of_test_rows(predictions: Any, *, targets: str = "label") -> str:
+    """The sha256 of the test rows (raw text, tab, target, newline): the version's
+    `test_set_sha256` tag. `targets`: the NLP task's column (NlpTask.targets), whose split
+    digest (tracking.datasets.split_digest) is this hash's start."""
     import hashlib
 
     digest = hashlib.sha256()
-    for text, label in zip(predictions["raw_text"], predictions["label"], strict=True):
+    for text, label in zip(predictions["raw_text"], predictions[targets], strict=True):
         digest.update(f"{text}\t{label}\n".encode())
     return digest.hexdigest()
 

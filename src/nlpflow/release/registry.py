@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from nlpflow.config.nlp_tasks import get_nlp_task
 from nlpflow.config.params import Params
 from nlpflow.errors import ModelChangedError as ModelChangedError
 from nlpflow.release.champion import (
@@ -142,14 +143,15 @@ def _log_evaluated_model(
 ) -> Any:  # fmt: skip
     """The logged model of `model_dir`, with the run's test metrics linked to it, scored on the
     test split's dataset (the one Tracker.log_datasets logs: same name, same digest)."""
-    from nlpflow.tracking.datasets import split_dataset_name, split_digest
+    from nlpflow.tracking.datasets import split_dataset_name, split_digest, target_texts
 
-    sha256 = sha256_of_test_rows(predictions)
+    targets = get_nlp_task(params.task).targets
+    sha256 = sha256_of_test_rows(predictions, targets=targets)
     logged = log_model(tracker, run_id=run_id, model_dir=model_dir, params=params,
                        tags={"test_set_sha256": sha256})  # fmt: skip
     test = (
         split_dataset_name(params, "test"),
-        split_digest(predictions["raw_text"].astype(str), predictions["label"].astype(str)),
+        split_digest(predictions["raw_text"].astype(str), target_texts(predictions[targets])),
     )
     scores = tracked_test_metrics(metrics, params.evaluate.main_metric)
     tracker.log_model_metrics(run_id, model_id=logged.model_id, metrics=scores, dataset=test)
@@ -206,7 +208,9 @@ def register(
     version: int | None = None
     if skipped is None:
         tags = {"run_id": run_id, f"test_{main}": str(metrics[main]),
-                "test_set_sha256": sha256_of_test_rows(predictions),
+                "test_set_sha256": sha256_of_test_rows(
+                    predictions, targets=get_nlp_task(params.task).targets
+                ),
                 "model_sha256": uploaded}  # fmt: skip
         before = aliases_of(tracker, model_name)
         # where the aliases pointed before: a run killed after this (kill -9) gets its version

@@ -42,6 +42,16 @@ def split_digest(texts: Any, labels: Any) -> str:
     return digest.hexdigest()[:DIGEST_CHARS]
 
 
+def target_texts(values: Any) -> list[str]:
+    """A split's targets as split_digest hashes them: a label as text; a list per row (a tag
+    per token; a numpy array once read from parquet) joined by single spaces, as evaluate's
+    predictions keep token tags."""
+    return [
+        str(v) if isinstance(v, str) or not hasattr(v, "__iter__") else " ".join(map(str, v))
+        for v in values
+    ]
+
+
 def dataset_source(params: Params, settings: Settings) -> tuple[str, str]:
     """(source type, source JSON) of the data as MLflow's UI shows it: a Hugging Face dataset,
     a URL, a database (password masked) or a local path."""
@@ -63,7 +73,10 @@ def dataset_source(params: Params, settings: Settings) -> tuple[str, str]:
     return MLFLOW_SOURCE_TYPES[kind], json.dumps(spec)
 
 
-def dataset_entity(frame: pd.DataFrame, *, name: str, source_type: str, source: str) -> Dataset:
+def dataset_entity(
+    frame: pd.DataFrame, *, name: str, source_type: str, source: str, targets: str = "label"
+) -> Dataset:
+    """`targets`: the column the NLP task learns (NlpTask.targets), hashed with the text."""
     from mlflow.entities import Dataset
     from mlflow.types import ColSpec, Schema, TensorSpec
 
@@ -73,7 +86,7 @@ def dataset_entity(frame: pd.DataFrame, *, name: str, source_type: str, source: 
     ]
     texts = frame["raw_text"] if "raw_text" in frame.columns else frame["text"]
     return Dataset(
-        name=name, digest=split_digest(texts.astype(str), frame["label"].astype(str)),
+        name=name, digest=split_digest(texts.astype(str), target_texts(frame[targets])),
         source_type=source_type, source=source,
         schema=json.dumps({"mlflow_colspec": Schema(columns).to_dict()}),
         profile=json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}),

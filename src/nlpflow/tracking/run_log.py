@@ -64,6 +64,7 @@ class RunLogging(Connection):
         import pandas as pd
         from mlflow.entities import DatasetInput, InputTag
 
+        from nlpflow.config.nlp_tasks import get_nlp_task
         from nlpflow.data.splits import SPLITS
         from nlpflow.tracking.datasets import (
             DATASET_CONTEXT,
@@ -73,11 +74,13 @@ class RunLogging(Connection):
         )
 
         source_type, source = dataset_source(params, self.settings)
+        targets = get_nlp_task(params.task).targets
         inputs = []
         for split in SPLITS:
             frame = pd.read_parquet(folder / f"{split}.parquet")
             dataset = dataset_entity(frame, name=split_dataset_name(params, split),
-                                     source_type=source_type, source=source)  # fmt: skip
+                                     source_type=source_type, source=source,
+                                     targets=targets)  # fmt: skip
             inputs.append(DatasetInput(dataset, tags=[InputTag(DATASET_CONTEXT, split)]))
         self._call("logging datasets", lambda: self.client.log_inputs(run_id, datasets=inputs))
 
