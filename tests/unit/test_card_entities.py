@@ -19,6 +19,10 @@ def _card(tmp_path: Path, metrics: dict[str, object], main: str) -> str:
     evaluation.mkdir(exist_ok=True)
     (evaluation / "slices.json").write_text(json.dumps({"slices": {"unseen": {
         "rows": 300, main: 0.21, "trusted": True}}}))  # fmt: skip
+    # a test that had no case to run (the model found none of what it tests) has no rate
+    (evaluation / "behavioural.json").write_text(json.dumps({"pass_rate": 0.5, "tests": [
+        {"name": "swap_people", "type": "invariance", "cases": 0, "pass_rate": None},
+        {"name": "mft_orders", "type": "mft", "cases": 4, "pass_rate": 0.5}]}))  # fmt: skip
     params = Params().model_copy(update={"evaluate": Params().evaluate.model_copy(
         update={"main_metric": main})})  # fmt: skip
     return build_model_card(
@@ -43,6 +47,9 @@ def test_an_entity_taggers_card_lists_entity_metrics_and_types(tmp_path: Path) -
     assert "The test set holds 160 entities: one mistake moves entity_f1" in card
     assert "Weaker on slice `unseen`: entity_f1 0.210 against 0.451 overall" in card
     assert "macro_f1" not in card.split("## Test metrics")[1].split("## Slices")[0]
+    assert "| swap_people | invariance | 0 | no cases |" in card
+    assert "Behavioural test `mft_orders` (mft) passes 50% of its 4 cases." in card
+    assert "swap_people` (invariance) passes" not in card
 
 
 def test_a_classifiers_card_keeps_classes_and_rows(tmp_path: Path) -> None:

@@ -90,16 +90,21 @@ def _slices_section(slices: dict[str, Any], main: str, overall: float) -> tuple[
     return _table(["slice", "rows", main, "trusted"], rows), limits
 
 
+def _rate(rate: float | None) -> str:
+    """A pass rate; a test with no case to run (none applied) has none."""
+    return "no cases" if rate is None else f"{rate:.3f}"
+
+
 def _behaviour_section(behaviour: dict[str, Any]) -> tuple[str, list[str]]:
     tests = behaviour.get("tests") or []
     if not tests:
         return "No behavioural tests configured (`evaluate.behavioural`).", []
-    rows = [[t["name"], t["type"], t["cases"], f"{t['pass_rate']:.3f}"] for t in tests]
+    rows = [[t["name"], t["type"], t["cases"], _rate(t["pass_rate"])] for t in tests]
     limits = [
         f"Behavioural test `{t['name']}` ({t['type']}) passes {t['pass_rate']:.0%} of its "
         f"{t['cases']} cases."
         for t in tests
-        if t["pass_rate"] < 1.0
+        if t["pass_rate"] is not None and t["pass_rate"] < 1.0
     ]
     overall = behaviour.get("pass_rate")
     head = f"Overall pass rate: {overall:.3f}\n\n" if overall is not None else ""

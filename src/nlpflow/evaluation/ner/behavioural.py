@@ -63,32 +63,11 @@ from nlpflow.evaluation.ner.behavioural_suite import (
     load_suite,
     locate,
 )
+from nlpflow.evaluation.ner.forms import Records, entities_of
 from nlpflow.evaluation.perturbations import add_typos
 
-Records = list[dict[str, Any]]  # {start, end, label, text[, score]} per entity
 Predict = Callable[[list[str]], list[Records]]
 Edit = tuple[int, int, str]  # (start, end) of the original text replaced by a new text
-
-
-def entities_of(model: Any, texts: Sequence[str]) -> list[Records]:
-    """The model's entities in each raw text, as the served Output finds them
-    (nlpflow.serving.nlp.token_classification.predict_frame, a layer above: a test keeps the two
-    equal)."""
-    from nlpflow.data.ner.formats import default_tokenizer
-    from nlpflow.evaluation.ner.forms import entity_records
-    from nlpflow.evaluation.ner.scores import sentence_entities
-
-    tokenized = [
-        [(t.text, t.idx) for t in default_tokenizer()(text) if t.text.strip()] for text in texts
-    ]
-    tagged = [i for i, tokens in enumerate(tokenized) if tokens]
-    sentences = [[word for word, _ in tokenized[i]] for i in tagged]
-    tags, probs = model.predict_tags(sentences) if sentences else ([], [])
-    out: list[Records] = [[] for _ in texts]
-    for j, (i, spans) in enumerate(zip(tagged, sentence_entities(tags), strict=True)):
-        starts = [at for _, at in tokenized[i]]
-        out[i] = entity_records(texts[i], sentences[j], starts, spans, probs[j])
-    return out
 
 
 def model_types(labels: Sequence[str]) -> list[str]:

@@ -112,3 +112,27 @@ class SpanF1:
         flat = counts.reshape(rows, -1).astype(float)
         sums = (drawn.reshape(resamples, rows).astype(float) @ flat).reshape(resamples, -1, 3)
         return span_f1(sums, macro=self.macro)
+
+
+Records = list[dict[str, Any]]  # {start, end, label, text[, score]} per entity
+
+
+def entities_of(model: Any, texts: Sequence[str]) -> list[Records]:
+    """The model's entities in each raw text, as served (nlpflow.serving.nlp.
+    token_classification answers with these) and as the behavioural tests see them: spaCy's
+    blank English tokens (whitespace dropped), the model's tags read as seqeval's strict IOB2
+    reads them, offsets into the raw text."""
+    from nlpflow.data.ner.formats import default_tokenizer
+    from nlpflow.evaluation.ner.scores import sentence_entities
+
+    tokenized = [
+        [(t.text, t.idx) for t in default_tokenizer()(text) if t.text.strip()] for text in texts
+    ]
+    tagged = [i for i, tokens in enumerate(tokenized) if tokens]
+    sentences = [[word for word, _ in tokenized[i]] for i in tagged]
+    tags, probs = model.predict_tags(sentences) if sentences else ([], [])
+    out: list[Records] = [[] for _ in texts]
+    for j, (i, spans) in enumerate(zip(tagged, sentence_entities(tags), strict=True)):
+        starts = [at for _, at in tokenized[i]]
+        out[i] = entity_records(texts[i], sentences[j], starts, spans, probs[j])
+    return out

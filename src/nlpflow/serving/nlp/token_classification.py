@@ -35,20 +35,9 @@ def output_schema(labels: Sequence[str]) -> dict[str, str]:
 def predict_frame(model: Any, cleaner: Any, texts: list[str]) -> pd.DataFrame:
     """`cleaner` is not used: preprocess keeps a token-classification text as written (the
     entities' offsets point into it), so the raw text is what the model tags."""
-    from nlpflow.data.ner.formats import default_tokenizer  # cached: loaded once per process
-    from nlpflow.evaluation.ner.forms import entity_records
-    from nlpflow.evaluation.ner.scores import sentence_entities
+    from nlpflow.evaluation.ner.forms import entities_of
 
-    tokenized = [
-        [(t.text, t.idx) for t in default_tokenizer()(text) if t.text.strip()] for text in texts
-    ]
-    tagged = [i for i, tokens in enumerate(tokenized) if tokens]  # no tokens: no entities
-    sentences = [[word for word, _ in tokenized[i]] for i in tagged]
-    tags, probs = model.predict_tags(sentences) if sentences else ([], [])
-    answers: list[list[dict[str, Any]]] = [[] for _ in texts]
-    for j, (i, spans) in enumerate(zip(tagged, sentence_entities(tags), strict=True)):
-        starts = [at for _, at in tokenized[i]]
-        answers[i] = entity_records(texts[i], sentences[j], starts, spans, probs[j])
+    answers = entities_of(model, texts)
     return pd.DataFrame({COLUMN: [json.dumps(a, ensure_ascii=False) for a in answers]})
 
 
