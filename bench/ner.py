@@ -31,7 +31,15 @@ RUNS: dict[str, list[str]] = {
     "rules": ["train.family=rules"],
     "spacy_ner": ["train.family=spacy_ner", "train.spacy_ner.base=null"],
     "spacy_ner_base": ["train.family=spacy_ner"],
-    "token_transformer": ["train.family=token_transformer"],
+    # all-MiniLM-L6-v2 (uncased: the only encoder installable from PyPI found so far)
+    "token_transformer": [
+        "train.family=token_transformer",
+        "train.max_length=128",
+        "train.epochs=8",
+        "train.batch_size=16",
+        "train.lr=1e-4",
+        "train.early_stopping_patience=2",
+    ],  # fmt: skip
 }
 
 
