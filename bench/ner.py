@@ -39,7 +39,7 @@ RUNS: dict[str, list[str]] = {
         "train.batch_size=16",
         "train.lr=1e-4",
         "train.early_stopping_patience=2",
-    ],  # fmt: skip
+    ],
 }
 
 
