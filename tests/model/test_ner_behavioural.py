@@ -18,8 +18,8 @@ from nlpflow.config.params import FAMILIES, EvaluateParams
 from nlpflow.config.sections.families import Family
 from nlpflow.errors import ParamsError
 from nlpflow.evaluation.evaluate import evaluate
-from nlpflow.evaluation.ner.behavioural import behavioural_json, check_fit, run_suite
-from nlpflow.evaluation.ner.behavioural_suite import NerSuite, load_suite
+from nlpflow.evaluation.ner.behavioural import behavioural_json, run_suite
+from nlpflow.evaluation.ner.behavioural_suite import NerSuite, check_fit, load_suite
 from nlpflow.evaluation.ner.forms import entities_of
 from nlpflow.serving.nlp.token_classification import predict_frame
 from nlpflow.training.families import load_manifest, save_manifest

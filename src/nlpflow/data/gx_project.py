@@ -132,9 +132,15 @@ def _stored(get: Any) -> Any:
 
 
 def checkpoint(context: Any, suite: Any, result_format: dict[str, Any]) -> Any:
-    """The stored checkpoint (datasource, definition, checkpoint made when missing or stale).
+    """The stored checkpoint of `suite` (datasource, definition, checkpoint made when missing
+    or stale): one per suite, so a project that runs two NLP tasks keeps both as they are.
     A user's own actions (e.g. a Slack notification) are kept; a Data Docs action is dropped."""
     import great_expectations as gx
+
+    # the default task's keep the names they had before there were two
+    own = suite.name != SUITE
+    definition_name = f"{suite.name}_data" if own else DEFINITION
+    checkpoint_name = f"{suite.name}_validate" if own else CHECKPOINT
 
     batch = _stored(
         lambda: context.data_sources.get(DATASOURCE).get_asset(ASSET).get_batch_definition(BATCH)
@@ -142,16 +148,16 @@ def checkpoint(context: Any, suite: Any, result_format: dict[str, Any]) -> Any:
     if batch is None:
         source = context.data_sources.add_or_update_pandas(DATASOURCE)
         batch = source.add_dataframe_asset(ASSET).add_batch_definition_whole_dataframe(BATCH)
-    definition = _stored(lambda: context.validation_definitions.get(DEFINITION))
+    definition = _stored(lambda: context.validation_definitions.get(definition_name))
     if definition is None or definition.suite.id != suite.id or definition.data.id != batch.id:
         definition = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=DEFINITION, data=batch, suite=suite)
+            gx.ValidationDefinition(name=definition_name, data=batch, suite=suite)
         )
-    stored = _stored(lambda: context.checkpoints.get(CHECKPOINT))
+    stored = _stored(lambda: context.checkpoints.get(checkpoint_name))
     actions = list(stored.actions) if stored is not None else []
     kept = [a for a in actions if a.type != DATA_DOCS_ACTION]
     wanted = gx.Checkpoint(
-        name=CHECKPOINT,
+        name=checkpoint_name,
         validation_definitions=[definition],
         actions=kept,
         result_format=result_format,

@@ -48,12 +48,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from nlpflow.evaluation.behavioural import BehaviouralFit, is_sample, load_behavioural
+from nlpflow.evaluation.behavioural import is_sample
 from nlpflow.evaluation.behavioural_run import MAX_FAILURES
 from nlpflow.evaluation.behavioural_suite import (
     BehaviouralReport,
     BehaviouralResult,
-    named_labels,
 )
 from nlpflow.evaluation.ner.behavioural_suite import (
     InvarianceTest,
@@ -97,18 +96,6 @@ def behavioural_json(
     report = run_suite(suite, lambda batch: entities_of(model, batch), texts=texts, gold=gold,
                        seed=seed)  # fmt: skip
     return report.model_dump()
-
-
-def check_fit(path: Path, types: Sequence[str]) -> BehaviouralFit:
-    """validate's check before training (classification's check_fit for entities): the file
-    must parse and name only the data's entity types (ParamsError); classification's sample as
-    shipped fits, all its tests left out (behavioural_json runs none of them)."""
-    if is_sample(path):
-        tests = load_behavioural(path).tests
-        return BehaviouralFit(path=str(path), sample=True,
-                              left_out={t.name: sorted(set(named_labels(t))) for t in tests})  # fmt: skip
-    check_types(load_suite(path), list(types), path=path)
-    return BehaviouralFit(path=str(path), sample=False)
 
 
 def run_suite(

@@ -13,6 +13,7 @@ See configs/behavioural/ner_sample.yaml for a commented example.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -215,3 +216,19 @@ def line_of(text: str, loc: list[Any]) -> int:
             node = node.value[part]
             line = node.start_mark.line + 1
     return line
+
+
+def check_fit(path: Path, types: Sequence[str]) -> Any:
+    """validate's check before training (classification's check_fit for entities): the file
+    must parse and name only the data's entity types (ParamsError); classification's sample as
+    shipped fits, all its tests left out (behavioural_json runs none of them). Here, beside
+    the suite's format, so that validate depends on no scoring code."""
+    from nlpflow.evaluation.behavioural import BehaviouralFit, is_sample, load_behavioural
+    from nlpflow.evaluation.behavioural_suite import named_labels
+
+    if is_sample(path):
+        tests = load_behavioural(path).tests
+        return BehaviouralFit(path=str(path), sample=True,
+                              left_out={t.name: sorted(set(named_labels(t))) for t in tests})  # fmt: skip
+    check_types(load_suite(path), list(types), path=path)
+    return BehaviouralFit(path=str(path), sample=False)

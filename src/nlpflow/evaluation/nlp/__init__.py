@@ -60,12 +60,6 @@ class Scoring(Protocol):
         indices)` scoring many bootstrap resamples at once: the gate's paired test."""
         ...
 
-    def check_behavioural(self, path: Path, labels: Sequence[str]) -> Any:
-        """Before training (validate): the behavioural test file against the labels (or
-        entity types) the data has; ParamsError naming the fix when it cannot fit, else its
-        fit (BehaviouralFit: .warning() for tests left out)."""
-        ...
-
     def recorded(
         self, predictions: pd.DataFrame, labels: Sequence[str]
     ) -> tuple[list[Any], np.ndarray]:

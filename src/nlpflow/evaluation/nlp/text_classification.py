@@ -23,7 +23,6 @@ import pandas as pd
 from nlpflow.config.params import EvaluateParams
 from nlpflow.data.splits import load_splits
 from nlpflow.errors import StageInputError
-from nlpflow.evaluation.behavioural import check_fit as check_behavioural
 from nlpflow.evaluation.metrics import (
     compute_calibration,
     compute_confusion,
@@ -36,8 +35,6 @@ from nlpflow.evaluation.plots import write_plots
 from nlpflow.evaluation.report import EvaluateReport
 from nlpflow.evaluation.slices import compute_slice_metrics
 from nlpflow.training.families import TextClassifier, load_manifest, load_model, predict_labels
-
-__all__ = ["check_behavioural", "evaluate", "judge", "paired_metric", "recorded"]
 
 
 def evaluate(inputs: EvaluateInputs) -> EvaluateReport:

@@ -31,7 +31,6 @@ from nlpflow.config.params import EvaluateParams
 from nlpflow.data.splits import load_splits
 from nlpflow.errors import StageInputError
 from nlpflow.evaluation.ner.behavioural import behavioural_json
-from nlpflow.evaluation.ner.behavioural import check_fit as check_behavioural
 from nlpflow.evaluation.ner.forms import (
     SpanF1,
     canonical,
@@ -52,9 +51,6 @@ from nlpflow.training.families import TokenTagger, load_model
 
 ENTITY_METRICS = ("entity_f1", "entity_macro_f1")
 SHOWN_SENTENCES = 50  # in entities.html: enough to see what the model does, small to open
-
-
-__all__ = ["check_behavioural", "evaluate", "judge", "paired_metric", "recorded"]
 
 
 def main_metric(params: EvaluateParams) -> str:

@@ -50,18 +50,18 @@ def accepted_profile(root: Path, source: str) -> Path:
 
 def _check_behavioural(ctx: StageContext, report: Any) -> BaseModel:
     """Before training: the behavioural file against the labels (entity types) the model will
-    predict, as the NLP task's Scoring module checks it. The user's own file must fit
+    predict, as the NLP task checks it (nlpflow.evaluation.fit). The user's own file must fit
     (ParamsError); the sample's, as shipped, runs without its tests that name absent labels,
     and the report, the log and an MLflow tag say so."""
     import logging
 
-    from nlpflow.evaluation.nlp import scoring
+    from nlpflow.evaluation.fit import check_behavioural
 
     setting = ctx.params.evaluate.behavioural
     if setting is None or not ctx.path(setting).is_file():
         return report  # none, or missing: evaluate reports a missing file
     labels = list(ctx.params.data.labels or sorted(report.label_counts.get("train", {})))
-    fit = scoring(ctx.params.task).check_behavioural(ctx.path(setting), labels)
+    fit = check_behavioural(ctx.params.task, ctx.path(setting), labels)
     warning = fit.warning()
     if warning is None:
         return report
