@@ -35,3 +35,29 @@ def length_bin(tokens: int) -> str:
         return str(max(tokens, 0))
     low = 1 << (int(tokens).bit_length() - 1)
     return f"{low}-{2 * low - 1}"
+
+
+def spelling_variants(values: pd.Series) -> dict[str, str]:
+    """Each value spelled differently from another of the same label_key ("billing ",
+    "Billing"), mapped to the spelling most rows use (ties: the first in sorted order): the
+    label_variants check of every task's suite."""
+    from nlpflow.data.text import label_key
+
+    counts = values.dropna().astype(str).value_counts()
+    groups: dict[str, list[str]] = {}
+    for value in sorted(counts.index):
+        groups.setdefault(label_key(value), []).append(value)
+    out: dict[str, str] = {}
+    for spellings in groups.values():
+        if len(spellings) > 1:
+            keep = max(spellings, key=lambda s: (counts[s], -spellings.index(s)))
+            out |= {s: keep for s in spellings if s != keep}
+    return out
+
+
+def variant_details(mapping: dict[str, str]) -> dict[str, Any]:
+    """The groups of spellings of one value, and the data.label_map that merges them."""
+    groups: dict[str, list[str]] = {}
+    for variant, keep in mapping.items():
+        groups.setdefault(keep, []).append(variant)
+    return {"groups": groups, "label_map": mapping}

@@ -172,22 +172,31 @@ def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _read_split_files(folder: Path, params: DataParams) -> pd.DataFrame:
-    """The files data.split_files names, each tagged with its split."""
+def split_file_paths(folder: Path, params: DataParams) -> dict[str, Path]:
+    """The files data.split_files names in `folder` (each a regular file, else the fix)."""
     if not folder.is_dir():
         raise DataSourceError(
             f"data.split_files names files in a folder, but {folder} is not a folder: point "
             "data.source at the folder that holds them."
         )
-    frames = []
-    for name, split in (params.split_files or {}).items():
-        path = folder / name
+    paths = {}
+    for name in params.split_files or {}:
+        path = paths[name] = folder / name
         if path.exists():
             refuse_special(path)
         if not path.is_file():
             raise DataSourceError(
                 f"data.split_files names {name!r}, but {path} is not a file: check the name."
             )
+    return paths
+
+
+def _read_split_files(folder: Path, params: DataParams) -> pd.DataFrame:
+    """The files data.split_files names, each tagged with its split."""
+    paths = split_file_paths(folder, params)
+    frames = []
+    for name, split in (params.split_files or {}).items():
+        path = paths[name]
         fmt = params.format if params.format not in ("auto", "folder") else "auto"
         frame = _select(read_table(path, _detect_format(path, fmt), params), path, params)
         frame[SPLIT_COLUMN] = split_name(split, path)

@@ -82,11 +82,15 @@ class BehaviouralSuite(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> BehaviouralSuite:
-        names = [t.name for t in self.tests]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"test names must be unique; repeated: {', '.join(repeated)}")
+        refuse_repeated_names([t.name for t in self.tests])
         return self
+
+
+def refuse_repeated_names(names: list[str]) -> None:
+    """A suite's tests are told apart by name (reports, MLflow metrics): every task's suite."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"test names must be unique; repeated: {', '.join(repeated)}")
 
 
 class BehaviouralResult(BaseModel):

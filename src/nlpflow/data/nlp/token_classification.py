@@ -20,6 +20,7 @@ import pandas as pd
 
 from nlpflow.config.params import DataParams, SplitParams
 from nlpflow.config.source_kinds import is_glob
+from nlpflow.data.local_source import split_file_paths
 from nlpflow.data.reading import refuse_special
 from nlpflow.data.splits import complete_splits, split_name, split_stratified
 from nlpflow.data.text import normalized_or_none
@@ -103,20 +104,8 @@ def _read_split_files(folder: Path, params: DataParams) -> pd.DataFrame:
     from nlpflow.data.ner import formats
     from nlpflow.data.ner.conll import parse_conll
 
-    if not folder.is_dir():
-        raise DataSourceError(
-            f"data.split_files names files in a folder, but {folder} is not a folder: point "
-            "data.source at the folder that holds them."
-        )
     named = params.split_files or {}
-    paths = {name: folder / name for name in named}
-    for name, path in paths.items():
-        if path.exists():
-            refuse_special(path)
-        if not path.is_file():
-            raise DataSourceError(
-                f"data.split_files names {name!r}, but {path} is not a file: check the name."
-            )
+    paths = split_file_paths(folder, params)
     kinds = {_format(name, params) for name in named}
     if len(kinds) > 1:
         raise DataSourceError(

@@ -12,9 +12,16 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from nlpflow.config.params import DataParams, ValidateParams
-from nlpflow.data.checks import LENGTH_BIN, ROW_ID, Check, length_bin
+from nlpflow.data.checks import (
+    LENGTH_BIN,
+    ROW_ID,
+    Check,
+    length_bin,
+    spelling_variants,
+    variant_details,
+)
 from nlpflow.data.nlp.text_classification import target_counts as target_counts
-from nlpflow.data.text import label_key, normalize_text
+from nlpflow.data.text import normalize_text
 from nlpflow.errors import DataValidationError
 
 if TYPE_CHECKING:
@@ -58,26 +65,13 @@ def build_frame(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def label_variants(labels: pd.Series) -> dict[str, str]:
     """Each label spelled differently from another of the same label_key ("billing ",
-    "Billing"), mapped to the spelling most rows use (ties: the first in sorted order)."""
-    counts = labels.dropna().astype(str).value_counts()
-    groups: dict[str, list[str]] = {}
-    for label in sorted(counts.index):
-        groups.setdefault(label_key(label), []).append(label)
-    out: dict[str, str] = {}
-    for spellings in groups.values():
-        if len(spellings) > 1:
-            keep = max(spellings, key=lambda s: (counts[s], -spellings.index(s)))
-            out |= {s: keep for s in spellings if s != keep}
-    return out
+    "Billing"), mapped to the spelling most rows use."""
+    return spelling_variants(labels)
 
 
 def _variant_details(frame: pd.DataFrame) -> dict[str, Any]:
     """The groups of labels that differ only in spelling, and the label_map that merges them."""
-    mapping = label_variants(frame["label"])
-    groups: dict[str, list[str]] = {}
-    for variant, keep in mapping.items():
-        groups.setdefault(keep, []).append(variant)
-    return {"groups": groups, "label_map": mapping}
+    return variant_details(label_variants(frame["label"]))
 
 
 def _allowed_name(suite_params: dict[str, Any]) -> str:

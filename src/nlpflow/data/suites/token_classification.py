@@ -19,9 +19,16 @@ import numpy as np
 import pandas as pd
 
 from nlpflow.config.params import DataParams, ValidateParams
-from nlpflow.data.checks import LENGTH_BIN, ROW_ID, Check, length_bin
+from nlpflow.data.checks import (
+    LENGTH_BIN,
+    ROW_ID,
+    Check,
+    length_bin,
+    spelling_variants,
+    variant_details,
+)
 from nlpflow.data.ner.schemes import violations
-from nlpflow.data.text import label_key, normalize_text
+from nlpflow.data.text import normalize_text
 from nlpflow.errors import DataValidationError
 
 if TYPE_CHECKING:
@@ -111,27 +118,14 @@ def build_frame(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def type_variants(types_per_sentence: pd.Series) -> dict[str, str]:
     """Each entity type spelled differently from another of the same label_key ("Person",
-    "person"), mapped to the spelling most entities use (ties: the first in sorted order)."""
-    counts = types_per_sentence.explode().dropna().astype(str).value_counts()
-    groups: dict[str, list[str]] = {}
-    for kind in sorted(counts.index):
-        groups.setdefault(label_key(kind), []).append(kind)
-    out: dict[str, str] = {}
-    for spellings in groups.values():
-        if len(spellings) > 1:
-            keep = max(spellings, key=lambda s: (counts[s], -spellings.index(s)))
-            out |= {s: keep for s in spellings if s != keep}
-    return out
+    "person"), mapped to the spelling most entities use."""
+    return spelling_variants(types_per_sentence.explode())
 
 
 def _variant_details(frame: pd.DataFrame) -> dict[str, Any]:
     """The groups of types that differ only in spelling, and the data.label_map merging them
     (gather renames entity types by it)."""
-    mapping = type_variants(frame["entity_types"])
-    groups: dict[str, list[str]] = {}
-    for variant, keep in mapping.items():
-        groups.setdefault(keep, []).append(variant)
-    return {"groups": groups, "label_map": mapping}
+    return variant_details(type_variants(frame["entity_types"]))
 
 
 def _violation_details(frame: pd.DataFrame) -> dict[str, Any]:

@@ -117,10 +117,9 @@ class NerSuite(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> NerSuite:
-        names = [t.name for t in self.tests]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"test names must be unique; repeated: {', '.join(repeated)}")
+        from nlpflow.evaluation.behavioural_suite import refuse_repeated_names
+
+        refuse_repeated_names([t.name for t in self.tests])
         return self
 
 

@@ -35,6 +35,7 @@ from nlpflow.config.sections.families import SpacyNerParams
 from nlpflow.errors import ModelError
 from nlpflow.training.families import XY, EpochCallback, load_manifest, save_manifest
 from nlpflow.training.families.rules_ner import score_tagger
+from nlpflow.training.families.spacy_textcat import train_epochs, training_sections
 from nlpflow.training.progress import TrainingProgress
 
 FAMILY = "spacy_ner"
@@ -101,21 +102,7 @@ def build_config(params: SpacyNerParams, *, seed: int, steps_per_epoch: int) -> 
         {
             "nlp": {"lang": "en", "pipeline": ["ner"]},
             "components": {"ner": {"factory": "ner"}},
-            "system": {"seed": seed},
-            "training": {
-                "seed": seed,
-                "dropout": params.dropout,
-                "max_epochs": params.epochs,
-                # in steps, one epoch's worth each (see spacy_textcat.build_config)
-                "eval_frequency": steps_per_epoch,
-                "patience": params.patience * steps_per_epoch,
-                "batcher": {
-                    "@batchers": "spacy.batch_by_sequence.v1",
-                    "size": params.batch_size,
-                    "get_length": None,
-                },
-                "optimizer": {"@optimizers": "Adam.v1", "learn_rate": params.learn_rate},
-            },
+            **training_sections(params, seed=seed, steps_per_epoch=steps_per_epoch),
         }
     )
 
@@ -221,44 +208,11 @@ def fit_spacy_ner(
     with progress:
         progress.begin(examples=len(examples), epochs=params.epochs,
                        steps=params.epochs * steps, device="cpu")  # fmt: skip
-        history = _train_epochs(model, optimizer, batcher, examples, validation, params=params,
-                                rng=random.Random(seed), progress=progress,
-                                on_epoch=on_epoch)  # fmt: skip
+        history = train_epochs(
+            model.nlp, "ner", optimizer, batcher, examples, params=params,
+            dropout=params.dropout, rng=random.Random(seed), progress=progress,
+            on_epoch=on_epoch, metric="val_entity_f1",
+            score=lambda: score_tagger(model.predict_tags, {"val": validation}),
+        )  # fmt: skip
     progress.finish(history)
     return model
-
-
-def _train_epochs(
-    model: SpacyNerTagger, optimizer: Any, batcher: Any, examples: list[Any], validation: XY, *,
-    params: SpacyNerParams, rng: random.Random, progress: TrainingProgress,
-    on_epoch: EpochCallback | None,
-) -> list[dict[str, float]]:  # fmt: skip
-    """Epochs until `params.epochs` or early stopping; leaves the best epoch's weights in the
-    model and returns every epoch's scores."""
-    nlp, ner = model.nlp, model.nlp.get_pipe("ner")
-    steps = math.ceil(len(examples) / params.batch_size)
-    best: tuple[float, bytes] | None = None
-    stale, history = 0, list[dict[str, float]]()
-    for epoch in range(1, params.epochs + 1):
-        rng.shuffle(examples)
-        losses: dict[str, float] = {}
-        for i, batch in enumerate(batcher(examples), start=1):
-            nlp.update(batch, drop=params.dropout, sgd=optimizer, losses=losses)
-            progress.step((epoch - 1) * steps + i, loss=losses.get("ner", 0.0) / i)
-        scores = {"train_loss": float(losses.get("ner", 0.0)) / steps}
-        with nlp.use_params(optimizer.averages):  # evaluate and keep the averaged weights
-            scores |= score_tagger(model.predict_tags, {"val": validation})
-            score = scores.get("val_entity_f1", float(epoch))  # no validation: the last epoch
-            if best is None or score > best[0]:
-                best, stale = (score, ner.to_bytes()), 0
-            else:
-                stale += 1
-        history.append({"epoch": float(epoch), **scores})
-        progress.epoch_end(epoch, scores)
-        if on_epoch is not None:
-            on_epoch(epoch, scores)
-        if stale >= params.patience:
-            break
-    assert best is not None  # epochs >= 1
-    ner.from_bytes(best[1])
-    return history

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,24 +73,32 @@ def build_config(params: SpacyTextcatParams, *, seed: int, steps_per_epoch: int)
         {
             "nlp": {"lang": "en", "pipeline": ["textcat"]},
             "components": {"textcat": {"factory": "textcat", "model": _model_config(params)}},
-            "system": {"seed": seed},
-            "training": {
-                "seed": seed,
-                "dropout": params.dropout,
-                "max_epochs": params.epochs,
-                # spaCy counts these in steps; one epoch's worth each, so `spacy train` on
-                # the saved config evaluates about once per epoch with our patience.
-                "eval_frequency": steps_per_epoch,
-                "patience": params.patience * steps_per_epoch,
-                "batcher": {
-                    "@batchers": "spacy.batch_by_sequence.v1",
-                    "size": params.batch_size,
-                    "get_length": None,
-                },
-                "optimizer": {"@optimizers": "Adam.v1", "learn_rate": params.learn_rate},
-            },
+            **training_sections(params, seed=seed, steps_per_epoch=steps_per_epoch),
         }
     )
+
+
+def training_sections(params: Any, *, seed: int, steps_per_epoch: int) -> dict[str, Any]:
+    """A spaCy config's system and training sections from a family's epochs, patience,
+    dropout, batch size and learning rate (spacy_textcat's and spacy_ner's sections)."""
+    return {
+        "system": {"seed": seed},
+        "training": {
+            "seed": seed,
+            "dropout": params.dropout,
+            "max_epochs": params.epochs,
+            # spaCy counts these in steps; one epoch's worth each, so `spacy train` on the
+            # saved config evaluates about once per epoch with our patience.
+            "eval_frequency": steps_per_epoch,
+            "patience": params.patience * steps_per_epoch,
+            "batcher": {
+                "@batchers": "spacy.batch_by_sequence.v1",
+                "size": params.batch_size,
+                "get_length": None,
+            },
+            "optimizer": {"@optimizers": "Adam.v1", "learn_rate": params.learn_rate},
+        },
+    }
 
 
 def _examples(nlp: Any, xy: tuple[list[str], list[str]], labels: list[str]) -> list[Any]:
@@ -163,38 +171,41 @@ def fit_spacy_textcat(
     with progress:
         progress.begin(examples=len(train_examples), epochs=params.epochs,
                        steps=params.epochs * steps, device="cpu")  # fmt: skip
-        history = _train_epochs(nlp, model, optimizer, batcher, train_examples, validation,
-                                params=params, dropout=training["dropout"], rng=rng,
-                                progress=progress, on_epoch=on_epoch)  # fmt: skip
+        history = train_epochs(
+            nlp, "textcat", optimizer, batcher, train_examples, params=params,
+            dropout=training["dropout"], rng=rng, progress=progress, on_epoch=on_epoch,
+            score=lambda: _validation_scores(model, validation) if validation[0] else {},
+            metric="val_macro_f1",
+        )  # fmt: skip
     progress.finish(history)
     return model
 
 
-def _train_epochs(
-    nlp: Any, model: SpacyTextcatClassifier, optimizer: Any, batcher: Any, train_examples: list[Any],
-    validation: tuple[list[str], list[str]], *, params: SpacyTextcatParams, dropout: float,
-    rng: random.Random, progress: TrainingProgress, on_epoch: EpochCallback | None,
+def train_epochs(
+    nlp: Any, pipe: str, optimizer: Any, batcher: Any, examples: list[Any], *, params: Any,
+    dropout: float, rng: random.Random, progress: TrainingProgress,
+    on_epoch: EpochCallback | None, score: Callable[[], dict[str, float]], metric: str,
 ) -> list[dict[str, float]]:  # fmt: skip
-    """Epochs until `params.epochs` or early stopping; leaves the best epoch's weights in
-    `nlp` and returns every epoch's scores."""
-    textcat: Any = nlp.get_pipe("textcat")  # typed as a bare callable by spaCy
-    steps = math.ceil(len(train_examples) / params.batch_size)
+    """spaCy's component `pipe` trained for `params.epochs` epochs or until `params.patience`
+    epochs without a better `metric` (from `score`, run with the averaged weights, as spaCy's
+    own loop evaluates); leaves the best epoch's weights in `nlp` and returns every epoch's
+    scores (spacy_textcat's and spacy_ner's loop)."""
+    component: Any = nlp.get_pipe(pipe)  # typed as a bare callable by spaCy
+    steps = math.ceil(len(examples) / params.batch_size)
     best: tuple[float, bytes] | None = None
     stale, history = 0, list[dict[str, float]]()
     for epoch in range(1, params.epochs + 1):
-        rng.shuffle(train_examples)
+        rng.shuffle(examples)
         losses: dict[str, float] = {}
-        for i, batch in enumerate(batcher(train_examples), start=1):
+        for i, batch in enumerate(batcher(examples), start=1):
             nlp.update(batch, drop=dropout, sgd=optimizer, losses=losses)
-            progress.step((epoch - 1) * steps + i, loss=losses.get("textcat", 0.0) / i)
-        scores = {"train_loss": losses.get("textcat", 0.0) / steps}
-        # Evaluate and keep the averaged weights, as spaCy's own loop does.
+            progress.step((epoch - 1) * steps + i, loss=losses.get(pipe, 0.0) / i)
+        scores = {"train_loss": float(losses.get(pipe, 0.0)) / steps}
         with nlp.use_params(optimizer.averages):
-            if validation[0]:
-                scores |= _validation_scores(model, validation)
-            score = scores.get("val_macro_f1", float(epoch))  # no validation: the last epoch
-            if best is None or score > best[0]:
-                best, stale = (score, textcat.to_bytes()), 0
+            scores |= score()
+            value = scores.get(metric, float(epoch))  # no validation: the last epoch
+            if best is None or value > best[0]:
+                best, stale = (value, component.to_bytes()), 0
             else:
                 stale += 1
         history.append({"epoch": float(epoch), **scores})
@@ -204,5 +215,5 @@ def _train_epochs(
         if stale >= params.patience:
             break
     assert best is not None  # epochs >= 1
-    textcat.from_bytes(best[1])
+    component.from_bytes(best[1])
     return history

@@ -34,10 +34,10 @@ import numpy as np
 
 from nlpflow.config.params import TrainParams
 from nlpflow.errors import ModelError
-from nlpflow.training.families import EpochCallback, load_manifest, save_manifest
+from nlpflow.training.families import EpochCallback
 from nlpflow.training.families.hf_trainer import StepCallback, speaker
 from nlpflow.training.families.transformer import (
-    HF_DIR,
+    HfModel,
     _load_pretrained,
     freeze_encoder,
     quiet_transformers,
@@ -93,19 +93,9 @@ def repair_bio(tags: Sequence[str]) -> list[str]:
     return out
 
 
-class TokenTransformer:
+class TokenTransformer(HfModel):
     family = FAMILY
-
-    history: list[dict[str, float]] | None = None  # per-epoch scores of the training run
-    resumed_from: str | None = None  # the checkpoint a crashed run was resumed from
-    perf: dict[str, float] | None = None  # tokens/s, FLOP/s, MFU, peak memory of training
-    device: dict[str, str] | None = None  # CPU, GPU, torch and CUDA versions it trained on
-
-    def __init__(self, model: Any, tokenizer: Any, labels: list[str], max_length: int) -> None:
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.labels = labels
-        self.max_length = max_length
+    auto_class = "AutoModelForTokenClassification"
 
     def predict_tags(
         self, sentences: Sequence[Sequence[str]], batch_size: int = 64
@@ -152,22 +142,6 @@ class TokenTransformer:
         tags = [self.labels[chosen[first[w]]] if w in first else "O" for w in range(n_words)]
         proba = [float(best[first[w]]) if w in first else 1.0 for w in range(n_words)]
         return repair_bio(tags), proba
-
-    def save(self, path: Path) -> None:
-        save_manifest(
-            path, family=FAMILY, labels=self.labels, extra={"max_length": self.max_length}
-        )
-        self.model.save_pretrained(path / HF_DIR)
-        self.tokenizer.save_pretrained(path / HF_DIR)
-
-    @classmethod
-    def load(cls, path: Path) -> TokenTransformer:
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-        manifest = load_manifest(path)
-        model = AutoModelForTokenClassification.from_pretrained(path / HF_DIR)
-        tokenizer = AutoTokenizer.from_pretrained(path / HF_DIR)
-        return cls(model, tokenizer, manifest["labels"], manifest["max_length"])
 
 
 class _Tagged:

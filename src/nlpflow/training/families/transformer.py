@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -67,8 +67,13 @@ def resolve_pretrained(spec: str) -> str:
     return spec
 
 
-class TransformerClassifier:
-    family = FAMILY
+class HfModel:
+    """A fine-tuned Hugging Face model and its tokenizer, saved in `hf/` beside the manifest:
+    what the transformer families share (TransformerClassifier, token_transformer's
+    TokenTransformer); each names its family and its Auto model class."""
+
+    family: str
+    auto_class: str  # the transformers Auto class that loads it
 
     history: list[dict[str, float]] | None = None  # per-epoch scores of the training run
     resumed_from: str | None = None  # the checkpoint a crashed run was resumed from
@@ -80,6 +85,27 @@ class TransformerClassifier:
         self.tokenizer = tokenizer
         self.labels = labels
         self.max_length = max_length
+
+    def save(self, path: Path) -> None:
+        save_manifest(
+            path, family=self.family, labels=self.labels, extra={"max_length": self.max_length}
+        )
+        self.model.save_pretrained(path / HF_DIR)
+        self.tokenizer.save_pretrained(path / HF_DIR)
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        import transformers
+
+        manifest = load_manifest(path)
+        model = getattr(transformers, cls.auto_class).from_pretrained(path / HF_DIR)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path / HF_DIR)
+        return cls(model, tokenizer, manifest["labels"], manifest["max_length"])
+
+
+class TransformerClassifier(HfModel):
+    family = FAMILY
+    auto_class = "AutoModelForSequenceClassification"
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         import torch
@@ -99,22 +125,6 @@ class TransformerClassifier:
                 logits = self.model(**enc).logits.float()
                 out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
         return out
-
-    def save(self, path: Path) -> None:
-        save_manifest(
-            path, family=FAMILY, labels=self.labels, extra={"max_length": self.max_length}
-        )
-        self.model.save_pretrained(path / HF_DIR)
-        self.tokenizer.save_pretrained(path / HF_DIR)
-
-    @classmethod
-    def load(cls, path: Path) -> TransformerClassifier:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        manifest = load_manifest(path)
-        model = AutoModelForSequenceClassification.from_pretrained(path / HF_DIR)
-        tokenizer = AutoTokenizer.from_pretrained(path / HF_DIR)
-        return cls(model, tokenizer, manifest["labels"], manifest["max_length"])
 
 
 class _Encoded:
