@@ -319,18 +319,13 @@ def preprocess(
 
 
 def _keep_text(splits: dict[str, pd.DataFrame], dst: Path) -> PreprocessReport:
-    start = time.perf_counter()
+    start, rows = time.perf_counter(), {split: len(splits[split]) for split in SPLITS}
     dst.mkdir(parents=True, exist_ok=True)
-    for split in SPLITS:
-        splits[split].assign(raw_text=splits[split]["text"]).to_parquet(
-            dst / f"{split}.parquet", index=False
-        )
+    for split, frame in splits.items():
+        frame.assign(raw_text=frame["text"]).to_parquet(dst / f"{split}.parquet", index=False)
     seconds = time.perf_counter() - start
-    total = sum(len(frame) for frame in splits.values())
-    return PreprocessReport(
-        rows={split: len(splits[split]) for split in SPLITS}, seconds=round(seconds, 3),
-        texts_per_second=round(total / max(seconds, 1e-9), 1), emptied=0, kept_as_written=True,
-    )  # fmt: skip
+    return PreprocessReport(rows=rows, seconds=round(seconds, 3), emptied=0, kept_as_written=True,
+                            texts_per_second=round(sum(rows.values()) / max(seconds, 1e-9), 1))  # fmt: skip
 
 
 def _pipeline_version(name: str) -> str:

@@ -68,9 +68,8 @@ def resolve_pretrained(spec: str) -> str:
 
 
 class HfModel:
-    """A fine-tuned Hugging Face model and its tokenizer, saved in `hf/` beside the manifest:
-    what the transformer families share (TransformerClassifier, token_transformer's
-    TokenTransformer); each names its family and its Auto model class."""
+    """A fine-tuned Hugging Face model and its tokenizer, saved in `hf/` beside the manifest
+    (TransformerClassifier and TokenTransformer: each names its family and Auto class)."""
 
     family: str
     auto_class: str  # the transformers Auto class that loads it
