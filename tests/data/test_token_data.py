@@ -177,3 +177,28 @@ def test_wnut17_gathers_as_published(task: str, tmp_path: Path) -> None:
     assert sum(report.labels.values()) == 1975 + 836 + 1079
     assert set(report.labels) == {"corporation", "creative-work", "group", "location",
                                   "person", "product"}  # fmt: skip
+
+
+def test_the_conll2003_config_reads_its_layout_as_it_is(tmp_path: Path) -> None:
+    """configs/conll2003.yaml on files in CoNLL-2003's layout (four columns, -DOCSTART-
+    lines, IOB1 tags), here made up: the dataset itself is not among the shared ones."""
+    from nlpflow.config.params import load_params
+
+    lines = ["-DOCSTART- -X- -X- O", "", "EU NNP B-NP I-ORG", "rejects VBZ B-VP O",
+             "German JJ B-NP I-MISC", "call NN I-NP O", "", "Peter NNP B-NP I-PER",
+             "Blackburn NNP I-NP I-PER", ""]  # fmt: skip
+    folder = tmp_path / "conll2003"
+    folder.mkdir()
+    for name in ("train.txt", "valid.txt", "test.txt"):
+        (folder / name).write_text("\n".join(lines * 3) + "\n")
+    params = load_params(REPO / "params.yaml", configs=[REPO / "configs" / "conll2003.yaml"])
+    data = params.data.model_copy(update={"source": str(folder)})
+    report = gather(source=folder, dst=tmp_path / "g", params=data, task=params.task)
+    assert report.rows == {"train": 6, "validation": 6, "test": 6}
+    # IOB1 detected, PER renamed as the config maps it for its base pipeline
+    assert report.labels == {"MISC": 9, "ORG": 9, "PERSON": 9}
+    train = pd.read_parquet(tmp_path / "g" / "train.parquet")
+    assert [list(t) for t in train["tags"]][:2] == [
+        ["B-ORG", "O", "B-MISC", "O"],
+        ["B-PERSON", "I-PERSON"],
+    ]

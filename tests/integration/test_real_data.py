@@ -148,3 +148,14 @@ def test_wnut17_config_keeps_the_published_splits_and_names_types_as_its_base(
     assert summary["label_counts"]["train"] == {
         "GPE": 548, "ORG": 221, "PERSON": 660, "PRODUCT": 142, "WORK_OF_ART": 140, "group": 264,
     }  # fmt: skip
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATASETS / "conll2003").is_dir(),
+    reason="../shared/datasets/conll2003 is absent: not among the shared datasets here",
+)
+def test_conll2003_config_reads_the_published_splits(tmp_path: Path) -> None:
+    manifest, summary = _prepare("conll2003", tmp_path)
+    assert manifest["rows"] == {"train": 14041, "validation": 3250, "test": 3453}
+    assert sum(manifest["labels"].values()) == 23499 + 5942 + 5648
+    assert summary["success"] is True
