@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 import zstandard
 
-from nlpflow.data.gather import SPLITS, gather, load_source, sniff_delimiter
-from nlpflow.errors import DataSourceError
 from nlpflow.config.params import DataParams
+from nlpflow.data.gather import SPLITS, gather, sniff_delimiter
+from nlpflow.data.local_source import load_source
+from nlpflow.errors import DataSourceError
 
 ROWS = [(f"my parcel {i}, sent monday, is late", "shipping") for i in range(10)] + [
     (f"refund my card {i}, please", "billing") for i in range(10)
@@ -245,9 +246,9 @@ def test_gathered_splits_of_a_compressed_source_hold_every_row(tmp_path: Path) -
 
 
 def test_batch_inference_reads_compressed_input_and_refuses_a_fifo(tmp_path: Path) -> None:
-    from nlpflow.serving.batch import plan_inference, read_rows
     from nlpflow.config.params import parse_params
     from nlpflow.config.settings import Settings
+    from nlpflow.serving.batch import plan_inference, read_rows
 
     def rows(source: str) -> pd.DataFrame:
         params = parse_params({"inference": {"source": source, "output": "out/preds.csv"}})

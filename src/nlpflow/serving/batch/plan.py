@@ -179,6 +179,6 @@ def _refuse_writing_into_input(
 
 
 def input_suffix(source: str) -> str:
-    from nlpflow.data.gather import plain_name
+    from nlpflow.data.reading import plain_name
 
     return plain_name(Path(source)).suffix.lower()  # data.csv.gz is read as csv

@@ -56,7 +56,7 @@ def read_rows(plan: InferencePlan) -> pd.DataFrame:
 
 def _read_file(path: Path) -> pd.DataFrame:
     from nlpflow.config.params import DataParams
-    from nlpflow.data.gather import plain_name, read_table  # gather's reader (and messages)
+    from nlpflow.data.reading import plain_name, read_table  # gather's reader (and messages)
 
     if not path.exists():  # a FIFO or device exists: read_table refuses it, saying what it is
         raise DataSourceError(f"inference.source {path} does not exist: check the path.")
