@@ -158,6 +158,11 @@ def test_mlflow_run_holds_entity_metrics_datasets_and_the_card_its_types(sequenc
     assert datasets["support_entities-test"] == digest.hexdigest()[:32]
     version = client.get_model_version(MODEL_NAME, "1")
     assert version.tags["test_set_sha256"] == digest.hexdigest()
+    # the logged model's type is its NLP task (MLflow's model search and comparison)
+    logged = client.search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+    )
+    assert [m.model_type for m in logged] == ["token-classification"]
     card = sequence["card"]
     assert "entity_f1" in card
     for kind in TYPES:

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/nlpflow: shipped inside every model
 PYFUNC_ENTRY = PACKAGE_DIR / "serving" / "pyfunc_entry.py"  # the pyfunc, as models from code
-MODEL_TYPE = "text-classification"  # the logged models' type: MLflow searches and compares by it
 INPUT_EXAMPLE = "Hello, my order arrived damaged and I would like a refund."
 _REQUIREMENTS = ("mlflow", "pandas", "numpy", "scikit-learn", "spacy", "spacy-lookups-data",
                  "torch", "transformers", "pydantic", "joblib", "skops")  # fmt: skip
@@ -92,7 +91,8 @@ def log_model(
     holding the raw-text pyfunc (Tracker.log_pyfunc: a new logged model each call)."""
     family = str(load_manifest(model_dir)["family"])
     return tracker.log_pyfunc(
-        run_id, pyfunc_spec(model_dir, params), name=family, model_type=MODEL_TYPE,
+        # the logged model's type is its NLP task: MLflow searches and compares models by it
+        run_id, pyfunc_spec(model_dir, params), name=family, model_type=params.task,
         tags={"family": family} | (tags or {}),
     )  # fmt: skip
 
