@@ -101,9 +101,11 @@ def test_registered_tagger_answers_raw_text_with_entities_at_their_offsets(
 
     root, first = sequence["root"], sequence["first"]
     uri = f"sqlite:///{root / 'mlflow.db'}"
+    # models:/ resolves through MLflow's process-wide URIs: set for this test only (set_*_uri
+    # would leak into every later test of the session)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", uri)
+    monkeypatch.setattr("mlflow.tracking._model_registry.utils._registry_uri", uri)
     version = mlflow_client(root).get_model_version_by_alias(MODEL_NAME, "champion")
     assert int(version.version) == first["register"]["version"] == 1
     raw = [
