@@ -81,6 +81,51 @@ def test_saved_dataset_dict_keeps_its_splits_and_names_class_labels(tmp_path: Pa
     assert list(gathered["label"]) == ["neg", "pos", "neg", "pos"]
 
 
+def test_token_dataset_with_class_label_ner_tags_is_gathered_as_bio(tmp_path: Path) -> None:
+    """The Hub's NER layout (wnut_17, conll2003): tokens, and ner_tags a list of ClassLabel
+    integers, here written in IOB1 (an I- opens an entity): named, converted, splits kept."""
+    names = ["O", "I-PER", "B-PER", "I-LOC"]
+    features = datasets.Features({
+        "tokens": datasets.Sequence(datasets.Value("string")),
+        "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names)),
+    })  # fmt: skip
+    rows = {
+        "tokens": [["Ana", "Lima", "flew", "to", "Oslo"], ["Ben", "met", "Ana", "Ana"], []],
+        "ner_tags": [[1, 1, 0, 0, 3], [1, 0, 1, 2], []],
+    }  # IOB1: "Ana Ana" is two people, the second opened by B-
+    parts = {
+        split: datasets.Dataset.from_dict(rows, features=features)
+        for split in ("train", "validation", "test")
+    }
+    folder = tmp_path / "ner"
+    datasets.DatasetDict(parts).save_to_disk(str(folder))
+    params = parse_params({"task": "token-classification", "data": {"source": f"hf:{folder}"},
+                           "train": {"family": "rules"}})  # fmt: skip
+    root = tmp_path / "project"
+    run_stage("gather", make_context(root, params, Settings(project_dir=root), tracked=False))
+    manifest = json.loads((root / "data/gathered/manifest.json").read_text())
+    assert manifest["split_from_source"] is True
+    assert manifest["rows"] == {"train": 2, "validation": 2, "test": 2}  # empty records left out
+    gathered = pd.read_parquet(root / "data/gathered/test.parquet")
+    assert [list(t) for t in gathered["tokens"]] == rows["tokens"][:2]
+    assert [list(t) for t in gathered["tags"]] == [
+        ["B-PER", "I-PER", "O", "O", "B-LOC"], ["B-PER", "O", "B-PER", "B-PER"]
+    ]  # fmt: skip
+    assert list(gathered["text"]) == ["Ana Lima flew to Oslo", "Ben met Ana Ana"]
+
+
+def test_token_table_without_tag_names_is_refused(tmp_path: Path) -> None:
+    from nlpflow.data.ner.formats import read_token_table
+
+    table = tmp_path / "ner.parquet"
+    pd.DataFrame({"tokens": [["Ana"]], "ner_tags": [[2]]}).to_parquet(table)
+    with pytest.raises(DataSourceError, match=r"record 1 .*tags \[2\] are not tag names"):
+        read_token_table(table)
+    pd.DataFrame({"words": [["Ana"]]}).to_parquet(table)
+    with pytest.raises(DataSourceError, match="reads a `tokens` column and a `ner_tags`"):
+        read_token_table(table)
+
+
 def test_only_a_train_split_is_split_by_gather(tmp_path: Path) -> None:
     folder = _saved_dataset(tmp_path / "reviews", {"train": _rows(40)})
     manifest = _gather(

@@ -5,14 +5,10 @@ reach the network would fail."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +17,10 @@ import pandas as pd
 import pytest
 
 from tests.conftest import SAMPLE
+from tests.serve_client import NLPFLOW, free_port, hostile_env, post, serving
 
 pytestmark = pytest.mark.slow
 NAME = "serve-test-classifier"
-NLPFLOW = str(Path(sys.executable).parent / "nlpflow")
 MAX_CHARS, MAX_BATCH = 200, 8
 # Raw texts as a client sends them; the URL, e-mail and capitals are changed by preprocessing.
 RAW = [
@@ -75,78 +71,10 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"root": root, "folder": folder, "model": model, "cleaner": cleaner, "labels": labels}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _hostile_env(root: Path, env_root: Path) -> dict[str, str]:
-    """nlpflow's settings point at the project; pip, proxies and hubs lead nowhere."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NLPFLOW_", "MLFLOW_"))}
-    env.update({
-        "NLPFLOW_PROJECT_DIR": str(root), "NLPFLOW_REGISTERED_MODEL": NAME,
-        "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_INDEX": "1",
-        "UV_INDEX_URL": "http://127.0.0.1:9/simple", "UV_OFFLINE": "1",
-        "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-        "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
-        "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-        "MLFLOW_ENV_ROOT": str(env_root),  # where MLflow would build virtualenvs
-        "PATH": "/usr/bin:/bin",  # the venv not activated: nlpflow must find uvicorn itself
-    })  # fmt: skip
-    return env
-
-
-def _post(url: str, payload: Any) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        f"{url}/invocations", data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def _wait_for_ping(url: str, process: subprocess.Popen[str], log: Path) -> None:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"nlpflow serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"nlpflow serve did not answer /ping in 240 s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def server(registered, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    env_root = tmp_path_factory.mktemp("mlflow-envs")
-    log = tmp_path_factory.mktemp("serve-log") / "serve.log"
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [NLPFLOW, "serve", "--port", str(port)], env=_hostile_env(registered["root"], env_root),
-            stdout=sink, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-    try:
-        _wait_for_ping(url, process, log)
-        yield {"url": url, "process": process, "log": log, "env_root": env_root, "port": port}
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)  # not expected; never leave it running
-                process.kill()
-                process.wait()
+    with serving(registered["root"], NAME, tmp_path_factory.mktemp("serve")) as running:
+        yield running
 
 
 def _in_process(registered: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -161,7 +89,7 @@ def _in_process(registered: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_served_predictions_equal_in_process(registered, server, monkeypatch) -> None:
     local = _in_process(registered, monkeypatch).predict(pd.DataFrame({"text": RAW}))
-    status, body = _post(server["url"], {"dataframe_split": {"columns": ["text"],
+    status, body = post(server["url"], {"dataframe_split": {"columns": ["text"],
                                                              "data": [[t] for t in RAW]}})  # fmt: skip
     assert status == 200, body
     served = pd.DataFrame(body["predictions"])
@@ -171,7 +99,7 @@ def test_served_predictions_equal_in_process(registered, server, monkeypatch) ->
     # shortest repr of a float64 reads back to the same float64
     assert served.to_dict(orient="list") == local.reset_index(drop=True).to_dict(orient="list")
     # the other payload form gives the same answer
-    status, plain = _post(server["url"], {"inputs": RAW})
+    status, plain = post(server["url"], {"inputs": RAW})
     assert status == 200 and plain == body
     # the server cleaned the text: on the raw texts the bare model answers differently
     model, cleaner = registered["model"], registered["cleaner"]
@@ -206,12 +134,12 @@ def test_served_predictions_equal_in_process(registered, server, monkeypatch) ->
     ],
 )  # fmt: skip
 def test_bad_requests_get_400_with_a_message(server, payload: Any, fragment: str) -> None:
-    status, body = _post(server["url"], payload)
+    status, body = post(server["url"], payload)
     assert status == 400, body
     assert fragment in body["message"]
     assert body["error_code"] == "INVALID_PARAMETER_VALUE"
     # and the server is still up and answering
-    status, good = _post(server["url"], {"inputs": ["my parcel never arrived"]})
+    status, good = post(server["url"], {"inputs": ["my parcel never arrived"]})
     assert status == 200 and good["predictions"][0]["label"] == "shipping"
 
 
@@ -247,16 +175,16 @@ def test_request_size_depth_and_error_length_are_bounded(server) -> None:
     status, body = _raw_request(server["port"], _head(len(deep)), deep)
     assert status == 400 and "nests 30,001 levels deep, more than 32" in body.decode()
     # a long text under the size limit: 400 saying the length and the limit, not echoing it
-    status, answer = _post(server["url"], {"inputs": ["é" * 10_000]})
+    status, answer = post(server["url"], {"inputs": ["é" * 10_000]})
     assert status == 400 and len(json.dumps(answer)) < 1024
     assert (
         f"text has 10,000 characters, more than serve.max_chars={MAX_CHARS}" in (answer["message"])
     )
     assert "éééé" not in answer["message"]
     # MLflow's own errors lose the request they quoted ("Failed to predict data '...'")
-    status, answer = _post(server["url"], {"dataframe_records": [{"body": "secret " * 100}]})
+    status, answer = post(server["url"], {"dataframe_records": [{"body": "secret " * 100}]})
     assert status == 400 and "secret" not in json.dumps(answer) and len(json.dumps(answer)) < 1024
-    status, answer = _post(server["url"], {"inputs": ["my parcel never arrived"]})
+    status, answer = post(server["url"], {"inputs": ["my parcel never arrived"]})
     assert status == 200 and answer["predictions"][0]["label"] == "shipping"
 
 
@@ -273,10 +201,10 @@ def test_server_built_no_environment_and_stops_on_sigterm(server) -> None:
 
 
 def test_serve_refuses_an_unknown_alias_before_starting(registered, tmp_path: Path) -> None:
-    env = _hostile_env(registered["root"], tmp_path)
+    env = hostile_env(registered["root"], tmp_path, NAME)
     start = time.monotonic()
     result = subprocess.run(
-        [NLPFLOW, "serve", "--model", f"{NAME}@staging", "--port", str(_free_port())],
+        [NLPFLOW, "serve", "--model", f"{NAME}@staging", "--port", str(free_port())],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2
@@ -294,7 +222,7 @@ def test_serve_refuses_an_unknown_alias_before_starting(registered, tmp_path: Pa
 
 def _predict_cli(registered: dict[str, Any], tmp_path: Path, *args: str) -> Any:
     return subprocess.run(
-        [NLPFLOW, "predict", *args], env=_hostile_env(registered["root"], tmp_path),
+        [NLPFLOW, "predict", *args], env=hostile_env(registered["root"], tmp_path, NAME),
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 

@@ -252,7 +252,8 @@ def _offline_or_unavailable(name: str, cache: Path, exc: Exception) -> DataSourc
 
 def hf_frame(loaded: Any) -> tuple[Any, dict[str, str]]:
     """The splits as one DataFrame with a `split` column (none when only train exists, so
-    gather splits it) and ClassLabel integers as their names; and each split's fingerprint."""
+    gather splits it) and ClassLabel integers as their names (lists of them too: a tagger's
+    ner_tags); and each split's fingerprint."""
     import pandas as pd
     from datasets import ClassLabel
 
@@ -273,6 +274,12 @@ def hf_frame(loaded: Any) -> tuple[Any, dict[str, str]]:
         for column, feature in dataset.features.items():
             if isinstance(feature, ClassLabel):  # -1 means "no label" in `datasets`
                 frame[column] = [feature.int2str(int(v)) if v >= 0 else None for v in frame[column]]
+            elif isinstance(getattr(feature, "feature", None), ClassLabel):  # ner_tags: a list
+                named = feature.feature
+                frame[column] = [
+                    None if v is None else [named.int2str(int(i)) for i in v]
+                    for v in frame[column]
+                ]  # fmt: skip
         frames.append(frame.assign(**{SPLIT_COLUMN: split}))
     frame = pd.concat(frames, ignore_index=True)
     if set(kept) == {"train"}:

@@ -13,6 +13,7 @@
     frame = read_spans_jsonl("data/train.jsonl")           # spaCy's blank English tokenizer
     frame = read_label_studio("data/export.json")          # frame.attrs["notes"]: what was left out
     frame = from_hf_dataset(load_dataset("wnut_17")["train"])
+    frame = read_token_table("data/ner.parquet")          # tokens + ner_tags names (+ split)
     frame = read_folder("data/ner")                        # train/dev/test files, with split
 
 Every reader raises DataSourceError naming the file:line (or record) and the fix; span files
@@ -96,23 +97,61 @@ def from_hf_dataset(
     """Rows with `tokens` and `ner_tags` (integers) of a Hugging Face dataset split; the tag
     names are `label_names`, or the ClassLabel feature's names when None."""
     names = list(label_names) if label_names is not None else _class_names(dataset_split, name)
-    sentences: list[TokenSentence] = []
-    empty: list[int] = []
+    records = []
     for number, row in enumerate(dataset_split, start=1):
-        where = f"{name} record {number} ({name}[{number - 1}])"
-        tokens, ids = list(row["tokens"]), list(row["ner_tags"])
-        if not tokens and not ids:
-            empty.append(number)
-            continue
-        if len(tokens) != len(ids):
-            raise DataSourceError(
-                f"{where}: {len(tokens)} tokens but {len(ids)} ner_tags: one tag per token."
-            )
+        ids = list(row["ner_tags"])
         bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < len(names)]
         if bad:
             raise DataSourceError(
-                f"{where}: ner_tags {bad[:5]} are not indexes into the {len(names)} label "
-                f"names {names}: pass the dataset's own label_names."
+                f"{name} record {number} ({name}[{number - 1}]): ner_tags {bad[:5]} are not "
+                f"indexes into the {len(names)} label names {names}: pass the dataset's own "
+                "label_names."
+            )
+        records.append((list(row["tokens"]), [names[i] for i in ids], None))
+    return _tagged_records(records, scheme=scheme, name=name)
+
+
+def read_token_table(path: str | Path, *, scheme: str = "auto") -> pd.DataFrame:
+    """A Parquet table, one sentence a row: `tokens` (a list of words), `ner_tags` or `tags`
+    (a list of tag names) and, when it has one, `split`. gather writes a Hugging Face dataset
+    (data.source hf:...) as such a table, its ClassLabel integers named."""
+    table = pd.read_parquet(path)
+    column = next((c for c in ("ner_tags", "tags") if c in table.columns), None)
+    if "tokens" not in table.columns or column is None:
+        raise DataSourceError(
+            f"{path}: columns {list(table.columns)[:10]}: token classification reads a `tokens` "
+            "column and a `ner_tags` (or `tags`) column, one list per sentence, tags as names "
+            "(B-PER, I-PER, O)."
+        )
+    splits = table["split"].tolist() if "split" in table.columns else [None] * len(table)
+    records = [
+        (_as_list(tokens), _as_list(tags), split)
+        for tokens, tags, split in zip(table["tokens"], table[column], splits, strict=True)
+    ]
+    return _tagged_records(records, scheme=scheme, name=str(path))
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A Parquet cell's list as Python values (numpy arrays hold numpy scalars)."""
+    if value is None:
+        return []
+    return list(value.tolist() if hasattr(value, "tolist") else value)
+
+
+def _tagged_records(
+    records: list[tuple[list[Any], list[Any], str | None]], *, scheme: str, name: str
+) -> pd.DataFrame:
+    """The frame of (tokens, tag names, split) records; record numbers count from 1."""
+    sentences: list[TokenSentence] = []
+    empty: list[int] = []
+    for number, (tokens, tags, split) in enumerate(records, start=1):
+        where = f"{name} record {number} ({name}[{number - 1}])"
+        if not tokens and not tags:
+            empty.append(number)
+            continue
+        if len(tokens) != len(tags):
+            raise DataSourceError(
+                f"{where}: {len(tokens)} tokens but {len(tags)} tags: one tag per token."
             )
         for token in tokens:
             if not isinstance(token, str) or not token or any(ch.isspace() for ch in token):
@@ -120,7 +159,13 @@ def from_hf_dataset(
                     f"{where}: token {token!r} is empty or holds whitespace; a token is one "
                     "word (the text is the tokens joined by spaces): fix the dataset's tokens."
                 )
-        sentences.append(TokenSentence(tokens, [names[i] for i in ids], name, number))
+        bad = [t for t in tags if not isinstance(t, str) or not t]
+        if bad:
+            raise DataSourceError(
+                f"{where}: tags {bad[:5]} are not tag names: write each tag as its name "
+                "(B-PER, I-PER, O), or read a Hugging Face dataset with data.source hf:..."
+            )
+        sentences.append(TokenSentence(tokens, tags, name, number, split=split))
     frame = token_frame(sentences, scheme=scheme, source=name)
     if empty:
         frame.attrs["notes"] = [f"{name}: left out {len(empty)} empty record(s): {empty[:20]}"]

@@ -3,7 +3,8 @@ their character offsets and BIO tags (nlpflow.data.ner.formats describes the col
 
 gather reads CoNLL column files (data.format conll; the four-column CoNLL-2003 layout too),
 JSONL with character spans (spans_jsonl, as spaCy and Prodigy write them), Label Studio's JSON
-export (label_studio), or a folder of train/dev/test files of one of them; any tag scheme
+export (label_studio), a Parquet table of tokens and tag names (parquet; a Hugging Face
+dataset with `tokens` and ClassLabel `ner_tags`, data.source hf:..., arrives as one), or a folder of train/dev/test files of one of them; any tag scheme
 (data.tag_scheme, detected by default) becomes BIO. Entity types are renamed by data.label_map,
 repeated sentences dropped by data.dedupe, and splits stratified by each sentence's first
 entity type.
@@ -26,9 +27,10 @@ from nlpflow.data.splits import complete_splits, split_name, split_stratified
 from nlpflow.data.text import normalized_or_none
 from nlpflow.errors import DataSourceError
 
-FORMATS = ("conll", "spans_jsonl", "label_studio")
+FORMATS = ("conll", "spans_jsonl", "label_studio", "parquet")
 BY_SUFFIX = {".conll": "conll", ".txt": "conll", ".tsv": "conll", ".iob": "conll",
-             ".bio": "conll", ".jsonl": "spans_jsonl", ".json": "label_studio"}  # fmt: skip
+             ".bio": "conll", ".jsonl": "spans_jsonl", ".json": "label_studio",
+             ".parquet": "parquet"}  # fmt: skip
 NO_ENTITY = "(none)"  # the stratum of sentences without an entity
 
 
@@ -83,6 +85,8 @@ def _read(source: Path, params: DataParams) -> tuple[pd.DataFrame, str]:
     fmt = _format(source.name, params)
     if fmt == "conll":
         return formats.read_conll(source, scheme=scheme), fmt
+    if fmt == "parquet":  # a table of tokens and tag names; an hf: source's snapshot
+        return formats.read_token_table(source, scheme=scheme), fmt
     reader = formats.read_spans_jsonl if fmt == "spans_jsonl" else formats.read_label_studio
     return reader(source), fmt
 
@@ -119,6 +123,12 @@ def _read_split_files(folder: Path, params: DataParams) -> pd.DataFrame:
             for sentence in parse_conll(formats.read_text(paths[name]), source=str(paths[name]))
         ]
         return formats.token_frame(sentences, scheme=params.tag_scheme, source=str(folder))
+    if kinds == {"parquet"}:
+        return pd.concat([
+            formats.read_token_table(paths[name], scheme=params.tag_scheme).assign(
+                split=split_name(split, paths[name])
+            ) for name, split in named.items()
+        ], ignore_index=True)  # fmt: skip
     reader = formats.read_spans_jsonl if kinds == {"spans_jsonl"} else formats.read_label_studio
     parts = [reader(paths[name]).assign(split=split_name(split, paths[name]))
              for name, split in named.items()]  # fmt: skip
