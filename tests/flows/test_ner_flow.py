@@ -4,8 +4,9 @@ configs/ner_sample.yaml` runs it: Prefect, MLflow, DVC, GX and spaCy all real.
 One project goes through a sequence: the flow with the shipped config (spacy_ner, a rules
 baseline), the same flow again (every stage a cache hit), then the config written into
 params.yaml and `dvc repro` from scratch (no dvc.lock: the flow ran with --config), which must
-rebuild the same model and the same scores, and then find nothing to do. Each test reads the
-part of the sequence it is about.
+rebuild the same model and the same scores, and then find nothing to do; last, a one-epoch
+tagger the gate must refuse. Each test reads the part of the sequence it is about; the served,
+batch-scored and in-process answers of the champion are compared at the end.
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ def sequence(prefect_api: str, tmp_path_factory: pytest.TempPathFactory):
         runs["repro_model"] = hash_path(root / MODEL)
         runs["repro_metrics"] = json.loads((root / METRICS).read_text())
         runs["repro_again"] = _repro(root)
+        # one epoch instead of fifteen: a tagger the gate must keep out
+        runs["degraded"] = training_flow(
+            project_dir=str(root), configs=configs, overrides=["train.spacy_ner.epochs=1"]
+        )
     yield runs
 
 
@@ -196,3 +201,77 @@ def test_dvc_repro_of_the_same_params_rebuilds_the_same_model_and_scores(sequenc
     # a second version, the champion's equal: the gate keeps the champion
     assert int(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == 1
     assert int(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == 2
+
+
+def test_the_gate_refuses_a_degraded_tagger_on_paired_entity_f1(sequence) -> None:
+    root, first, degraded = sequence["root"], sequence["first"], sequence["degraded"]
+    reg = degraded["register"]
+    assert reg["version"] == 3 and reg["promoted"] is False and reg["previous_champion"] == 1
+    assert reg["score"] < first["register"]["score"] - 0.1  # it really is worse
+    failed = {c["name"] for c in reg["checks"] if c["applicable"] and not c["passed"]}
+    assert "margin" in failed
+    assert reg["reasons"].startswith("margin: entity_f1")
+    client = mlflow_client(root)
+    assert int(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == 1
+    tags = client.get_model_version(MODEL_NAME, "3").tags
+    assert tags["gate.decision"] == "rejected" and tags["gate.compared_version"] == "1"
+    values = json.loads(tags["gate.metrics"])
+    assert values["champion"] == pytest.approx(first["register"]["score"])
+
+
+RAW = [
+    "Hi, my Nimbus X2 headphones from order #55123 never reached Zürich. Thanks, Olga Fischer",
+    "   Where is ORD-99812?  I need it before Friday.  ",
+    "nothing to see here",
+    "Olga Fischer again: order #55124, the Nimbus X2 again, shipped to Bern",
+]
+
+
+def _champion_in_process(root: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    import mlflow
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", uri)
+    monkeypatch.setattr("mlflow.tracking._model_registry.utils._registry_uri", uri)
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
+    return [json.loads(v) for v in model.predict(pd.DataFrame({"text": RAW}))["entities"]]
+
+
+def test_served_tagger_answers_as_in_process(sequence, monkeypatch, tmp_path: Path) -> None:
+    from tests.serve_client import post, serving
+
+    root = sequence["root"]
+    local = _champion_in_process(root, monkeypatch)
+    assert any(local)  # the comparison is about entities, not empty lists
+    with serving(root, MODEL_NAME, tmp_path) as server:
+        status, body = post(server["url"], {"inputs": RAW})
+        assert status == 200, body
+        served = [json.loads(row["entities"]) for row in body["predictions"]]
+        assert served == local
+        status, body = post(server["url"], {"inputs": ["fine", ""]})
+        assert status == 400 and "row 1: text is empty" in body["message"]
+
+
+def test_nlpflow_infer_writes_entities_as_a_json_column(sequence, monkeypatch) -> None:
+    root = sequence["root"]
+    local = _champion_in_process(root, monkeypatch)
+    source, output = root / "to_score.csv", root / "scored.jsonl"
+    pd.DataFrame({"ticket": [f"t{i}" for i in range(len(RAW))], "text": RAW}).to_csv(
+        source, index=False
+    )
+    env = _venv_env() | {"NLPFLOW_PROJECT_DIR": str(root), "NLPFLOW_REGISTERED_MODEL": MODEL_NAME}
+    env.pop("NLPFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(
+        ["nlpflow", "infer", "-s", f"inference.source={source}", "-s",
+         f"inference.output={output}", "-s", "inference.id_column=ticket", "-s",
+         "inference.batch_size=3"],
+        cwd=root, capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    scored = pd.read_json(output, lines=True)
+    assert scored["ticket"].tolist() == [f"t{i}" for i in range(len(RAW))]
+    # a JSON column, batched by 3: the same entities as one in-process call
+    assert [json.loads(v) for v in scored["entities"]] == local
+    assert (root / "scored.rejected.jsonl").exists()

@@ -97,7 +97,7 @@ def from_hf_dataset(
     """Rows with `tokens` and `ner_tags` (integers) of a Hugging Face dataset split; the tag
     names are `label_names`, or the ClassLabel feature's names when None."""
     names = list(label_names) if label_names is not None else _class_names(dataset_split, name)
-    records = []
+    records: list[tuple[list[Any], list[Any], str | None]] = []
     for number, row in enumerate(dataset_split, start=1):
         ids = list(row["ner_tags"])
         bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < len(names)]
