@@ -145,3 +145,24 @@ def test_stages_that_dispatch_on_the_task_list_it_and_import_its_modules() -> No
     assert not [f for f in get_stage("gather").code_files() if "/suites/" in f]
     assert "nlpflow/data/suites/text_classification.py" in get_stage("validate").code_files()
     assert nlp_tasks.DEFAULT_NLP_TASK in NLP_TASKS
+
+
+def test_the_sweep_judges_a_tagger_on_validation_entity_f1() -> None:
+    from nlpflow.training.sweep import check_sweep
+
+    tagger = {"task": "token-classification", "train": {"family": "spacy_ner"}}
+    assert parse_params(tagger).sweep.metric == "val_entity_f1"  # the task's default
+    assert parse_params({}).sweep.metric == "val_macro_f1"
+    with pytest.raises(
+        ParamsError,
+        match="sweep.metric: val_accuracy is not reported by task "
+        "token-classification's families; choose one of val_entity_f1, val_loss",
+    ):
+        parse_params(tagger | {"sweep": {"metric": "val_accuracy"}})
+    with pytest.raises(ParamsError, match="val_entity_f1 is not reported by task text-class"):
+        parse_params({"sweep": {"metric": "val_entity_f1"}})
+    # val_loss: Trainer families only; the way out names the task's own metric
+    spaced = tagger | {"sweep": {"metric": "val_loss", "space": {
+        "dropout": {"type": "float", "low": 0.1, "high": 0.3}}}}  # fmt: skip
+    with pytest.raises(ParamsError, match="reports no validation loss; use val_entity_f1$"):
+        check_sweep(parse_params(spaced), Path("."))

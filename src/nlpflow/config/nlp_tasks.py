@@ -64,6 +64,9 @@ class NlpTask:
     own_params: tuple[str, ...] = ()
     # evaluate.main_metric's choices (config.sections.evaluate), the default first
     metrics: tuple[str, ...] = get_args(ClassMetric)
+    # sweep.metric's choices: validation scores its families report per epoch, the default
+    # first (val_loss: Hugging Face Trainer families only)
+    sweep_metrics: tuple[str, ...] = ("val_macro_f1", "val_accuracy", "val_loss")
 
 
 NLP_TASKS: dict[str, NlpTask] = {
@@ -91,6 +94,7 @@ NLP_TASKS: dict[str, NlpTask] = {
             baseline="rules",
             own_params=("validate.entities",),
             metrics=get_args(EntityMetric),
+            sweep_metrics=("val_entity_f1", "val_loss"),
         ),
     )
 }

@@ -120,6 +120,20 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
+    def _sweep_metric_of_task(self) -> Params:
+        metrics = get_nlp_task(self.task).sweep_metrics
+        if self.sweep.metric in metrics:
+            return self
+        if "metric" in self.sweep.model_fields_set:
+            raise ValueError(
+                f"sweep.metric: {self.sweep.metric} is not reported by task {self.task}'s "
+                f"families; choose one of {', '.join(metrics)}"
+            )
+        chosen = self.sweep.model_copy(update={"metric": metrics[0]})
+        object.__setattr__(self, "sweep", chosen)
+        return self
+
+    @model_validator(mode="after")
     def _task_reads_the_format(self) -> Params:
         formats = get_nlp_task(self.task).formats
         if self.data.format not in formats:

@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from nlpflow.config.nlp_tasks import get_nlp_task
 from nlpflow.config.params import (
     FAMILIES,
     Params,
@@ -101,10 +102,11 @@ def check_sweep(params: Params, root: Path) -> None:
             "lr: {type: float, low: 1.0e-5, high: 3.0e-4, log: true} (see params.yaml)"
         )
     family = FAMILIES[params.train.family]
+    task_metrics = get_nlp_task(params.task).sweep_metrics
     if sweep.metric == "val_loss" and not family.hf_trainer:
         raise ParamsError(
             f"sweep.metric val_loss: train.family {params.train.family} reports no validation "
-            "loss; use val_macro_f1 or val_accuracy"
+            f"loss; use {' or '.join(m for m in task_metrics if m != 'val_loss')}"
         )
     if sweep.runner == "threads" and sweep.parallelism > 1 and family.hf_trainer:
         # measured: the second trial failed with "AcceleratorState has no attribute
