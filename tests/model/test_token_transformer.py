@@ -229,3 +229,35 @@ def test_weighted_loss_reads_one_label_per_token_and_skips_ignored_ones() -> Non
     each = F.cross_entropy(logits[kept], labels[kept], reduction="none") * weights[labels[kept]]
     # the Trainer divides by the tokens that count (3), not the 8 positions
     assert float(_weighted_loss(weights)(out, labels)) == pytest.approx(float(each.sum() / 3))
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_train_a_tagger_on_disjoint_shards(
+    tiny_encoder: Path, tmp_path: Path
+) -> None:
+    """DDP for the tagger as for the classifier: torchrun, 2 CPU processes (gloo), each its own
+    half of the train sentences; rank 0 writes the model, which tags as a tagger does."""
+    import json
+
+    from nlpflow.config.params import DistributedParams
+    from nlpflow.training.distributed import RESULT, SHARDS, launch
+    from tests.serve_client import free_port
+
+    train, val = make_sentences(32, seed=3), make_sentences(8, seed=4)
+    params = tagger_params(
+        tiny_encoder, family="token_transformer", epochs=1, distributed=DistributedParams(
+            nproc_per_node=2, master_port=free_port(), backend="gloo"),
+    )  # fmt: skip
+    model = launch(train, val, labels=LABELS, params=params, workdir=tmp_path)
+    shards = [json.loads((tmp_path / SHARDS / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    seen = [set(s["examples"]) for s in shards]
+    assert len(seen[0]) == len(seen[1]) == 16 and not seen[0] & seen[1]
+    assert seen[0] | seen[1] == set(range(32))
+    assert [s["wrote_model"] for s in shards] == [True, False]
+    result = json.loads((tmp_path / RESULT).read_text())
+    assert result["world_size"] == 2 and [row["epoch"] for row in result["history"]] == [1.0]
+    assert "val_entity_f1" in result["history"][0]
+    assert model.family == "token_transformer" and model.labels == LABELS
+    tags, proba = model.predict_tags(val[0])
+    assert [len(t) for t in tags] == [len(s) for s in val[0]]
+    assert all(0.0 < p <= 1.0 for row in proba for p in row)
