@@ -10,6 +10,10 @@ as nlpflow trains it (each batch padded to its longest sentence, length-grouped 
 the same training code with run_ner.py's batching as the issue names it (every sentence padded to
 max_length 128, random batches), equal epochs and no early stopping, then entity F1 on test.
 
+The trained token_transformer is also registered as the raw-text pyfunc and timed one text per
+request, in process and behind `nlpflow serve` (goal: p50 <= 25 ms); its displaCy page of test
+sentences is kept as reports/bench/ner_entities.html.
+
 Writes reports/bench/ner.json with a `goals` object (issue 15): the best family that trains in
 under 30 minutes on this CPU reaches test entity F1 >= 0.42 (the best WNUT-17 shared-task
 system, UH-RiTUAL, 41.9), stretch >= 0.50 (BERTweet 56.5). Published figures are cited, not
@@ -22,9 +26,14 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +58,7 @@ RUNS: dict[str, list[str]] = {
 }
 
 
-def run(name: str) -> dict[str, Any]:
+def run(name: str, out: Path) -> dict[str, Any]:
     from nlpflow.config.params import FAMILIES, load_params
     from nlpflow.config.settings import Settings
     from nlpflow.pipeline.runs import make_context
@@ -69,6 +78,12 @@ def run(name: str) -> dict[str, Any]:
             reports[stage] = run_stage(stage, ctx)
             print(f"  {name}: {stage} {time.perf_counter() - start:.1f} s", flush=True)
         metrics = json.loads((Path(tmp) / METRICS).read_text())
+        latency = None
+        if family == "token_transformer":
+            latency = serve_latency(Path(tmp), params)
+            # displaCy's page of test sentences, gold above predicted, as MLflow shows it
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copy(Path(tmp) / "reports/evaluation/entities.html", out / "ner_entities.html")
         slices = json.loads((Path(tmp) / "reports/evaluation/slices.json").read_text())["slices"]
     train = reports["train"]
     seconds = float(train.seconds)  # type: ignore[attr-defined]
@@ -84,7 +99,100 @@ def run(name: str) -> dict[str, Any]:
         "seen_f1": round(slices.get("seen", {}).get("entity_f1", float("nan")), 4),
         "per_type_f1": {k: round(v["f1"], 4) for k, v in metrics["per_type"].items()},
         "perf": train.perf,  # type: ignore[attr-defined]
+        "serve": latency,
     }  # fmt: skip
+
+
+def serve_latency(root: Path, params: Any, requests: int = 200) -> dict[str, Any]:
+    """One-text latency of the trained tagger as served: registered as the raw-text pyfunc in a
+    fresh store in `root`, then (a) loaded in process and (b) behind `nlpflow serve` over HTTP
+    on a keep-alive connection; WNUT-17 test texts, one per request, the two interleaved."""
+    import http.client
+
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from nlpflow.config.settings import Settings
+    from nlpflow.pipeline.paths import MODEL
+    from nlpflow.release.publish import publish_model
+    from nlpflow.tracking.tracker import Tracker
+
+    name = "bench-ner-serve"
+    settings = Settings(project_dir=root, registered_model=name)
+    tracker = Tracker(settings)
+    run_id = tracker.start_run("bench-ner", run_name="serve", tags={})
+    version = publish_model(tracker, run_id=run_id, model_dir=root / MODEL, model_name=name,
+                            params=params)  # fmt: skip
+    tracker.client.set_registered_model_alias(name, "champion", str(version))
+    tracker.end_run(run_id, "FINISHED")
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    texts = pd.read_parquet(root / "data/processed/test.parquet")["raw_text"].tolist()[:requests]
+    port = _free_port()
+    env = dict(os.environ, NLPFLOW_PROJECT_DIR=str(root), NLPFLOW_REGISTERED_MODEL=name)
+    log = root / "serve.log"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "nlpflow"), "serve", "--port", str(port)],
+        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        _wait_for_ping(port, server, log)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+        def over_http(text: str) -> list[Any]:
+            conn.request("POST", "/invocations", json.dumps({"inputs": [text]}),
+                         {"Content-Type": "application/json"})  # fmt: skip
+            response = conn.getresponse()
+            body = json.loads(response.read())
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}: {body}")
+            return json.loads(body["predictions"][0]["entities"])
+
+        def in_process(text: str) -> list[Any]:
+            return json.loads(model.predict(pd.DataFrame({"text": [text]}))["entities"].iloc[0])
+
+        contenders = {"pyfunc in process": in_process, "HTTP `nlpflow serve`": over_http}
+        times: dict[str, list[float]] = {k: [] for k in contenders}
+        answers: dict[str, list[Any]] = {k: [] for k in contenders}
+        for predict in contenders.values():  # warm-up
+            for text in texts[:10]:
+                predict(text)
+        for start in range(0, len(texts), 10):  # interleaved in rounds: noise hits both
+            for key, predict in contenders.items():
+                for text in texts[start : start + 10]:
+                    begin = time.perf_counter()
+                    answers[key].append(predict(text))
+                    times[key].append((time.perf_counter() - begin) * 1000)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    same = answers["pyfunc in process"] == answers["HTTP `nlpflow serve`"]
+    return {
+        "requests": len(texts), "served_equals_in_process": same,
+        **{f"{key}: p50_ms": round(float(np.percentile(v, 50)), 2) for key, v in times.items()},
+        **{f"{key}: p99_ms": round(float(np.percentile(v, 99)), 2) for key, v in times.items()},
+    }  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_ping(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"nlpflow serve exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    sys.exit(f"nlpflow serve did not answer /ping in 300 s:\n{log.read_text()}")
 
 
 def _processed(tmp: Path, params: Any) -> dict[str, tuple[list[Any], list[Any]]]:
@@ -168,14 +276,20 @@ def main() -> None:
     from nlpflow.config.settings import apply_environment_defaults
 
     apply_environment_defaults()
-    results = [run(name) for name in args.only]
+    results = [run(name, args.out) for name in args.only]
     speed = throughput(args.throughput_epochs) if args.throughput_epochs > 0 else []
+    served = [r["serve"] for r in results if r.get("serve")]
     done = [r for r in results if "skipped" not in r and r["train_seconds"] < BUDGET_S]
     best = max((r["entity_f1"] for r in done), default=0.0)
     goals = {
         "wnut17_entity_f1_at_least_0.42_within_30_min": best >= 0.42,
         "stretch_wnut17_entity_f1_at_least_0.50": best >= 0.50,
     }
+    if served:
+        goals["token_transformer_one_text_p50_at_most_25_ms"] = all(
+            s["pyfunc in process: p50_ms"] <= 25 and s["HTTP `nlpflow serve`: p50_ms"] <= 25
+            for s in served
+        )
     if speed:
         ours, theirs = speed
         goals["token_transformer_3x_run_ner_batching_within_1_f1_point"] = (
@@ -207,6 +321,9 @@ def main() -> None:
                 f"| {r['contender']} | {r['train_seconds']} | {r['examples_per_s']:.1f} | "
                 f"{r['examples_per_s'] / speed[1]['examples_per_s']:.2f}x | {r['entity_f1']:.4f} |"
             )
+    for r in results:
+        if r.get("serve"):
+            print(f"\n{r['run']} served, one text per request: {json.dumps(r['serve'])}")
     print(f"\ngoals: {json.dumps(goals)}")
 
 
