@@ -106,16 +106,19 @@ def run(name: str, out: Path) -> dict[str, Any]:
 def serve_latency(root: Path, params: Any, requests: int = 200) -> dict[str, Any]:
     """One-text latency of the trained tagger as served: registered as the raw-text pyfunc in a
     fresh store in `root`, then (a) loaded in process and (b) behind `nlpflow serve` over HTTP
-    on a keep-alive connection; WNUT-17 test texts, one per request, the two interleaved."""
+    on a keep-alive connection; WNUT-17 test texts, one per request. The two run one after the
+    other, not interleaved: a server's idle OpenMP threads spin after each request and slow a
+    process that runs beside them on 2 cores (bench/serve.py measured it)."""
     import http.client
 
-    import mlflow
     import numpy as np
     import pandas as pd
 
     from nlpflow.config.settings import Settings
     from nlpflow.pipeline.paths import MODEL
     from nlpflow.release.publish import publish_model
+    from nlpflow.serving.predict import load_registered
+    from nlpflow.tracking.refs import ModelRef
     from nlpflow.tracking.tracker import Tracker
 
     name = "bench-ner-serve"
@@ -126,10 +129,22 @@ def serve_latency(root: Path, params: Any, requests: int = 200) -> dict[str, Any
                             params=params)  # fmt: skip
     tracker.client.set_registered_model_alias(name, "champion", str(version))
     tracker.end_run(run_id, "FINISHED")
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
-    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    model = load_registered(ModelRef(name, version), settings, root / "loaded")
     texts = pd.read_parquet(root / "data/processed/test.parquet")["raw_text"].tolist()[:requests]
+
+    def timed(predict: Any) -> tuple[list[float], list[Any]]:
+        for text in texts[:10]:  # warm-up: first calls allocate and pick kernels
+            predict(text)
+        times, answers = [], []
+        for text in texts:
+            begin = time.perf_counter()
+            answers.append(predict(text))
+            times.append((time.perf_counter() - begin) * 1000)
+        return times, answers
+
+    results = {"pyfunc in process": timed(
+        lambda t: json.loads(model.predict(pd.DataFrame({"text": [t]}))["entities"].iloc[0])
+    )}  # fmt: skip
     port = _free_port()
     env = dict(os.environ, NLPFLOW_PROJECT_DIR=str(root), NLPFLOW_REGISTERED_MODEL=name)
     log = root / "serve.log"
@@ -150,29 +165,15 @@ def serve_latency(root: Path, params: Any, requests: int = 200) -> dict[str, Any
                 raise RuntimeError(f"HTTP {response.status}: {body}")
             return json.loads(body["predictions"][0]["entities"])
 
-        def in_process(text: str) -> list[Any]:
-            return json.loads(model.predict(pd.DataFrame({"text": [text]}))["entities"].iloc[0])
-
-        contenders = {"pyfunc in process": in_process, "HTTP `nlpflow serve`": over_http}
-        times: dict[str, list[float]] = {k: [] for k in contenders}
-        answers: dict[str, list[Any]] = {k: [] for k in contenders}
-        for predict in contenders.values():  # warm-up
-            for text in texts[:10]:
-                predict(text)
-        for start in range(0, len(texts), 10):  # interleaved in rounds: noise hits both
-            for key, predict in contenders.items():
-                for text in texts[start : start + 10]:
-                    begin = time.perf_counter()
-                    answers[key].append(predict(text))
-                    times[key].append((time.perf_counter() - begin) * 1000)
+        results["HTTP `nlpflow serve`"] = timed(over_http)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
-    same = answers["pyfunc in process"] == answers["HTTP `nlpflow serve`"]
+    answers = [r[1] for r in results.values()]
     return {
-        "requests": len(texts), "served_equals_in_process": same,
-        **{f"{key}: p50_ms": round(float(np.percentile(v, 50)), 2) for key, v in times.items()},
-        **{f"{key}: p99_ms": round(float(np.percentile(v, 99)), 2) for key, v in times.items()},
+        "requests": len(texts), "served_equals_in_process": answers[0] == answers[1],
+        **{f"{key}: p50_ms": round(float(np.percentile(r[0], 50)), 2) for key, r in results.items()},
+        **{f"{key}: p99_ms": round(float(np.percentile(r[0], 99)), 2) for key, r in results.items()},
     }  # fmt: skip
 
 
