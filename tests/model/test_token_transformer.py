@@ -115,6 +115,9 @@ def test_overfits_then_reloads_identically(trained, monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(FAMILIES, "token_transformer", entry)
     loaded = load_model(folder)  # as evaluate and serving load it, through the registry
     assert isinstance(loaded, TokenTransformer)
+    # the tiny encoder's tokenizer lowercases: case_types auto marked capitals, and reloads so
+    assert model.case_types is loaded.case_types is True
+    assert load_manifest(folder)["case_types"] is True
     again, again_proba = loaded.predict_tags(sentences)
     assert again == tags
     for row, row_again in zip(proba, again_proba, strict=True):
@@ -261,3 +264,31 @@ def test_two_torchrun_processes_train_a_tagger_on_disjoint_shards(
     tags, proba = model.predict_tags(val[0])
     assert [len(t) for t in tags] == [len(s) for s in val[0]]
     assert all(0.0 < p <= 1.0 for row in proba for p in row)
+
+
+def test_case_types_mark_the_subwords_of_capitalised_words(tiny_encoder: Path) -> None:
+    from transformers import AutoConfig, AutoTokenizer
+
+    from nlpflow.training.families.token_transformer import case_type_ids, wants_case_types
+
+    words = ["Anna", "ordered", "an", "iPhone", "from", "zorblax", "USA"]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)
+    enc = tokenizer(words, is_split_into_words=True)
+    ids = case_type_ids(enc.word_ids(), words)
+    assert ids[0] == ids[-1] == 0  # [CLS], [SEP]
+    for position, word in enumerate(enc.word_ids()):
+        if word is not None:
+            assert ids[position] == (1 if words[word] in {"Anna", "iPhone", "USA"} else 0)
+
+    class Model:  # the switch reads the config and tokenizer only
+        config = AutoConfig.from_pretrained(tiny_encoder)
+
+    assert wants_case_types("auto", Model, tokenizer) and not wants_case_types("off", Model,
+                                                                                tokenizer)  # fmt: skip
+    tokenizer.do_lower_case = False  # a cased encoder: auto leaves token types alone
+    assert not wants_case_types("auto", Model, tokenizer)
+    assert wants_case_types("on", Model, tokenizer)
+    Model.config.type_vocab_size = 1  # RoBERTa-like: one token type
+    with pytest.raises(ModelError, match="case_types: on needs an encoder with two token types"):
+        wants_case_types("on", Model, tokenizer)
+    assert not wants_case_types("auto", Model, tokenizer)

@@ -151,6 +151,13 @@ class TokenTransformerParams(Section):
         "ignored by the loss); true: every subword does, a B- word's later subwords as I-. "
         "Predictions read the first subword either way.",
     )
+    case_types: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Tell an uncased encoder which words have a capital letter: its tokenizer "
+        "lowercases, and case marks names. on: token_type_ids 1 on such words' subwords (BERT's "
+        "second segment row, learnt in fine-tuning), 0 elsewhere; auto: on when the tokenizer "
+        "lowercases and the encoder has two token types (all-MiniLM-L6-v2); off: never.",
+    )
 
 
 @dataclass(frozen=True)

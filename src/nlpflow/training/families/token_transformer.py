@@ -10,6 +10,10 @@ The encoder's fast tokenizer splits the words into subwords (`is_split_into_word
   tag's softmax. Invalid BIO is then repaired: an I-X after O or after another type's tag
   becomes B-X (the probability stays the model's: the repair changes how the entity's start is
   written, not the type the model chose), so every predicted I- continues an entity.
+- case: all-MiniLM-L6-v2's tokenizer lowercases, and case marks names. With
+  `train.token_transformer.case_types` (auto: on for such an encoder) the token_type_ids of a
+  capitalised word's subwords are 1: BERT's second segment embedding, learnt in fine-tuning
+  as a "has a capital" feature; the saved model's manifest says so, and prediction does it too.
 - truncation, not stride windows: a sentence longer than `train.max_length` subwords keeps its
   head; its words past the cut are tagged O with probability 1.0 (the model never saw them),
   and one warning per call counts the sentences and words cut. Entity sentences are short: at
@@ -93,9 +97,47 @@ def repair_bio(tags: Sequence[str]) -> list[str]:
     return out
 
 
+def case_type_ids(word_ids: Sequence[int | None], words: Sequence[str]) -> list[int]:
+    """token_type_ids that carry case into an uncased encoder: 1 on every subword of a word
+    with a capital letter, 0 on the others and on special tokens and padding."""
+    capital = [any(ch.isupper() for ch in word) for word in words]
+    return [int(word is not None and capital[word]) for word in word_ids]
+
+
+def wants_case_types(setting: str, model: Any, tokenizer: Any) -> bool:
+    """train.token_transformer.case_types resolved for this encoder (see its description)."""
+    if setting == "off":
+        return False
+    able = getattr(model.config, "type_vocab_size", 0) >= 2 and (
+        "token_type_ids" in tokenizer.model_input_names
+    )
+    if setting == "on" and not able:
+        raise ModelError(
+            "train.token_transformer.case_types: on needs an encoder with two token types "
+            f"(token_type_ids); {type(model).__name__} has "
+            f"{getattr(model.config, 'type_vocab_size', 0)}: set case_types: auto or off."
+        )
+    return able and (setting == "on" or bool(getattr(tokenizer, "do_lower_case", False)))
+
+
 class TokenTransformer(HfModel):
     family = FAMILY
     auto_class = "AutoModelForTokenClassification"
+    case_types = False  # token_type_ids mark capitalised words (case_type_ids)
+
+    def save(self, path: Path) -> None:
+        from nlpflow.training.families import update_manifest
+
+        super().save(path)
+        update_manifest(path, case_types=self.case_types)
+
+    @classmethod
+    def load(cls, path: Path) -> TokenTransformer:
+        from nlpflow.training.families import load_manifest
+
+        tagger = super().load(path)
+        tagger.case_types = bool(load_manifest(path).get("case_types", False))
+        return tagger
 
     def predict_tags(
         self, sentences: Sequence[Sequence[str]], batch_size: int = 64
@@ -116,6 +158,10 @@ class TokenTransformer(HfModel):
                     [words[i] for i in idx], is_split_into_words=True, truncation=True,
                     max_length=self.max_length, padding=True, return_tensors="pt",
                 )  # fmt: skip
+                if self.case_types:
+                    enc["token_type_ids"] = torch.tensor([
+                        case_type_ids(enc.word_ids(row), words[i]) for row, i in enumerate(idx)
+                    ])  # fmt: skip
                 logits = self.model(**enc.to(device)).logits.float()
                 best, chosen = torch.softmax(logits, dim=-1).max(dim=-1)
                 best_np, chosen_np = best.cpu().numpy(), chosen.cpu().numpy()
@@ -150,7 +196,7 @@ class _Tagged:
 
     def __init__(
         self, tokenizer: Any, xy: tuple[list[Any], list[Any]], *, labels: list[str],
-        max_length: int, all_subwords: bool,
+        max_length: int, all_subwords: bool, case_types: bool = False,
     ) -> None:  # fmt: skip
         sentences = [list(s) for s in xy[0]]
         self.enc: Any = {"input_ids": []}
@@ -161,6 +207,10 @@ class _Tagged:
                 sentences, is_split_into_words=True, truncation=True, max_length=max_length
             )
             word_ids = [self.enc.word_ids(i) for i in range(len(sentences))]
+            if case_types:
+                self.enc["token_type_ids"] = [
+                    case_type_ids(ids, words) for ids, words in zip(word_ids, sentences, strict=True)
+                ]  # fmt: skip
         index = {tag: i for i, tag in enumerate(labels)}
         self.labels = [
             align_labels(ids, list(tags), index, all_subwords=all_subwords)
@@ -244,13 +294,14 @@ def fit_token_transformer(
             "which token-classification needs to map subwords to words; choose another encoder."
         )
     freeze_encoder(model, params.trainable_layers)
-    all_subwords = params.token_transformer.label_all_subwords
-    train_ds, val_ds = (
-        _Tagged(
-            tokenizer, xy, labels=labels, max_length=params.max_length, all_subwords=all_subwords
-        )
-        for xy in (train, validation)
-    )
+    own = params.token_transformer
+    case_types = wants_case_types(own.case_types, model, tokenizer)
+
+    def tagged(xy: tuple[list[Any], list[Any]]) -> _Tagged:
+        return _Tagged(tokenizer, xy, labels=labels, max_length=params.max_length,
+                       all_subwords=own.label_all_subwords, case_types=case_types)  # fmt: skip
+
+    train_ds, val_ds = tagged(train), tagged(validation)
     train_ds.seen = record_seen
     run = run_trainer(
         model, params, progress=progress, train_ds=train_ds, val_ds=val_ds,
@@ -259,6 +310,7 @@ def fit_token_transformer(
         score=_entity_f1(val_ds, [list(t) for t in validation[1]], labels), metric="entity_f1",
     )  # fmt: skip
     tagger = TokenTransformer(run.model, tokenizer, labels, params.max_length)
+    tagger.case_types = case_types
     tagger.history, tagger.resumed_from = run.history, run.resumed_from
     tagger.perf, tagger.device = run.perf, run.device
     return tagger
