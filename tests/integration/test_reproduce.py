@@ -21,6 +21,7 @@ import yaml
 from nlpflow.pipeline.reproduce import compare_metrics, flatten_metrics
 from nlpflow.pipeline.stages import STAGE_NAMES
 from tests.conftest import (
+    REPO,
     SAMPLE,
     _venv_env,
     fast_params,
@@ -40,19 +41,19 @@ OUTPUTS = (
 )
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def _recorded(base: Path, params: dict[str, Any], data: Path) -> dict[str, Any]:
+    """A project in `base` whose data source is `data` copied outside git, run once as the
+    training flow sequences it and recorded for reproduction; then the DVC cache, every output
+    and the data source are deleted, so a reproduction can only pull its data from the remote."""
     from nlpflow.config.params import load_params
     from nlpflow.config.settings import load_settings
     from nlpflow.pipeline.remote import push, record_for_reproduction, resolve_remote
     from nlpflow.pipeline.runs import close_run, make_context, open_run, record_dvc_stage
     from nlpflow.pipeline.stages import STAGE_NAMES, run_stage
 
-    base = tmp_path_factory.mktemp("reproduce")
-    source = base / "outside-git" / "tickets.csv"  # as /data/tickets.csv would be
+    source = base / "outside-git" / data.name  # as /data/tickets.csv would be
     source.parent.mkdir()
-    shutil.copy(SAMPLE, source)
-    params = yaml.safe_load(fast_params(family="tfidf_logreg"))
+    shutil.copy(data, source)
     params["data"]["source"] = str(source)
     root = make_project(base / "project", yaml.safe_dump(params, sort_keys=False))
     with project_environment(root, MODEL) as env:
@@ -75,6 +76,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         shutil.rmtree(root / out)
     source.unlink()
     return {"root": root, "run_id": run_id, "metrics": metrics, "lock": lock, "remote": remote}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    params = yaml.safe_load(fast_params(family="tfidf_logreg"))
+    return _recorded(tmp_path_factory.mktemp("reproduce"), params, SAMPLE)
 
 
 def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -109,9 +116,7 @@ def test_the_run_records_params_lock_and_remote(project: dict[str, Any]) -> None
     assert object_path.is_file()  # the snapshot's directory listing is in the remote
 
 
-def test_reproduction_pulls_from_the_remote_and_every_metric_is_identical(
-    project: dict[str, Any],
-) -> None:
+def _reproduces_identically(project: dict[str, Any]) -> None:
     root = project["root"]
     done = _cli(root, project["run_id"], "--json")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -133,6 +138,33 @@ def test_reproduction_pulls_from_the_remote_and_every_metric_is_identical(
     assert [v.run_id for v in client.search_model_versions(f"name='{MODEL}'")] == [
         project["run_id"]
     ]
+
+
+def test_reproduction_pulls_from_the_remote_and_every_metric_is_identical(
+    project: dict[str, Any],
+) -> None:
+    _reproduces_identically(project)
+
+
+@pytest.mark.slow
+def test_a_tagger_reproduces_with_every_entity_metric_identical(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The same for token classification: spaCy's NER on the entities sample, seeded."""
+    from nlpflow.config.params import merge
+
+    params = merge(
+        yaml.safe_load(fast_params(family="tfidf_logreg")),
+        yaml.safe_load((REPO / "configs/ner_sample.yaml").read_text()),
+    )
+    params["train"]["spacy_ner"]["epochs"] = 5
+    params["evaluate"]["behavioural"] = None  # its file is not in this project
+    project = _recorded(
+        tmp_path_factory.mktemp("reproduce-tagger"), params,
+        REPO / "data/sample/support_entities.jsonl",
+    )  # fmt: skip
+    assert "entity_f1" in project["metrics"]
+    _reproduces_identically(project)
 
 
 def test_a_remote_without_the_data_fails_clearly_and_removes_the_worktree(
