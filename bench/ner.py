@@ -28,12 +28,10 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +111,7 @@ def serve_latency(root: Path, params: Any, requests: int = 200) -> dict[str, Any
 
     import numpy as np
     import pandas as pd
+    from serve import _free_port, _wait_for_ping  # bench/serve.py, beside this script
 
     from nlpflow.config.settings import Settings
     from nlpflow.pipeline.paths import MODEL
@@ -175,25 +174,6 @@ def serve_latency(root: Path, params: Any, requests: int = 200) -> dict[str, Any
         **{f"{key}: p50_ms": round(float(np.percentile(r[0], 50)), 2) for key, r in results.items()},
         **{f"{key}: p99_ms": round(float(np.percentile(r[0], 99)), 2) for key, r in results.items()},
     }  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_ping(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"nlpflow serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    sys.exit(f"nlpflow serve did not answer /ping in 300 s:\n{log.read_text()}")
 
 
 def _processed(tmp: Path, params: Any) -> dict[str, tuple[list[Any], list[Any]]]:

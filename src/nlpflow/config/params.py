@@ -107,30 +107,28 @@ class Params(Section):
     @model_validator(mode="after")
     def _main_metric_of_task(self) -> Params:
         metrics = get_nlp_task(self.task).metrics
-        if self.evaluate.main_metric in metrics:
-            return self
-        if "main_metric" in self.evaluate.model_fields_set:
-            raise ValueError(
-                f"evaluate.main_metric: {self.evaluate.main_metric} is no metric of task "
-                f"{self.task}; choose one of {', '.join(metrics)}"
-            )
-        # not chosen: the task's default (the field's default is classification's)
-        chosen = self.evaluate.model_copy(update={"main_metric": metrics[0]})
-        object.__setattr__(self, "evaluate", chosen)
-        return self
+        return self._task_choice("evaluate", "main_metric", metrics, "is no metric of task {task}")
 
     @model_validator(mode="after")
     def _sweep_metric_of_task(self) -> Params:
         metrics = get_nlp_task(self.task).sweep_metrics
-        if self.sweep.metric in metrics:
+        return self._task_choice(
+            "sweep", "metric", metrics, "is not reported by task {task}'s families"
+        )
+
+    def _task_choice(self, section: str, field: str, choices: tuple[str, ...], why: str) -> Params:
+        """`section.field` must be one of the task's `choices`; left unset, the field's default
+        (classification's) becomes the task's first choice."""
+        part = getattr(self, section)
+        value = getattr(part, field)
+        if value in choices:
             return self
-        if "metric" in self.sweep.model_fields_set:
+        if field in part.model_fields_set:
             raise ValueError(
-                f"sweep.metric: {self.sweep.metric} is not reported by task {self.task}'s "
-                f"families; choose one of {', '.join(metrics)}"
+                f"{section}.{field}: {value} {why.format(task=self.task)}; choose one of "
+                f"{', '.join(choices)}"
             )
-        chosen = self.sweep.model_copy(update={"metric": metrics[0]})
-        object.__setattr__(self, "sweep", chosen)
+        object.__setattr__(self, section, part.model_copy(update={field: choices[0]}))
         return self
 
     @model_validator(mode="after")
