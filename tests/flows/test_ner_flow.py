@@ -37,6 +37,7 @@ from tests.conftest import (
 pytestmark = pytest.mark.slow
 MODEL_NAME = "flow-test-tagger"
 CONFIG = "configs/ner_sample.yaml"
+BEHAVIOURAL = "configs/behavioural/ner_sample.yaml"
 SAMPLE = "data/sample/support_entities.jsonl"
 TYPES = ["city", "order_id", "person", "product"]
 
@@ -47,10 +48,10 @@ def _project(root: Path) -> Path:
     # an unchanged rerun must go through the stages (all cache hits), not be skipped whole
     params["schedule"]["skip_unchanged_data"] = False
     make_project(root, yaml.safe_dump(params, sort_keys=False))
-    for rel in (SAMPLE, CONFIG):
+    for rel in (SAMPLE, CONFIG, BEHAVIOURAL):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / rel, root / rel)
-    _git(root, "add", SAMPLE, CONFIG)
+    _git(root, "add", SAMPLE, CONFIG, BEHAVIOURAL)
     _git(root, "commit", "-qm", "entities sample and its config")
     return root
 
@@ -194,13 +195,13 @@ def test_dvc_repro_of_the_same_params_rebuilds_the_same_model_and_scores(sequenc
     assert sequence["repro_again"] == []
     client = mlflow_client(root)
     experiment = client.get_experiment_by_name("nlpflow")
-    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
-    repro = runs[-1]
-    assert repro.data.tags["nlpflow.runner"] == "dvc"
+    runs = client.search_runs([experiment.experiment_id])
+    (repro,) = [r for r in runs if r.data.tags["nlpflow.runner"] == "dvc"]
     assert repro.data.metrics["test/entity_f1"] == sequence["metrics"]["entity_f1"]
     # a second version, the champion's equal: the gate keeps the champion
     assert int(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == 1
-    assert int(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == 2
+    second = client.get_model_version(MODEL_NAME, "2")
+    assert second.run_id == repro.info.run_id and second.tags["gate.decision"] == "rejected"
 
 
 def test_the_gate_refuses_a_degraded_tagger_on_paired_entity_f1(sequence) -> None:
@@ -213,6 +214,7 @@ def test_the_gate_refuses_a_degraded_tagger_on_paired_entity_f1(sequence) -> Non
     assert reg["reasons"].startswith("margin: entity_f1")
     client = mlflow_client(root)
     assert int(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == 1
+    assert int(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == 3
     tags = client.get_model_version(MODEL_NAME, "3").tags
     assert tags["gate.decision"] == "rejected" and tags["gate.compared_version"] == "1"
     values = json.loads(tags["gate.metrics"])
@@ -275,3 +277,43 @@ def test_nlpflow_infer_writes_entities_as_a_json_column(sequence, monkeypatch) -
     # a JSON column, batched by 3: the same entities as one in-process call
     assert [json.loads(v) for v in scored["entities"]] == local
     assert (root / "scored.rejected.jsonl").exists()
+    # the inference run counts entities per type (a classifier's counts rows per label)
+    client = mlflow_client(root)
+    experiment = client.get_experiment_by_name("nlpflow-inference")
+    (run,) = client.search_runs([experiment.experiment_id])
+    expected: dict[str, float] = {}
+    for entities in local:
+        for entity in entities:
+            expected[f"entities_{entity['label']}"] = (
+                expected.get(f"entities_{entity['label']}", 0) + 1
+            )
+    counted = {k: v for k, v in run.data.metrics.items() if k.startswith("entities_")}
+    assert counted == expected and run.data.metrics["rows_scored"] == len(RAW)
+
+
+def test_a_sweep_over_a_tagger_is_judged_on_validation_entity_f1(sequence) -> None:
+    from nlpflow.flows.sweep import sweep_flow
+
+    root = sequence["root"]  # params.yaml holds the NER config by now
+    space = {
+        "spacy_ner.epochs": {"type": "int", "low": 1, "high": 6},
+        "spacy_ner.learn_rate": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True},
+    }
+    sets = ["sweep.study=tagger", "sweep.runner=threads", "sweep.n_trials=3",
+            "sweep.parallelism=1", "sweep.pruner=none", "train.spacy_ner.patience=6", f"sweep.space={json.dumps(space)}",
+            "sweep.output=reports/sweep/tagger.yaml"]  # fmt: skip
+    with project_environment(root, MODEL_NAME):
+        result = sweep_flow(project_dir=str(root), overrides=sets)
+    trials = result["trials"]
+    assert [t["state"] for t in trials] == ["COMPLETE"] * 3
+    client = mlflow_client(root)
+    values = []
+    for trial in trials:
+        history = client.get_metric_history(trial["run_id"], "val/entity_f1")
+        assert history, trial  # each epoch's validation entity F1, as train reported it
+        values.append(max(m.value for m in history))
+        best = client.get_run(trial["run_id"]).data.metrics["best/val_entity_f1"]
+        assert best == pytest.approx(values[-1])
+    assert result["best_value"] == pytest.approx(max(values))
+    written = yaml.safe_load((root / "reports/sweep/tagger.yaml").read_text())
+    assert set(written["train"]["spacy_ner"]) == {"epochs", "learn_rate"}

@@ -37,7 +37,8 @@ class InferenceReport(BaseModel):
     rows_valid: int
     rows_rejected: int
     rows_scored: int
-    labels: dict[str, int]  # predicted label -> rows
+    counted: str = "rows per predicted label"  # what `labels` counts (the model's task says)
+    labels: dict[str, int]  # predicted label -> rows; a tagger's: entity type -> entities
     rejected_by_check: dict[str, int]  # check id -> rows breaking it (a row may break several)
     max_chars: int
     batch_size: int
@@ -53,7 +54,9 @@ def build_report(
     *,
     run_id: str,
 ) -> InferenceReport:
-    labels = predictions["label"].astype(str).value_counts().sort_index()
+    from nlpflow.serving.nlp import output
+
+    counted, labels = output(model.task).answer_counts(predictions)
     rejected = plan.target.rejected
     return InferenceReport(
         model_name=model.ref.name, model_version=model.ref.version, model_alias=model.ref.alias or str(model.ref.version),
@@ -61,7 +64,7 @@ def build_report(
         rejected_output=rejected if plan.target.kind == "file" else f"table {rejected}",
         rows_read=checked.rows_read, rows_valid=len(checked.valid),
         rows_rejected=len(checked.rejected), rows_scored=len(predictions),
-        labels={str(k): int(v) for k, v in labels.items()}, rejected_by_check=checked.failed,
+        counted=counted, labels=labels, rejected_by_check=checked.failed,
         max_chars=model.max_chars, batch_size=max(1, min(plan.batch_size, model.max_batch)),
         scored_at=plan.scored_at.isoformat(), run_id=run_id,
     )  # fmt: skip
@@ -79,8 +82,11 @@ def report_markdown(report: InferenceReport) -> str:
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     labels = "\n".join(f"| {k} | {v} |" for k, v in report.labels.items()) or "| (none) | 0 |"
     checks = "\n".join(f"| {k} | {v} |" for k, v in report.rejected_by_check.items())
-    text = f"## Batch inference\n\n| | |\n|---|---|\n{table}\n\n### Predicted labels\n\n"
-    text += f"| label | rows |\n|---|---|\n{labels}\n"
+    what, per = report.counted.split(" per ", 1) if " per " in report.counted else ("rows", "")
+    text = (
+        f"## Batch inference\n\n| | |\n|---|---|\n{table}\n\n### {report.counted.capitalize()}\n\n"
+    )
+    text += f"| {per or 'label'} | {what} |\n|---|---|\n{labels}\n"
     if checks:
         text += f"\n### Rejected rows by check\n\n| check | rows |\n|---|---|\n{checks}\n"
     return text
@@ -110,7 +116,8 @@ def log_report(tracker: Tracker, report: InferenceReport) -> None:
         "rows_read": report.rows_read, "rows_valid": report.rows_valid,
         "rows_rejected": report.rows_rejected, "rows_scored": report.rows_scored,
     }  # fmt: skip
-    metrics |= {_metric_key(f"label_{k}"): v for k, v in report.labels.items()}
+    prefix = "label" if report.counted.startswith("rows") else report.counted.split()[0]
+    metrics |= {_metric_key(f"{prefix}_{k}"): v for k, v in report.labels.items()}
     metrics |= {_metric_key(f"rejected_{k}"): v for k, v in report.rejected_by_check.items()}
     tracker.log_metrics(report.run_id, metrics)
     tracker.set_tags(report.run_id, {"inference.rejected_output": report.rejected_output})

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from nlpflow.config.params import FAMILIES
 from nlpflow.errors import ModelError, ParamsError
 from nlpflow.serving.batch.checks import CheckedRows
 from nlpflow.serving.batch.plan import ROW
@@ -30,6 +31,7 @@ class LoadedModel:
     max_chars: int
     max_batch: int
     output_columns: list[str]  # label, score, proba_<label>... as the signature declares
+    task: str  # the NLP task of the model's family (nlpflow.config.nlp_tasks)
 
 
 def load_version(tracker: Tracker, ref: ModelRef, *, max_chars: int, max_batch: int) -> LoadedModel:
@@ -42,6 +44,7 @@ def load_version(tracker: Tracker, ref: ModelRef, *, max_chars: int, max_batch: 
     return LoadedModel(
         ref=ref, pyfunc=model, max_chars=int(config.get("max_chars") or max_chars),
         max_batch=int(config.get("max_batch") or max_batch), output_columns=[str(c) for c in columns],
+        task=FAMILIES[model.unwrap_python_model().model.family].task,
     )  # fmt: skip
 
 

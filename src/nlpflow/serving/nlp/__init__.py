@@ -47,6 +47,11 @@ class Output(Protocol):
         """The answer as one JSON object per text (`nlpflow predict --json`)."""
         ...
 
+    def answer_counts(self, frame: pd.DataFrame) -> tuple[str, dict[str, int]]:
+        """What batch inference reports of a scored frame: what is counted (e.g. "rows per
+        predicted label") and the counts, sorted by key."""
+        ...
+
     def is_output_column(self, name: str) -> bool:
         """Whether `name` is (or could be, for some labels) a column of the answer: batch
         inference refuses input columns that its output would overwrite."""

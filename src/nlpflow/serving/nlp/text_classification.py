@@ -42,6 +42,11 @@ def read_answer(frame: pd.DataFrame, labels: Sequence[str]) -> tuple[list[Any], 
     return frame["label"].astype(str).tolist(), frame[columns].to_numpy()
 
 
+def answer_counts(frame: pd.DataFrame) -> tuple[str, dict[str, int]]:
+    counts = frame["label"].astype(str).value_counts().sort_index()
+    return "rows per predicted label", {str(k): int(v) for k, v in counts.items()}
+
+
 def is_output_column(name: str) -> bool:
     return name in ("label", "score") or name.startswith(PROBA_PREFIX)
 

@@ -51,6 +51,14 @@ def read_answer(frame: pd.DataFrame, labels: Sequence[str]) -> tuple[list[Any], 
     return [canonical(a) for a in answers], lowest
 
 
+def answer_counts(frame: pd.DataFrame) -> tuple[str, dict[str, int]]:
+    counts: dict[str, int] = {}
+    for value in frame[COLUMN]:
+        for entity in json.loads(value):
+            counts[entity["label"]] = counts.get(entity["label"], 0) + 1
+    return "entities per type", dict(sorted(counts.items()))
+
+
 def is_output_column(name: str) -> bool:
     return name == COLUMN
 
