@@ -200,3 +200,14 @@ def run_cli_pipeline(root: Path, overrides: list[str]) -> dict[str, Any]:
     params = load_params(root / "params.yaml", overrides)
     ctx = make_context(root, params, load_settings())
     return {name: run_cli_stage(name, ctx).model_dump() for name in STAGE_NAMES}
+
+
+def use_mlflow_store(monkeypatch: pytest.MonkeyPatch, root: Path) -> str:
+    """Point MLflow's process-wide tracking and registry URIs (what `models:/` resolves
+    through) at `root`'s SQLite store for one test. mlflow.set_*_uri would leak into every
+    later test of the session: the monkeypatch undoes these when the test ends."""
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", uri)
+    monkeypatch.setattr("mlflow.tracking._model_registry.utils._registry_uri", uri)
+    return uri

@@ -32,6 +32,7 @@ from tests.conftest import (
     make_project,
     mlflow_client,
     project_environment,
+    use_mlflow_store,
 )
 
 pytestmark = pytest.mark.slow
@@ -106,12 +107,7 @@ def test_registered_tagger_answers_raw_text_with_entities_at_their_offsets(
     import mlflow
 
     root, first = sequence["root"], sequence["first"]
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    # models:/ resolves through MLflow's process-wide URIs: set for this test only (set_*_uri
-    # would leak into every later test of the session)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", uri)
-    monkeypatch.setattr("mlflow.tracking._model_registry.utils._registry_uri", uri)
+    use_mlflow_store(monkeypatch, root)
     version = mlflow_client(root).get_model_version_by_alias(MODEL_NAME, "champion")
     assert int(version.version) == first["register"]["version"] == 1
     raw = [
@@ -232,10 +228,7 @@ RAW = [
 def _champion_in_process(root: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     import mlflow
 
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", uri)
-    monkeypatch.setattr("mlflow.tracking._model_registry.utils._registry_uri", uri)
+    use_mlflow_store(monkeypatch, root)
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
     return [json.loads(v) for v in model.predict(pd.DataFrame({"text": RAW}))["entities"]]
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from nlpflow.pipeline.stages import STAGES
-from tests.conftest import fast_params, make_project, mlflow_client
+from tests.conftest import fast_params, make_project, mlflow_client, use_mlflow_store
 
 pytestmark = pytest.mark.slow
 MODEL_NAME = "flow-test-classifier"
@@ -157,8 +157,7 @@ def test_registered_pyfunc_predicts_raw_text_like_in_process(flow_run, monkeypat
         "   The app crashes when I upload a photo!!  ",
         "Please delete my account and all my data: jane@example.com",
     ]
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    use_mlflow_store(monkeypatch, root)
     served = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion").predict(
         pd.DataFrame({"text": raw})
     )

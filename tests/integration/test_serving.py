@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, use_mlflow_store
 from tests.serve_client import NLPFLOW, free_port, hostile_env, post, serving
 
 pytestmark = pytest.mark.slow
@@ -80,10 +80,7 @@ def server(registered, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
 def _in_process(registered: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
     import mlflow
 
-    uri = f"sqlite:///{registered['root'] / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    use_mlflow_store(monkeypatch, registered["root"])
     return mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
 
 

@@ -155,8 +155,8 @@ def test_the_sweep_judges_a_tagger_on_validation_entity_f1() -> None:
     assert parse_params({}).sweep.metric == "val_macro_f1"
     with pytest.raises(
         ParamsError,
-        match="sweep.metric: val_accuracy is not reported by task "
-        "token-classification's families; choose one of val_entity_f1, val_loss",
+        match=r"sweep\.metric: val_accuracy is not reported by task "
+        r"token-classification's families; choose one of val_entity_f1, val_loss",
     ):
         parse_params(tagger | {"sweep": {"metric": "val_accuracy"}})
     with pytest.raises(ParamsError, match="val_entity_f1 is not reported by task text-class"):
@@ -164,5 +164,5 @@ def test_the_sweep_judges_a_tagger_on_validation_entity_f1() -> None:
     # val_loss: Trainer families only; the way out names the task's own metric
     spaced = tagger | {"sweep": {"metric": "val_loss", "space": {
         "dropout": {"type": "float", "low": 0.1, "high": 0.3}}}}  # fmt: skip
-    with pytest.raises(ParamsError, match="reports no validation loss; use val_entity_f1$"):
+    with pytest.raises(ParamsError, match=r"reports no validation loss; use val_entity_f1$"):
         check_sweep(parse_params(spaced), Path("."))
