@@ -56,16 +56,11 @@ RUNS: dict[str, list[str]] = {
     ],
     # all-MiniLM-L6-v2 (uncased: the only encoder installable from PyPI found), case_types auto
     "token_transformer": ["train.family=token_transformer"],
-    # the same, trained on train + dev (dev, like test, is Reddit/YouTube/StackExchange text;
-    # train is tweets); validation: 10% of those, carved by gather; test unchanged
-    "token_transformer_train_dev": [
-        "train.family=token_transformer",
-        "data.split_files={wnut17train.conll: train, emerging.dev.conll: train, "
-        "emerging.test.annotated: test}",
-        "data.split.validation=0.1",
-        "data.test_overlap=drop_from_train",  # a dev sentence is also in test ("Wow , just wow .")
-    ],
+    # the same, trained on train + dev (configs/wnut17_train_dev.yaml, over wnut17.yaml)
+    "token_transformer_train_dev": ["train.family=token_transformer"],
 }
+# name -> config files merged over configs/wnut17.yaml
+CONFIGS: dict[str, list[str]] = {"token_transformer_train_dev": ["wnut17_train_dev.yaml"]}
 DEFAULT_RUNS = ["rules", "spacy_ner_base", "token_transformer", "token_transformer_train_dev"]
 
 
@@ -79,7 +74,8 @@ def run(name: str, out: Path) -> dict[str, Any]:
     family = overrides[0].split("=", 1)[1]
     if family not in FAMILIES:
         return {"run": name, "family": family, "skipped": f"family {family} is not registered"}
-    params = load_params(ROOT / "params.yaml", overrides, [ROOT / "configs" / "wnut17.yaml"])
+    configs = [ROOT / "configs" / c for c in ["wnut17.yaml", *CONFIGS.get(name, [])]]
+    params = load_params(ROOT / "params.yaml", overrides, configs)
     if params.evaluate.behavioural:  # the run's project is a temporary folder: by absolute path
         shown = params.evaluate.model_copy(
             update={"behavioural": str(ROOT / params.evaluate.behavioural)}
@@ -289,8 +285,11 @@ def main() -> None:
     served = [r["serve"] for r in results if r.get("serve")]
     done = [r for r in results if "skipped" not in r and r["train_seconds"] < BUDGET_S]
     best = max((r["entity_f1"] for r in done), default=0.0)
+    official = max((r["entity_f1"] for r in done if r["run"] not in CONFIGS), default=0.0)
     goals = {
         "wnut17_entity_f1_at_least_0.42_within_30_min": best >= 0.42,
+        # the same, trained on the train file only (dev for early stopping), as published
+        "wnut17_entity_f1_at_least_0.42_train_file_only": official >= 0.42,
         "stretch_wnut17_entity_f1_at_least_0.50": best >= 0.50,
     }
     if served:
