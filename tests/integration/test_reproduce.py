@@ -110,7 +110,7 @@ def test_the_run_records_params_lock_and_remote(project: dict[str, Any]) -> None
     assert (folder / "dvc.lock").read_text() == project["lock"]
     recorded = yaml.safe_load((folder / "params.yaml").read_text())
     assert recorded["train"]["family"] == "tfidf_logreg"
-    assert recorded["data"]["source"].endswith("outside-git/tickets.csv")
+    assert recorded["data"]["source"].endswith(f"outside-git/{SAMPLE.name}")
     gathered = yaml.safe_load(project["lock"])["stages"]["gather"]["outs"][0]["md5"]
     object_path = Path(project["remote"].url) / "files/md5" / gathered[:2] / gathered[2:]
     assert object_path.is_file()  # the snapshot's directory listing is in the remote
