@@ -4,8 +4,9 @@ their character offsets and BIO tags (nlpflow.data.ner.formats describes the col
 gather reads CoNLL column files (data.format conll; the four-column CoNLL-2003 layout too),
 JSONL with character spans (spans_jsonl, as spaCy and Prodigy write them), Label Studio's JSON
 export (label_studio), a Parquet table of tokens and tag names (parquet; a Hugging Face
-dataset with `tokens` and ClassLabel `ner_tags`, data.source hf:..., arrives as one), or a folder of train/dev/test files of one of them; any tag scheme
-(data.tag_scheme, detected by default) becomes BIO. Entity types are renamed by data.label_map,
+dataset with `tokens` and ClassLabel `ner_tags`, data.source hf:..., arrives as one), or a
+folder of train/dev/test files of one of them; any tag scheme (data.tag_scheme, detected by
+default) becomes BIO. Entity types are renamed by data.label_map,
 repeated sentences dropped by data.dedupe, and splits stratified by each sentence's first
 entity type.
 
