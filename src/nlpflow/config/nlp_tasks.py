@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import get_args
 
-from nlpflow.config.sections.evaluate import ClassMetric, EntityMetric
+from nlpflow.config.sections.evaluate import ClassMetric, EntityMetric, TopicMetric
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,9 @@ class NlpTask:
     # sweep.metric's choices: validation scores its families report per epoch, the default
     # first (val_loss: Hugging Face Trainer families only)
     sweep_metrics: tuple[str, ...] = ("val_macro_f1", "val_accuracy", "val_loss")
+    # Rows may have no target (data.label_column: null): a model learns from the inputs alone,
+    # and targets, where given, only score it
+    targets_optional: bool = False
 
 
 NLP_TASKS: dict[str, NlpTask] = {
@@ -95,6 +98,19 @@ NLP_TASKS: dict[str, NlpTask] = {
             own_params=("validate.entities",),
             metrics=get_args(EntityMetric),
             sweep_metrics=("val_entity_f1", "val_loss"),
+        ),
+        NlpTask(
+            "topic-modeling",
+            "themes found in unlabelled text: topics, their words and each text's share",
+            data="topic_modeling",
+            suite="topic_modeling",
+            scoring="topic_modeling",
+            output="topic_modeling",
+            baseline="nmf",
+            own_params=("data.time_column",),
+            metrics=get_args(TopicMetric),
+            sweep_metrics=("val_npmi", "val_diversity"),
+            targets_optional=True,
         ),
     )
 }

@@ -142,6 +142,23 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
+    def _targets_given(self) -> Params:
+        """Only a task that learns without targets reads unlabelled text."""
+        entry = get_nlp_task(self.task)
+        if self.data.label_column is None and not entry.targets_optional:
+            optional = [t.name for t in NLP_TASKS.values() if t.targets_optional]
+            raise ValueError(
+                f"data.label_column: null means the text has no labels, but task {self.task} "
+                f"learns from them: name the label column (tasks that read unlabelled text: "
+                f"{', '.join(optional)})"
+            )
+        if self.data.time_column is not None and "data.time_column" not in entry.own_params:
+            raise ValueError(
+                f"data.time_column is read by task topic-modeling only, not {self.task}: remove it"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _text_kept(self) -> Params:
         """A task whose targets point into the text (entity offsets) takes it as written."""
         if not get_nlp_task(self.task).keeps_text:

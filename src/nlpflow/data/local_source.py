@@ -55,9 +55,12 @@ def _select(df: pd.DataFrame, path: Path, params: DataParams) -> pd.DataFrame:
             else list(params.text_column)
         )
         label_column = params.label_column
-    missing = [c for c in (*text_columns, label_column) if c not in df.columns]
+    wanted = [*text_columns, *(c for c in (label_column, params.time_column) if c is not None)]
+    missing = [c for c in wanted if c not in df.columns]
     if missing:
         hint = "Set data.text_column / data.label_column to the right names."
+        if label_column in missing:
+            hint += " Unlabelled text (task topic-modeling): data.label_column: null."
         other = sniff_delimiter(str(df.columns[0])) if len(df.columns) == 1 else None
         if other is not None:
             hint = f"This file looks {other!r}-separated: set data.delimiter: {other!r}."
@@ -73,13 +76,38 @@ def _select(df: pd.DataFrame, path: Path, params: DataParams) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "text": [join(values) for values in zip(*(df[c] for c in text_columns), strict=True)],
-            "label": [_label(v, path, i) for i, v in enumerate(df[label_column])],
+            "label": [None] * len(df)
+            if label_column is None
+            else [_label(v, path, i) for i, v in enumerate(df[label_column])],
         }
     )
+    if params.time_column is not None:
+        out["time"] = _times(df[params.time_column], path=path, column=params.time_column)
     if SPLIT_COLUMN in df.columns:
         out[SPLIT_COLUMN] = [split_name(v, path) for v in df[SPLIT_COLUMN]]
     out["source_row"] = range(len(out))
     return out
+
+
+def _times(values: pd.Series, *, path: Path, column: str) -> pd.Series:
+    """data.time_column as timestamps (UTC); numbers are read as years when they look like one,
+    else as Unix seconds. DataSourceError naming the first value that is neither."""
+    if pd.api.types.is_numeric_dtype(values):
+        numbers = pd.to_numeric(values)
+        years = numbers.dropna().between(1000, 9999).all()
+        unit = None if years else "s"
+        text = numbers.map(lambda v: None if pd.isna(v) else str(int(v))) if years else numbers
+        return pd.to_datetime(text, utc=True, unit=unit, errors="raise", format="%Y" if years else None)
+    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    bad = parsed.isna() & values.notna()
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise DataSourceError(
+            f"{path} row {row}: data.time_column {column!r} holds {values.iloc[row]!r}, which is "
+            "no date or time: use ISO 8601 text (2024-05-01, 2024-05-01T12:00:00Z) or Unix "
+            "seconds, or set data.time_column: null."
+        )
+    return parsed
 
 
 def _label(value: object, path: Path, row: int) -> str | None:

@@ -80,9 +80,10 @@ def _judge(
     scoring of params `task` computes them."""
     from nlpflow.evaluation.nlp import scoring
 
+    cleaned = rows["text"].astype(str).tolist() if "text" in rows.columns else None
     return scoring(params.task).judge(
         rows["label"].astype(str).tolist(), predicted, rows["raw_text"].astype(str).tolist(),
-        labels=label_set, params=params.evaluate,
+        labels=label_set, params=params.evaluate, cleaned=cleaned,
     )  # fmt: skip
 
 

@@ -115,7 +115,7 @@ class ChallengerEvidence:
 
 def _champion_checks(
     challenger: ChallengerEvidence, champion: ChampionEvidence, params: Params
-) -> tuple[list[Check], float]:
+) -> tuple[list[Check], float | None]:
     from nlpflow.evaluation.nlp import scoring
     from nlpflow.evaluation.stats import mcnemar, paired_bootstrap
 
@@ -129,6 +129,16 @@ def _champion_checks(
         reason=f"{main} {challenger.score:.4f} vs champion v{champion.version} "
         f"{champion.score:.4f}{where} ({diff:+.4f}; needs > 0 and >= {gate.min_improvement})",
     )
+    paired = scoring(params.task).paired_metric(main, sorted(set(challenger.gold)))
+    if paired is None:  # a score of the whole model (topic coherence), not a sum over rows
+        significance = Check(
+            name="significance",
+            passed=True,
+            applicable=False,
+            reason=f"not tested: {main} of task {params.task} scores the model's topics as a "
+            "whole, not each test row, so there is no paired test over rows; margin decides",
+        )
+        return [margin, significance, _slice_check(challenger, champion, params)], None
     if gate.significance == "mcnemar":
         test = mcnemar(challenger.gold, champion.predicted, challenger.predicted)
         detail = (
@@ -140,7 +150,7 @@ def _champion_checks(
         # one bincount, where scikit-learn's full report per resample took minutes)
         test = paired_bootstrap(
             challenger.gold, champion.predicted, challenger.predicted,
-            metric=scoring(params.task).paired_metric(main, sorted(set(challenger.gold))),
+            metric=paired,
             samples=params.evaluate.bootstrap_samples, seed=params.evaluate.seed,
         )  # fmt: skip
         detail = f"paired bootstrap of {main}: p={test.p_value:.4g}"

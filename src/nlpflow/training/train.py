@@ -57,7 +57,9 @@ def examples(frame: pd.DataFrame, task: str = DEFAULT_NLP_TASK) -> XY:
     entry = get_nlp_task(task)
 
     def column(name: str) -> list[Any]:
-        return [[str(v) for v in value] if _is_sequence(value) else str(value)
+        # a missing target (topic-modeling's unlabelled rows) is "", not the text "None"
+        return [[str(v) for v in value] if _is_sequence(value)
+                else "" if value is None or value != value else str(value)
                 for value in frame[name]]  # fmt: skip
 
     return column(entry.inputs), column(entry.targets)
@@ -115,7 +117,9 @@ def train(
     train_xy, val_xy = examples(splits["train"], task), examples(splits["validation"], task)
     if labels and get_nlp_task(task).targets != "label":  # data.labels names entity types
         labels = ["O", *(f"{p}-{kind}" for kind in labels for p in ("B", "I"))]
-    labels = list(labels) if labels else target_labels(train_xy[1])
+    if get_nlp_task(task).targets_optional:  # labels only score such a model (topics)
+        labels = []
+    labels = list(labels) if labels else target_labels([y for y in train_xy[1] if y != ""])
     augmented_rows = 0
     if params.augment.enabled:  # train only: validation picks the model on real texts
         from nlpflow.data.augment import augment_split

@@ -122,7 +122,16 @@ class DataParams(Section):
     text_column: str | list[str] = Field(
         default="text", description="Column holding the text, or several joined by a space."
     )
-    label_column: str = Field(default="label", description="Column holding the label.")
+    label_column: str | None = Field(
+        default="label",
+        description="Column holding the label; null = the text has none (topic-modeling only, "
+        "whose labels are optional: where given, topics are scored against them).",
+    )
+    time_column: str | None = Field(
+        default=None,
+        description="topic-modeling: a column of dates or times (ISO text or numbers); the "
+        "evaluation then draws each topic's share over time. null = none.",
+    )
     label_pattern: str | None = Field(
         default=None,
         description="Regex applied to each label; its first group (or the match) becomes the "

@@ -49,15 +49,18 @@ class Scoring(Protocol):
 
     def judge(
         self, gold: list[Any], predicted: list[Any], texts: list[str], *, labels: list[str],
-        params: EvaluateParams,
+        params: EvaluateParams, cleaned: list[str] | None = None,
     ) -> tuple[float, dict[str, dict[str, Any]]]:  # fmt: skip
         """The main metric (params.main_metric) of `predicted` against `gold`, and the slices
-        of the test rows (`texts` raw), as evaluate computes them: the gate's score."""
+        of the test rows (`texts` raw; `cleaned`: as preprocess left them, which a score of
+        the texts themselves needs, topic coherence), as evaluate computes them: the gate's
+        score."""
         ...
 
     def paired_metric(self, name: str, labels: Sequence[str]) -> Any:
         """Metric `name` as a function of (gold, predicted) with `.resampled(gold, predicted,
-        indices)` scoring many bootstrap resamples at once: the gate's paired test."""
+        indices)` scoring many bootstrap resamples at once: the gate's paired test. None when
+        the metric scores the model as a whole, not each row (topic coherence): no paired test."""
         ...
 
     def recorded(

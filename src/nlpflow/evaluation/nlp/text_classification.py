@@ -237,7 +237,7 @@ def write_errors(out_dir: Path, frame: pd.DataFrame, *, limit: int) -> None:
 
 def judge(
     gold: list[Any], predicted: list[Any], texts: list[str], *, labels: list[str],
-    params: EvaluateParams,
+    params: EvaluateParams, cleaned: list[str] | None = None,
 ) -> tuple[float, dict[str, dict[str, Any]]]:  # fmt: skip
     """The main metric and the slices, as evaluate computes them."""
     from nlpflow.evaluation.metrics import compute_metrics

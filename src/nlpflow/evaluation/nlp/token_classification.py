@@ -92,7 +92,7 @@ def sentence_slices(
 
 def judge(
     gold: list[Any], predicted: list[Any], texts: list[str], *, labels: list[str],
-    params: EvaluateParams,
+    params: EvaluateParams, cleaned: list[str] | None = None,
 ) -> tuple[float, dict[str, dict[str, Any]]]:  # fmt: skip
     """The main metric and the sentence slices of the gate's form, as evaluate computes them
     (`labels` is not needed: the types are those of the entities)."""

@@ -11,7 +11,7 @@ import json
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import BaseModel
@@ -40,6 +40,9 @@ class InferenceReport(BaseModel):
     counted: str = "rows per predicted label"  # what `labels` counts (the model's task says)
     labels: dict[str, int]  # predicted label -> rows; a tagger's: entity type -> entities
     rejected_by_check: dict[str, int]  # check id -> rows breaking it (a row may break several)
+    # the answers' drift from the training data's (topic-modeling: topic shares, their total
+    # variation distance `tvd`); None when the model's task records nothing to compare with
+    drift: dict[str, Any] | None = None
     max_chars: int
     batch_size: int
     scored_at: str
@@ -56,7 +59,9 @@ def build_report(
 ) -> InferenceReport:
     from nlpflow.serving.nlp import output
 
-    counted, labels = output(model.task).answer_counts(predictions)
+    role = output(model.task)
+    counted, labels = role.answer_counts(predictions)
+    drift = role.answer_drift(predictions, model.pyfunc.unwrap_python_model().model)
     rejected = plan.target.rejected
     return InferenceReport(
         model_name=model.ref.name, model_version=model.ref.version, model_alias=model.ref.alias or str(model.ref.version),
@@ -64,7 +69,7 @@ def build_report(
         rejected_output=rejected if plan.target.kind == "file" else f"table {rejected}",
         rows_read=checked.rows_read, rows_valid=len(checked.valid),
         rows_rejected=len(checked.rejected), rows_scored=len(predictions),
-        counted=counted, labels=labels, rejected_by_check=checked.failed,
+        counted=counted, labels=labels, rejected_by_check=checked.failed, drift=drift,
         max_chars=model.max_chars, batch_size=max(1, min(plan.batch_size, model.max_batch)),
         scored_at=plan.scored_at.isoformat(), run_id=run_id,
     )  # fmt: skip
@@ -87,6 +92,12 @@ def report_markdown(report: InferenceReport) -> str:
         f"## Batch inference\n\n| | |\n|---|---|\n{table}\n\n### {report.counted.capitalize()}\n\n"
     )
     text += f"| {per or 'label'} | {what} |\n|---|---|\n{labels}\n"
+    if report.drift is not None:
+        moves = ", ".join(f"topic {t} {v:+.1%}" for t, v in report.drift["largest_moves"].items())
+        text += (
+            f"\n### Drift from the training data\n\nTopic shares moved by {report.drift['tvd']:.3f} "
+            f"(total variation distance; 0 = the training mix). Largest moves: {moves}.\n"
+        )
     if checks:
         text += f"\n### Rejected rows by check\n\n| check | rows |\n|---|---|\n{checks}\n"
     return text
@@ -116,9 +127,15 @@ def log_report(tracker: Tracker, report: InferenceReport) -> None:
         "rows_read": report.rows_read, "rows_valid": report.rows_valid,
         "rows_rejected": report.rows_rejected, "rows_scored": report.rows_scored,
     }  # fmt: skip
-    prefix = "label" if report.counted.startswith("rows") else report.counted.split()[0]
+    # rows per predicted label -> label_<label>; rows per largest topic -> topic_<id>;
+    # entities per type -> entities_<type>
+    words = report.counted.split()
+    prefix = words[-1] if words[0] == "rows" else words[0]
     metrics |= {_metric_key(f"{prefix}_{k}"): v for k, v in report.labels.items()}
     metrics |= {_metric_key(f"rejected_{k}"): v for k, v in report.rejected_by_check.items()}
+    if report.drift is not None:
+        metrics["drift_tvd"] = report.drift["tvd"]
+        metrics |= {_metric_key(f"share_{k}"): v for k, v in report.drift["current"].items()}
     tracker.log_metrics(report.run_id, metrics)
     tracker.set_tags(report.run_id, {"inference.rejected_output": report.rejected_output})
     with tempfile.TemporaryDirectory(prefix="nlpflow-inference-") as tmp:

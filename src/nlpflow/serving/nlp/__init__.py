@@ -52,6 +52,12 @@ class Output(Protocol):
         predicted label") and the counts, sorted by key."""
         ...
 
+    def answer_drift(self, frame: pd.DataFrame, model: Any) -> dict[str, Any] | None:
+        """How a scored frame's answers moved from those of the training data the model
+        (the registered family's object) recorded, for batch inference's report; None when
+        the task records nothing to compare with."""
+        ...
+
     def is_output_column(self, name: str) -> bool:
         """Whether `name` is (or could be, for some labels) a column of the answer: batch
         inference refuses input columns that its output would overwrite."""
