@@ -19,6 +19,7 @@ SMALL_TEST_SET = 500  # rows (entities) under which one mistake moves a score by
 CLASS_METRICS = ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "mcc", "roc_auc", "ece")
 ENTITY_METRICS = ("entity_f1", "entity_precision", "entity_recall", "entity_macro_f1",
                   "partial_f1", "exact_f1", "type_f1", "token_accuracy")  # fmt: skip
+TOPIC_METRICS = ("npmi", "c_v", "diversity", "nmi", "ari", "purity", "largest_share")
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -48,7 +49,7 @@ def _data_section(data_manifest: Path) -> str:
 
 def _metrics_section(metrics: dict[str, Any], main: str) -> str:
     ci = metrics.get("ci") or {}
-    names = [*CLASS_METRICS, *ENTITY_METRICS]  # those metrics.json holds: the task's
+    names = [*CLASS_METRICS, *ENTITY_METRICS, *TOPIC_METRICS]  # metrics.json holds the task's
     rows = []
     for name in names:
         if isinstance(metrics.get(name), int | float):
@@ -56,6 +57,17 @@ def _metrics_section(metrics: dict[str, Any], main: str) -> str:
             if name == ci.get("metric"):
                 interval = f"{ci['low']:.4f} to {ci['high']:.4f} ({ci['level']:.0%}, bootstrap)"
             rows.append([f"**{name}**" if name == main else name, f"{metrics[name]:.4f}", interval])
+    if "topic_shares" in metrics:  # a topic model: each topic's share and coherence
+        shares, npmi = metrics["topic_shares"], metrics.get("npmi_per_topic") or []
+        topics = [
+            [topic, f"{share:.1%}", f"{npmi[i]:.4f}" if i < len(npmi) else ""]
+            for i, (topic, share) in enumerate(shares.items())
+        ]
+        return (
+            _table(["metric", "test", "confidence interval"], rows)
+            + "\n\n"
+            + _table(["topic", "share of test texts", "NPMI"], topics)
+        )
     kind, scores = _per_target(metrics)
     per_class = [
         [label, f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}", v["support"]]

@@ -274,6 +274,38 @@ FAMILIES: dict[str, Family] = {
             on_device=True,
             hf_trainer=True,
         ),
+        Family(
+            "lda",
+            "latent Dirichlet allocation on word counts (scikit-learn)",
+            code="topic_sklearn",
+            fit="fit_lda",
+            model="SklearnTopicModel",
+            main_knob=("topics", "topics.n_topics"),
+            task="topic-modeling",
+            sections=("topics", "lda"),
+        ),
+        Family(
+            "nmf",
+            "non-negative matrix factorisation of TF-IDF (scikit-learn)",
+            code="topic_sklearn",
+            fit="fit_nmf",
+            model="SklearnTopicModel",
+            main_knob=("topics", "topics.n_topics"),
+            task="topic-modeling",
+            sections=("topics", "nmf"),
+        ),
+        Family(
+            "embedding_clusters",
+            "sentence-encoder embeddings clustered, topics worded by class-based TF-IDF "
+            "(BERTopic's recipe)",
+            code="topic_clusters",
+            fit="fit_embedding_clusters",
+            model="EmbeddingClustersModel",
+            main_knob=("topics", "topics.n_topics"),
+            task="topic-modeling",
+            sections=("topics", "embedding_clusters"),
+            shared=("pretrained", "cpu_threads"),
+        ),
     )
 }
 # Train sections that only one family (or two) reads, in the order the families list them.

