@@ -39,7 +39,7 @@ def test_unlabelled_text_is_refused_for_a_classifier_and_taken_for_topics() -> N
 
 def test_a_time_column_belongs_to_topic_modeling_only() -> None:
     assert parse_params(_params(time_column="when")).data.time_column == "when"
-    with pytest.raises(ParamsError, match="data.time_column is read by task topic-modeling only"):
+    with pytest.raises(ParamsError, match=r"data\.time_column is read by task topic-modeling only"):
         parse_params({"data": {"source": "x.csv", "time_column": "when"}})
 
 
@@ -47,7 +47,7 @@ def test_topic_params_default_to_the_tasks_metrics() -> None:
     params = parse_params(_params())
     assert params.evaluate.main_metric == "npmi"
     assert params.sweep.metric == "val_npmi"
-    with pytest.raises(ParamsError, match="evaluate.main_metric: macro_f1 is no metric of task"):
+    with pytest.raises(ParamsError, match=r"evaluate\.main_metric: macro_f1 is no metric of task"):
         parse_params(_params() | {"evaluate": {"main_metric": "macro_f1"}})
 
 
