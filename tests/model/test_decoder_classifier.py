@@ -1,6 +1,7 @@
 """A GPT-2 style decoder as `train.pretrained`: the `transformer` family fine-tunes it, and padding
 never changes a text's prediction (batched, alone, reloaded, served, with the end-of-text string
-in the text); `transformer_frozen` pools its last token; int8 serving quantizes its Conv1D layers.
+in the text), no token_type_ids reach it, train.dropout reaches its dropouts; `transformer_frozen`
+pools its last token (and refuses cls); int8 serving quantizes its Conv1D layers.
 
 The decoder is tiny and random (2 layers, width 32), built in a fixture with a byte-level BPE
 tokenizer that has no pad token, as GPT-2's has none.
@@ -229,3 +230,14 @@ def test_cls_pooling_of_a_decoder_is_refused_with_the_fix(tiny_decoder: Path) ->
                              frozen=FrozenParams(pooling="cls"))  # fmt: skip
     with pytest.raises(ModelError, match=r"decoder \(gpt2\).*frozen\.pooling to last"):
         fit((TEXTS, LABELS), ([], []), labels=CLASSES, params=params)
+
+
+def test_train_dropout_reaches_every_dropout_of_the_decoder(tiny_decoder: Path) -> None:
+    # GPT-2 names its rates resid_pdrop, embd_pdrop and attn_pdrop, not BERT's *_dropout_prob
+    import torch
+
+    from nlpflow.training.families.transformer import _load_pretrained
+
+    model, _ = _load_pretrained(str(tiny_decoder), CLASSES, seed=0, dropout=0.25)
+    rates = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.25}, rates
