@@ -13,6 +13,11 @@ are scaled per tensor, over the whole request: so an int8 model's answer for a t
 the other texts (and their padding) in the same request, which fp32's does not (44 of 1,066
 labels differed between one-text requests and requests of 64).
 
+GPT-2 style decoders compute their attention and MLP projections in transformers' Conv1D, not
+nn.Linear: x @ W + b with W stored (in, out). Such a layer is an nn.Linear with W transposed, so
+it is turned into one first and quantized with the rest; otherwise only the classification head
+would run in int8 while the model reported itself quantized.
+
 Only the `transformer` family is quantized. For the others it is a no-op: tfidf and spaCy models
 have no Linear layers worth it, and `transformer_frozen`'s logistic regression was fitted on fp32
 features, which int8 would shift (not measured).
@@ -50,6 +55,24 @@ def quantize_dynamic_int8(module: Any) -> Any:
         )
 
 
+def conv1d_as_linear(module: Any) -> Any:
+    """`module` with every transformers Conv1D (GPT-2's projections) replaced, in place, by the
+    nn.Linear that computes the same: weight transposed, bias shared."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    for name, child in module.named_children():
+        if isinstance(child, Conv1D):
+            n_in, n_out = child.weight.shape
+            linear = torch.nn.Linear(n_in, n_out, device=child.weight.device)
+            linear.weight = torch.nn.Parameter(child.weight.detach().t().contiguous())
+            linear.bias = child.bias
+            setattr(module, name, linear)
+        else:
+            conv1d_as_linear(child)
+    return module
+
+
 def apply_quantization(model: Any, mode: str) -> bool:
     """Quantize `model` (a loaded nlpflow TextClassifier) in place as `mode` says; True when
     something was quantized."""
@@ -62,5 +85,5 @@ def apply_quantization(model: Any, mode: str) -> bool:
         )
     if mode == "none" or getattr(model, "family", None) not in QUANTIZED_FAMILIES:
         return False
-    model.model = quantize_dynamic_int8(model.model)
+    model.model = quantize_dynamic_int8(conv1d_as_linear(model.model))
     return True

