@@ -103,12 +103,16 @@ class SweepParams(Section):
         "NLPFLOW_SWEEP_ADDRESS, else a local cluster). Cluster workers need the project folder "
         "at the same path (a shared file system).",
     )
-    metric: Literal["val_macro_f1", "val_accuracy", "val_entity_f1", "val_loss"] = Field(
+    metric: Literal[
+        "val_macro_f1", "val_accuracy", "val_entity_f1", "val_loss", "val_npmi", "val_diversity"
+    ] = Field(
         default="val_macro_f1",
         description="Validation metric a trial is judged (and pruned) on, as train reports it "
         "per epoch; a trial's value is its best epoch's. val_loss is minimised (Hugging Face "
         "Trainer families only), the others maximised. val_entity_f1 is token "
-        "classification's (its default there), the others classification's.",
+        "classification's (its default there); val_npmi (coherence of the topics on the "
+        "validation texts, the default there) and val_diversity topic modelling's; the others "
+        "classification's.",
     )
     pruner: Literal["median", "none"] = Field(
         default="median",
