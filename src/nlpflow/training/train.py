@@ -161,6 +161,8 @@ def train(
     model.save(partial)
     # Record how text must be cleaned before this model sees it (the serving model reads this).
     update_manifest(partial, preprocess=preprocess.model_dump(), train=params.model_dump())
+    if get_nlp_task(task).targets_optional:  # topics: the training mix, for drift later
+        update_manifest(partial, reference_shares=reference_shares(model, train_xy[0]))
     inside = history_path.parent == dst  # the baseline keeps its history in its folder
     if inside:
         _save_history(partial / history_path.name, history)
@@ -179,6 +181,13 @@ def train(
         history=history, augmented_rows=augmented_rows, resumed_from=resumed_from, perf=perf, device=device,
         model_sha256=model_sha256, resumed_run=previous_attempt if resumed_from else None,
     )  # fmt: skip
+
+
+def reference_shares(model: Any, texts: list[str]) -> dict[str, float]:
+    """Each topic's mean share of the training texts: the mix batch inference compares new
+    texts with (topic-share drift), saved in the model's manifest."""
+    shares = model.predict_proba(texts)
+    return {t: round(float(v), 6) for t, v in zip(model.labels, shares.mean(axis=0), strict=True)}
 
 
 def _remove(path: Path) -> None:

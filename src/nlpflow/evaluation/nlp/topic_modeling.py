@@ -3,7 +3,7 @@
 evaluate writes
 - metrics.json's numbers: topic coherence of the topics' top words on the held-out (test)
   documents, NPMI (`npmi`) and C_v (`c_v`) with gensim's CoherenceModel, topic diversity
-  (`diversity`: the share of distinct words among all topics' top words), the number of topics,
+  (`diversity`: the share of distinct words among all topics' top 25 words), the number of topics,
   each topic's share of the test documents (`topic_shares`) and, where the rows have labels,
   how well the largest topic of each text agrees with them (`nmi`, `ari`, `purity`); the
   baseline's (nmf) scores beside them;
@@ -39,7 +39,8 @@ from nlpflow.training.families import load_model
 
 SHARE_PREFIX = "share_"  # + a topic id: that topic's share of the text
 COHERENCE_WORDS = 10  # top words per topic that coherence scores (the literature's usual 10)
-TOPIC_METRICS = ("npmi", "c_v", "diversity")
+TOPIC_METRICS = ("npmi", "c_v")
+DIVERSITY_WORDS = 25  # top words per topic that diversity counts (the BERTopic paper's)
 
 
 def main_metric(params: EvaluateParams) -> str:
@@ -136,26 +137,35 @@ def coherence_documents(texts: Sequence[str], topics: Sequence[Sequence[str]]) -
 
 
 def compute_topic_scores(topics: Sequence[Sequence[str]], texts: Sequence[str]) -> dict[str, Any]:
-    """npmi and c_v (mean and per topic) of `topics` on `texts` (cleaned), and diversity."""
-    from nlpflow.evaluation.topics.metrics import compute_coherence, compute_diversity
+    """npmi and c_v (mean, and npmi per topic) of `topics`' first COHERENCE_WORDS words on
+    `texts` (cleaned)."""
+    from nlpflow.evaluation.topics.metrics import compute_coherence
 
     top = [list(t)[:COHERENCE_WORDS] for t in topics]
     docs = coherence_documents(texts, top)
     npmi, per_topic = compute_coherence(top, docs, measure="c_npmi", top_n=COHERENCE_WORDS)
     c_v, _ = compute_coherence(top, docs, measure="c_v", top_n=COHERENCE_WORDS)
-    diversity = compute_diversity([list(t) for t in topics], top_n=max(len(t) for t in topics))
-    return {"npmi": float(npmi), "c_v": float(c_v), "diversity": float(diversity),
+    return {"npmi": float(npmi), "c_v": float(c_v),
             "npmi_per_topic": [float(v) for v in per_topic]}  # fmt: skip
+
+
+def compute_model_scores(model: Any, texts: Sequence[str]) -> dict[str, Any]:
+    """compute_topic_scores of the model's topics, and their diversity over DIVERSITY_WORDS."""
+    from nlpflow.evaluation.topics.metrics import compute_diversity
+
+    topics = [[w for w, _ in t] for t in model.topic_words(DIVERSITY_WORDS)]
+    scores = compute_topic_scores(topics, texts)
+    scores["diversity"] = float(compute_diversity(topics, top_n=DIVERSITY_WORDS))
+    return scores
 
 
 def compute_scores(model: Any, test: pd.DataFrame, shares: np.ndarray) -> dict[str, Any]:
     """metrics.json's numbers (the baseline is added by the caller)."""
     from nlpflow.evaluation.topics.metrics import compute_label_agreement
 
-    topics = [[w for w, _ in t] for t in model.topic_words()]
-    metrics = compute_topic_scores(topics, test["text"].tolist())
-    metrics["topics"] = len(topics)
-    mean = shares.mean(axis=0) if len(shares) else np.zeros(len(topics))
+    metrics = compute_model_scores(model, test["text"].tolist())
+    metrics["topics"] = len(model.labels)
+    mean = shares.mean(axis=0) if len(shares) else np.zeros(len(model.labels))
     metrics["topic_shares"] = {
         t: round(float(v), 6) for t, v in zip(model.labels, mean, strict=True)
     }
@@ -176,8 +186,7 @@ def _score_baseline(baseline_dir: Path | None, *, test: pd.DataFrame) -> dict[st
     if not baseline_dir.exists():
         raise StageInputError(f"{baseline_dir} is missing: run the baseline stage first.")
     baseline = load_model(baseline_dir)
-    topics = [[w for w, _ in t] for t in baseline.topic_words()]
-    scores = compute_topic_scores(topics, test["text"].tolist())
+    scores = compute_model_scores(baseline, test["text"].tolist())
     scores.pop("npmi_per_topic")
     return {"family": baseline.family, "metrics": scores}
 
@@ -259,7 +268,7 @@ def judge(
 
 
 def paired_metric(name: str, labels: Sequence[str]) -> None:
-    """None: coherence and diversity score the topics as a whole, so the gate has no paired
+    """None: coherence scores the topics as a whole, so the gate has no paired
     test over rows for them (nlpflow.release.gate says so in the significance check)."""
     return None
 

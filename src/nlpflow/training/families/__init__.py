@@ -109,11 +109,15 @@ def family_code(name: str) -> tuple[FitFamily, Any]:
 
 def load_model(path: Path) -> TextClassifier:
     """Load whichever family `path` holds."""
-    family = load_manifest(path)["family"]
+    manifest = load_manifest(path)
+    family = manifest["family"]
     if family not in FAMILIES:
         raise ModelError(
             f"{path}: unknown model family {family!r}; this nlpflow loads {', '.join(FAMILIES)}. "
             "Upgrade nlpflow to the version that trained it, or retrain."
         )
     loaded: TextClassifier = family_code(family)[1].load(path)
+    reference = manifest.get("reference_shares")
+    if reference is not None:  # a topic model's training mix (nlpflow.training.train)
+        loaded.reference_shares = reference  # type: ignore[attr-defined]
     return loaded
