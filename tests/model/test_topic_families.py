@@ -162,12 +162,14 @@ def test_a_batch_transforms_as_its_documents_one_by_one(fitted: tuple[str, Any, 
         assert np.array_equal(together, alone)
 
 
-def test_nmf_shares_do_not_depend_on_the_batch() -> None:
+@pytest.mark.parametrize("loss", ["frobenius", "kullback-leibler"])
+def test_nmf_shares_do_not_depend_on_the_batch(loss: str) -> None:
     # Four topics and documents mixing both themes: here scikit-learn's NMF.transform of the
-    # batch differs from its rows' one by one by 1.6e-5 (it starts from the batch's mean and
-    # stops on the batch's convergence); NmfTopicModel transforms row by row.
+    # batch differs from its rows' one by one by 1.6e-5 (it stops on the batch's
+    # convergence, and its multiplicative updates start from the batch's mean).
     params = train_params()
     params.topics = TopicsParams(n_topics=4, min_df=2, max_df=0.5, phrases=False)
+    params.nmf = NmfParams(beta_loss=loss)
     model = fit_nmf(TRAIN, VALIDATION, labels=[], params=params)
     rng = random.Random(5)
     mixed = [" ".join(rng.sample(SPORTS, 3) + rng.sample(COOKING, 1 + i % 4)) for i in range(20)]

@@ -188,14 +188,31 @@ class LdaTopicModel(CountTopicModel):
 
 
 class NmfTopicModel(CountTopicModel):
-    """nmf. Documents are transformed one by one: scikit-learn's NMF.transform starts from the
-    batch's mean and stops on the whole batch's convergence, so a document's shares would
-    change with its batch (by 1e-4 where measured). It costs about 1 ms a document."""
+    """nmf. scikit-learn's NMF.transform stops when the whole batch has converged (and its
+    multiplicative updates start from the batch's mean), so a document's shares would move
+    with its batch (by 1e-5 where measured). Here coordinate descent (frobenius) runs all
+    its max_iter sweeps, each row's updates independent of the other rows' (7 s for 22,000
+    documents and 20 topics on a busy CPU; 73 s one document at a time); multiplicative
+    updates (kullback-leibler) solve one document at a time, each stopping on its own
+    convergence (about 8 ms a document)."""
 
     family = NMF_FAMILY
 
     def _weights(self, x: Any) -> np.ndarray:
-        return np.vstack([self.estimator.transform(x[i]) for i in range(x.shape[0])])
+        if self.estimator.solver == "mu":  # alone, a row's early stop is its own
+            return np.vstack([self._solve(x[i], tol=self.estimator.tol) for i in range(x.shape[0])])
+        return self._solve(x, tol=0.0)
+
+    def _solve(self, x: Any, *, tol: float) -> np.ndarray:
+        from sklearn.decomposition import non_negative_factorization
+
+        est = self.estimator
+        w, _, _ = non_negative_factorization(
+            x, H=est.components_, n_components=est.n_components_, update_H=False,
+            solver=est.solver, beta_loss=est.beta_loss, tol=tol, max_iter=est.max_iter,
+            alpha_W=est.alpha_W, alpha_H=est.alpha_H, l1_ratio=est.l1_ratio,
+        )  # fmt: skip
+        return np.asarray(w)
 
 
 M = TypeVar("M", bound=CountTopicModel)
