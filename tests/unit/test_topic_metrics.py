@@ -84,9 +84,19 @@ def test_c_v_leaves_absent_words_out_and_scores_unjudgeable_topics_zero() -> Non
     assert lone == [0.0]
 
 
-def test_coherence_refuses_topics_it_cannot_score() -> None:
-    with pytest.raises(ValueError, match="fewer than 2 distinct words"):
-        compute_coherence([["ball", "ball"]], DOCS)
+def test_a_topic_without_a_pair_scores_the_floor() -> None:
+    # an NMF component with no weight lists no word; one word repeated is one word
+    _, npmi = compute_coherence([[], ["ball", "ball"], ["ball", "goal"]], DOCS)
+    assert npmi == pytest.approx([-1.0, -1.0, NPMI_BALL_GOAL], abs=1e-9)
+    _, c_v = compute_coherence([[], ["ball"]], DOCS, measure="c_v")
+    assert c_v == [0.0, 0.0]
+
+
+def test_coherence_refuses_what_it_cannot_score() -> None:
+    with pytest.raises(ValueError, match="top_n"):
+        compute_coherence([["ball", "goal"]], DOCS, top_n=1)
+    with pytest.raises(ValueError, match="at least one topic"):
+        compute_coherence([], DOCS)
     with pytest.raises(ValueError, match="measure"):
         compute_coherence([["ball", "goal"]], DOCS, measure="u_mass")  # type: ignore[arg-type]
 

@@ -43,14 +43,14 @@ def compute_coherence(
       together; the topic's score is the mean over all its pairs, as gensim's is.
     - c_v: absent words are left out, as gensim does; a topic with fewer than two words
       present scores 0.0 (no evidence that its words belong together).
+    A topic of fewer than two distinct words (a factorisation's empty component) has no pair
+    to judge: it scores the floor, -1 (c_npmi) or 0.0 (c_v).
     """
     if measure not in ("c_npmi", "c_v"):
         raise ValueError(f"measure must be c_npmi or c_v, not {measure!r}")
     if top_n < 2 or not topics:
         raise ValueError("coherence needs at least one topic and top_n of 2 or more")
     heads = [list(dict.fromkeys(topic))[:top_n] for topic in topics]
-    if short := [i for i, words in enumerate(heads) if len(words) < 2]:
-        raise ValueError(f"topics {short} have fewer than 2 distinct words: no pair to score")
     seen = {token for doc in docs for token in doc}
     present = [[word for word in words if word in seen] for words in heads]
     scored = [i for i, words in enumerate(present) if len(words) >= 2]
@@ -63,7 +63,7 @@ def compute_coherence(
             per_topic.append(0.0 if value is None else value)
             continue
         pairs, known = _pairs(len(words)), _pairs(len(present[i]))
-        per_topic.append(((value or 0.0) * known - (pairs - known)) / pairs)
+        per_topic.append(((value or 0.0) * known - (pairs - known)) / pairs if pairs else -1.0)
     return float(np.mean(per_topic)), per_topic
 
 
