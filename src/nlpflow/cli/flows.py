@@ -81,7 +81,8 @@ def _run_flow(
 # The test metrics `nlpflow run` prints: a classifier's, then a tagger's (metrics.json holds one
 # task's).
 SUMMARY_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1",
-                   "entity_precision", "entity_recall", "entity_f1", "entity_macro_f1")  # fmt: skip
+                   "entity_precision", "entity_recall", "entity_f1", "entity_macro_f1",
+                   "npmi", "c_v", "diversity", "nmi", "purity")  # fmt: skip
 
 
 class _DropUserErrors(logging.Filter):
