@@ -102,7 +102,8 @@ def test_bad_literal_value_lists_allowed_values(tmp_path: Path) -> None:
     assert "train.family:" in message
     assert (
         "'tfidf_logreg', 'tfidf_linear_svm', 'transformer', 'transformer_frozen', "
-        "'spacy_textcat', 'rules', 'spacy_ner' or 'token_transformer'" in message
+        "'spacy_textcat', 'embeddings_logreg', 'rules', 'spacy_ner' or 'token_transformer'"
+        in message
     )
     assert "(got 'bert')" in message
 
