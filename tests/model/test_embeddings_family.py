@@ -226,3 +226,51 @@ def test_evaluate_reports_neighbours_similarity_and_projector_files(tmp_path: Pa
     assert (out / "projection.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (out / "word_similarity.csv").read_text().splitlines()
     assert rows[0] == "word1,word2,score,cosine" and len(rows) == 59
+
+
+def test_the_evaluate_stage_reports_the_vectors_and_forgets_them_for_another_family(
+    tmp_path: Path,
+) -> None:
+    """evaluate() on the bundled sample: metrics.json and the report carry the vectors' figures,
+    reports/evaluation/embeddings their files; a tf-idf model evaluated next leaves none."""
+    import pandas as pd
+
+    from nlpflow.config.params import EvaluateParams, PreprocessParams
+    from nlpflow.evaluation.evaluate import evaluate
+    from nlpflow.training.train import train
+    from tests.conftest import SAMPLE
+
+    frame = pd.read_csv(SAMPLE).assign(raw_text=lambda f: f["text"], text=lambda f: f["text"])
+    processed = tmp_path / "processed"
+    processed.mkdir()
+    for split, rows in {"train": frame[:400], "validation": frame[400:450],
+                        "test": frame[450:]}.items():  # fmt: skip
+        rows.to_parquet(processed / f"{split}.parquet", index=False)
+    out = tmp_path / "reports"
+
+    def run(family: str) -> dict:
+        params = TrainParams(family=family, embeddings=EmbeddingsParams(epochs=5))
+        train(src=processed, dst=tmp_path / family, history_path=tmp_path / "history.csv",
+              params=params, preprocess=PreprocessParams())  # fmt: skip
+        report = evaluate(
+            model_dir=tmp_path / family, src=processed, metrics_path=out / "metrics.json",
+            plots_dir=out / "plots", out_dir=out / "evaluation",
+            params=EvaluateParams(bootstrap_samples=100, probe_words=["refund", "zebra"]),
+        )  # fmt: skip
+        return {"report": report, "metrics": json.loads((out / "metrics.json").read_text())}
+
+    first = run("embeddings_logreg")
+    figures = first["metrics"]["embeddings"]
+    assert figures["vocab_size"] == first["report"].embeddings["vocab_size"] > 100
+    assert "neighbours" not in figures  # words, not numbers: the report and the folder hold them
+    assert len(first["report"].embeddings["neighbours"]["refund"]) == 10
+    assert first["report"].embeddings["neighbours"]["zebra"] == []
+    tracked = first["report"].tracked_metrics()
+    assert tracked["embeddings/vocab_size"] == figures["vocab_size"]
+    folder = out / "evaluation" / "embeddings"
+    assert {p.name for p in folder.iterdir()} == {
+        "neighbours.json", "word_similarity.csv", "projection.png", "projector"
+    }  # fmt: skip
+    second = run("tfidf_logreg")
+    assert "embeddings" not in second["metrics"] and second["report"].embeddings == {}
+    assert not folder.exists()  # the earlier model's vectors must not pass for this one's
