@@ -92,6 +92,23 @@ class SpacyTextcatParams(Section):
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0, description="Dropout rate.")
     batch_size: int = Field(default=32, ge=1, le=4096, description="Texts per update.")
     learn_rate: float = Field(default=0.001, gt=0, le=1.0, description="Adam learning rate.")
+    vectors: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Static word vectors the cnn architecture's tok2vec reads beside its hashed embeddings "
+        "(include_static_vectors): an embeddings_logreg model folder (a run's models/model), "
+        "a GloVe or word2vec text file, or a spaCy package or pipeline folder with vectors; "
+        "relative to the project folder; saved with the model. null = none.",
+    )
+
+    @model_validator(mode="after")
+    def _vectors_need_cnn(self) -> SpacyTextcatParams:
+        if self.vectors is not None and self.architecture != "cnn":
+            raise ValueError(
+                "vectors are read by the cnn architecture's tok2vec only (bow hashes n-grams): "
+                "set train.spacy_textcat.architecture to cnn, or vectors to null"
+            )
+        return self
 
 
 class EmbeddingsParams(Section):
@@ -220,6 +237,23 @@ class SpacyNerParams(Section):
         description="Parses kept when predicting: tags come from the best one, and each tag's "
         "probability is its share of the beam (1 = greedy, every probability 1.0).",
     )
+    vectors: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Static word vectors the ner's tok2vec reads beside its hashed embeddings "
+        "(include_static_vectors): an embeddings_logreg model folder (a run's models/model), "
+        "a GloVe or word2vec text file, or a spaCy package or pipeline folder with vectors; "
+        "relative to the project folder; saved with the model. null = none.",
+    )
+
+    @model_validator(mode="after")
+    def _vectors_or_base(self) -> SpacyNerParams:
+        if self.vectors is not None and self.base is not None:
+            raise ValueError(
+                "a base pipeline's ner brings its own tok2vec, which reads no vectors: set "
+                "train.spacy_ner.base or train.spacy_ner.vectors, not both"
+            )
+        return self
 
 
 class TokenTransformerParams(Section):

@@ -224,13 +224,36 @@ def load_vectors_folder(path: Path) -> WordVectors:
     return WordVectors(vocab["words"], np.load(path / VECTORS_FILE))
 
 
-def read_text_vectors(file: Path, *, limit: int | None = None) -> WordVectors:
+def load_static_vectors(spec: str, *, field: str) -> WordVectors:
+    """The vectors `spec` names (params `field`): an embeddings_logreg model folder (the
+    models/model of a run of that family), a GloVe or word2vec text file, or else an
+    installed spaCy package or pipeline folder."""
+    path = Path(spec)
+    if (path / VECTORS_FILE).is_file() and (path / VOCAB_FILE).is_file():
+        return load_vectors_folder(path)
+    if path.is_file():
+        return read_text_vectors(path, field=field)
+    return read_spacy_vectors(spec, field=field)
+
+
+def set_spacy_vectors(nlp: Any, vectors: WordVectors) -> None:
+    """Make `vectors` the static vectors table of spaCy pipeline `nlp` (keyed by the token's
+    text, as spaCy's own tables are): a tok2vec with pretrained_vectors reads them, and they are
+    saved with the pipeline."""
+    from spacy.vectors import Vectors
+
+    nlp.vocab.vectors = Vectors(strings=nlp.vocab.strings, data=vectors.matrix, keys=vectors.words)
+
+
+def read_text_vectors(
+    file: Path, *, limit: int | None = None, field: str = "train.embeddings.vectors"
+) -> WordVectors:
     """A GloVe text file (word and numbers, space-separated, a line), or a word2vec text file
     (the same after a `count size` header line); plain or .gz. The first `limit` lines only."""
     if not file.is_file():
         raise ParamsError(
-            f"{file} is not a file (relative to {Path.cwd()}): give train.embeddings.vectors "
-            "as the path of a GloVe or word2vec text file."
+            f"{file} is not a file (relative to {Path.cwd()}): give {field} as the path of a "
+            "GloVe or word2vec text file."
         )
     words: list[str] = []
     rows: list[np.ndarray] = []
@@ -267,7 +290,9 @@ def read_text_vectors(file: Path, *, limit: int | None = None) -> WordVectors:
     return WordVectors(words, np.vstack(rows))
 
 
-def read_spacy_vectors(name: str, *, limit: int | None = None) -> WordVectors:
+def read_spacy_vectors(
+    name: str, *, limit: int | None = None, field: str = "train.embeddings.vectors"
+) -> WordVectors:
     """The static vectors of an installed spaCy package or a pipeline folder."""
     import spacy
 
@@ -275,13 +300,14 @@ def read_spacy_vectors(name: str, *, limit: int | None = None) -> WordVectors:
         nlp = spacy.load(name, exclude=["tagger", "parser", "ner", "lemmatizer", "textcat"])
     except OSError as exc:
         raise ParamsError(
-            f"train.embeddings.vectors: spaCy cannot load {name!r} ({exc}); install the "
-            "package (python -m spacy download en_core_web_md) or give a pipeline folder."
+            f"{field}: {name!r} is neither a file nor a vectors folder, and spaCy cannot load "
+            f"it ({exc}); give an existing path, or install the spaCy package (pip install "
+            "en-core-web-md)."
         ) from None
     table = nlp.vocab.vectors
     if table.shape[0] == 0 or table.mode != "default":
         raise ParamsError(
-            f"train.embeddings.vectors: {name!r} has no static word vectors table (shape "
+            f"{field}: {name!r} has no static word vectors table (shape "
             f"{table.shape}, mode {table.mode}); en_core_web_sm has none: use en_core_web_md "
             "or en_core_web_lg."
         )
