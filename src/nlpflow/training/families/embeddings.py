@@ -370,7 +370,7 @@ def fit_embeddings(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from nlpflow.training.families.tfidf import score_fit
+    from nlpflow.training.families.tfidf import finish_fit, score_fit
 
     settings = params.embeddings
     progress = TrainingProgress(FAMILY)
@@ -389,8 +389,7 @@ def fit_embeddings(
     if settings.pooling == "sif":
         model.component = compute_first_component(x_train)
         x_train = remove_component(x_train, model.component)
-    # Standardised: vectors' scales differ by source (GloVe's norms are ~5, Word2Vec's ~1-3),
-    # and one C should suit them all.
+    # Standardised: vectors' scales differ by source and training, and one C should suit all.
     head = make_pipeline(
         StandardScaler(),
         LogisticRegression(C=settings.C, max_iter=settings.max_iter, random_state=params.seed),
@@ -403,8 +402,5 @@ def fit_embeddings(
     splits = {"val": (model.features(validation[0]), validation[1])}
     if on_epoch is not None:
         splits = {"train": (x_train, train[1])} | splits
-    scores = score_fit(head.predict, splits, labels)
-    progress.finish([{"epoch": 1.0, **scores}])
-    if on_epoch is not None:
-        on_epoch(1, scores)
+    finish_fit(progress, score_fit(head.predict, splits, labels), on_epoch)
     return model
