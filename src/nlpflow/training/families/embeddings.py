@@ -114,7 +114,7 @@ def compute_text_vectors(
     out = np.zeros((len(texts), vectors.dims), dtype=np.float64)
     cache: dict[str, np.ndarray | None] = {}
     for i, tokens in enumerate(texts):
-        total, weight_sum = np.zeros(vectors.dims, dtype=np.float64), 0.0
+        total, known = np.zeros(vectors.dims, dtype=np.float64), 0
         for token in tokens:
             if token not in cache:
                 cache[token] = vectors.vector(token)
@@ -123,9 +123,9 @@ def compute_text_vectors(
                 continue
             weight = 1.0 if weights is None else weights.get(token, 1.0)
             total += weight * vector
-            weight_sum += 1.0  # SIF divides by the word count, not the weights' sum
-        if weight_sum:
-            out[i] = total / weight_sum
+            known += 1  # SIF divides by the number of words, not by the weights' sum
+        if known:
+            out[i] = total / known
     return out
 
 
