@@ -94,6 +94,6 @@ def test_wrong_override_names_the_allowed_values(tmp_path: Path, venv_env, prefe
     assert (
         "train.family" in done.stderr
         and "'tfidf_logreg', 'tfidf_linear_svm', 'transformer', 'transformer_frozen', "
-        "'spacy_textcat', 'rules', 'spacy_ner' or 'token_transformer'"
+        "'spacy_textcat', 'embeddings_logreg', 'rules', 'spacy_ner' or 'token_transformer'"
         in done.stderr
     )

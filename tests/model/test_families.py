@@ -13,6 +13,7 @@ import pytest
 from nlpflow.config import params as config
 from nlpflow.config.params import (
     FAMILY_SECTIONS,
+    EmbeddingsParams,
     FrozenParams,
     PreprocessParams,
     SpacyTextcatParams,
@@ -23,7 +24,7 @@ from nlpflow.errors import ModelError
 from nlpflow.training.families import family_code, load_model, predict_labels, update_manifest
 from nlpflow.training.train import fit
 
-FAMILIES = ("tfidf_linear_svm", "transformer_frozen", "spacy_textcat")
+FAMILIES = ("tfidf_linear_svm", "transformer_frozen", "spacy_textcat", "embeddings_logreg")
 # Words that are whole tokens of the tiny encoder's vocabulary (built from the ticket sample), so
 # its random embeddings still tell the classes apart.
 KEYWORDS = {
@@ -56,6 +57,8 @@ def family_params(family: str, encoder: Path) -> TrainParams:
         svm=SvmParams(C=10.0, calibration_folds=3),
         frozen=FrozenParams(C=10.0, batch_size=8),
         spacy_textcat=SpacyTextcatParams(epochs=8, patience=8, batch_size=8),
+        # every word of the tiny corpus gets a vector; short vectors train in milliseconds
+        embeddings=EmbeddingsParams(min_count=1, vector_size=16, epochs=20, C=10.0),
     )  # fmt: skip
 
 
@@ -160,7 +163,8 @@ def test_every_family_in_params_trains_saves_and_loads(tiny_encoder: Path, tmp_p
     lacks, fails here."""
     families = [f.name for f in config.FAMILIES.values() if f.task == "text-classification"]
     assert families == [
-        "tfidf_logreg", "tfidf_linear_svm", "transformer", "transformer_frozen", "spacy_textcat"
+        "tfidf_logreg", "tfidf_linear_svm", "transformer", "transformer_frozen", "spacy_textcat",
+        "embeddings_logreg",
     ]  # fmt: skip
     assert set(FAMILY_SECTIONS) <= set(TrainParams.model_fields)
     # every family, of any task (token-classification's train in tests/model/test_ner_families)

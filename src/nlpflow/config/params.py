@@ -20,6 +20,7 @@ from nlpflow.config.sections.evaluate import EvaluateParams, MainMetric, SlicePa
 from nlpflow.config.sections.families import (
     FAMILIES,
     FAMILY_SECTIONS,
+    EmbeddingsParams,
     Family,
     FrozenParams,
     SpacyTextcatParams,
@@ -52,7 +53,7 @@ from nlpflow.errors import ParamsError
 __all__ = [
     "DEFAULT_ENCODER", "FAMILIES", "FAMILY_SECTIONS", "ROW_CHECKS", "SCRIPTS",
     "TABLE_CHECKS", "AugmentOp", "AugmentParams", "CardParams", "CheckpointParams", "DataParams",
-    "DistributedParams", "EvaluateParams", "Family", "FrozenParams", "GateParams",
+    "DistributedParams", "EmbeddingsParams", "EvaluateParams", "Family", "FrozenParams", "GateParams",
     "InferenceParams", "MainMetric", "Params", "PreprocessParams", "RegisterParams",
     "ScheduleParams", "SearchDimension", "ServeParams", "SliceParams", "SpacyTextcatParams",
     "SplitParams", "SvmParams", "SweepParams", "TfidfParams", "TrainParams", "ValidateParams",

@@ -19,12 +19,17 @@ class EvaluateReport(BaseModel):
     slices: dict[str, dict[str, Any]] = {}
     behavioural: dict[str, Any] = {}  # pass_rate, and pass rate by test name
     baseline: dict[str, Any] = {}  # family, <main metric>, accuracy
+    # a model of static word vectors (embeddings_logreg): vocab_size, vector_size,
+    # word_sim_spearman (None under 3 covered pairs), word_sim_pairs, word_sim_total, and the
+    # nearest words of each probe word (nlpflow.evaluation.embeddings); {} for other models
+    embeddings: dict[str, Any] = {}
 
     def tracked_metrics(self) -> dict[str, float]:
         """The numbers for MLflow, grouped by the prefix before `/` (MLflow's UI charts each
         group apart): test/<metric> and its interval, test_class/<label>/<metric> (or
         test_type/<entity type>/<metric>),
-        slice/<name>/<main>, behavioural/<test> pass rates and baseline/<main>."""
+        slice/<name>/<main>, behavioural/<test> pass rates, baseline/<main> and, for static
+        word vectors, embeddings/<figure>."""
         main, out = self.main_metric, {}
         for key, value in self.metrics.items():
             if isinstance(value, float) and key != "behavioural_pass_rate":  # logged below
@@ -45,6 +50,9 @@ class EvaluateReport(BaseModel):
                 out[f"behavioural/{metric_part(name)}"] = rate
         if main in self.baseline:
             out[f"baseline/{main}"] = self.baseline[main]
+        for key, value in self.embeddings.items():  # the vectors' intrinsic evaluation
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[f"embeddings/{key}"] = value
         return {k: float(v) for k, v in out.items()}
 
 

@@ -31,8 +31,10 @@ _REQUIREMENTS = ("mlflow", "pandas", "numpy", "scikit-learn", "spacy", "spacy-lo
 
 def _requirements(manifest: dict[str, Any]) -> list[str]:
     """The packages serving needs, pinned to the versions trained with; the NER pipeline
-    only when the model's text was entity-masked (its package name is the pipeline's)."""
-    names = list(_REQUIREMENTS)
+    only when the model's text was entity-masked (its package name is the pipeline's), and
+    those the model's manifest names (`requirements`: a fasttext model hashes n-grams with
+    gensim)."""
+    names = list(_REQUIREMENTS) + list(manifest.get("requirements") or [])
     preprocess = manifest.get("preprocess") or {}
     if preprocess.get("mask_entities"):
         names.append(str(preprocess.get("ner_pipeline", "")).replace("_", "-"))

@@ -87,6 +87,12 @@ class EvaluateParams(Section):
     worst_errors: int = Field(
         default=25, ge=0, description="Rows in the table of highest-confidence mistakes."
     )
+    probe_words: list[str] = Field(
+        default=["good", "bad", "funny", "boring", "love", "time", "money", "people"],
+        description="Models of static word vectors (embeddings_logreg): the words whose "
+        "nearest neighbours the evaluation lists (reports/evaluation/embeddings); a word "
+        "without a vector is listed with none.",
+    )
     behavioural: str | None = Field(
         default="behavioural.yaml",
         description="The project's behavioural tests (CheckList style), relative to the project; "

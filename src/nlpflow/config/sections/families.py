@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from nlpflow.config.sections.base import Section
 
@@ -93,6 +93,104 @@ class SpacyTextcatParams(Section):
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0, description="Dropout rate.")
     batch_size: int = Field(default=32, ge=1, le=4096, description="Texts per update.")
     learn_rate: float = Field(default=0.001, gt=0, le=1.0, description="Adam learning rate.")
+    vectors: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Static word vectors the cnn architecture's tok2vec reads beside its hashed embeddings "
+        "(include_static_vectors): an embeddings_logreg model folder (a run's models/model), "
+        "a GloVe or word2vec text file, or a spaCy package or pipeline folder with vectors; "
+        "relative to the project folder; saved with the model. null = none.",
+    )
+
+    @model_validator(mode="after")
+    def _vectors_need_cnn(self) -> SpacyTextcatParams:
+        if self.vectors is not None and self.architecture != "cnn":
+            raise ValueError(
+                "vectors are read by the cnn architecture's tok2vec only (bow hashes n-grams): "
+                "set train.spacy_textcat.architecture to cnn, or vectors to null"
+            )
+        return self
+
+
+class EmbeddingsParams(Section):
+    """embeddings_logreg: static word vectors (trained with gensim on the train split, or
+    pretrained), pooled per text, under a logistic regression."""
+
+    source: Literal["word2vec", "fasttext", "glove_file", "spacy_vectors"] = Field(
+        default="word2vec",
+        description="word2vec / fasttext: trained by gensim on the train split's processed "
+        "texts (never validation or test); glove_file: a GloVe or word2vec text file (`vectors`); "
+        "spacy_vectors: the static vectors of an installed spaCy package or pipeline folder "
+        "(`vectors`).",
+    )
+    algorithm: Literal["skipgram", "cbow"] = Field(
+        default="skipgram",
+        description="word2vec / fasttext: skip-gram (predict the context from a word; better "
+        "for rare words) or CBOW (predict a word from its context; faster). Negative sampling.",
+    )
+    vector_size: int = Field(
+        default=100, ge=8, le=1000, description="Dimensions of trained vectors."
+    )
+    window: int = Field(default=5, ge=1, le=50, description="Context words on each side.")
+    min_count: int = Field(
+        default=2, ge=1, description="Words rarer than this in the train split get no vector."
+    )
+    negative: int = Field(default=5, ge=1, le=50, description="Negative samples per word.")
+    epochs: int = Field(
+        default=30,
+        ge=1,
+        le=1000,
+        description="Passes over the train texts (a small corpus needs many: on MR, 30 scored 4 "
+        "to 6 points of test accuracy above 10, in seconds).",
+    )
+    min_n: int = Field(default=3, ge=1, le=10, description="fasttext: shortest character n-gram.")
+    max_n: int = Field(default=6, ge=1, le=10, description="fasttext: longest character n-gram.")
+    buckets: int = Field(
+        default=50_000,
+        ge=1000,
+        le=2_000_000,
+        description="fasttext: rows of the hashed n-gram table that gives words outside the "
+        "vocabulary a vector (saved with the model: buckets x vector_size floats).",
+    )
+    vectors: str | None = Field(
+        default=None,
+        min_length=1,
+        description="glove_file: the text file (one word and its numbers a line; a word2vec "
+        "count/size header line is skipped; .gz read too), relative to the project folder; "
+        "spacy_vectors: an installed spaCy package (en_core_web_md) or a pipeline folder.",
+    )
+    max_vectors: int | None = Field(
+        default=None,
+        ge=1,
+        description="glove_file / spacy_vectors: keep only the first N vectors (GloVe files "
+        "list frequent words first); null = all.",
+    )
+    pooling: Literal["mean", "sif"] = Field(
+        default="sif",
+        description="mean: the average vector of a text's known words; sif: smooth inverse "
+        "frequency (Arora et al. 2017): words weighed a / (a + p(word)), p from train counts, "
+        "then the first principal component of the train texts removed.",
+    )
+    sif_a: float = Field(default=1e-3, gt=0, le=1.0, description="sif: the smoothing a.")
+    C: float = Field(default=1.0, gt=0, description="Inverse regularisation of the head.")
+    max_iter: int = Field(default=2000, ge=1, description="Solver iterations of the head.")
+
+    @model_validator(mode="after")
+    def _needs_vectors(self) -> EmbeddingsParams:
+        pretrained = self.source in ("glove_file", "spacy_vectors")
+        if pretrained and self.vectors is None:
+            raise ValueError(
+                f"source {self.source} reads pretrained vectors: set train.embeddings.vectors "
+                "to the file (glove_file) or the spaCy package or folder (spacy_vectors)"
+            )
+        if not pretrained and self.vectors is not None:
+            raise ValueError(
+                f"source {self.source} trains its own vectors, so train.embeddings.vectors "
+                f"({self.vectors}) would be ignored: set it to null, or source to glove_file"
+            )
+        if self.min_n > self.max_n:
+            raise ValueError(f"min_n {self.min_n} must not exceed max_n {self.max_n}")
+        return self
 
 
 class RulesParams(Section):
@@ -140,6 +238,23 @@ class SpacyNerParams(Section):
         description="Parses kept when predicting: tags come from the best one, and each tag's "
         "probability is its share of the beam (1 = greedy, every probability 1.0).",
     )
+    vectors: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Static word vectors the ner's tok2vec reads beside its hashed embeddings "
+        "(include_static_vectors): an embeddings_logreg model folder (a run's models/model), "
+        "a GloVe or word2vec text file, or a spaCy package or pipeline folder with vectors; "
+        "relative to the project folder; saved with the model. null = none.",
+    )
+
+    @model_validator(mode="after")
+    def _vectors_or_base(self) -> SpacyNerParams:
+        if self.vectors is not None and self.base is not None:
+            raise ValueError(
+                "a base pipeline's ner brings its own tok2vec, which reads no vectors: set "
+                "train.spacy_ner.base or train.spacy_ner.vectors, not both"
+            )
+        return self
 
 
 class TokenTransformerParams(Section):
@@ -241,6 +356,17 @@ FAMILIES: dict[str, Family] = {
             main_knob=("lr", "spacy_textcat.learn_rate"),
             task="text-classification",
             sections=("spacy_textcat",),
+        ),
+        Family(
+            "embeddings_logreg",
+            "static word vectors (gensim Word2Vec / FastText, GloVe, spaCy) pooled, + logistic "
+            "regression",
+            code="embeddings",
+            fit="fit_embeddings",
+            model="EmbeddingsClassifier",
+            main_knob=("C", "embeddings.C"),
+            task="text-classification",
+            sections=("embeddings",),
         ),
         Family(
             "rules",

@@ -11,6 +11,7 @@ from nlpflow.config.sections.base import Section
 from nlpflow.config.sections.families import (
     FAMILIES,
     FAMILY_SECTIONS,
+    EmbeddingsParams,
     FrozenParams,
     RulesParams,
     SpacyNerParams,
@@ -198,6 +199,7 @@ class TrainParams(Section):
     svm: SvmParams = SvmParams()
     frozen: FrozenParams = FrozenParams()
     spacy_textcat: SpacyTextcatParams = SpacyTextcatParams()
+    embeddings: EmbeddingsParams = EmbeddingsParams()
     rules: RulesParams = RulesParams()
     spacy_ner: SpacyNerParams = SpacyNerParams()
     token_transformer: TokenTransformerParams = TokenTransformerParams()

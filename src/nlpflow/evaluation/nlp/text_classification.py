@@ -23,6 +23,7 @@ import pandas as pd
 from nlpflow.config.params import EvaluateParams
 from nlpflow.data.splits import load_splits
 from nlpflow.errors import StageInputError
+from nlpflow.evaluation.embeddings import EMBEDDINGS_DIR, write_embedding_report
 from nlpflow.evaluation.metrics import (
     compute_calibration,
     compute_confusion,
@@ -34,7 +35,13 @@ from nlpflow.evaluation.nlp import EvaluateInputs
 from nlpflow.evaluation.plots import write_plots
 from nlpflow.evaluation.report import EvaluateReport
 from nlpflow.evaluation.slices import compute_slice_metrics
-from nlpflow.training.families import TextClassifier, load_manifest, load_model, predict_labels
+from nlpflow.training.families import (
+    StaticVectors,
+    TextClassifier,
+    load_manifest,
+    load_model,
+    predict_labels,
+)
 
 
 def evaluate(inputs: EvaluateInputs) -> EvaluateReport:
@@ -59,6 +66,9 @@ def evaluate(inputs: EvaluateInputs) -> EvaluateReport:
     _write_evaluation(out_dir, frame=frame, slices=slices, suite=suite, baseline=scored,
                       params=params)  # fmt: skip
     write_errors(out_dir, frame, limit=params.worst_errors)
+    embeddings = _intrinsic(model, out_dir / EMBEDDINGS_DIR, probes=params.probe_words)
+    if embeddings:  # metrics.json holds the numbers; the report the neighbours too
+        metrics["embeddings"] = {k: v for k, v in embeddings.items() if k != "neighbours"}
     confusion = compute_confusion(gold, predicted, model.labels)
     write_plots(inputs.plots_dir, frame=frame, proba=proba, labels=model.labels,
                 confusion=confusion, bins=params.calibration_bins)  # fmt: skip
@@ -67,8 +77,19 @@ def evaluate(inputs: EvaluateInputs) -> EvaluateReport:
         main_metric=params.main_metric, ci=ci, slices=slices,
         behavioural={"pass_rate": suite["pass_rate"],
                      "tests": {t["name"]: t["pass_rate"] for t in suite["tests"]}},
-        baseline=baseline,
+        baseline=baseline, embeddings=embeddings,
     )  # fmt: skip
+
+
+def _intrinsic(model: TextClassifier, folder: Path, *, probes: list[str]) -> dict[str, Any]:
+    """The static word vectors' own evaluation, for a model made of them; {} for any other
+    (and the folder of an earlier such model removed, so it cannot pass for this one's)."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    if not isinstance(model, StaticVectors):
+        return {}
+    return write_embedding_report(model, folder, probes=probes)
 
 
 def _load_test(src: Path, labels: list[str]) -> pd.DataFrame:

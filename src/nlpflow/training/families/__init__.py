@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,6 +35,17 @@ class TextClassifier(Protocol):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def save(self, path: Path) -> None: ...
+
+
+@runtime_checkable
+class StaticVectors(Protocol):
+    """A model whose features are static word vectors (embeddings_logreg): evaluate reports the
+    vectors' own quality (nearest neighbours, word-pair similarity, a 2-D map) beside its scores."""
+
+    def vector_table(self) -> tuple[list[str], np.ndarray, dict[str, int]]:
+        """The words, their vectors (one row each, in the words' order) and each word's count
+        in the train split (0 or absent: a pretrained word the split never used)."""
+        ...
 
 
 class TokenTagger(Protocol):

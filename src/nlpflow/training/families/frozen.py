@@ -131,7 +131,7 @@ def fit_frozen(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from nlpflow.training.families.tfidf import score_fit
+    from nlpflow.training.families.tfidf import finish_fit, score_fit
     from nlpflow.training.families.transformer import (
         _load_pretrained,
         pick_device,
@@ -178,8 +178,5 @@ def fit_frozen(
     )  # fmt: skip
     # one "epoch": the closed-form fit of the head
     splits = {"train": (x_train, train[1]), "val": (x_val, validation[1])}
-    scores = score_fit(head.predict, splits, labels)
-    progress.finish([{"epoch": 1.0, **scores}])
-    if on_epoch is not None:
-        on_epoch(1, scores)
+    finish_fit(progress, score_fit(head.predict, splits, labels), on_epoch)
     return model

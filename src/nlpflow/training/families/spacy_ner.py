@@ -35,7 +35,11 @@ from nlpflow.config.sections.families import SpacyNerParams
 from nlpflow.errors import ModelError
 from nlpflow.training.families import XY, EpochCallback, load_manifest, save_manifest
 from nlpflow.training.families.rules_ner import score_tagger
-from nlpflow.training.families.spacy_textcat import train_epochs, training_sections
+from nlpflow.training.families.spacy_textcat import (
+    add_static_vectors,
+    train_epochs,
+    training_sections,
+)
 from nlpflow.training.progress import TrainingProgress
 
 FAMILY = "spacy_ner"
@@ -95,13 +99,23 @@ def _decode(parses: list[tuple[float, list[Any]]], n_tokens: int) -> tuple[list[
 
 def build_config(params: SpacyNerParams, *, seed: int, steps_per_epoch: int) -> Any:
     """The spaCy config of the pipeline and its training; spaCy fills in every other default
-    (the ner model: TransitionBasedParser.v2 on a HashEmbedCNN tok2vec of its own)."""
+    (the ner model: TransitionBasedParser.v2 on a HashEmbedCNN tok2vec of its own, which also
+    reads static vectors when train.spacy_ner.vectors names some)."""
     from thinc.api import Config
 
+    ner: dict[str, Any] = {"factory": "ner"}
+    if params.vectors is not None:  # spaCy's default ner model, its tok2vec reading vectors
+        import copy
+
+        from spacy.pipeline.ner import DEFAULT_NER_MODEL
+
+        model = copy.deepcopy(dict(DEFAULT_NER_MODEL))
+        model["tok2vec"] = dict(model["tok2vec"]) | {"pretrained_vectors": True}
+        ner["model"] = model
     return Config(
         {
             "nlp": {"lang": "en", "pipeline": ["ner"]},
-            "components": {"ner": {"factory": "ner"}},
+            "components": {"ner": ner},
             **training_sections(params, seed=seed, steps_per_epoch=steps_per_epoch),
         }
     )
@@ -195,6 +209,8 @@ def fit_spacy_ner(
     optimizer = registry.resolve({"optimizer": training["optimizer"]})["optimizer"]
     if params.base is None:
         nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+        if params.vectors is not None:  # before initialize: the tok2vec sizes its input
+            add_static_vectors(nlp, params.vectors, field="train.spacy_ner.vectors")
         ner: Any = nlp.get_pipe("ner")  # typed as a bare callable by spaCy
         for kind in types:
             ner.add_label(kind)

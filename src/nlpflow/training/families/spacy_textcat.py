@@ -17,7 +17,7 @@ import numpy as np
 
 from nlpflow.config.params import SpacyTextcatParams, TrainParams
 from nlpflow.training.families import XY, EpochCallback, load_manifest, save_manifest
-from nlpflow.training.progress import TrainingProgress
+from nlpflow.training.progress import TrainingProgress, log
 
 FAMILY = "spacy_textcat"
 PIPELINE_DIR = "spacy"
@@ -58,7 +58,8 @@ def _model_config(params: SpacyTextcatParams) -> dict[str, Any]:
         "use_reduce_first": False, "use_reduce_last": False, "use_reduce_max": False,
         "use_reduce_mean": True, "nO": None,
         "tok2vec": {
-            "@architectures": "spacy.HashEmbedCNN.v2", "pretrained_vectors": None,
+            "@architectures": "spacy.HashEmbedCNN.v2",
+            "pretrained_vectors": True if params.vectors is not None else None,
             "width": params.width, "depth": params.depth, "embed_size": params.embed_size,
             "window_size": 1, "maxout_pieces": 3, "subword_features": True,
         },
@@ -99,6 +100,16 @@ def training_sections(params: Any, *, seed: int, steps_per_epoch: int) -> dict[s
             "optimizer": {"@optimizers": "Adam.v1", "learn_rate": params.learn_rate},
         },
     }
+
+
+def add_static_vectors(nlp: Any, spec: str, *, field: str) -> None:
+    """The vectors `spec` names (nlpflow.training.families.embeddings.load_static_vectors) as
+    the pipeline's static vectors table (spacy_textcat's and spacy_ner's)."""
+    from nlpflow.training.families.embeddings import load_static_vectors, set_spacy_vectors
+
+    vectors = load_static_vectors(spec, field=field)
+    set_spacy_vectors(nlp, vectors)
+    log.info(f"{field}: {len(vectors.words)} static vectors of {vectors.dims} dimensions")
 
 
 def _examples(nlp: Any, xy: tuple[list[str], list[str]], labels: list[str]) -> list[Any]:
@@ -162,6 +173,8 @@ def fit_spacy_textcat(
     steps = math.ceil(len(train[0]) / params.batch_size)
     config = build_config(params, seed=seed, steps_per_epoch=steps)
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    if params.vectors is not None:  # before initialize: the tok2vec sizes its input from them
+        add_static_vectors(nlp, params.vectors, field="train.spacy_textcat.vectors")
     train_examples = _examples(nlp, train, labels)
     optimizer = nlp.initialize(lambda: train_examples)  # the [training.optimizer] of the config
     training = nlp.config.interpolate()["training"]

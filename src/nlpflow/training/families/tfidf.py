@@ -71,6 +71,15 @@ def score_fit(
     return scores
 
 
+def finish_fit(
+    progress: TrainingProgress, scores: dict[str, float], on_epoch: EpochCallback | None
+) -> None:
+    """Report a closed-form fit as its one "epoch": the progress summary and on_epoch."""
+    progress.finish([{"epoch": 1.0, **scores}])
+    if on_epoch is not None:
+        on_epoch(1, scores)
+
+
 def _fit_pipeline(
     classifier: Any,
     train: tuple[list[str], list[str]],
@@ -96,10 +105,7 @@ def _fit_pipeline(
     pipeline.fit(*train)
     # one "epoch": the closed-form fit; the train split is scored only for on_epoch's caller
     splits = {"train": train, "val": validation} if on_epoch else {"val": validation}
-    scores = score_fit(pipeline.predict, splits, labels)
-    progress.finish([{"epoch": 1.0, **scores}])
-    if on_epoch is not None:
-        on_epoch(1, scores)
+    finish_fit(progress, score_fit(pipeline.predict, splits, labels), on_epoch)
     return TfidfClassifier(pipeline, labels, family)
 
 
