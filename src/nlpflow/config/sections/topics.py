@@ -51,6 +51,12 @@ class TopicsParams(Section):
         ge=1,
         description="Keep at most this many words, the most frequent in train; null = all.",
     )
+    ignore_words: list[str] = Field(
+        default=[],
+        description="Words never counted, besides preprocess' stop words: the domain's own "
+        "filler (greetings and sign-offs in support mail, 'movie' in film reviews), written "
+        "as they look after preprocess (lower-cased, lemmatised).",
+    )
     phrases: bool = Field(
         default=True,
         description="Join collocations learnt on the train documents into one word with _ "

@@ -128,4 +128,5 @@ def build_vocabulary(texts: Sequence[str], params: TopicsParams) -> TopicVocabul
             f"train.topics.min_df (now {params.min_df}) or raise train.topics.max_df (now "
             f"{params.max_df}), or train on more documents."
         ) from None
-    return TopicVocabulary(phrases, sorted(vectorizer.vocabulary_))
+    ignored = set(params.ignore_words)
+    return TopicVocabulary(phrases, sorted(w for w in vectorizer.vocabulary_ if w not in ignored))
