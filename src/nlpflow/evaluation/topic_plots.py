@@ -2,8 +2,8 @@
 CSV files `dvc plots` draws:
 
 - topic_words.png: a bar chart of each topic's top words, by weight;
-- topic_map.png: the topics on a 2-D map (PCA of their top-word weight vectors: topics sharing
-  words sit close), each a circle sized by its share of the documents;
+- topic_map.png: the topics on a 2-D map (MDS of the distances between their top-word weight
+  vectors: topics sharing words sit close), each a circle sized by its share of the documents;
 - topic_shares_over_time.png (+ topic_shares_over_time.csv): each topic's share per period,
   when the data has a time column (data.time_column);
 - topic_shares.csv: each topic's share of the test documents.
@@ -43,8 +43,12 @@ def save_topic_words_png(
 
 
 def topic_positions(words: Sequence[Sequence[tuple[str, float]]]) -> np.ndarray:
-    """2-D coordinates of the topics: PCA of their top-word weight vectors (each normalised to
-    unit length) over the union of their words. Deterministic: an SVD, no random start."""
+    """2-D coordinates of the topics: metric MDS (seeded) of the cosine distances between their
+    top-word weight vectors over the union of their words, so topics sharing words sit close.
+    Not PCA: topics sharing no word are all equally far apart, which a projection onto two
+    principal axes collapses onto each other, and MDS spreads around."""
+    from sklearn.manifold import MDS
+
     vocab = sorted({w for topic in words for w, _ in topic})
     index = {w: i for i, w in enumerate(vocab)}
     vectors = np.zeros((len(words), max(1, len(vocab))))
@@ -53,12 +57,18 @@ def topic_positions(words: Sequence[Sequence[tuple[str, float]]]) -> np.ndarray:
             vectors[row, index[word]] = float(weight)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     vectors = vectors / np.where(norms > 0, norms, 1.0)
-    centred = vectors - vectors.mean(axis=0)
-    u, s, _ = np.linalg.svd(centred, full_matrices=False)
-    coords = u[:, :2] * s[:2]
-    if coords.shape[1] < 2:  # one topic, or all alike
-        coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
-    return coords
+    distances = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+    np.fill_diagonal(distances, 0.0)
+    if len(words) < 3:  # MDS needs three points; one or two lie on a line
+        return np.array([[float(i), 0.0] for i in range(len(words))])
+    import inspect
+
+    if "metric_mds" in inspect.signature(MDS).parameters:  # scikit-learn 1.8 and later
+        options = {"metric": "precomputed", "metric_mds": True, "init": "random"}
+    else:
+        options = {"dissimilarity": "precomputed", "metric": True}
+    mds = MDS(n_components=2, random_state=0, n_init=4, normalized_stress="auto", **options)
+    return np.asarray(mds.fit_transform(distances))
 
 
 def save_topic_map_png(
@@ -79,7 +89,8 @@ def save_topic_map_png(
         ax.annotate(label, (x, y), ha="center", va="center", fontsize=7)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title("Topics by shared words (PCA); circle area = share of documents")
+    ax.margins(0.25)  # room for the circles and their labels at the edges
+    ax.set_title("Topics by shared words (MDS); circle area = share of documents")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
