@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -196,6 +197,15 @@ class TrainParams(Section):
     spacy_ner: SpacyNerParams = SpacyNerParams()
     token_transformer: TokenTransformerParams = TokenTransformerParams()
 
+    def under(self, root: Path | None) -> TrainParams:
+        """A copy whose relative file paths (train.rules.patterns) point under `root`, the
+        project folder (None: unchanged, read from the working directory)."""
+        patterns = self.rules.patterns
+        if root is None or patterns is None or Path(patterns).is_absolute():
+            return self
+        rules = self.rules.model_copy(update={"patterns": str(root / patterns)})
+        return self.model_copy(update={"rules": rules})
+
     @field_validator("family", mode="before")
     @classmethod
     def _registered(cls, value: object) -> object:
@@ -221,6 +231,12 @@ def family_knobs(family: str) -> tuple[str, ...]:
         name for name in TrainParams.model_fields if name not in FAMILY_SECTIONS + _EVERY_FAMILY
     )  # the fine-tuning fields (the encoder, optimizer, schedule, checkpoints)
     return _EVERY_FAMILY + shared + (spec.sections if spec is not None else ())
+
+
+def baseline_train(train: TrainParams, family: str) -> TrainParams:
+    """What the baseline stage trains with: `family` on the train params, without
+    augmentation (the yardstick learns from the data as it is)."""
+    return train.model_copy(update={"family": family, "augment": AugmentParams()})
 
 
 def read_by_train(train: TrainParams) -> dict[str, Any]:
