@@ -32,9 +32,11 @@ BY_TASK = {
 }
 
 
-def _code(task: str, index: int) -> Any:
-    module, *names = BY_TASK[task]
-    return getattr(importlib.import_module(f"nlpflow.training.families.{module}"), names[index])
+def _code(task: str, what: str) -> Any:
+    """The task's `fit` or `model`."""
+    module, fit, model = BY_TASK[task]
+    code = importlib.import_module(f"nlpflow.training.families.{module}")
+    return getattr(code, fit if what == "fit" else model)
 
 
 def task_of_inputs(*inputs: list[Any]) -> str:
@@ -52,7 +54,7 @@ def fit_rules(
     workdir: Path | None = None,
 ) -> Any:  # fmt: skip
     """rules' registered fit: the rules of train.rules for the task its inputs belong to."""
-    fit = _code(task_of_inputs(train[0], validation[0]), 1)
+    fit = _code(task_of_inputs(train[0], validation[0]), "fit")
     return fit(train, validation, labels=labels, params=params, on_epoch=on_epoch)
 
 
@@ -68,4 +70,4 @@ class Rules:
                 f"{path}: a rules model of NLP task {task!r}; this nlpflow's rules serve "
                 f"{', '.join(BY_TASK)}. Upgrade nlpflow to the version that saved it, or retrain."
             )
-        return _code(task, 2).load(path)
+        return _code(task, "model").load(path)
