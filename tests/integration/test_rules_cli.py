@@ -52,7 +52,7 @@ def _nlpflow(root: Path, env: dict[str, str], *args: str) -> subprocess.Complete
     [
         (
             GOOD.replace("'\\b\\d{5}\\b'", "'(\\d{5}'"),
-            "rules.yaml:4: rule 'short_code': regex '(\\\\d{5}' does not compile (missing ),",
+            "rules.yaml:4: rule 'short_code': regex '(\\d{5}' does not compile (missing ),",
         ),
         (
             GOOD.replace("label: spam, priority", "label: Spam, priority"),

@@ -240,7 +240,7 @@ def _regex(value: Any, at: str) -> str:
         re.compile(value)
     except re.error as exc:
         raise ParamsError(
-            f"{at}: regex {value!r} does not compile ({exc.msg} at position {exc.pos}); fix "
+            f"{at}: regex '{value}' does not compile ({exc.msg} at position {exc.pos}); fix "
             "it (Python `re` syntax; in YAML, single quotes keep backslashes as written)"
         ) from None
     return value
