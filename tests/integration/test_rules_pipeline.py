@@ -1,5 +1,5 @@
 """The `rules` family through the real stages and registry (SQLite): as the model, as the gate's
-baseline (evaluate.baseline), and as hybrid serving over a learned model (serve.rules). The
+baseline (train.baseline), and as hybrid serving over a learned model (serve.rules). The
 rules file is named relatively, as params.yaml names it, from a working directory that is not
 the project.
 
@@ -50,7 +50,7 @@ def project(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
         manifest = (root / "models" / "model" / "nlpflow.json").read_text()
         metrics = json.loads((root / "reports" / "metrics.json").read_text())
         hybrid = run_cli_pipeline(
-            root, ["evaluate.baseline=rules", rules, "serve.rules=configs/rules/tickets.yaml"]
+            root, ["train.baseline=rules", rules, "serve.rules=configs/rules/tickets.yaml"]
         )
         yield root, alone, json.loads(manifest), metrics, hybrid
 

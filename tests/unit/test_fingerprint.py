@@ -48,9 +48,7 @@ def test_a_params_change_moves_only_the_stages_reading_that_section(project: Pat
     before = {s.name: stage_key(s, _ctx(project)) for s in STAGES}
     after = {s.name: stage_key(s, _ctx(project, "evaluate.worst_errors=3")) for s in STAGES}
     changed = {name for name in before if before[name] != after[name]}
-    # register re-scores with evaluate's params; train_params reads evaluate.baseline, and
-    # rewrites nothing when that stays: train and baseline are keyed on its files
-    assert changed == {"train_params", "evaluate", "register"}
+    assert changed == {"evaluate", "register"}  # register re-scores with evaluate's params
     after = {s.name: stage_key(s, _ctx(project, "train.tfidf.C=1.0")) for s in STAGES}
     # train and baseline are keyed on the files train_params writes (each family's own
     # params), not on the train section: they move once those do, which no stage wrote here
@@ -88,7 +86,7 @@ def test_an_edited_rules_file_moves_the_stages_whose_family_reads_it(project: Pa
     rules = project / "rules.yaml"
     rules.write_text("default: a\nrules: [{label: a, keywords: [hi]}]\n")
     model = _ctx(project, "train.family=rules", "train.rules.patterns=rules.yaml")
-    yardstick = _ctx(project, "evaluate.baseline=rules", "train.rules.patterns=rules.yaml")
+    yardstick = _ctx(project, "train.baseline=rules", "train.rules.patterns=rules.yaml")
     served = _ctx(project, "serve.rules=rules.yaml")
     before = [{s.name: stage_key(s, c) for s in STAGES} for c in (model, yardstick, served)]
     rules.write_text("default: a\nrules: [{label: a, keywords: [hello]}]\n")

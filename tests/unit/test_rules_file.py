@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nlpflow.config.naming import logged_params
 from nlpflow.config.params import parse_params
 from nlpflow.errors import ParamsError
 from nlpflow.training.families.rules_text import (
@@ -203,8 +204,8 @@ def test_hybrid_overrides_the_model_only_where_a_rule_fires() -> None:
 def test_params_refuse_text_rules_without_a_file_or_with_a_gazetteer() -> None:
     with pytest.raises(ParamsError, match=r"train\.rules\.patterns: train\.family is rules, which"):
         parse_params({"train": {"family": "rules"}})
-    with pytest.raises(ParamsError, match=r"train\.rules\.patterns: evaluate\.baseline is rules"):
-        parse_params({"evaluate": {"baseline": "rules"}})
+    with pytest.raises(ParamsError, match=r"train\.rules\.patterns: train\.baseline is rules"):
+        parse_params({"train": {"baseline": "rules"}})
     with pytest.raises(ParamsError, match="a gazetteer of train entities is for token-class"):
         parse_params(
             {"train": {"family": "rules", "rules": {"patterns": "r.yaml", "from_train": True}}}
@@ -214,14 +215,15 @@ def test_params_refuse_text_rules_without_a_file_or_with_a_gazetteer() -> None:
 
 
 def test_the_baseline_is_a_family_of_the_task_that_may_be_one() -> None:
-    params = parse_params(
-        {"evaluate": {"baseline": "rules"}, "train": {"rules": {"patterns": "r.yaml"}}}
-    )
+    params = parse_params({"train": {"baseline": "rules", "rules": {"patterns": "r.yaml"}}})
     assert params.baseline_family == "rules"
+    logged = logged_params(params)  # the yardstick's choice and knobs, apart from the model's
+    assert (logged["baseline.family"], logged["baseline.rules.patterns"]) == ("rules", "r.yaml")
+    assert "train.baseline" not in logged and "train.rules.patterns" not in logged
     with pytest.raises(ParamsError) as caught:
-        parse_params({"evaluate": {"baseline": "transformer"}})
+        parse_params({"train": {"baseline": "transformer"}})
     assert (
-        "evaluate.baseline: transformer cannot be task text-classification's baseline; choose "
+        "train.baseline: transformer cannot be task text-classification's baseline; choose "
         "one of tfidf_logreg, rules, or null for the task's own (tfidf_logreg)"
     ) in str(caught.value)
     tagger = {"task": "token-classification", "data": {"format": "conll"}}

@@ -117,6 +117,8 @@ def logged_params(params: Params) -> dict[str, Any]:
     baseline = FAMILIES[params.baseline_family].sections  # the baseline family's own knobs
     if baseline and not set(baseline) <= set(train):
         tree["baseline"] = {s: getattr(params.train, s).model_dump(mode="json") for s in baseline}
+    if params.train.baseline is not None:  # chosen, not the task's own: say which
+        tree.setdefault("baseline", {})["family"] = params.train.baseline
     # null is "not used" (a query of a file source) or "the default" (labels from the data)
     return {k: v for k, v in flatten(tree).items() if v is not None}
 

@@ -59,7 +59,7 @@ class NlpTask:
     # per row for per-token targets: token-classification's tokens and BIO tags)
     inputs: str = "text"
     targets: str = "label"
-    # the baseline stage's family unless evaluate.baseline names another: every model must beat it
+    # the baseline stage's family unless train.baseline names another: every model must beat it
     baseline: str = "tfidf_logreg"
     # params only this task reads (dotted: section.key): left out of other tasks' logged params
     own_params: tuple[str, ...] = ()

@@ -107,16 +107,16 @@ class Params(Section):
 
     @property
     def baseline_family(self) -> str:
-        """The family of the baseline stage: evaluate.baseline, else the NLP task's own."""
-        return self.evaluate.baseline or get_nlp_task(self.task).baseline
+        """The family of the baseline stage: train.baseline, else the NLP task's own."""
+        return self.train.baseline or get_nlp_task(self.task).baseline
 
     @model_validator(mode="after")
     def _baseline_serves_task(self) -> Params:
-        chosen = self.evaluate.baseline
+        chosen = self.train.baseline
         choices = [f.name for f in FAMILIES.values() if f.can_be_baseline and f.serves(self.task)]
         if chosen is not None and chosen not in choices:
             raise ValueError(
-                f"evaluate.baseline: {chosen} cannot be task {self.task}'s baseline; choose one "
+                f"train.baseline: {chosen} cannot be task {self.task}'s baseline; choose one "
                 f"of {', '.join(choices)}, or null for the task's own "
                 f"({get_nlp_task(self.task).baseline})"
             )
@@ -129,7 +129,7 @@ class Params(Section):
             return self
         if self.task != "text-classification":  # the tagger's own checks: its fit
             return self
-        which = "train.family" if self.train.family == "rules" else "evaluate.baseline"
+        which = "train.family" if self.train.family == "rules" else "train.baseline"
         if self.train.rules.patterns is None:
             raise ValueError(
                 f"train.rules.patterns: {which} is rules, which classifies texts with the rules "

@@ -17,7 +17,7 @@ PROCESSED = "data/processed"
 # on, so a knob of another family (train.svm.C on a transformer), or the baseline's tf-idf, does
 # not retrain the model in either runner.
 TRAIN_PARAMS = "models/train_params.yaml"
-# The same for the baseline stage: its family (evaluate.baseline, or the NLP task's own) and the
+# The same for the baseline stage: its family (train.baseline, or the NLP task's own) and the
 # train params that family reads
 BASELINE_PARAMS = "models/baseline_params.yaml"
 MODEL = "models/model"

@@ -151,10 +151,8 @@ STAGES: tuple[Stage, ...] = (
         pushed=True, prepares=True,
     ),
     Stage(
-        # evaluate: its baseline key picks the baseline's family (the whole section, as a
-        # params.yaml written before the key existed lacks it, and dvc refuses missing keys)
         "train_params", f"{_STEPS}.train_params", (), (TRAIN_PARAMS, BASELINE_PARAMS),
-        ("train", "evaluate"), f"{_STEPS}.train_params:TrainParamsReport",
+        ("train",), f"{_STEPS}.train_params:TrainParamsReport",
         tracked=False, uncached=(TRAIN_PARAMS, BASELINE_PARAMS),
         notes={"train_params": "the train params the model's and the baseline's families read: "
                "train and baseline depend on these only"},

@@ -179,7 +179,7 @@ def _slice_check(
 
 def _own_checks(challenger: ChallengerEvidence, params: Params) -> list[Check]:
     gate, main = params.register_.gate, params.evaluate.main_metric
-    baseline_family = params.baseline_family  # evaluate.baseline, else the task's own
+    baseline_family = params.baseline_family  # train.baseline, else the task's own
     rate = challenger.behavioural_pass_rate
     checks = [
         Check(

@@ -271,7 +271,7 @@ def train_baseline(
     family: str | None = None,
     root: Path | None = None,
 ) -> TrainReport:
-    """The baseline family (`family`, evaluate.baseline; None: the NLP task's own, for
+    """The baseline family (`family`, train.baseline; None: the NLP task's own, for
     text-classification tfidf_logreg) on the same splits (its train section, train.seed, no
     augmentation): the yardstick every challenger must beat before the promotion gate lets it
     become champion."""

@@ -83,13 +83,6 @@ class EvaluateParams(Section):
     worst_errors: int = Field(
         default=25, ge=0, description="Rows in the table of highest-confidence mistakes."
     )
-    baseline: str | None = Field(
-        default=None,
-        description="The family the baseline stage trains on the same data, the yardstick "
-        "the gate's baseline check holds every challenger to (register.gate.beat_baseline): "
-        "tfidf_logreg or rules (with train.rules.patterns) for text-classification, rules for "
-        "token-classification; null = the NLP task's own (tfidf_logreg; rules).",
-    )
     behavioural: str | None = Field(
         default="behavioural.yaml",
         description="The project's behavioural tests (CheckList style), relative to the project; "

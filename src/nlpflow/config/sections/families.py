@@ -195,7 +195,7 @@ class Family:
     # runs under torchrun, and cannot share a process with another such training.
     hf_trainer: bool = False
     quantizable: bool = False  # has the Linear layers register.quantize turns into int8
-    # May be the baseline stage's family (evaluate.baseline): cheap, closed-form, CPU only. The
+    # May be the baseline stage's family (train.baseline): cheap, closed-form, CPU only. The
     # baseline stage reads its sections (nlpflow.pipeline.stages), so keep this list short.
     can_be_baseline: bool = False
 

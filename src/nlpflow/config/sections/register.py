@@ -40,7 +40,7 @@ class GateParams(Section):
     beat_baseline: bool = Field(
         default=True,
         description="The challenger must score above the baseline trained on the same data "
-        "(evaluate.baseline; for text-classification tfidf_logreg by default); not checked "
+        "(train.baseline; for text-classification tfidf_logreg by default); not checked "
         "when train.family is the baseline's family.",
     )
 

@@ -126,6 +126,14 @@ class TrainParams(Section):
         + ", ".join(f"{f.name} ({f.summary})" for f in FAMILIES.values())
         + ".",
     )
+    baseline: str | None = Field(
+        default=None,
+        description="The family the baseline stage trains on the same data, the yardstick "
+        "the gate's baseline check holds every challenger to (register.gate.beat_baseline): "
+        "tfidf_logreg or rules (with train.rules.patterns) for text-classification, rules for "
+        "token-classification; null = the NLP task's own (tfidf_logreg; rules). Not a knob of "
+        "the model: changing it re-runs the baseline stage, not train.",
+    )
     seed: int = Field(default=13, description="Seed for weights, shuffling and dropout.")
     pretrained: str = Field(
         default=DEFAULT_ENCODER,
@@ -220,6 +228,7 @@ class TrainParams(Section):
 
 
 _EVERY_FAMILY = ("family", "seed", "augment", "distributed")
+_NOT_THE_MODELS = ("baseline",)  # train fields no family reads: the baseline stage's choice
 
 
 def family_knobs(family: str) -> tuple[str, ...]:
@@ -228,7 +237,9 @@ def family_knobs(family: str) -> tuple[str, ...]:
     if spec is not None and spec.shared is not None:
         return _EVERY_FAMILY + spec.shared + spec.sections
     shared = tuple(
-        name for name in TrainParams.model_fields if name not in FAMILY_SECTIONS + _EVERY_FAMILY
+        name
+        for name in TrainParams.model_fields
+        if name not in FAMILY_SECTIONS + _EVERY_FAMILY + _NOT_THE_MODELS
     )  # the fine-tuning fields (the encoder, optimizer, schedule, checkpoints)
     return _EVERY_FAMILY + shared + (spec.sections if spec is not None else ())
 

@@ -1,4 +1,4 @@
-"""The baseline stage: the baseline family (evaluate.baseline, else the NLP task's own:
+"""The baseline stage: the baseline family (train.baseline, else the NLP task's own:
 text-classification tfidf_logreg) on the same data, the yardstick of the promotion gate."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The train_params stage: the train params the chosen family reads, written for train to
 depend on (a knob of another family then retrains nothing), and the same for the baseline
-stage's family (evaluate.baseline, or the NLP task's own)."""
+stage's family (train.baseline, or the NLP task's own)."""
 
 from __future__ import annotations
 
