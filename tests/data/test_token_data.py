@@ -35,7 +35,7 @@ def task(monkeypatch: pytest.MonkeyPatch) -> str:
     )  # fmt: skip
     monkeypatch.setitem(NLP_TASKS, TASK, entry)
     monkeypatch.setitem(FAMILIES, "fake_tagger", replace(FAMILIES["tfidf_logreg"],
-                        name="fake_tagger", task=TASK))  # fmt: skip
+                        name="fake_tagger", tasks=(TASK,)))  # fmt: skip
     return TASK
 
 

@@ -298,7 +298,7 @@ def test_evaluate_writes_behavioural_json_with_the_pass_rates(
     monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setitem(FAMILIES, FAMILY, Family(
         FAMILY, "test only", code=FAMILY, fit="fit", model="TableTagger",
-        main_knob=("seed", "seed"), task="token-classification",
+        main_knob=("seed", "seed"), tasks=("token-classification",),
     ))  # fmt: skip
     src = tmp_path / "processed"
     src.mkdir()

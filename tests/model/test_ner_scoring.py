@@ -71,7 +71,7 @@ def task(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setitem(FAMILIES, FAMILY, Family(
         FAMILY, "test only", code=FAMILY, fit="fit", model="DictTagger",
-        main_knob=("seed", "seed"), task=TASK,
+        main_knob=("seed", "seed"), tasks=(TASK,),
     ))  # fmt: skip
     monkeypatch.setitem(NLP_TASKS, TASK, NlpTask(
         TASK, "test only", data="text_classification", suite="text_classification",

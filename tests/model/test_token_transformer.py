@@ -110,7 +110,7 @@ def test_overfits_then_reloads_identically(trained, monkeypatch: pytest.MonkeyPa
     entry = Family(
         "token_transformer", "fine-tuning for entities", code="token_transformer",
         fit="fit_token_transformer", model="TokenTransformer", main_knob=("lr", "lr"),
-        task="token-classification", sections=("token_transformer",), shared=None,
+        tasks=("token-classification",), sections=("token_transformer",), shared=None,
     )  # fmt: skip
     monkeypatch.setitem(FAMILIES, "token_transformer", entry)
     loaded = load_model(folder)  # as evaluate and serving load it, through the registry

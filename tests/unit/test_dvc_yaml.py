@@ -33,7 +33,10 @@ def test_render_is_deterministic_and_lists_each_stage_code_after_its_data() -> N
 def test_uncached_outs_metrics_and_notes_come_from_the_table() -> None:
     text = render()
     stages = yaml.safe_load(text)["stages"]
-    assert stages["train_params"]["outs"] == [{"models/train_params.yaml": {"cache": False}}]
+    assert stages["train_params"]["outs"] == [
+        {"models/train_params.yaml": {"cache": False}},
+        {"models/baseline_params.yaml": {"cache": False}},
+    ]
     assert stages["evaluate"]["metrics"] == [{"reports/metrics.json": {"cache": False}}]
     assert stages["train"]["outs"] == [
         "models/model", {"reports/train_history.csv": {"cache": False}}

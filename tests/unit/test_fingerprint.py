@@ -50,9 +50,9 @@ def test_a_params_change_moves_only_the_stages_reading_that_section(project: Pat
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {"evaluate", "register"}  # register re-scores with evaluate's params
     after = {s.name: stage_key(s, _ctx(project, "train.tfidf.C=1.0")) for s in STAGES}
-    # train is keyed on the file train_params writes (the family's own params), not on the
-    # train section: it moves once that file does, which no stage has written here
-    assert {name for name in before if before[name] != after[name]} == {"train_params", "baseline"}
+    # train and baseline are keyed on the files train_params writes (each family's own
+    # params), not on the train section: they move once those do, which no stage wrote here
+    assert {name for name in before if before[name] != after[name]} == {"train_params"}
 
 
 def test_a_changed_input_file_moves_the_key_of_the_stages_reading_it(project: Path) -> None:
@@ -79,6 +79,21 @@ def test_the_registry_is_part_of_register_key(project: Path) -> None:
     other.settings = other.settings.model_copy(update={"registered_model": "another-model"})
     assert stage_key(get_stage("register"), ctx) != stage_key(get_stage("register"), other)
     assert stage_key(get_stage("evaluate"), ctx) == stage_key(get_stage("evaluate"), other)
+
+
+def test_an_edited_rules_file_moves_the_stages_whose_family_reads_it(project: Path) -> None:
+    # The rules file is named by params, so dvc.yaml cannot list it: the keys must see it.
+    rules = project / "rules.yaml"
+    rules.write_text("default: a\nrules: [{label: a, keywords: [hi]}]\n")
+    model = _ctx(project, "train.family=rules", "train.rules.patterns=rules.yaml")
+    yardstick = _ctx(project, "train.baseline=rules", "train.rules.patterns=rules.yaml")
+    served = _ctx(project, "serve.rules=rules.yaml")
+    before = [{s.name: stage_key(s, c) for s in STAGES} for c in (model, yardstick, served)]
+    rules.write_text("default: a\nrules: [{label: a, keywords: [hello]}]\n")
+    after = [{s.name: stage_key(s, c) for s in STAGES} for c in (model, yardstick, served)]
+    moved = [{n for n in b if b[n] != a[n]} for b, a in zip(before, after, strict=True)]
+    # the rules model and its baseline (tfidf_logreg) / the rules baseline / the hybrid version
+    assert moved == [{"train"}, {"baseline"}, {"register"}]
 
 
 def test_folder_hash_sees_names_and_contents(tmp_path: Path) -> None:

@@ -48,11 +48,12 @@ def test_every_registered_task_has_modules_that_implement_its_roles() -> None:
     for name in NLP_TASKS:
         assert isinstance(scoring(name), Scoring), name
         assert isinstance(output(name), Output), name
-    served = {family.task for family in FAMILIES.values()}
+    served = {task for family in FAMILIES.values() for task in family.tasks}
     assert served <= set(NLP_TASKS), "a family serves an unregistered NLP task"
     for name in NLP_TASKS:  # every task has a family to train, and its baseline is one
-        assert [f for f in FAMILIES.values() if f.task == name], name
-        assert FAMILIES[NLP_TASKS[name].baseline].task == name, name
+        assert [f for f in FAMILIES.values() if f.serves(name)], name
+        assert FAMILIES[NLP_TASKS[name].baseline].serves(name), name
+        assert FAMILIES[NLP_TASKS[name].baseline].can_be_baseline, name
         assert isinstance(data_role(name), Data) and isinstance(suite_role(name), Suite), name
 
 
@@ -86,7 +87,7 @@ def fake_task(monkeypatch: pytest.MonkeyPatch) -> str:
         ),
     )
     monkeypatch.setitem(sys.modules, "nlpflow.serving.nlp.fake_spans", _fake_output())
-    family = replace(FAMILIES["tfidf_logreg"], name="fake_tagger", task=FAKE)
+    family = replace(FAMILIES["tfidf_logreg"], name="fake_tagger", tasks=(FAKE,))
     monkeypatch.setitem(FAMILIES, "fake_tagger", family)
     return FAKE
 

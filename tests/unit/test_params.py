@@ -69,7 +69,10 @@ def test_unknown_key_names_dotted_path_and_lists_allowed_keys(tmp_path: Path) ->
     assert "train.epochz: unknown key" in message
     for key in ("epochs", "lr", "family", "tfidf", "batch_size"):
         assert key in message
-    assert "allowed keys here: augment, batch_size, checkpoints, class_weights, compile," in message
+    assert (
+        "allowed keys here: augment, baseline, batch_size, checkpoints, class_weights, compile,"
+        in message
+    )
 
 
 def test_unknown_nested_key_lists_the_nested_sections_keys(tmp_path: Path) -> None:

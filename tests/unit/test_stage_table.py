@@ -63,7 +63,8 @@ def test_what_differs_by_stage_is_a_field_of_its_row() -> None:
     assert named("records_run") == ["evaluate"]
     assert named("registers") == ["register"]
     assert [s.name for s in STAGES if not s.tracked] == ["train_params"]
-    assert [s.name for s in STAGES if s.key_parts is not None] == ["gather", "train", "register"]
+    keyed = [s.name for s in STAGES if s.key_parts is not None]
+    assert keyed == ["gather", "train", "baseline", "register"]
     assert (model_stage().name, model_stage().model) == ("train", "models/model")
     assert (snapshot_stage().name, snapshot_stage().snapshot) == ("gather", "data/gathered")
     assert stage_names() == STAGE_NAMES

@@ -76,7 +76,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
     monkeypatch.setitem(NLP_TASKS, TASK, NlpTask(TASK, "test only", data="text_classification",
                         suite="text_classification", scoring="fake_release_spans",
                         output="fake_release_spans"))  # fmt: skip
-    family = replace(FAMILIES["tfidf_logreg"], name=FAMILY, task=TASK)
+    family = replace(FAMILIES["tfidf_logreg"], name=FAMILY, tasks=(TASK,))
     monkeypatch.setitem(FAMILIES, FAMILY, family)
     return seen
 

@@ -80,7 +80,7 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, not a table.")] = False,
 ) -> None:
     """Classify texts with a registered model: label, score and each class's probability."""
-    from nlpflow.serving.nlp import output_of_family
+    from nlpflow.serving.nlp import output
     from nlpflow.serving.predict import predict_registered, read_texts
     from nlpflow.tracking.refs import resolve_spec as resolve_model
 
@@ -90,7 +90,7 @@ def predict(
     ref = resolve_model(model, settings)
     texts = read_texts(input_) if input_ is not None else list(text or [])
     frame = predict_registered(ref, settings, texts)
-    shape = output_of_family(frame.attrs["family"])  # the model's NLP task shapes the answer
+    shape = output(frame.attrs["task"])  # the model's NLP task shapes the answer
     if as_json:
         for row in shape.json_rows(texts, frame):
             out.print(json.dumps(row, ensure_ascii=False), markup=False, highlight=False)

@@ -51,14 +51,25 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def _main_knob(train: TrainParams) -> tuple[str, float]:
+def _shown(value: Any) -> str:
+    """A knob's value as a run name shows it: a number short, a file by its name."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return PurePosixPath(value.replace("\\", "/")).name
+    return _number(float(value))
+
+
+def _main_knob(train: TrainParams) -> tuple[str, str]:
     """The knob a family's runs differ by most often (sweeps, `dvc exp run -S`): its label
-    and value (the family registry names it)."""
+    and value as shown (the family registry names it)."""
     label, field = FAMILIES[train.family].main_knob
     value: Any = train
     for part in field.split("."):
         value = getattr(value, part)
-    return label, float(value)
+    return label, _shown(value)
 
 
 def run_name(params: Params, *, experiment: str | None = None) -> str:
@@ -70,7 +81,7 @@ def run_name(params: Params, *, experiment: str | None = None) -> str:
     parts = [
         train.family,
         dataset_name(data.source) + config,
-        f"{knob} {_number(value)}",
+        f"{knob} {value}",
         f"seed {train.seed}",
     ]
     if experiment:
@@ -80,9 +91,9 @@ def run_name(params: Params, *, experiment: str | None = None) -> str:
 
 def logged_params(params: Params) -> dict[str, Any]:
     """What shaped a pipeline run, flattened for MLflow: every section its stages read, the
-    train section cut to the chosen family's fields, and the baseline's tf-idf knobs under
-    `baseline.` when the family itself is not a tf-idf one (they shape the yardstick, not the
-    model). Passwords in URLs are masked (Params.public_dict)."""
+    train section cut to the chosen family's fields, and the baseline family's knobs (its
+    train sections) under `baseline.` when the family itself does not read them (they shape
+    the yardstick, not the model). Passwords in URLs are masked (Params.public_dict)."""
     tree = {k: v for k, v in params.public_dict().items() if k not in NOT_READ_BY_STAGES}
     # the default NLP task is left out, so classification runs log the params they did before
     # the task became a param (and compare equal to older runs in MLflow)
@@ -103,9 +114,11 @@ def logged_params(params: Params) -> dict[str, Any]:
         train["distributed"] = {"nproc_per_node": 1, "nnodes": 1}
     if train.get("optimizer") not in (None, "sgd"):
         train.pop("momentum", None)
-    baseline = FAMILIES[task.baseline].sections  # the baseline family's own knobs
+    baseline = FAMILIES[params.baseline_family].sections  # the baseline family's own knobs
     if baseline and not set(baseline) <= set(train):
         tree["baseline"] = {s: getattr(params.train, s).model_dump(mode="json") for s in baseline}
+    if params.train.baseline is not None:  # chosen, not the task's own: say which
+        tree.setdefault("baseline", {})["family"] = params.train.baseline
     # null is "not used" (a query of a file source) or "the default" (labels from the data)
     return {k: v for k, v in flatten(tree).items() if v is not None}
 

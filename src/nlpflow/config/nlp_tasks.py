@@ -4,7 +4,7 @@
                                                # nlpflow.evaluation.nlp that scores it
 
 `task` in params.yaml chooses one (named as Hugging Face names its pipelines); a model family
-says which one it serves (Family.task). The stages share everything else (gather, validate,
+says which ones it serves (Family.tasks). The stages share everything else (gather, validate,
 tracking, register, serve) and ask the registry only for what differs per NLP task, one module
 per task per role, loaded by name when used, as the model families are:
 
@@ -21,7 +21,7 @@ Each role's package defines its interface (a Protocol) and loads a task's module
 (`nlpflow.evaluation.nlp.scoring(task)`), so a stage's computed code deps hold the modules of
 its own roles only, and this module, in the config layer, names them without importing them.
 Adding an NLP task = its module in each role's package + one entry here (+ the families that
-serve it, Family.task).
+serve it, Family.tasks).
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ class NlpTask:
     # per row for per-token targets: token-classification's tokens and BIO tags)
     inputs: str = "text"
     targets: str = "label"
-    baseline: str = "tfidf_logreg"  # the family of the baseline stage: every model must beat it
+    # the baseline stage's family unless train.baseline names another: every model must beat it
+    baseline: str = "tfidf_logreg"
     # params only this task reads (dotted: section.key): left out of other tasks' logged params
     own_params: tuple[str, ...] = ()
     # evaluate.main_metric's choices (config.sections.evaluate), the default first

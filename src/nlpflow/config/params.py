@@ -39,6 +39,7 @@ from nlpflow.config.sections.train import (
     CheckpointParams,
     DistributedParams,
     TrainParams,
+    baseline_train,
     family_knobs,
     read_by_train,
 )
@@ -57,7 +58,7 @@ __all__ = [
     "InferenceParams", "MainMetric", "Params", "PreprocessParams", "RegisterParams",
     "ScheduleParams", "SearchDimension", "ServeParams", "SliceParams", "SpacyTextcatParams",
     "SplitParams", "SvmParams", "SweepParams", "TfidfParams", "TrainParams", "ValidateParams",
-    "apply_override", "family_knobs", "flatten", "load_params", "merge", "parse_params",
+    "apply_override", "baseline_train", "family_knobs", "flatten", "load_params", "merge", "parse_params",
     "read_by_train", "train_overlay",
 ]  # fmt: skip
 
@@ -96,12 +97,60 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _family_serves_task(self) -> Params:
-        if FAMILIES[self.train.family].task != self.task:
-            serving = [f.name for f in FAMILIES.values() if f.task == self.task]
+        family = FAMILIES[self.train.family]
+        if not family.serves(self.task):
+            serving = [f.name for f in FAMILIES.values() if f.serves(self.task)]
             raise ValueError(
-                f"train.family: {self.train.family} serves "
-                f"{FAMILIES[self.train.family].task}, not task {self.task}; families that "
-                f"serve {self.task}: {', '.join(serving) or 'none yet'}"
+                f"train.family: {family.name} serves {' and '.join(family.tasks)}, not task "
+                f"{self.task}; families that serve {self.task}: {', '.join(serving) or 'none yet'}"
+            )
+        return self
+
+    @property
+    def baseline_family(self) -> str:
+        """The family of the baseline stage: train.baseline, else the NLP task's own."""
+        return self.train.baseline or get_nlp_task(self.task).baseline
+
+    @model_validator(mode="after")
+    def _baseline_serves_task(self) -> Params:
+        chosen = self.train.baseline
+        choices = [f.name for f in FAMILIES.values() if f.can_be_baseline and f.serves(self.task)]
+        if chosen is not None and chosen not in choices:
+            raise ValueError(
+                f"train.baseline: {chosen} cannot be task {self.task}'s baseline; choose one "
+                f"of {', '.join(choices)}, or null for the task's own "
+                f"({get_nlp_task(self.task).baseline})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _text_rules_have_a_file(self) -> Params:
+        """Classification rules are a file a person writes: nothing to learn from train."""
+        if "rules" not in (self.train.family, self.baseline_family):
+            return self
+        if self.task != "text-classification":  # the tagger's own checks: its fit
+            return self
+        which = "train.family" if self.train.family == "rules" else "train.baseline"
+        if self.train.rules.patterns is None:
+            raise ValueError(
+                f"train.rules.patterns: {which} is rules, which classifies texts with the rules "
+                "of a file; give its path, e.g. configs/rules/sms_spam.yaml (its format: "
+                "docs/training.md, The rules family)"
+            )
+        if self.train.rules.from_train:
+            raise ValueError(
+                "train.rules.from_train: a gazetteer of train entities is for "
+                "token-classification; text-classification rules come from "
+                "train.rules.patterns only: remove from_train"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _hybrid_classifies(self) -> Params:
+        if self.serve.rules is not None and self.task != "text-classification":
+            raise ValueError(
+                f"serve.rules: hybrid serving overrides a text classifier's label where a rule "
+                f"fires; task {self.task} has no label per text: set serve.rules: null"
             )
         return self
 

@@ -46,6 +46,7 @@ def _detect_format(path: Path, fmt: str) -> str:
 
 
 def _select(df: pd.DataFrame, path: Path, params: DataParams) -> pd.DataFrame:
+    label_column: str | None
     if params.format == "labelled_lines":
         text_columns, label_column = ["text"], "label"
     else:

@@ -17,8 +17,11 @@ PROCESSED = "data/processed"
 # on, so a knob of another family (train.svm.C on a transformer), or the baseline's tf-idf, does
 # not retrain the model in either runner.
 TRAIN_PARAMS = "models/train_params.yaml"
+# The same for the baseline stage: its family (train.baseline, or the NLP task's own) and the
+# train params that family reads
+BASELINE_PARAMS = "models/baseline_params.yaml"
 MODEL = "models/model"
-BASELINE = "models/baseline"  # tfidf_logreg on the same data: the yardstick of the promotion gate
+BASELINE = "models/baseline"  # the baseline family on the same data: the gate's yardstick
 TRAIN_HISTORY = "reports/train_history.csv"
 METRICS = "reports/metrics.json"
 PLOTS = "reports/plots"

@@ -26,10 +26,17 @@ from pydantic import BaseModel
 from nlpflow.errors import NlpflowError
 from nlpflow.pipeline.codedeps import code_deps, code_hash
 from nlpflow.pipeline.context import MODEL_SHA256, RESUMED_FROM, StageContext
-from nlpflow.pipeline.keys import KeyParts, pretrained_parts, registry_parts, source_parts
+from nlpflow.pipeline.keys import (
+    KeyParts,
+    baseline_parts,
+    registry_parts,
+    source_parts,
+    train_parts,
+)
 from nlpflow.pipeline.paths import (
     ACCEPTED,
     BASELINE,
+    BASELINE_PARAMS,
     BEHAVIOURAL,
     CHECKPOINTS,
     EVALUATION,
@@ -54,7 +61,7 @@ from nlpflow.pipeline.steps.train_params import TrainParamsReport
 from nlpflow.pipeline.steps.validate import accepted_profile
 
 __all__ = [  # the names importers take from here (the paths and the context live apart)
-    "ACCEPTED", "BASELINE", "BEHAVIOURAL", "CHECKPOINTS", "EVALUATION", "GATHERED",
+    "ACCEPTED", "BASELINE", "BASELINE_PARAMS", "BEHAVIOURAL", "CHECKPOINTS", "EVALUATION", "GATHERED",
     "GX_PROJECT", "HTTP_CACHE", "METRICS", "MODEL", "MODEL_CARD", "MODEL_SHA256", "PLOTS",
     "PREPROCESS_CACHE", "PROCESSED", "QUARANTINE", "REGISTRATION", "RESUMED_FROM",
     "SQL_SNAPSHOT", "STAGES", "STAGE_NAMES", "TRAIN_HISTORY", "TRAIN_PARAMS", "VALIDATED",
@@ -144,22 +151,23 @@ STAGES: tuple[Stage, ...] = (
         pushed=True, prepares=True,
     ),
     Stage(
-        "train_params", f"{_STEPS}.train_params", (), (TRAIN_PARAMS,), ("train",),
-        f"{_STEPS}.train_params:TrainParamsReport",
-        tracked=False, uncached=(TRAIN_PARAMS,),
-        notes={"train_params": "the train params the chosen family reads: train depends on these only"},
+        "train_params", f"{_STEPS}.train_params", (), (TRAIN_PARAMS, BASELINE_PARAMS),
+        ("train",), f"{_STEPS}.train_params:TrainParamsReport",
+        tracked=False, uncached=(TRAIN_PARAMS, BASELINE_PARAMS),
+        notes={"train_params": "the train params the model's and the baseline's families read: "
+               "train and baseline depend on these only"},
     ),
     Stage(
         "train", f"{_STEPS}.train", (PROCESSED, TRAIN_PARAMS), (MODEL, TRAIN_HISTORY),
         ("data.labels", "preprocess"), _TRAIN_REPORT,
-        retries=1, key_parts=pretrained_parts, pushed=True, model=MODEL, gpu=True,
+        retries=1, key_parts=train_parts, pushed=True, model=MODEL, gpu=True,
         uncached=(TRAIN_HISTORY,),
         notes={TRAIN_HISTORY: "drawn by plots: below; git-tracked, as metrics are"},
     ),
     Stage(
-        "baseline", f"{_STEPS}.baseline", (PROCESSED,), (BASELINE,),
-        ("data.labels", "train.seed", "train.tfidf"), _TRAIN_REPORT,
-        pushed=True,
+        "baseline", f"{_STEPS}.baseline", (PROCESSED, BASELINE_PARAMS), (BASELINE,),
+        ("data.labels",), _TRAIN_REPORT,
+        key_parts=baseline_parts, pushed=True,
     ),
     Stage(
         "evaluate", f"{_STEPS}.evaluate", (MODEL, BASELINE, PROCESSED, BEHAVIOURAL),

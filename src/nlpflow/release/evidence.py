@@ -66,11 +66,11 @@ def served_predictions(served: Any, texts: list[str]) -> tuple[list[Any], Any]:
     """Predictions and probabilities of a loaded version for raw texts, past the request
     limits (the gate scores whole test sets, not requests), read as the Output module of the
     model's own NLP task reads its answer."""
-    from nlpflow.serving.nlp import output_of_family
+    from nlpflow.serving.nlp import output_of_model
     from nlpflow.serving.pyfunc import predict_frame
 
     frame = predict_frame(served.model, served.cleaner, texts)
-    return output_of_family(served.model.family).read_answer(frame, list(served.model.labels))
+    return output_of_model(served.model).read_answer(frame, list(served.model.labels))
 
 
 def _judge(
@@ -182,6 +182,9 @@ def challenger_evidence(
         from nlpflow.evaluation.nlp import scoring
 
         expected, expected_proba = scoring(params.task).recorded(predictions, label_set)
+        if hasattr(served.model, "overridden"):  # hybrid: evaluate scored the model alone
+            cleaned = served.cleaner.transform(texts)
+            expected, expected_proba = served.model.overridden(cleaned, expected, expected_proba)
         mismatches = compare_predictions(expected, expected_proba, labels, proba, texts=texts)
     score, slices = _judge(predictions, labels, label_set=label_set, params=params)
     baseline = metrics.get("baseline") or {}

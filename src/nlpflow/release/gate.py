@@ -31,7 +31,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nlpflow.config.nlp_tasks import get_nlp_task
 from nlpflow.config.params import Params
 
 
@@ -190,7 +189,7 @@ def _slice_check(
 
 def _own_checks(challenger: ChallengerEvidence, params: Params) -> list[Check]:
     gate, main = params.register_.gate, params.evaluate.main_metric
-    baseline_family = get_nlp_task(params.task).baseline  # the task's yardstick (NlpTask)
+    baseline_family = params.baseline_family  # train.baseline, else the task's own
     rate = challenger.behavioural_pass_rate
     checks = [
         Check(

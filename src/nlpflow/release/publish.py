@@ -56,9 +56,27 @@ def serving_config(params: Params) -> dict[str, Any]:
     }
 
 
-def pyfunc_spec(model_dir: Path, params: Params) -> PyfuncSpec:
+def hybrid_rules(model_dir: Path, params: Params, root: Path | None) -> dict[str, str]:
+    """The pyfunc's artifact of hybrid serving (serve.rules, under `root`, the project folder;
+    None: the working directory), checked against the model's labels; {} without one."""
+    from nlpflow.errors import ParamsError
+    from nlpflow.serving.pyfunc import RULES_ARTIFACT
+    from nlpflow.training.families.rules_text import read_rules
+
+    if params.serve.rules is None:
+        return {}
+    file = (root or Path()) / params.serve.rules
+    try:
+        read_rules(file, labels=list(load_manifest(model_dir)["labels"]))
+    except ParamsError as exc:
+        raise ParamsError(f"serve.rules: {exc}") from None
+    return {RULES_ARTIFACT: str(file)}
+
+
+def pyfunc_spec(model_dir: Path, params: Params, *, root: Path | None = None) -> PyfuncSpec:
     """The raw-text pyfunc of `model_dir` as MLflow "models from code": the entry file
-    (nlpflow/serving/pyfunc_entry.py) is the python_model, so nothing is cloudpickled."""
+    (nlpflow/serving/pyfunc_entry.py) is the python_model, so nothing is cloudpickled. With
+    serve.rules (read under `root`), the rules file goes with it: hybrid serving."""
     from nlpflow.serving.nlp import output
     from nlpflow.serving.pyfunc import MODEL_ARTIFACT, TEXT_COLUMN
     from nlpflow.tracking.model_files import PyfuncSpec
@@ -67,7 +85,7 @@ def pyfunc_spec(model_dir: Path, params: Params) -> PyfuncSpec:
     outputs = output(params.task).output_schema(manifest["labels"])
     return PyfuncSpec(
         entry=PYFUNC_ENTRY,
-        artifacts={MODEL_ARTIFACT: str(model_dir)},
+        artifacts={MODEL_ARTIFACT: str(model_dir)} | hybrid_rules(model_dir, params, root),
         # Ship nlpflow's own code with the model so it loads where nlpflow isn't installed.
         code_paths=[str(PACKAGE_DIR)],
         requirements=_requirements(manifest),
@@ -88,13 +106,15 @@ def log_model(
     model_dir: Path,
     params: Params,
     tags: dict[str, str] | None = None,
+    root: Path | None = None,
 ) -> LoggedModelView:
     """Log `model_dir` as an MLflow 3 logged model of run `run_id`, named for its family,
-    holding the raw-text pyfunc (Tracker.log_pyfunc: a new logged model each call)."""
+    holding the raw-text pyfunc (Tracker.log_pyfunc: a new logged model each call). `root`:
+    the project folder, where serve.rules is read."""
     family = str(load_manifest(model_dir)["family"])
     return tracker.log_pyfunc(
         # the logged model's type is its NLP task: MLflow searches and compares models by it
-        run_id, pyfunc_spec(model_dir, params), name=family, model_type=params.task,
+        run_id, pyfunc_spec(model_dir, params, root=root), name=family, model_type=params.task,
         tags={"family": family} | (tags or {}),
     )  # fmt: skip
 
@@ -119,10 +139,11 @@ def publish_model(
     model_name: str,
     params: Params,
     tags: dict[str, str] | None = None,
+    root: Path | None = None,
 ) -> int:
     """Log `model_dir` as the raw-text pyfunc, a logged model of `run_id`, and register it as
     a new version of `model_name` (no aliases moved). Returns the version number."""
-    logged = log_model(tracker, run_id=run_id, model_dir=model_dir, params=params)
+    logged = log_model(tracker, run_id=run_id, model_dir=model_dir, params=params, root=root)
     return tracker.register_logged_model(
         model_name, logged, run_id=run_id, tags={"run_id": run_id} | (tags or {})
     )

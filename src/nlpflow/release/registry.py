@@ -139,7 +139,7 @@ def _record_decision(
 
 def _log_evaluated_model(
     tracker: Tracker, *, run_id: str, model_dir: Path, params: Params, metrics: dict[str, Any],
-    predictions: Any,
+    predictions: Any, root: Path | None,
 ) -> Any:  # fmt: skip
     """The logged model of `model_dir`, with the run's test metrics linked to it, scored on the
     test split's dataset (the one Tracker.log_datasets logs: same name, same digest)."""
@@ -148,7 +148,7 @@ def _log_evaluated_model(
     targets = get_nlp_task(params.task).targets
     sha256 = sha256_of_test_rows(predictions, targets=targets)
     logged = log_model(tracker, run_id=run_id, model_dir=model_dir, params=params,
-                       tags={"test_set_sha256": sha256})  # fmt: skip
+                       tags={"test_set_sha256": sha256}, root=root)  # fmt: skip
     test = (
         split_dataset_name(params, "test"),
         split_digest(predictions["raw_text"].astype(str), target_texts(predictions[targets])),
@@ -181,6 +181,7 @@ def register(
     model_name: str,
     data_manifest: Path,
     expected_model_sha256: str | None = None,
+    root: Path | None = None,
 ) -> RegistrationReport:
     """Log `model_dir` as the run's logged model (test metrics linked), register it as a new
     version (alias challenger), run the promotion gate, move `champion` only if it passes,
@@ -191,7 +192,8 @@ def register(
     `expected_model_sha256`: what the run's own train stage wrote; a model folder that hashes
     otherwise (another run overwrote it) is refused before and after the upload, nothing
     registered. A failure after the version exists withdraws it (withdraw_version): a failed
-    register leaves no version and moves no alias."""
+    register leaves no version and moves no alias. `root`: the project folder, where
+    serve.rules (hybrid serving) is read."""
 
     metrics, predictions, _ = read_evaluation(metrics_path, evaluation)
     main = params.evaluate.main_metric
@@ -199,7 +201,7 @@ def register(
     check_model_fingerprint(tracker, run_id=run_id, model_dir=model_dir,
                             expected=expected_model_sha256)  # fmt: skip
     logged = _log_evaluated_model(tracker, run_id=run_id, model_dir=model_dir, params=params,
-                                  metrics=metrics, predictions=predictions)  # fmt: skip
+                                  metrics=metrics, predictions=predictions, root=root)  # fmt: skip
     # the upload read the folder file by file: it must not have changed meanwhile either
     uploaded = check_model_fingerprint(tracker, run_id=run_id, model_dir=model_dir,
                                        expected=expected_model_sha256)  # fmt: skip

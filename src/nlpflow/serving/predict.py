@@ -74,6 +74,7 @@ def predict_registered(ref: ModelRef, settings: Settings, texts: list[Any]) -> p
     import tempfile
 
     from nlpflow.errors import DataSourceError
+    from nlpflow.serving.nlp import model_task
 
     if not texts:
         raise DataSourceError("no texts to score: pass --text, or an --input holding some.")
@@ -89,7 +90,7 @@ def predict_registered(ref: ModelRef, settings: Settings, texts: list[Any]) -> p
             model.predict(pd.DataFrame({TEXT_COLUMN: texts[start : start + size]}))
             for start in range(0, len(texts), size)
         ]
-        family = model.unwrap_python_model().model.family
+        task = model_task(model.unwrap_python_model().model)
     frame = pd.concat(parts, ignore_index=True)
-    frame.attrs["family"] = family  # whose Output shapes the answer (display, json_rows)
+    frame.attrs["task"] = task  # whose Output shapes the answer (display, json_rows)
     return frame

@@ -7,6 +7,9 @@ Input: a DataFrame with a `text` column (or a list of strings).
 Output: what the model's NLP task returns (nlpflow.serving.nlp); for text-classification a
 DataFrame with `label`, `score` (its probability) and `proba_<label>` per class.
 
+With serve.rules at registration (hybrid serving), a rules file ships beside the model and its
+rules override the model's label wherever one fires (nlpflow.training.families.rules_text).
+
 Every request is checked before the model sees it (limits from params `serve`, baked into the
 version at registration as its MLflow model_config): no text may be missing, blank or longer than
 `max_chars`, and a request holds at most `max_batch` texts. A bad request raises an
@@ -31,6 +34,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 MODEL_ARTIFACT = "model_dir"
+RULES_ARTIFACT = "override_rules"  # hybrid serving (params serve.rules): the rules file, if any
 TEXT_COLUMN = "text"
 MAX_PROBLEMS_LISTED = 5  # a 10,000-row request of blanks gets a readable message, not a book
 
@@ -52,11 +56,11 @@ class InvalidRequest(Exception):
 
 
 def predict_frame(model: Any, cleaner: Any, texts: list[str]) -> pd.DataFrame:
-    """The answer to `texts`, as the Output module of the model's NLP task shapes it (its
-    family's task; nlpflow.serving.nlp)."""
-    from nlpflow.serving.nlp import output_of_family
+    """The answer to `texts`, as the Output module of the model's NLP task shapes it
+    (nlpflow.serving.nlp)."""
+    from nlpflow.serving.nlp import output_of_model
 
-    return output_of_family(model.family).predict_frame(model, cleaner, texts)
+    return output_of_model(model).predict_frame(model, cleaner, texts)
 
 
 def _texts(model_input: Any) -> list[Any]:
@@ -164,8 +168,13 @@ class TextClassifierModel(PythonModel):
         folder = Path(context.artifacts[MODEL_ARTIFACT])
         # Versions registered before serving limits existed have no model_config: defaults.
         self.config = default_config() | dict(getattr(context, "model_config", None) or {})
-        self.model = load_model(folder)
+        self.model: Any = load_model(folder)  # with serve.rules: a RulesOverride of it
         self.quantized = apply_quantization(self.model, str(self.config["quantize"]))
+        rules = (getattr(context, "artifacts", None) or {}).get(RULES_ARTIFACT)
+        if rules:  # hybrid: the rules decide where one fires, the model elsewhere
+            from nlpflow.training.families.rules_text import RulesOverride
+
+            self.model = RulesOverride.from_file(self.model, Path(rules))
         self.cleaner = TextPreprocessor(PreprocessParams(**load_manifest(folder)["preprocess"]))
 
     # model_input's hint is DataFrame on purpose: MLflow infers no schema from it (the

@@ -108,11 +108,13 @@ def train(
     checkpoints: Path | None = None,
     attempt: str | None = None,
     task: str = DEFAULT_NLP_TASK,
+    root: Path | None = None,
 ) -> TrainReport:
     """Train on `src/train.parquet` (+ validation), save the model folder to `dst`.
     `attempt`: this try's MLflow run, noted beside the checkpoints so that a try resuming
     from them can name the one it continues (TrainReport.resumed_run); `task`: the NLP task,
-    whose columns the model learns from (examples)."""
+    whose columns the model learns from (examples); `root`: the project folder, under which
+    the files params name are read (train.rules.patterns; None: the working directory)."""
     splits = load_splits(src, ("train", "validation"))
     train_xy, val_xy = examples(splits["train"], task), examples(splits["validation"], task)
     if labels and get_nlp_task(task).targets != "label":  # data.labels names entity types
@@ -146,9 +148,10 @@ def train(
         for row in model.history or []:  # the workers cannot reach the tracker: replay
             record(int(row["epoch"]), {k: v for k, v in row.items() if k != "epoch"})
     else:
+        # the params as written go into the manifest; the fit reads their files under `root`
         model = fit(
-            train_xy, val_xy, labels=labels, params=params, on_epoch=record, on_step=on_step,
-            workdir=workdir,
+            train_xy, val_xy, labels=labels, params=params.under(root), on_epoch=record,
+            on_step=on_step, workdir=workdir,
         )  # fmt: skip
     seconds = time.perf_counter() - start
     history = getattr(model, "history", None) or history  # complete even across a resume
@@ -159,8 +162,11 @@ def train(
     partial = dst.with_name(f".{dst.name}.partial")
     _remove(partial)
     model.save(partial)
-    # Record how text must be cleaned before this model sees it (the serving model reads this).
-    update_manifest(partial, preprocess=preprocess.model_dump(), train=params.model_dump())
+    # Record how text must be cleaned before this model sees it (the serving model reads this),
+    # and the NLP task (a family may serve several: its class's load reads which).
+    update_manifest(
+        partial, preprocess=preprocess.model_dump(), train=params.model_dump(), task=task
+    )
     if get_nlp_task(task).targets_optional:  # topics: the training mix, for drift later
         update_manifest(partial, reference_shares=reference_shares(model, train_xy[0]))
     inside = history_path.parent == dst  # the baseline keeps its history in its folder
@@ -275,17 +281,19 @@ def train_baseline(
     preprocess: PreprocessParams,
     labels: list[str] | None = None,
     task: str = DEFAULT_NLP_TASK,
+    family: str | None = None,
+    root: Path | None = None,
 ) -> TrainReport:
-    """The NLP task's baseline family (text-classification: tfidf_logreg) on the same splits
-    (its train section, train.seed, no augmentation): the yardstick every challenger must
-    beat before the promotion gate lets it become champion."""
-    from nlpflow.config.params import AugmentParams
+    """The baseline family (`family`, train.baseline; None: the NLP task's own, for
+    text-classification tfidf_logreg) on the same splits (its train section, train.seed, no
+    augmentation): the yardstick every challenger must beat before the promotion gate lets it
+    become champion."""
+    from nlpflow.config.params import baseline_train
 
-    family = get_nlp_task(task).baseline
-    baseline = params.model_copy(update={"family": family, "augment": AugmentParams()})
+    baseline = baseline_train(params, family or get_nlp_task(task).baseline)
     return train(
         src=src, dst=dst, history_path=dst / "history.csv", params=baseline,
-        preprocess=preprocess, labels=labels, task=task,
+        preprocess=preprocess, labels=labels, task=task, root=root,
     )  # fmt: skip
 
 

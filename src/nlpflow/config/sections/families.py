@@ -194,20 +194,30 @@ class EmbeddingsParams(Section):
 
 
 class RulesParams(Section):
-    """rules: spaCy's SpanRuler over entity patterns (token-classification)."""
+    """rules: hand-written rules. text-classification: a rules file of keywords, regexes and
+    spaCy token patterns with priorities and a default label (nlpflow.training.families.
+    rules_text); token-classification: spaCy's SpanRuler over entity patterns."""
 
     patterns: str | None = Field(
         default=None,
         min_length=1,
-        description='JSONL file of spaCy entity patterns, one a line: {"label": TYPE, '
-        '"pattern": "a phrase" or [{"LOWER": "token"}, ...]}, relative to the '
-        "project folder (version it with the code); null = none.",
+        description="The rules file, relative to the project folder (version it with the code; "
+        "the model folder keeps a copy). text-classification (required): YAML (`default: "
+        "LABEL` and `rules:`, a list) or JSONL (one rule a line, and a line "
+        '{"default": LABEL}); each rule has `label`, optional `priority` (an integer, default '
+        "0; the firing rule of highest priority wins, ties go to the earlier rule), optional "
+        "`name`, and exactly one of `keywords` (words or phrases, matched case-insensitively "
+        "as whole words), `regex` (Python syntax, searched in the text as written) or "
+        '`pattern` (a spaCy Matcher token pattern, e.g. [{"LOWER": "free"}, {"LIKE_NUM": '
+        "true}]); texts no rule fires on get `default`. token-classification: JSONL of spaCy "
+        'entity patterns, one a line: {"label": TYPE, "pattern": "a phrase" or [{"LOWER": '
+        '"token"}, ...]}; null = none (the gazetteer only).',
     )
     from_train: bool | None = Field(
         default=None,
-        description="Add a gazetteer: an exact (case-sensitive) token pattern for every entity "
-        "surface form of the train split, with the type it has most often there; null = only "
-        "when `patterns` is null.",
+        description="token-classification only: add a gazetteer, an exact (case-sensitive) "
+        "token pattern for every entity surface form of the train split, with the type it has "
+        "most often there; null = only when `patterns` is null.",
     )
 
 
@@ -287,7 +297,11 @@ class Family:
     # on_step, workdir) -> model; imported only when the family is chosen
     model: str  # its class, whose .load(path) reads a saved model folder
     main_knob: tuple[str, str]  # (label, dotted train field) that run names show
-    task: str  # the NLP task it serves (params `task`; nlpflow.config.nlp_tasks.NLP_TASKS)
+    # The NLP tasks it serves (params `task`; nlpflow.config.nlp_tasks.NLP_TASKS). A family of
+    # several (rules) has one `fit` and one `model` for all: the fit tells the task by the shape
+    # of its data (texts, or token lists), and the class's load returns the model of the task
+    # its folder's manifest names (a manifest without one: the first task here).
+    tasks: tuple[str, ...]
     sections: tuple[str, ...] = ()  # train sub-sections of its own knobs
     # Other train fields it reads (besides family, seed, augment, distributed); None: every
     # train field that is no family's section (the fine-tuned transformer's).
@@ -297,6 +311,12 @@ class Family:
     # runs under torchrun, and cannot share a process with another such training.
     hf_trainer: bool = False
     quantizable: bool = False  # has the Linear layers register.quantize turns into int8
+    # May be the baseline stage's family (train.baseline): cheap, closed-form, CPU only. The
+    # baseline stage reads its sections (nlpflow.pipeline.stages), so keep this list short.
+    can_be_baseline: bool = False
+
+    def serves(self, task: str) -> bool:
+        return task in self.tasks
 
 
 FAMILIES: dict[str, Family] = {
@@ -309,8 +329,9 @@ FAMILIES: dict[str, Family] = {
             fit="fit_logreg",
             model="TfidfClassifier",
             main_knob=("C", "tfidf.C"),
-            task="text-classification",
+            tasks=("text-classification",),
             sections=("tfidf",),
+            can_be_baseline=True,
         ),
         Family(
             "tfidf_linear_svm",
@@ -319,7 +340,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_svm",
             model="TfidfClassifier",
             main_knob=("C", "svm.C"),
-            task="text-classification",
+            tasks=("text-classification",),
             sections=("tfidf", "svm"),
         ),
         Family(
@@ -329,7 +350,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_transformer",
             model="TransformerClassifier",
             main_knob=("lr", "lr"),
-            task="text-classification",
+            tasks=("text-classification",),
             shared=None,
             on_device=True,
             hf_trainer=True,
@@ -342,7 +363,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_frozen",
             model="FrozenEncoderClassifier",
             main_knob=("C", "frozen.C"),
-            task="text-classification",
+            tasks=("text-classification",),
             sections=("frozen",),
             shared=("pretrained", "max_length", "device", "cpu_threads"),
             on_device=True,
@@ -354,7 +375,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_textcat",
             model="SpacyTextcatClassifier",
             main_knob=("lr", "spacy_textcat.learn_rate"),
-            task="text-classification",
+            tasks=("text-classification",),
             sections=("spacy_textcat",),
         ),
         Family(
@@ -365,18 +386,23 @@ FAMILIES: dict[str, Family] = {
             fit="fit_embeddings",
             model="EmbeddingsClassifier",
             main_knob=("C", "embeddings.C"),
-            task="text-classification",
+            tasks=("text-classification",),
             sections=("embeddings",),
         ),
         Family(
             "rules",
-            "spaCy SpanRuler patterns (a JSONL file, or a gazetteer of train entities)",
-            code="rules_ner",
+            "hand-written rules from a versioned file: keywords, regexes and spaCy token "
+            "patterns with priorities (text-classification); spaCy SpanRuler patterns or a "
+            "gazetteer of train entities (token-classification)",
+            code="rules",
             fit="fit_rules",
-            model="RulesTagger",
-            main_knob=("from_train", "rules.from_train"),
-            task="token-classification",
+            model="Rules",
+            main_knob=("rules", "rules.patterns"),  # the file's name
+            # token-classification first: it had the family alone, so a manifest without a
+            # task (written before the family served two) is a tagger's
+            tasks=("token-classification", "text-classification"),
             sections=("rules",),
+            can_be_baseline=True,
         ),
         Family(
             "spacy_ner",
@@ -385,7 +411,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_ner",
             model="SpacyNerTagger",
             main_knob=("lr", "spacy_ner.learn_rate"),
-            task="token-classification",
+            tasks=("token-classification",),
             sections=("spacy_ner",),
         ),
         Family(
@@ -395,7 +421,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_token_transformer",
             model="TokenTransformer",
             main_knob=("lr", "lr"),
-            task="token-classification",
+            tasks=("token-classification",),
             sections=("token_transformer",),
             shared=None,  # the fine-tuning fields, as the transformer
             on_device=True,
@@ -408,7 +434,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_lda",
             model="LdaTopicModel",
             main_knob=("topics", "topics.n_topics"),
-            task="topic-modeling",
+            tasks=("topic-modeling",),
             sections=("topics", "lda"),
         ),
         Family(
@@ -418,7 +444,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_nmf",
             model="NmfTopicModel",
             main_knob=("topics", "topics.n_topics"),
-            task="topic-modeling",
+            tasks=("topic-modeling",),
             sections=("topics", "nmf"),
         ),
         Family(
@@ -429,7 +455,7 @@ FAMILIES: dict[str, Family] = {
             fit="fit_embedding_clusters",
             model="EmbeddingClusterTopics",
             main_knob=("topics", "topics.n_topics"),
-            task="topic-modeling",
+            tasks=("topic-modeling",),
             sections=("topics", "embedding_clusters"),
             shared=("pretrained", "cpu_threads"),
         ),

@@ -39,8 +39,9 @@ class GateParams(Section):
     )
     beat_baseline: bool = Field(
         default=True,
-        description="The challenger must score above the tfidf_logreg baseline trained on the "
-        "same data (not checked when train.family is tfidf_logreg: it is the baseline).",
+        description="The challenger must score above the baseline trained on the same data "
+        "(train.baseline; for text-classification tfidf_logreg by default); not checked "
+        "when train.family is the baseline's family.",
     )
 
 
@@ -85,3 +86,12 @@ class ServeParams(Section):
         default=5000, ge=1, description="Longest text accepted, in characters (longer: 400)."
     )
     max_batch: int = Field(default=256, ge=1, description="Most texts in one request (more: 400).")
+    rules: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Hybrid serving (text-classification): a rules file (the format of "
+        "train.rules.patterns; its default label is not used) whose rules override the "
+        "model's label wherever one fires; elsewhere the model decides. Relative to the "
+        "project folder; copied into the registered version, which the gate then scores as "
+        "served. null = the model alone.",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -132,6 +133,14 @@ class TrainParams(Section):
         + ", ".join(f"{f.name} ({f.summary})" for f in FAMILIES.values())
         + ".",
     )
+    baseline: str | None = Field(
+        default=None,
+        description="The family the baseline stage trains on the same data, the yardstick "
+        "the gate's baseline check holds every challenger to (register.gate.beat_baseline): "
+        "tfidf_logreg or rules (with train.rules.patterns) for text-classification, rules for "
+        "token-classification; null = the NLP task's own (tfidf_logreg; rules). Not a knob of "
+        "the model: changing it re-runs the baseline stage, not train.",
+    )
     seed: int = Field(default=13, description="Seed for weights, shuffling and dropout.")
     pretrained: str = Field(
         default=DEFAULT_ENCODER,
@@ -208,6 +217,15 @@ class TrainParams(Section):
     nmf: NmfParams = NmfParams()
     embedding_clusters: EmbeddingClustersParams = EmbeddingClustersParams()
 
+    def under(self, root: Path | None) -> TrainParams:
+        """A copy whose relative file paths (train.rules.patterns) point under `root`, the
+        project folder (None: unchanged, read from the working directory)."""
+        patterns = self.rules.patterns
+        if root is None or patterns is None or Path(patterns).is_absolute():
+            return self
+        rules = self.rules.model_copy(update={"patterns": str(root / patterns)})
+        return self.model_copy(update={"rules": rules})
+
     @field_validator("family", mode="before")
     @classmethod
     def _registered(cls, value: object) -> object:
@@ -222,6 +240,7 @@ class TrainParams(Section):
 
 
 _EVERY_FAMILY = ("family", "seed", "augment", "distributed")
+_NOT_THE_MODELS = ("baseline",)  # train fields no family reads: the baseline stage's choice
 
 
 def family_knobs(family: str) -> tuple[str, ...]:
@@ -230,9 +249,17 @@ def family_knobs(family: str) -> tuple[str, ...]:
     if spec is not None and spec.shared is not None:
         return _EVERY_FAMILY + spec.shared + spec.sections
     shared = tuple(
-        name for name in TrainParams.model_fields if name not in FAMILY_SECTIONS + _EVERY_FAMILY
+        name
+        for name in TrainParams.model_fields
+        if name not in FAMILY_SECTIONS + _EVERY_FAMILY + _NOT_THE_MODELS
     )  # the fine-tuning fields (the encoder, optimizer, schedule, checkpoints)
     return _EVERY_FAMILY + shared + (spec.sections if spec is not None else ())
+
+
+def baseline_train(train: TrainParams, family: str) -> TrainParams:
+    """What the baseline stage trains with: `family` on the train params, without
+    augmentation (the yardstick learns from the data as it is)."""
+    return train.model_copy(update={"family": family, "augment": AugmentParams()})
 
 
 def read_by_train(train: TrainParams) -> dict[str, Any]:

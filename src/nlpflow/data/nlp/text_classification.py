@@ -47,7 +47,8 @@ def shape(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, int]:
         key = text if params.dedupe == "exact" else text.map(normalized_or_none)
         keep = ~key.duplicated() | key.isna()
         frame, dropped = frame[keep], int((~keep).sum())
-    refuse_fractional_labels(frame["label"], column=params.label_column)  # after label_map
+    if params.label_column is not None:  # unlabelled text (topic-modeling) has none to check
+        refuse_fractional_labels(frame["label"], column=params.label_column)  # after label_map
     return frame, dropped
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,7 @@ from nlpflow.data.splits import SPLITS, load_splits
 from nlpflow.errors import StageInputError
 from nlpflow.evaluation.nlp import EvaluateInputs
 from nlpflow.evaluation.report import EvaluateReport
-from nlpflow.training.families import load_model
+from nlpflow.training.families import TopicModel, load_model
 
 SHARE_PREFIX = "share_"  # + a topic id: that topic's share of the text
 COHERENCE_WORDS = 10  # top words per topic that coherence scores (the literature's usual 10)
@@ -64,7 +64,7 @@ def evaluate(inputs: EvaluateInputs) -> EvaluateReport:
     from nlpflow.evaluation import topic_plots
 
     params, out_dir = inputs.params, inputs.out_dir
-    model = load_model(inputs.model_dir)
+    model = cast(TopicModel, load_model(inputs.model_dir))
     test = _load_test(inputs.src)
     shares = model.predict_proba(test["text"].tolist())
     words = model.topic_words()
@@ -185,7 +185,7 @@ def _score_baseline(baseline_dir: Path | None, *, test: pd.DataFrame) -> dict[st
         return None
     if not baseline_dir.exists():
         raise StageInputError(f"{baseline_dir} is missing: run the baseline stage first.")
-    baseline = load_model(baseline_dir)
+    baseline = cast(TopicModel, load_model(baseline_dir))
     scores = compute_model_scores(baseline, test["text"].tolist())
     scores.pop("npmi_per_topic")
     return {"family": baseline.family, "metrics": scores}

@@ -1,5 +1,5 @@
-"""The baseline stage: the NLP task's baseline family (text-classification: tfidf_logreg) on
-the same data, the yardstick of the promotion gate."""
+"""The baseline stage: the baseline family (train.baseline, else the NLP task's own:
+text-classification tfidf_logreg) on the same data, the yardstick of the promotion gate."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def run(ctx: StageContext) -> BaseModel:
     report = train_baseline(
         src=ctx.path(PROCESSED), dst=ctx.path(BASELINE), params=ctx.params.train,
         preprocess=ctx.params.preprocess, labels=ctx.params.data.labels, task=ctx.params.task,
+        family=ctx.params.baseline_family, root=ctx.root,
     )  # fmt: skip
     ctx.log_metrics({"baseline/train_seconds": report.seconds})
     return report

@@ -25,6 +25,7 @@ def run(ctx: StageContext) -> BaseModel:
         evaluation=ctx.path(EVALUATION), dst=ctx.path(REGISTRATION), card=ctx.path(MODEL_CARD),
         params=ctx.params, tracker=ctx.tracker, run_id=ctx.run_id,
         model_name=ctx.settings.registered_model, data_manifest=ctx.path(GATHERED) / "manifest.json",
+        root=ctx.root,
     )  # fmt: skip
     ctx.log_artifact(MODEL_CARD, "registration")
     ctx.log_artifact(REGISTRATION, "registration")

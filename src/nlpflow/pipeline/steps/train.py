@@ -29,7 +29,7 @@ def run(ctx: StageContext) -> BaseModel:
         on_step=lambda step, scores: ctx.log_metrics(
             {f"step/{k.removeprefix('train_')}": v for k, v in scores.items()}, step=step
         ),
-        checkpoints=checkpoints, attempt=ctx.run_id,
+        checkpoints=checkpoints, attempt=ctx.run_id, root=ctx.root,
     )  # fmt: skip
     ctx.log_metrics({"train/seconds": report.seconds, "train/epochs": report.epochs})
     ctx.log_metrics({f"perf/{k}": v for k, v in report.perf.items()})

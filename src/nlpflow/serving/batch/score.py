@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from nlpflow.config.params import FAMILIES
 from nlpflow.errors import ModelError, ParamsError
 from nlpflow.serving.batch.checks import CheckedRows
 from nlpflow.serving.batch.plan import ROW
@@ -37,6 +36,8 @@ class LoadedModel:
 def load_version(tracker: Tracker, ref: ModelRef, *, max_chars: int, max_batch: int) -> LoadedModel:
     """Load exactly `ref.version`; its serving limits come from the version's model_config
     (what the registered model enforces), else from the given defaults (params.serve)."""
+    from nlpflow.serving.nlp import model_task
+
     model = tracker.load_version(ref.name, ref.version)  # a ModelError when it cannot load
     config = dict(model.model_config or {})
     schema = model.metadata.get_output_schema()
@@ -44,7 +45,7 @@ def load_version(tracker: Tracker, ref: ModelRef, *, max_chars: int, max_batch: 
     return LoadedModel(
         ref=ref, pyfunc=model, max_chars=int(config.get("max_chars") or max_chars),
         max_batch=int(config.get("max_batch") or max_batch), output_columns=[str(c) for c in columns],
-        task=FAMILIES[model.unwrap_python_model().model.family].task,
+        task=model_task(model.unwrap_python_model().model),
     )  # fmt: skip
 
 

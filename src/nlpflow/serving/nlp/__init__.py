@@ -3,7 +3,8 @@ below, named by the task's registry entry (nlpflow.config.nlp_tasks, NlpTask.out
 
     output("text-classification").output_schema(["ham", "spam"])  # label, score, proba_ham, ...
 
-A saved model's task is its family's (Family.task): a served model needs no params.
+A saved model's task is its family's (Family.tasks), or, for a family of several (rules), the
+model's own `task`: a served model needs no params.
 """
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ def output(task: str) -> Output:
     return cast(Output, importlib.import_module(f"nlpflow.serving.nlp.{module}"))
 
 
-def output_of_family(family: str) -> Output:
-    """The Output module of the NLP task that model family `family` serves."""
-    return output(FAMILIES[family].task)
+def model_task(model: Any) -> str:
+    """The NLP task a loaded model serves: its family's only one, or the model's `task`."""
+    tasks = FAMILIES[model.family].tasks
+    return tasks[0] if len(tasks) == 1 else str(model.task)
+
+
+def output_of_model(model: Any) -> Output:
+    """The Output module of the NLP task that `model` (a loaded model family's) serves."""
+    return output(model_task(model))

@@ -64,6 +64,23 @@ class TokenTagger(Protocol):
     def save(self, path: Path) -> None: ...
 
 
+class TopicModel(Protocol):
+    """A model of NLP task topic-modeling: topics as weighted words, and each text's share of
+    every topic (predict_proba: rows sum to 1, columns in `labels` order)."""
+
+    family: str
+    labels: list[str]  # topic ids, "0", "1", ...
+
+    def topic_words(self, n: int | None = None) -> list[list[tuple[str, float]]]:
+        """Each topic's top `n` (word, weight) pairs, heaviest first (n None: train.topics'
+        top_words)."""
+        ...
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def save(self, path: Path) -> None: ...
+
+
 class FitFamily(Protocol):
     """What each family's registered `fit` is: train on (texts, labels), report each epoch
     through `on_epoch`; `on_step` and `workdir` (checkpoints) concern step-wise trainers."""

@@ -40,6 +40,7 @@ _FORMAT = (
 
 class RulesTagger:
     family = FAMILY
+    task = "token-classification"  # rules serves two tasks: serving asks the model which
 
     def __init__(self, patterns: list[Pattern], labels: list[str]) -> None:
         import spacy
@@ -67,7 +68,10 @@ class RulesTagger:
         return tags, [[1.0] * len(sentence) for sentence in tags]
 
     def save(self, path: Path) -> None:
-        save_manifest(path, family=FAMILY, labels=self.labels, extra={"patterns": PATTERNS_FILE})
+        save_manifest(
+            path, family=FAMILY, labels=self.labels,
+            extra={"task": self.task, "patterns": PATTERNS_FILE},
+        )  # fmt: skip
         lines = (json.dumps(pattern, ensure_ascii=False) + "\n" for pattern in self.patterns)
         (path / PATTERNS_FILE).write_text("".join(lines), encoding="utf-8")
 
