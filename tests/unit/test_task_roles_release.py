@@ -41,7 +41,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
     scoring = types.ModuleType("nlpflow.evaluation.nlp.fake_release_spans")
     output = types.ModuleType("nlpflow.serving.nlp.fake_release_spans")
 
-    def judge(gold, predicted, texts, *, labels, params):  # type: ignore[no-untyped-def]
+    def judge(gold, predicted, texts, *, labels, params, cleaned=None):  # type: ignore[no-untyped-def]
+        assert cleaned is None  # the rows hold no cleaned `text` column here
         seen.append(("judge", (gold, predicted, texts, labels, params.main_metric)))
         return 0.42, {"long": {"rows": len(texts), "span_f1": 0.42, "trusted": True}}
 

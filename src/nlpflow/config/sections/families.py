@@ -446,6 +446,7 @@ FAMILIES: dict[str, Family] = {
             main_knob=("topics", "topics.n_topics"),
             tasks=("topic-modeling",),
             sections=("topics", "nmf"),
+            can_be_baseline=True,
         ),
         Family(
             "embedding_clusters",
