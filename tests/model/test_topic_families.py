@@ -197,6 +197,22 @@ def test_hdbscan_finds_the_two_themes_and_gives_every_document_a_topic() -> None
     assert len(sports) == len(cooking) == 1 and sports != cooking
 
 
+def test_unreduced_clusters_reload_without_pca_files(tmp_path: Path) -> None:
+    # reduce: none clusters the 384-dimensional embeddings; an empty train text is skipped
+    params = train_params(reduce="none")
+    texts, themes = TRAIN[0] + [""], TRAIN[1] + ["cooking"]
+    model = fit_embedding_clusters((texts, themes), VALIDATION, labels=[], params=params)
+    assert model.pca is None and model.centroids.shape == (2, 384)
+    dominant = model.transform(TRAIN[0]).argmax(axis=1)
+    sports = {int(t) for t, theme in zip(dominant, TRAIN[1], strict=True) if theme == "sports"}
+    cooking = {int(t) for t, theme in zip(dominant, TRAIN[1], strict=True) if theme == "cooking"}
+    assert len(sports) == len(cooking) == 1 and sports != cooking
+    model.save(tmp_path)
+    assert not list(tmp_path.glob("pca_*"))
+    again = EmbeddingClusterTopics.load(tmp_path)
+    assert np.array_equal(again.transform(VALIDATION[0]), model.transform(VALIDATION[0]))
+
+
 def test_hdbscan_without_clusters_says_what_to_lower() -> None:
     params = train_params(cluster="hdbscan", min_cluster_size=30)
     with pytest.raises(ModelError, match=r"Lower train\.embedding_clusters\.min_cluster_size"):

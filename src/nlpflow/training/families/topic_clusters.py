@@ -246,7 +246,12 @@ def squared_distances(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """(n_points, n_centroids) squared Euclidean distances, computed exactly per pair (no
     |a|^2 - 2ab + |b|^2 shortcut, whose rounding would make a lone document differ from the
     same document in a batch)."""
-    return np.asarray(((points[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2))
+    # one centroid at a time: a (points, centroids, dimensions) array of 20,000 embeddings
+    # of 384 dimensions and 20 centroids would take 1.2 GB
+    out = np.empty((len(points), len(centroids)))
+    for j, centroid in enumerate(centroids):
+        out[:, j] = ((points - centroid) ** 2).sum(axis=1)
+    return out
 
 
 def cluster(
@@ -297,14 +302,14 @@ def fit_embedding_clusters_topics(
     progress.begin(examples=len(train), device=device)
     vocab = build_vocabulary(train, topics)
     texts = [text for text in train if text.strip()]  # nothing to embed in an empty text
+    if clusters.cluster == "kmeans":  # before the encoder's minutes
+        check_sizes(topics.n_topics, docs=len(texts), words=len(vocab.words))
     encoder = SentenceEncoder(
         pretrained, max_length=clusters.max_length, batch_size=clusters.batch_size
     ).to(device)
     embeddings = encoder.embed(texts)
     encoder.to("cpu")
     pca, points = reduce_embeddings(embeddings, clusters, seed=seed)
-    if clusters.cluster == "kmeans":
-        check_sizes(topics.n_topics, docs=len(texts), words=len(vocab.words))
     assignment, centroids = cluster(points, n_topics=topics.n_topics, params=clusters, seed=seed)
     # sigma^2: the maximum-likelihood variance of spherical clusters around the centroids
     spread = squared_distances(points, centroids)[np.arange(len(points)), assignment]

@@ -61,6 +61,23 @@ class NmfTrainParams(Protocol):
     def nmf(self) -> NmfParams: ...
 
 
+class TopicModel(Protocol):
+    """What every topic family's model is (the NLP task topic-modeling)."""
+
+    family: str
+    labels: list[str]  # topic ids "0", "1", ...
+    vocab: TopicVocabulary  # the words its topics are made of
+    top_words: int  # train.topics.top_words: topic_words' default length
+
+    def topic_words(self, n: int | None = None) -> list[list[tuple[str, float]]]: ...
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def save(self, path: Path) -> None: ...
+
+
 def topic_ids(n_topics: int) -> list[str]:
     """The `labels` of a topic model: its topics' ids as strings."""
     return [str(i) for i in range(n_topics)]
@@ -87,7 +104,7 @@ def top_words(weights: np.ndarray, words: Sequence[str], n: int) -> list[list[tu
     return out
 
 
-def score_topics(model: Any, validation_texts: Sequence[str]) -> dict[str, float]:
+def score_topics(model: TopicModel, validation_texts: Sequence[str]) -> dict[str, float]:
     """What each topic family reports as its one epoch: val_npmi, the NPMI coherence of its
     top words on the validation documents (what a sweep maximises; left out without
     validation documents), and val_diversity over the top 25 words."""
@@ -108,7 +125,7 @@ def check_sizes(n_topics: int, *, docs: int, words: int) -> None:
     if n_topics > min(docs, words):
         raise ModelError(
             f"{n_topics} topics from {docs} train documents and a vocabulary of {words} words: "
-            "a topic model needs fewer topics than either. Lower train.topics.n_topics, or "
+            "a topic model needs no more topics than either. Lower train.topics.n_topics, or "
             "lower train.topics.min_df to keep more words."
         )
 
