@@ -79,7 +79,7 @@ def predict(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, not a table.")] = False,
 ) -> None:
-    """Classify texts with a registered model: label, score and each class's probability."""
+    """Answer texts with a registered model: a label and its probabilities, entities, or topics."""
     from nlpflow.serving.nlp import output
     from nlpflow.serving.predict import predict_registered, read_texts
     from nlpflow.tracking.refs import resolve_spec as resolve_model
