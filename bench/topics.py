@@ -42,7 +42,7 @@ CLEANING = {"lowercase": True, "lemmatize": True, "remove_stopwords": True,
             "remove_punctuation": True, "remove_numbers": True}  # fmt: skip
 GOAL_MARGIN = 0.05  # embedding_clusters' NPMI at least LDA's plus this
 GOAL_SECONDS = 600.0  # the 100k run
-MIN_WORDS = 12  # docstrings of at least this many words: over 100k of them here
+MIN_WORDS = 10  # docstrings of at least this many words: over 100k of them here
 
 
 def build_corpus(path: Path) -> dict[str, Any]:

@@ -139,8 +139,10 @@ def test_mlflow_holds_coherence_and_the_topic_pictures(sequence) -> None:
         assert run.data.metrics[f"test/{name}"] == pytest.approx(metrics[name]), name
     # the one "epoch" a topic model reports: validation coherence, what a sweep maximises
     assert client.get_metric_history(run.info.run_id, "val/npmi")
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert {"plots/topic_words.png", "plots/topic_map.png"} <= artifacts
+    # evaluate logs its folders' files under `evaluation` (the plots and the tables alike)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    expected = {"topic_words.png", "topic_map.png", "topics.md", "topics.csv"}
+    assert {f"evaluation/{name}" for name in expected} <= artifacts
 
 
 def test_an_unchanged_rerun_reuses_every_stage(sequence) -> None:
@@ -222,8 +224,13 @@ def test_batch_inference_reports_topic_share_drift_from_training(sequence, monke
     client = mlflow_client(root)
     experiment = client.get_experiment_by_name("nlpflow-inference")
     (run,) = client.search_runs([experiment.experiment_id])
-    manifest = json.loads((root / MODEL / "nlpflow.json").read_text())
-    reference = manifest["reference_shares"]
+    import mlflow
+
+    use_mlflow_store(monkeypatch, root)  # the champion's recorded training mix (models/model
+    # holds the refused twelve-topic challenger by now)
+    champion = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
+    reference = champion.unwrap_python_model().model.reference_shares
+    assert sum(reference.values()) == pytest.approx(1.0, abs=1e-5)
     current = {t: float(scored[f"share_{t}"].mean()) for t in reference}
     expected = 0.5 * sum(abs(current[t] - reference[t]) for t in reference)
     assert run.data.metrics["drift_tvd"] == pytest.approx(expected, abs=1e-5)

@@ -458,7 +458,8 @@ FAMILIES: dict[str, Family] = {
             main_knob=("topics", "topics.n_topics"),
             tasks=("topic-modeling",),
             sections=("topics", "embedding_clusters"),
-            shared=("pretrained", "cpu_threads"),
+            shared=("pretrained", "device", "cpu_threads"),
+            on_device=True,  # the encoder runs on train.device: a GPU when there is one
         ),
     )
 }
