@@ -70,6 +70,31 @@ def test_deploy_creates_a_cron_schedule(prefect_api: str, venv_env, tmp_path) ->
     assert "{{ working_dir }}" in json.dumps(pool.base_job_template["job_configuration"])
 
 
+def test_deploy_schedules_a_config_such_as_the_topic_model(
+    prefect_api: str, venv_env, tmp_path
+) -> None:
+    """-c applies to every scheduled run, as a path the run finds from the project; a config
+    that does not validate creates nothing."""
+    env = venv_env | {"PREFECT_API_URL": prefect_api, "NLPFLOW_PROJECT_DIR": str(tmp_path)}
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "topics.yaml").write_text((REPO / "configs/topics.yaml").read_text())
+    done = _nlpflow(["deploy", "--flow", "training", "--cron", "0 4 * * 1", "--name", "topics",
+                     "-c", "configs/topics.yaml"], env, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    deployment = _read_deployment("nlpflow-training/topics")
+    assert deployment.parameters == {
+        "project_dir": str(tmp_path),
+        "configs": ["configs/topics.yaml"],
+    }
+    (tmp_path / "configs" / "bad.yaml").write_text("task: topic-modeling\ntrain: {family: lda2}\n")
+    done = _nlpflow(["deploy", "--flow", "training", "--name", "bad", "-c", "configs/bad.yaml"],
+                    env, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and "train.family" in done.stderr + done.stdout
+    assert _api(lambda client: client.read_deployments()) and not [
+        d for d in _api(lambda client: client.read_deployments()) if d.name == "bad"
+    ]
+
+
 def test_deploy_rejects_a_bad_cron(prefect_api: str, venv_env) -> None:
     env = venv_env | {"PREFECT_API_URL": prefect_api}
     done = subprocess.run(["nlpflow", "deploy", "--cron", "every monday", "--name", "bad-cron"],

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from nlpflow.cli.common import SetOption, console, load_project, out
+from nlpflow.cli.common import ConfigOption, SetOption, console, load_project, out
 
 PoolOption = Annotated[str, typer.Option("--pool", help="Prefect work pool.")]
 
@@ -44,21 +44,23 @@ def deploy(
         int, typer.Option(min=1, help="Task runs tagged `gpu` (training on CUDA) at once.")
     ] = 1,
     set_: SetOption = None,
+    config: ConfigOption = None,
 ) -> None:
-    """Create the work pool, the deployments bound to it and the `gpu` concurrency limit."""
+    """Create the work pool, the deployments bound to it and the `gpu` concurrency limit.
+    --set and --config apply to every scheduled run (`-c configs/topics.yaml`: topics weekly)."""
     from nlpflow.orchestration import deployments as d
 
     flows = d.choose_flows(flow_name)
     d.check_pool_type(pool_type)
     template = d.read_template(base_job_template) if base_job_template else None
-    settings, loaded = load_project(
-        set_
-    )  # the overrides a scheduled run will apply must be valid now
+    # the overrides and configs a scheduled run will apply must be valid now
+    settings, loaded = load_project(set_, config)
     plan = d.DeployPlan(
         flows=flows, pool=pool, pool_type=pool_type, template=template, name=name,
         schedules=d.plan_schedules(flows, cron=cron, timezone=timezone,
                                    params_schedule=loaded.schedule),
         project_dir=settings.root, overrides=list(set_ or []), gpu_slots=gpu_slots,
+        configs=[d.project_relative(path, settings.root) for path in config or []],
     )  # fmt: skip
     if serve:
         d.serve(plan)

@@ -59,6 +59,16 @@ FLOWS = {
 }  # fmt: skip
 
 
+def project_relative(path: Path, root: Path) -> str:
+    """A params file as a scheduled run finds it: relative to the project (the working
+    directory of a process pool's runs, and of the image's), absolute when outside it."""
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(root.resolve()))
+    except ValueError:
+        return str(resolved)
+
+
 @dataclass
 class DeployPlan:
     """Everything `nlpflow deploy` will create, checked before the API is called."""
@@ -72,6 +82,8 @@ class DeployPlan:
     project_dir: Path
     overrides: list[str] = field(default_factory=list)
     gpu_slots: int = 1
+    # params files merged over params.yaml on every scheduled run (relative to the project)
+    configs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -251,6 +263,8 @@ def build_deployment(spec: FlowSpec, plan: DeployPlan, *, pool_type: str | None)
     parameters: dict[str, Any] = {"project_dir": str(plan.project_dir)} if local else {}
     if plan.overrides:
         parameters["overrides"] = list(plan.overrides)
+    if plan.configs:
+        parameters["configs"] = list(plan.configs)
     schedule = plan.schedules.get(spec.key)
     deployment = flow.to_deployment(
         name=plan.name or spec.default_name,
