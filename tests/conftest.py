@@ -189,6 +189,25 @@ def project_environment(root: Path, model: str) -> Iterator[pytest.MonkeyPatch]:
         yield mp
 
 
+def cli_environment(root: Path, model: str) -> dict[str, str]:
+    """The environment of an `nlpflow` or `dvc` subprocess on project `root` (its own tracking
+    store) registering model `model`: project_environment's, for a child process."""
+    env = _venv_env() | {"NLPFLOW_PROJECT_DIR": str(root), "NLPFLOW_REGISTERED_MODEL": model}
+    env.pop("NLPFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def dvc_repro(root: Path, model: str) -> list[str]:
+    """`dvc repro` in `root` (it must succeed): the stages it ran, in order."""
+    import re
+
+    done = subprocess.run(["dvc", "repro"], cwd=root, capture_output=True, text=True,
+                          env=cli_environment(root, model))  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return re.findall(r"Running stage '(\w+)'", done.stdout)
+
+
 def run_cli_pipeline(root: Path, overrides: list[str]) -> dict[str, Any]:
     """Every stage through `nlpflow stage`'s function (as `dvc repro` runs them), in process:
     the reports by stage name."""

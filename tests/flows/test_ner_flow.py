@@ -28,7 +28,8 @@ from nlpflow.pipeline.stages import METRICS, MODEL, STAGE_NAMES
 from tests.conftest import (
     REPO,
     _git,
-    _venv_env,
+    cli_environment,
+    dvc_repro,
     make_project,
     mlflow_client,
     project_environment,
@@ -57,14 +58,6 @@ def _project(root: Path) -> Path:
     return root
 
 
-def _repro(root: Path) -> list[str]:
-    env = _venv_env() | {"NLPFLOW_PROJECT_DIR": str(root), "NLPFLOW_REGISTERED_MODEL": MODEL_NAME}
-    env.pop("NLPFLOW_TRACKING_URI", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    done = subprocess.run(["dvc", "repro"], cwd=root, capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return re.findall(r"Running stage '(\w+)'", done.stdout)
-
 
 @pytest.fixture(scope="module")
 def sequence(prefect_api: str, tmp_path_factory: pytest.TempPathFactory):
@@ -90,10 +83,10 @@ def sequence(prefect_api: str, tmp_path_factory: pytest.TempPathFactory):
         )
         (root / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
         _git(root, "commit", "-qam", "the NER config in params.yaml")
-        runs["repro"] = _repro(root)
+        runs["repro"] = dvc_repro(root, MODEL_NAME)
         runs["repro_model"] = hash_path(root / MODEL)
         runs["repro_metrics"] = json.loads((root / METRICS).read_text())
-        runs["repro_again"] = _repro(root)
+        runs["repro_again"] = dvc_repro(root, MODEL_NAME)
         # one epoch instead of fifteen: a tagger the gate must keep out
         runs["degraded"] = training_flow(
             project_dir=str(root), configs=configs, overrides=["train.spacy_ner.epochs=1"]
@@ -255,9 +248,7 @@ def test_nlpflow_infer_writes_entities_as_a_json_column(sequence, monkeypatch) -
     pd.DataFrame({"ticket": [f"t{i}" for i in range(len(RAW))], "text": RAW}).to_csv(
         source, index=False
     )
-    env = _venv_env() | {"NLPFLOW_PROJECT_DIR": str(root), "NLPFLOW_REGISTERED_MODEL": MODEL_NAME}
-    env.pop("NLPFLOW_TRACKING_URI", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
+    env = cli_environment(root, MODEL_NAME)
     done = subprocess.run(
         ["nlpflow", "infer", "-s", f"inference.source={source}", "-s",
          f"inference.output={output}", "-s", "inference.id_column=ticket", "-s",

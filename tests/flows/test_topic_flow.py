@@ -27,7 +27,8 @@ from nlpflow.pipeline.stages import METRICS, MODEL, STAGE_NAMES
 from tests.conftest import (
     REPO,
     _git,
-    _venv_env,
+    cli_environment,
+    dvc_repro,
     make_project,
     mlflow_client,
     project_environment,
@@ -59,19 +60,6 @@ def _project(root: Path) -> Path:
     return root
 
 
-def _env(root: Path) -> dict[str, str]:
-    env = _venv_env() | {"NLPFLOW_PROJECT_DIR": str(root), "NLPFLOW_REGISTERED_MODEL": MODEL_NAME}
-    env.pop("NLPFLOW_TRACKING_URI", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return env
-
-
-def _repro(root: Path) -> list[str]:
-    done = subprocess.run(
-        ["dvc", "repro"], cwd=root, capture_output=True, text=True, env=_env(root)
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return re.findall(r"Running stage '(\w+)'", done.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +84,7 @@ def sequence(prefect_api: str, tmp_path_factory: pytest.TempPathFactory):
         )
         (root / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
         _git(root, "commit", "-qam", "the topics config in params.yaml")
-        runs["repro"] = _repro(root)
+        runs["repro"] = dvc_repro(root, MODEL_NAME)
         runs["repro_model"] = hash_path(root / MODEL)
         runs["repro_metrics"] = json.loads((root / METRICS).read_text())
         # twelve topics for four themes: topics split a theme's words, less coherent
@@ -216,7 +204,7 @@ def test_batch_inference_reports_topic_share_drift_from_training(sequence, monke
     billing[["text"]].to_csv(source, index=False)
     done = subprocess.run(
         ["nlpflow", "infer", "-s", f"inference.source={source}", "-s", f"inference.output={output}"],
-        cwd=root, capture_output=True, text=True, env=_env(root), timeout=600,
+        cwd=root, capture_output=True, text=True, env=cli_environment(root, MODEL_NAME), timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "topic-share drift from training:" in done.stdout
