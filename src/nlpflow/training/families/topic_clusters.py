@@ -40,7 +40,7 @@ from nlpflow.training.families import XY, EpochCallback, load_manifest, save_man
 from nlpflow.training.families.topic_models import (
     DIVERSITY_TOP_N,
     check_sizes,
-    score_topics,
+    finish_fit,
     shares,
     top_words,
     topic_ids,
@@ -320,11 +320,7 @@ def fit_embedding_clusters_topics(
         words=top_words(weights, vocab.words, max(DIVERSITY_TOP_N, topics.top_words)),
         top_words=topics.top_words,
     )  # fmt: skip
-    scores = score_topics(model, validation)
-    progress.finish([{"epoch": 1.0, **scores}])
-    if on_epoch is not None:
-        on_epoch(1, scores)
-    return model
+    return finish_fit(model, validation, progress=progress, on_epoch=on_epoch)
 
 
 def reduce_embeddings(

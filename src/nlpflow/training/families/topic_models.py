@@ -29,6 +29,7 @@ import numpy as np
 from nlpflow.config.sections.topics import LdaParams, NmfParams, TopicsParams
 from nlpflow.errors import ModelError
 from nlpflow.training.families import XY, EpochCallback, load_manifest, save_manifest
+from nlpflow.training.families import TopicModel as FamilyTopicModel
 from nlpflow.training.families.topic_vocab import TopicVocabulary, build_vocabulary
 from nlpflow.training.progress import TrainingProgress
 
@@ -61,21 +62,14 @@ class NmfTrainParams(Protocol):
     def nmf(self) -> NmfParams: ...
 
 
-class TopicModel(Protocol):
-    """What every topic family's model is (the NLP task topic-modeling)."""
+class TopicModel(FamilyTopicModel, Protocol):
+    """What every topic family's model is: what evaluate and serving use of a topic model
+    (nlpflow.training.families.TopicModel), and the parts the families share."""
 
-    family: str
-    labels: list[str]  # topic ids "0", "1", ...
     vocab: TopicVocabulary  # the words its topics are made of
     top_words: int  # train.topics.top_words: topic_words' default length
 
-    def topic_words(self, n: int | None = None) -> list[list[tuple[str, float]]]: ...
-
     def transform(self, texts: Sequence[str]) -> np.ndarray: ...
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
-
-    def save(self, path: Path) -> None: ...
 
 
 def topic_ids(n_topics: int) -> list[str]:
@@ -233,6 +227,7 @@ class NmfTopicModel(CountTopicModel):
 
 
 M = TypeVar("M", bound=CountTopicModel)
+T = TypeVar("T", bound="TopicModel")
 
 
 def _fit_counts(
@@ -257,7 +252,15 @@ def _fit_counts(
         weighting = TfidfTransformer().fit(counts)
     estimator.fit(counts if weighting is None else weighting.transform(counts))
     model = model_class(vocab, estimator, top_words=topics.top_words, tfidf=weighting)
-    scores = score_topics(model, validation)  # one "epoch": the whole fit
+    return finish_fit(model, validation, progress=progress, on_epoch=on_epoch)
+
+
+def finish_fit(
+    model: T, validation: Sequence[str], *, progress: Any, on_epoch: EpochCallback | None
+) -> T:
+    """Score a fitted topic model on the validation texts and report that as its one epoch
+    (the whole fit): val_npmi and val_diversity, what a sweep maximises."""
+    scores = score_topics(model, validation)
     progress.finish([{"epoch": 1.0, **scores}])
     if on_epoch is not None:
         on_epoch(1, scores)
