@@ -59,6 +59,19 @@ def test_vocabulary_keeps_words_by_document_frequency() -> None:
     assert build_vocabulary(texts, params).words == ("apple", "banana")
 
 
+def test_ignored_words_and_symbols_are_never_counted() -> None:
+    texts = ["hello >>> refund = card", "hello `x` refund card", "hello e.g. 3d card"] * 2
+    params = TopicsParams(min_df=1, max_df=1.0, phrases=False, ignore_words=["hello"])
+    # ">>>" and "=" hold no letter; "`x`", "e.g." and "3d" do; hello is the domain's filler
+    assert build_vocabulary(texts, params).words == ("3d", "`x`", "card", "e.g.", "refund")
+    kept = build_vocabulary(texts, params.model_copy(update={"letters_only": False})).words
+    assert {">>>", "="} <= set(kept) and "hello" not in kept
+    # a collocation counts when each of its parts has a letter
+    joined = ["refund_card", ">>>_import", "new_york"] * 2
+    words = build_vocabulary(joined, TopicsParams(min_df=1, max_df=1.0, phrases=False)).words
+    assert words == ("new_york", "refund_card")
+
+
 def test_counts_use_phrases_and_the_kept_words_only(tmp_path: Path) -> None:
     vocab = TopicVocabulary(["ice_cream"], ["city", "ice_cream", "shop"])
     counts = vocab.count(["ice cream shop ice cream", "", "unknown words only", "city"])

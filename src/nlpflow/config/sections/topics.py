@@ -57,6 +57,12 @@ class TopicsParams(Section):
         "filler (greetings and sign-offs in support mail, 'movie' in film reviews), written "
         "as they look after preprocess (lower-cased, lemmatised).",
     )
+    letters_only: bool = Field(
+        default=True,
+        description="Count only words with a letter in each part (of a collocation too): "
+        "drops the symbols and markup that preprocess' punctuation switch keeps (>>>, =, "
+        "backticks), which no theme is made of.",
+    )
     phrases: bool = Field(
         default=True,
         description="Join collocations learnt on the train documents into one word with _ "

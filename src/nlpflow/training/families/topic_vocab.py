@@ -129,4 +129,12 @@ def build_vocabulary(texts: Sequence[str], params: TopicsParams) -> TopicVocabul
             f"{params.max_df}), or train on more documents."
         ) from None
     ignored = set(params.ignore_words)
-    return TopicVocabulary(phrases, sorted(w for w in vectorizer.vocabulary_ if w not in ignored))
+    kept = [w for w in vectorizer.vocabulary_ if w not in ignored]
+    if params.letters_only:
+        kept = [w for w in kept if has_letters(w)]
+    return TopicVocabulary(phrases, sorted(kept))
+
+
+def has_letters(word: str) -> bool:
+    """Whether every part of `word` (split at the collocation delimiter) holds a letter."""
+    return all(any(c.isalpha() for c in part) for part in word.split(DELIMITER))
