@@ -58,10 +58,11 @@ class TopicsParams(Section):
         "as they look after preprocess (lower-cased, lemmatised).",
     )
     letters_only: bool = Field(
-        default=True,
+        default=False,
         description="Count only words with a letter in each part (of a collocation too): "
         "drops the symbols and markup that preprocess' punctuation switch keeps (>>>, =, "
-        "backticks), which no theme is made of.",
+        "backticks), which no theme of code or markup is made of. Off by default: in other "
+        "text a symbol can mark a theme (£ and $ in billing tickets).",
     )
     phrases: bool = Field(
         default=True,
