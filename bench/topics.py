@@ -172,6 +172,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--scale", type=int, default=100_000)
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument(
+        "--reuse-scale", action="store_true",
+        help="keep the 100k run of the last report (reports/bench/topics.json): for a re-run of "
+        "the families after a change the run's family (nmf) does not read",
+    )  # fmt: skip
+    parser.add_argument(
         "--corpus", type=Path, default=ROOT / "data" / "topics" / "docstrings.jsonl"
     )
     parser.add_argument("--one", choices=FAMILIES)  # internal: one family, in its own process
@@ -183,7 +188,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     manifest = build_corpus(args.corpus)
     # first: the peak memory of this process's children is then the run's alone
-    scale = None if args.skip_scale else scale_run(args.corpus, args.scale)
+    last = ROOT / "reports" / "bench" / "topics.json"
+    if args.reuse_scale and last.exists():
+        scale = json.loads(last.read_text())["scale"]
+    else:
+        scale = None if args.skip_scale else scale_run(args.corpus, args.scale)
+        if scale is not None:
+            scale["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="nlpflow-topics-bench-") as tmp:
         sample_splits(args.corpus, args.docs, Path(tmp))
         rows = families_in_processes(Path(tmp), args.topics)
