@@ -37,9 +37,10 @@ SKIP: dict[str, str] = {
     "test_serving.py, tests/flows/test_deploy.py and tests/integration/test_ui_command.py",
     r"^nlpflow (sweep|run --config reports/sweep/)": "an Optuna study of sweep.n_trials "
     "trainings, minutes: tests/flows/test_sweep.py runs a small one and merges its output",
-    r"^nlpflow run -c configs/": "a model on ../shared/datasets or the entities sample, "
-    "minutes: bench/quality.py, bench/ner.py; tests/integration/test_real_data.py, "
-    "tests/flows/test_ner_flow.py (configs/ner_sample.yaml as shipped)",
+    r"^nlpflow run -c configs/": "a model on ../shared/datasets or a bundled sample, "
+    "minutes: bench/quality.py, bench/ner.py, bench/topics.py; tests/integration/"
+    "test_real_data.py, tests/flows/test_ner_flow.py and tests/flows/test_topic_flow.py "
+    "(configs/ner_sample.yaml and configs/topics.yaml as shipped)",
     r"^nlpflow reproduce\b": "rebuilds a run in a git worktree, minutes: "
     "tests/integration/test_reproduce.py",
     r"^dvc (exp run|queue)\b": "runs the whole pipeline again as a DVC experiment, minutes: "
