@@ -181,10 +181,10 @@ def infer(set_: SetOption = None, config: ConfigOption = None) -> None:
     out.print(
         f"  {report.get('counted', 'rows per predicted label')}: {json.dumps(report['labels'])}"
     )
-    drift = report.get("drift")
-    if drift:  # a topic model: how far the new texts' mix of topics is from the training mix
-        moves = ", ".join(f"topic {t} {v:+.1%}" for t, v in drift["largest_moves"].items())
-        out.print(f"  topic-share drift from training: {drift['tvd']:.3f} (TVD; {moves})")
+    if report.get("drift"):  # a topic model: its new texts' mix of topics against training's
+        from nlpflow.serving.batch.report import drift_summary
+
+        out.print(f"  {drift_summary(report['drift'])}")
     out.print(f"  MLflow run {report['run_id']}")
 
 

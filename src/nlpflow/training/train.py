@@ -121,7 +121,8 @@ def train(
         labels = ["O", *(f"{p}-{kind}" for kind in labels for p in ("B", "I"))]
     if get_nlp_task(task).targets_optional:  # labels only score such a model (topics)
         labels = []
-    labels = list(labels) if labels else target_labels([y for y in train_xy[1] if y != ""])
+    else:
+        labels = list(labels) if labels else target_labels(train_xy[1])
     augmented_rows = 0
     if params.augment.enabled:  # train only: validation picks the model on real texts
         from nlpflow.data.augment import augment_split

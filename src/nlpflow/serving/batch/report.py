@@ -93,14 +93,20 @@ def report_markdown(report: InferenceReport) -> str:
     )
     text += f"| {per or 'label'} | {what} |\n|---|---|\n{labels}\n"
     if report.drift is not None:
-        moves = ", ".join(f"topic {t} {v:+.1%}" for t, v in report.drift["largest_moves"].items())
-        text += (
-            f"\n### Drift from the training data\n\nTopic shares moved by {report.drift['tvd']:.3f} "
-            f"(total variation distance; 0 = the training mix). Largest moves: {moves}.\n"
-        )
+        text += f"\n### Drift from the training data\n\n{drift_summary(report.drift)}.\n"
     if checks:
         text += f"\n### Rejected rows by check\n\n| check | rows |\n|---|---|\n{checks}\n"
     return text
+
+
+def drift_summary(drift: dict[str, Any]) -> str:
+    """One line on a topic model's share drift (Output.answer_drift), for the report and the
+    CLI."""
+    moves = ", ".join(f"topic {t} {v:+.1%}" for t, v in drift["largest_moves"].items())
+    return (
+        f"topic shares moved by {drift['tvd']:.3f} from the training mix (total variation "
+        f"distance; 0 = the same mix); largest moves: {moves}"
+    )
 
 
 def _metric_key(name: str) -> str:
