@@ -14,6 +14,8 @@
 | NLPFLOW_LOCK                  | wait                             | a run started while another holds the project (`.nlpflow/run.lock`): `wait` for it, or `fail` naming the holder (`nlpflow run --wait/--no-wait`) |
 | NLPFLOW_LOCK_TIMEOUT          | unset: as long as it takes       | seconds a waiting run waits for the lock before it gives up |
 | NLPFLOW_DB_SECRET             | unset: libpq's PGPASSWORD, ~/.pgpass | name of a Prefect Secret block holding the password of a database `data.source`/`inference.source` (read by flow runs, tasks/credentials.py; never in params) |
+| NLPFLOW_ENGINE                | local                            | where parallel work runs: local, processes, dask, dask://host:8786, ray, ray://host:10001 (nlpflow.config.engine) |
+| NLPFLOW_WORKERS               | the cores this process may use   | processes (or local cluster workers) of NLPFLOW_ENGINE |
 | NLPFLOW_SWEEP_ADDRESS         | unset: a local cluster           | Dask scheduler / Ray address of `sweep.runner: dask/ray` (read by tasks/sweep.py) |
 | MLFLOW_HTTP_REQUEST_MAX_RETRIES | 3 (MLflow: 7)                  | retries of one MLflow request (connection refused, 5xx, 429) |
 | MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR | 1 (MLflow: 2)               | waits of 0, 2, 4 s between them: a dead server fails a request in ~7 s, not ~4 min |
@@ -24,10 +26,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from nlpflow.config.engine import Engine
 
 # Telemetry switches of every library we drive. Set before those libraries are imported.
 TELEMETRY_OFF = {
@@ -92,6 +97,23 @@ class Settings(BaseSettings):
     # the holder; and the longest wait in seconds (None: as long as it takes)
     lock: Literal["wait", "fail"] = "wait"
     lock_timeout: float | None = Field(default=None, ge=0)
+    # where parallel work runs (nlpflow.config.engine): batch inference's chunks, sweep trials
+    engine: str = "local"
+    workers: int | None = Field(default=None, ge=1)
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        from nlpflow.config.engine import parse_engine
+
+        parse_engine(value, workers=1)  # a ValueError naming the forms it takes
+        return value.strip() or "local"
+
+    @property
+    def resolved_engine(self) -> Engine:
+        from nlpflow.config.engine import parse_engine
+
+        return parse_engine(self.engine, workers=self.workers)
 
     @property
     def root(self) -> Path:
@@ -185,4 +207,16 @@ def apply_mlflow_http_defaults() -> None:
 
 
 def load_settings() -> Settings:
-    return Settings()
+    """The settings, or a ParamsError naming the variable that is wrong and what it takes."""
+    from pydantic import ValidationError
+
+    from nlpflow.errors import ParamsError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"NLPFLOW_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise ParamsError(f"environment settings are wrong: {problems}") from None

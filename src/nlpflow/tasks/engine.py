@@ -1,0 +1,49 @@
+"""The Prefect task runner of an engine (nlpflow.config.engine): where submitted tasks run.
+
+    runner = engine_task_runner(settings.resolved_engine)
+    with runner:                      # or @flow(task_runner=runner)
+        futures = [score.submit(chunk) for chunk in chunks]
+
+local and processes are Prefect's own runners; dask and ray are the prefect-dask and
+prefect-ray extras (pip install "nlpflow[dask]" / "nlpflow[ray]"), imported only when chosen.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+
+from nlpflow.config.engine import EXTRAS, Engine
+from nlpflow.errors import ParamsError
+
+
+def engine_task_runner(engine: Engine, *, workers: int | None = None) -> TaskRunner[Any]:
+    """`workers` overrides the engine's count for what starts here (a local pool or cluster)."""
+    count = workers or engine.workers
+    if engine.kind == "local":
+        return ThreadPoolTaskRunner(max_workers=1)  # in this process, one task at a time
+    if engine.kind == "processes":
+        return ProcessPoolTaskRunner(max_workers=count)
+    module = extra_module(engine.kind)
+    if engine.kind == "dask":
+        if engine.address:
+            return module.DaskTaskRunner(address=engine.address)  # type: ignore[no-any-return]
+        return module.DaskTaskRunner(  # type: ignore[no-any-return]
+            cluster_kwargs={"n_workers": count, "threads_per_worker": 1, "processes": True}
+        )
+    if engine.address:
+        return module.RayTaskRunner(address=engine.address)  # type: ignore[no-any-return]
+    return module.RayTaskRunner(init_kwargs={"num_cpus": count})  # type: ignore[no-any-return]
+
+
+def extra_module(kind: str) -> Any:
+    name = EXTRAS[kind]
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ParamsError(
+            f"engine {kind} needs {name.replace('_', '-')}, which is not installed: "
+            f'pip install "nlpflow[{kind}]" (or set NLPFLOW_ENGINE=processes)'
+        ) from None
