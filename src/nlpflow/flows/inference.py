@@ -1,7 +1,12 @@
-"""The batch inference flow: load model -> read -> validate -> score -> write -> report.
+"""The batch inference flow: plan -> job -> model -> ids -> chunks (on the engine's workers)
+-> outputs -> report.
 
 nlpflow infer --set inference.source=data/new_tickets.csv --set inference.output=preds.parquet
+NLPFLOW_ENGINE=processes NLPFLOW_WORKERS=2 nlpflow infer ...   # chunks on 2 local processes
 nlpflow deploy --flow inference --cron "0 * * * *"   # a scheduled deployment of it
+
+A run killed at any point is resumed by the next run of the same input and output: the
+chunks it committed are not scored again (nlpflow.serving.batch.progress).
 """
 
 from __future__ import annotations
@@ -22,16 +27,26 @@ def inference_flow(
 ) -> dict[str, Any]:
     settings, params = flow_prologue(overrides, project_dir, configs, training=False)
     plan = t.plan(params, settings)  # bad params fail before anything is loaded
-    model = t.load_model(settings, plan)
-    run_id = t.start_tracking(settings, plan, model.ref, params)
+    job = t.open_job(plan, params)  # takes the output's lock (files) until the end
     try:
-        rows = t.read_rows(plan)
-        checked = t.validate_rows(rows, plan, model)
-        predictions = t.score_rows(checked, plan, model, run_id)
-        t.write_outputs(plan, predictions, checked, model, run_id)
-        report = t.report(settings, plan, model, checked, predictions, run_id)
-    except BaseException:
-        t.end_tracking(settings, run_id, failed=True)
-        raise
-    t.end_tracking(settings, run_id, failed=False)
+        ref = t.resolve(settings, plan, job)
+        with t.workers(settings.resolved_engine) as pool:
+            model = pool.submit(t.describe, settings=settings, ref=ref, plan=plan).result()
+            run_id = t.start_tracking(settings, plan, model.ref, params)
+            try:
+                repeated = t.check_ids(plan, job.chunk_rows)
+                if plan.on_invalid == "fail":
+                    t.check_rows(plan, model, job.chunk_rows, repeated)
+                summaries = t.score_all(
+                    pool, plan=plan, settings=settings, model=model, job=job,
+                    repeated=repeated, run_id=run_id,
+                )  # fmt: skip
+                t.finish(plan, job, summaries)
+                report = t.report(settings, plan, model, summaries, run_id, len(job.done))
+            except BaseException:
+                t.end_tracking(settings, run_id, failed=True)
+                raise
+        t.end_tracking(settings, run_id, failed=False)
+    finally:
+        t.release(plan)
     return report.model_dump(mode="json")

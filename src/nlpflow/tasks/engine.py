@@ -29,13 +29,13 @@ def engine_task_runner(engine: Engine, *, workers: int | None = None) -> TaskRun
     module = extra_module(engine.kind)
     if engine.kind == "dask":
         if engine.address:
-            return module.DaskTaskRunner(address=engine.address)  # type: ignore[no-any-return]
-        return module.DaskTaskRunner(  # type: ignore[no-any-return]
+            return module.DaskTaskRunner(address=engine.address)
+        return module.DaskTaskRunner(
             cluster_kwargs={"n_workers": count, "threads_per_worker": 1, "processes": True}
         )
     if engine.address:
-        return module.RayTaskRunner(address=engine.address)  # type: ignore[no-any-return]
-    return module.RayTaskRunner(init_kwargs={"num_cpus": count})  # type: ignore[no-any-return]
+        return module.RayTaskRunner(address=engine.address)
+    return module.RayTaskRunner(init_kwargs={"num_cpus": count})
 
 
 def extra_module(kind: str) -> Any:

@@ -1,18 +1,32 @@
 """Prefect tasks of batch inference: each calls one step of `nlpflow.serving.batch`.
 
-Reading, loading and writing retry (I/O; writes are atomic, so a retry never doubles rows);
-validation and scoring do not. User errors are never retried (see `nlpflow_task`).
+The input is read in chunks of `inference.chunk_rows` rows; each chunk is one `score-chunk`
+task run, on the workers NLPFLOW_ENGINE names (this process, local processes, a Dask or Ray
+cluster: nlpflow.tasks.engine), and commits its rows itself (nlpflow.serving.batch.progress).
+At most two chunks per worker are read ahead: memory stays bounded whatever the input's size.
+
+Resolving, loading and finishing retry (I/O; commits are idempotent, so a retry never doubles
+rows); checks and scoring do not. User errors are never retried (see `nlpflow_task`).
 """
 
 from __future__ import annotations
 
-import pandas as pd
-from prefect import get_run_logger
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from prefect import Task, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from nlpflow.config.engine import Engine, default_workers
 from nlpflow.config.params import Params
 from nlpflow.config.settings import Settings
+from nlpflow.errors import DataValidationError
 from nlpflow.serving import batch as lib
+from nlpflow.serving.batch import chunks, progress
+from nlpflow.tasks.engine import engine_task_runner
 from nlpflow.tasks.stages import nlpflow_task
 from nlpflow.tracking.refs import ModelRef, resolve_model
 from nlpflow.tracking.tracker import Tracker
@@ -24,19 +38,37 @@ def plan(params: Params, settings: Settings) -> lib.InferencePlan:
     return lib.plan_inference(params, settings)
 
 
-@nlpflow_task("load-model", retries=2)
-def load_model(settings: Settings, plan: lib.InferencePlan) -> lib.LoadedModel:
-    """Resolve the alias to one version now, and load that version."""
+@nlpflow_task("open-inference-job", retries=2)
+def open_job(plan: lib.InferencePlan, params: Params) -> progress.InferenceJob:
+    """This input's unfinished job (resumed), or a new one."""
+    job, found = progress.open_job(
+        plan, chunk_rows=params.inference.chunk_rows, resume=params.inference.resume
+    )
+    get_run_logger().info(found)
+    return job
+
+
+@nlpflow_task("resolve-model", retries=2)
+def resolve(settings: Settings, plan: lib.InferencePlan, job: progress.InferenceJob) -> ModelRef:
+    """The alias resolved to one version now; a resumed job keeps the version it began with."""
     tracker = Tracker(settings)
     ref = resolve_model(
         tracker, plan.model_name, alias=plan.model_alias, option="inference.model_alias"
     )
-    model = lib.load_version(tracker, ref, max_chars=plan.max_chars, max_batch=plan.max_batch)
-    get_run_logger().info(
-        "model %s: %r is version %d (max_chars %d, max_batch %d)",
-        ref.name, plan.model_alias, ref.version, model.max_chars, model.max_batch,
-    )  # fmt: skip
-    return model
+    if job.model_version is not None and job.model_version != ref.version:
+        get_run_logger().warning(
+            "%r now names version %d; the resumed job goes on with version %d, which scored "
+            "its first chunks (inference.resume=false starts over)",
+            plan.model_alias, ref.version, job.model_version,
+        )  # fmt: skip
+        ref = ModelRef(ref.name, job.model_version, None)
+    return ref
+
+
+@nlpflow_task("describe-model", retries=2)
+def describe(settings: Settings, ref: ModelRef, plan: lib.InferencePlan) -> chunks.ModelInfo:
+    """Load the version (on a worker, which keeps it) and bring back its serving limits."""
+    return chunks.describe_model(settings, ref, max_chars=plan.max_chars, max_batch=plan.max_batch)
 
 
 @nlpflow_task("start-inference-tracking", retries=2)
@@ -54,52 +86,66 @@ def end_tracking(settings: Settings, run_id: str, failed: bool) -> None:
     Tracker(settings).end_run(run_id, "FAILED" if failed else "FINISHED")
 
 
-@nlpflow_task("read-rows", retries=2)
-def read_rows(plan: lib.InferencePlan) -> pd.DataFrame:
-    frame = lib.read_rows(plan)
-    get_run_logger().info("read %d rows from %s", len(frame), plan.shown_source)
-    return frame
+@nlpflow_task("check-ids", retries=2)
+def check_ids(plan: lib.InferencePlan, chunk_rows: int) -> np.ndarray | None:
+    """The ids repeated anywhere in the input (read once, the id column only): a repeated id
+    is rejected in every chunk that holds it, as one check of the whole input would."""
+    if plan.id_column is None:
+        return None
+    hashes = [
+        lib.id_hashes(frame[plan.id_column])
+        for frame in lib.iter_chunks(plan, rows=chunk_rows, columns=[plan.id_column])
+        if plan.id_column in frame
+    ]
+    repeated = lib.repeated_ids(hashes)
+    get_run_logger().info("ids: %d values repeated", len(repeated))
+    return repeated
 
 
-@nlpflow_task("validate-rows", retries=0)
-def validate_rows(
-    frame: pd.DataFrame, plan: lib.InferencePlan, model: lib.LoadedModel
-) -> lib.CheckedRows:
-    checked = lib.validate_rows(
-        frame, text_column=plan.text_column, id_column=plan.id_column,
-        max_chars=model.max_chars, on_invalid=plan.on_invalid,
-    )  # fmt: skip
-    logger = get_run_logger()
-    logger.info("%d rows valid, %d rejected", len(checked.valid), len(checked.rejected))
-    for check, rows in checked.failed.items():
-        logger.warning("%d rows break %s: left out, see %s", rows, check, plan.target.rejected)
-    return checked
+@nlpflow_task("check-rows", retries=0)
+def check_rows(
+    plan: lib.InferencePlan, model: chunks.ModelInfo, chunk_rows: int, repeated: np.ndarray | None
+) -> None:
+    """on_invalid=fail: every row checked before any is written; a DataValidationError naming
+    the checks broken, with a few rows of each, when any row breaks one."""
+    import pandas as pd
+
+    rows, broken, examples = 0, 0, []
+    failed: dict[str, int] = {}
+    for frame in lib.iter_chunks(plan, rows=chunk_rows):
+        checked = lib.validate_rows(
+            frame, text_column=plan.text_column, id_column=plan.id_column,
+            max_chars=model.max_chars, on_invalid="skip", first_row=rows, repeated=repeated,
+        )  # fmt: skip
+        rows += checked.rows_read
+        broken += len(checked.rejected)
+        for key, value in checked.failed.items():
+            failed[key] = failed.get(key, 0) + value
+        if len(checked.rejected):
+            examples.append(lib.invalid_examples(checked.rejected))
+    if broken:
+        _, row_checks = lib.build_row_checks(
+            plan.text_column, plan.id_column, max_chars=model.max_chars
+        )
+        raise DataValidationError(
+            lib.invalid_message(
+                lib.invalid_examples(pd.concat(examples, ignore_index=True)), rows=rows,
+                broken=broken, failed=failed, checks=row_checks, text_column=plan.text_column,
+                id_column=plan.id_column,
+            )  # fmt: skip
+        )
 
 
-@nlpflow_task("score-rows", retries=0)
-def score_rows(
-    checked: lib.CheckedRows, plan: lib.InferencePlan, model: lib.LoadedModel, run_id: str
-) -> pd.DataFrame:
-    scores = lib.score_rows(
-        model, checked.valid, text_column=plan.text_column, batch_size=plan.batch_size
-    )
-    get_run_logger().info("scored %d rows with %s", len(scores), model.ref.uri)
-    return lib.build_predictions(
-        checked.valid, scores, id_column=plan.id_column, ref=model.ref,
-        scored_at=plan.scored_at, run_id=run_id,
-    )  # fmt: skip
+@nlpflow_task("score-chunk", retries=2)  # its commit is idempotent: a retry never doubles rows
+def score_chunk(job: chunks.ChunkJob) -> chunks.ChunkSummary:
+    return chunks.process_chunk(job)
 
 
-@nlpflow_task("write-predictions", retries=2)
-def write_outputs(
-    plan: lib.InferencePlan,
-    predictions: pd.DataFrame,
-    checked: lib.CheckedRows,
-    model: lib.LoadedModel,
-    run_id: str,
+@nlpflow_task("finish-outputs", retries=2)
+def finish(
+    plan: lib.InferencePlan, job: progress.InferenceJob, summaries: list[chunks.ChunkSummary]
 ) -> dict[str, int]:
-    rejected = lib.rejected_rows(checked, ref=model.ref, scored_at=plan.scored_at, run_id=run_id)
-    written = lib.write_outputs(plan, predictions, rejected)
+    written = progress.finish_job(plan, job, summaries)
     for where, rows in written.items():
         get_run_logger().info("wrote %d rows to %s", rows, where)
     return written
@@ -109,18 +155,106 @@ def write_outputs(
 def report(
     settings: Settings,
     plan: lib.InferencePlan,
-    model: lib.LoadedModel,
-    checked: lib.CheckedRows,
-    predictions: pd.DataFrame,
+    model: chunks.ModelInfo,
+    summaries: list[chunks.ChunkSummary],
     run_id: str,
+    resumed: int,
 ) -> lib.InferenceReport:
     """Counts to the run log, a Prefect artifact and the MLflow run."""
-    result = lib.build_report(plan, model, checked, predictions, run_id=run_id)
+    result = lib.build_report(plan, model, summaries, run_id=run_id, resumed_chunks=resumed)
     get_run_logger().info(
-        "rows read %d, valid %d, rejected %d, scored %d; labels %s",
+        "rows read %d, valid %d, rejected %d, scored %d in %d chunk(s) (%d resumed); labels %s",
         result.rows_read, result.rows_valid, result.rows_rejected, result.rows_scored,
-        result.labels,
+        result.chunks, resumed, result.labels,
     )  # fmt: skip
+    for check, rows in result.rejected_by_check.items():
+        get_run_logger().warning("%d rows break %s: left out, see %s", rows, check,
+                                 result.rejected_output)  # fmt: skip
     create_markdown_artifact(lib.report_markdown(result), key="nlpflow-inference")
     lib.log_report(Tracker(settings), result)
     return result
+
+
+@nlpflow_task("release-output", retries=0)
+def release(plan: lib.InferencePlan) -> None:
+    progress.release(plan)
+
+
+class Workers:
+    """Where chunks run: this process (`local`), or a Prefect task runner's workers."""
+
+    def __init__(self, engine: Engine, runner: Any | None) -> None:
+        self.engine, self.runner = engine, runner
+        # torch threads per worker: the cores of this machine shared out (a cluster's workers
+        # are set up by the cluster)
+        self.threads = max(1, default_workers() // engine.workers) if runner is not None else 0
+
+    @property
+    def slots(self) -> int:
+        return self.engine.workers if self.runner is not None else 1
+
+    def submit(self, task: Task[..., Any], **parameters: Any) -> Any:
+        if self.runner is None:
+            return _Done(task(**parameters))
+        return self.runner.submit(task, parameters=parameters)
+
+
+class _Done:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
+
+
+@contextmanager
+def workers(engine: Engine) -> Iterator[Workers]:
+    if not engine.parallel:
+        yield Workers(engine, None)
+        return
+    get_run_logger().info("chunks run on %s", engine.describe())
+    with engine_task_runner(engine) as runner:
+        yield Workers(engine, runner)
+
+
+def score_all(
+    pool: Workers, *, plan: lib.InferencePlan, settings: Settings, model: chunks.ModelInfo,
+    job: progress.InferenceJob, repeated: np.ndarray | None, run_id: str,
+) -> list[chunks.ChunkSummary]:  # fmt: skip
+    """Every chunk not committed yet, scored on the workers; the summaries of all chunks (the
+    job's earlier ones too), in input order. Chunks are read as workers free up: at most two
+    per worker wait in memory."""
+    logger = get_run_logger()
+    done = dict(job.done)
+    pending: deque[Any] = deque()
+    first_row = 0
+    for number, frame in enumerate(lib.iter_chunks(plan, rows=job.chunk_rows)):
+        rows = len(frame)
+        if number not in done:
+            chunk = chunks.ChunkJob(
+                plan=plan, settings=settings, model=model, job=job.job, input_key=job.input_key,
+                chunk=number, first_row=first_row, frame=frame, repeated=repeated,
+                run_id=run_id, scored_at=plan.scored_at, threads=pool.threads,
+            )  # fmt: skip
+            task = score_chunk.with_options(task_run_name=f"score-chunk-{number}")
+            pending.append(pool.submit(task, job=chunk))
+            # a table's first chunk creates its tables: alone, before others append
+            if number == 0 and plan.target.kind == "table":
+                _collect(pending.popleft(), done, logger)
+        del frame
+        first_row += rows
+        while len(pending) >= 2 * pool.slots:
+            _collect(pending.popleft(), done, logger)
+    while pending:
+        _collect(pending.popleft(), done, logger)
+    return [done[n] for n in sorted(done)]
+
+
+def _collect(future: Any, done: dict[int, chunks.ChunkSummary], logger: Any) -> None:
+    summary = future.result()
+    done[summary.chunk] = summary
+    logger.info(
+        "chunk %d: rows %d-%d, %d scored, %d rejected (%.1f s on %s)",
+        summary.chunk, summary.first_row, summary.first_row + summary.rows_read - 1,
+        summary.rows_scored, summary.rows_rejected, summary.seconds, summary.worker,
+    )  # fmt: skip

@@ -37,6 +37,20 @@ class InferenceParams(Section):
         default="champion", description="Registry alias (or version number) of the model used."
     )
     batch_size: int = Field(default=256, ge=1, description="Texts per predict call.")
+    chunk_rows: int = Field(
+        default=20_000,
+        ge=1,
+        description="Rows read, checked, scored and committed as one unit; chunks are scored "
+        "in parallel on the workers of NLPFLOW_ENGINE. Memory grows with it (per worker), "
+        "and a run killed midway resumes from its last committed chunk.",
+    )
+    resume: bool = Field(
+        default=True,
+        description="A run with the same input, output, columns and chunk_rows as an "
+        "unfinished one (killed, or failed) continues it: committed chunks are not scored "
+        "again, and the model version it began with scores the rest. false: start over (a "
+        "file output's parts are dropped; rows already appended to a table stay).",
+    )
     on_invalid: Literal["fail", "skip"] = Field(
         default="skip",
         description="Rows failing input validation (null, blank, too long): fail stops the run; "

@@ -5,6 +5,10 @@ unique). Failing rows stop the run (`on_invalid: fail`) or are set aside with th
 
     checked = validate_rows(frame, text_column="text", id_column="id", max_chars=2000,
                             on_invalid="skip")
+
+Input read in chunks is checked chunk by chunk; only id uniqueness spans chunks: a first pass
+hashes every id (`id_hashes`), `repeated_ids` keeps the hashes seen more than once, and each
+chunk's check rejects the rows holding one of them, as one GX check over the whole input would.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from nlpflow.errors import DataValidationError
@@ -75,6 +80,21 @@ def build_row_checks(
     return table, rows
 
 
+def id_hashes(ids: pd.Series) -> np.ndarray:
+    """64-bit hashes of the non-null ids, compared as text (1 and "1" are one id)."""
+    present = ids[ids.notna()].astype(str)
+    return pd.util.hash_pandas_object(present, index=False).to_numpy(dtype=np.uint64)
+
+
+def repeated_ids(hashes: list[np.ndarray]) -> np.ndarray:
+    """The hashes that occur more than once across `hashes` (sorted): 8 bytes an id while
+    counting, then only the repeated ones are kept."""
+    if not hashes:
+        return np.empty(0, dtype=np.uint64)
+    values, counts = np.unique(np.concatenate(hashes), return_counts=True)
+    return values[counts > 1]
+
+
 def _gx_validate(frame: pd.DataFrame, checks: list[RowCheck]) -> dict[str, Any]:
     """Run `checks` on `frame` in an in-memory GX context; results by check id."""
     import great_expectations as gx
@@ -127,10 +147,18 @@ def validate_rows(
     id_column: str | None,
     max_chars: int,
     on_invalid: Literal["fail", "skip"],
+    first_row: int = 0,
+    repeated: np.ndarray | None = None,
 ) -> CheckedRows:
     """Check the rows with GX; split them into rows to score and rejected rows (skip), or
-    raise DataValidationError naming the checks and a few rows (fail)."""
+    raise DataValidationError naming the checks and a few rows (fail).
+
+    A chunk of a larger input: `first_row` is its first row's number in the input, and
+    `repeated` the ids repeated anywhere in the input (`repeated_ids`), which decide id_unique
+    in place of GX's look at this chunk alone."""
     table_checks, row_checks = build_row_checks(text_column, id_column, max_chars=max_chars)
+    across = repeated is not None and id_column is not None
+    gx_checks = [c for c in row_checks if not (across and c.id == "id_unique")]
     present = [c for c in (text_column, id_column) if c is not None and c in frame.columns]
     checked = frame[present].copy()
     if text_column in checked:
@@ -139,8 +167,8 @@ def validate_rows(
         checked[text_column] = values.map(_as_text).astype(object)
     else:  # the table check reports the missing column
         checked[_GX_IS_STRING] = True
-    checked.insert(0, _GX_ROW, range(len(checked)))
-    results = _gx_validate(checked, table_checks + row_checks)
+    checked.insert(0, _GX_ROW, range(first_row, first_row + len(checked)))
+    results = _gx_validate(checked, table_checks + gx_checks)
     checked = checked.drop(columns=_GX_IS_STRING)
     missing = [c for c in table_checks if not results[c.id].success]
     if missing:
@@ -151,7 +179,18 @@ def validate_rows(
             "Set inference.text_column / inference.id_column to the right columns."
         )
     reasons: dict[int, list[RowCheck]] = {}
+    failed: dict[str, int] = {}
     for check in row_checks:
+        if check.id not in results:  # id_unique across chunks
+            assert repeated is not None and id_column is not None
+            hashes = pd.Series(np.uint64(0), index=checked.index, dtype=np.uint64)
+            present = checked[id_column].notna()
+            hashes[present] = id_hashes(checked[id_column])
+            twins = checked.loc[present & hashes.isin(repeated), _GX_ROW].tolist()
+            for row in twins:
+                reasons.setdefault(int(row), []).append(check)
+            failed[check.id] = len(twins)
+            continue
         res = results[check.id]
         if not res.success and (res.exception_info or {}).get("raised_exception"):
             raise DataValidationError(
@@ -159,47 +198,64 @@ def validate_rows(
             )
         for found in (res.result or {}).get("unexpected_index_list") or []:
             reasons.setdefault(int(found[_GX_ROW]), []).append(check)
-    failed = {
-        c.id: int((results[c.id].result or {}).get("unexpected_count") or 0) for c in row_checks
-    }
+        failed[check.id] = int((res.result or {}).get("unexpected_count") or 0)
     failed = {k: v for k, v in failed.items() if v}
     checked = checked.rename(columns={_GX_ROW: ROW})
     bad = checked[ROW].isin(reasons)
-    if bad.any() and on_invalid == "fail":
-        raise DataValidationError(
-            _format_invalid(checked, reasons, failed, row_checks, text_column, id_column)
-        )
     rejected = checked[bad].copy()
     rejected["checks"] = ["; ".join(c.id for c in reasons[r]) for r in rejected[ROW]]
     rejected["expectations"] = [
         "; ".join(c.expectation.expectation_type for c in reasons[r]) for r in rejected[ROW]
     ]
     rejected["reasons"] = ["; ".join(c.name for c in reasons[r]) for r in rejected[ROW]]
+    if len(rejected) and on_invalid == "fail":
+        raise DataValidationError(
+            invalid_message(rejected, rows=len(checked), broken=len(rejected), failed=failed,
+                            checks=row_checks, text_column=text_column, id_column=id_column)
+        )  # fmt: skip
     return CheckedRows(
         rows_read=len(frame), valid=checked[~bad].reset_index(drop=True),
         rejected=rejected.reset_index(drop=True), failed=failed,
     )  # fmt: skip
 
 
-def _format_invalid(
-    checked: pd.DataFrame,
-    reasons: dict[int, list[RowCheck]],
+def _breaks(rejected: pd.DataFrame, check: str) -> pd.Series:
+    """Which rejected rows broke `check` (their `checks` hold it among others)."""
+    return rejected["checks"].map(lambda joined: check in joined.split("; "))
+
+
+def invalid_examples(rejected: pd.DataFrame) -> pd.DataFrame:
+    """The rejected rows an on_invalid=fail message shows: the first EXAMPLES of each check."""
+    keep = set()
+    for check in {c for joined in rejected["checks"] for c in joined.split("; ")}:
+        breaking = rejected[_breaks(rejected, check)]
+        keep.update(breaking[ROW].nsmallest(EXAMPLES).tolist())
+    return rejected[rejected[ROW].isin(keep)]
+
+
+def invalid_message(
+    rejected: pd.DataFrame,
+    *,
+    rows: int,
+    broken: int,
     failed: dict[str, int],
     checks: list[RowCheck],
     text_column: str,
     id_column: str | None,
 ) -> str:
+    """on_invalid=fail's message: `broken` of `rows` rows break checks (`failed`: rows per
+    check); `rejected` holds them, or at least their invalid_examples."""
     lines = [
-        f"input validation failed: {len(reasons)} of {len(checked)} rows break "
-        f"{len(failed)} check(s), and inference.on_invalid is fail; nothing was written."
+        f"input validation failed: {broken} of {rows} rows break {len(failed)} check(s), "
+        "and inference.on_invalid is fail; nothing was written."
     ]
-    by_row = checked.set_index(ROW)
+    by_row = rejected.set_index(ROW).sort_index()
     for check in (c for c in checks if c.id in failed):
         lines.append(f"  ✗ {check.name} [{check.id}]: {failed[check.id]} rows")
-        rows = [r for r, found in sorted(reasons.items()) if check in found][:EXAMPLES]
-        for r in rows:
-            ident = f" {id_column}={by_row.at[r, id_column]!r}" if id_column else ""
-            text = by_row.at[r, text_column]
+        examples = by_row[_breaks(by_row, check.id)]
+        for r, row in examples.head(EXAMPLES).iterrows():
+            ident = f" {id_column}={row[id_column]!r}" if id_column else ""
+            text = row[text_column]
             shown = (
                 text[:80] + f"… ({len(text)} chars)"
                 if isinstance(text, str) and len(text) > 80

@@ -35,6 +35,9 @@ class Target:
     kind: Literal["file", "table"]
     predictions: str  # absolute file path, or [schema.]table
     rejected: str
+    # where the committed chunks are noted (nlpflow.serving.batch.progress): the folder
+    # `<predictions>.parts`, or the table `<predictions>_progress`
+    progress: str
 
     def describe(self) -> str:
         return self.predictions if self.kind == "file" else f"table {self.predictions}"
@@ -132,13 +135,13 @@ def _target(output: str | None, *, is_database: bool, root: Path) -> Target:
         path = Path(output).expanduser()
         path = path if path.is_absolute() else root / path
         rejected = path.with_name(f"{path.stem}.rejected{path.suffix}")
-        return Target("file", str(path), str(rejected))
+        return Target("file", str(path), str(rejected), f"{path}.parts")
     if not is_database:
         raise ParamsError(
             f"inference.output {output!r} is a table name, but inference.source is a file: "
             f"give a file path ending in {', '.join(OUTPUT_FORMATS)}."
         )
-    return Target("table", output, f"{output}_rejected")
+    return Target("table", output, f"{output}_rejected", f"{output}_progress")
 
 
 def split_table(name: str) -> tuple[str | None, str]:
@@ -157,7 +160,7 @@ def _refuse_writing_into_input(
                     "choose another inference.output (the input is never written)."
                 )
         return
-    for name in (target.predictions, target.rejected):
+    for name in (target.predictions, target.rejected, target.progress):
         out_schema, out_table = split_table(name)
         if table is not None:
             in_schema, in_table = split_table(table)

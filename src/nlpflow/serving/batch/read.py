@@ -1,11 +1,19 @@
-"""Reading the rows to score: the whole file, or the table's (or query's) rows. The input is
-only ever read.
+"""Reading the rows to score, in chunks of bounded size: a file as a stream
+(nlpflow.data.chunked), a table or query through a server-side cursor. The input is only ever
+read.
 
-    frame = read_rows(plan)
+    for frame in iter_chunks(plan, rows=50_000):
+        ...
+    frame = read_rows(plan)     # all of it at once (small inputs, tests)
+
+A table is read in the order of its id column (inference.id_column) when it has one, so that
+the chunks of a rerun are the chunks of the run it resumes; a query in its own order (give it
+an ORDER BY for a resumable run).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +32,24 @@ def _quoted(engine: Any, name: str) -> str:
 
 def read_rows(plan: InferencePlan) -> pd.DataFrame:
     """The rows to score, every column as read (SQL values as Python objects)."""
+    parts = list(iter_chunks(plan, rows=1 << 62))
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def iter_chunks(
+    plan: InferencePlan, *, rows: int, columns: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """The rows to score, `rows` at a time, in input order; at least one (maybe empty) frame.
+    `columns`: only these (when the source can leave the others unread)."""
     if not plan.is_database:
-        return _read_file(Path(plan.source))
+        yield from _file_chunks(Path(plan.source), rows=rows, columns=columns)
+        return
+    yield from _sql_chunks(plan, rows=rows, columns=columns)
+
+
+def _sql_chunks(
+    plan: InferencePlan, *, rows: int, columns: list[str] | None
+) -> Iterator[pd.DataFrame]:
     import sqlalchemy as sa
 
     engine = build_engine(plan.source)  # gather's too: one reading of database URLs
@@ -39,10 +63,24 @@ def read_rows(plan: InferencePlan) -> pd.DataFrame:
                         f"{what} does not exist in {plan.shown_source.split(' ')[0]}: "
                         "check the name (schema.table for another schema)."
                     )
-                sql = f"SELECT * FROM {_quoted(engine, plan.table)}"
+                have = [c["name"] for c in sa.inspect(connection).get_columns(table, schema)]
+                quote = engine.dialect.identifier_preparer.quote
+                wanted = [c for c in columns if c in have] if columns is not None else have
+                # no column at all: the checks report the missing one, naming the table's
+                sql = f"SELECT {', '.join(map(quote, wanted or have))} FROM {_quoted(engine, plan.table)}"
+                if plan.id_column in have:  # the same chunks in every run: a rerun resumes
+                    sql += f" ORDER BY {quote(plan.id_column)}"
             else:
                 sql = str(plan.query)
-            return pd.read_sql_query(sa.text(sql), connection, dtype=object)
+            # a server-side cursor: the database hands over `rows` rows at a time
+            streaming = connection.execution_options(stream_results=True, max_row_buffer=rows)
+            empty = True
+            for frame in pd.read_sql_query(sa.text(sql), streaming, dtype=object, chunksize=rows):
+                empty = False
+                yield frame if columns is None else frame[[c for c in columns if c in frame]]
+            if empty:  # no rows: the columns, for the checks to see
+                result = connection.execute(sa.text(f"SELECT * FROM ({sql}) AS q WHERE 1 = 0"))
+                yield pd.DataFrame(columns=list(result.keys()), dtype=object)
     except sa.exc.OperationalError as exc:  # cannot connect, server gone: worth a retry
         raise SourceUnavailableError(
             f"database {plan.shown_source} unavailable: {exc.orig}"
@@ -54,10 +92,21 @@ def read_rows(plan: InferencePlan) -> pd.DataFrame:
         engine.dispose()
 
 
-def _read_file(path: Path) -> pd.DataFrame:
-    from nlpflow.config.params import DataParams
-    from nlpflow.data.reading import plain_name, read_table  # gather's reader (and messages)
+def _file_chunks(path: Path, *, rows: int, columns: list[str] | None) -> Iterator[pd.DataFrame]:
+    from nlpflow.data.chunked import iter_file_chunks  # gather's reader (and messages)
+    from nlpflow.data.reading import plain_name
 
-    if not path.exists():  # a FIFO or device exists: read_table refuses it, saying what it is
+    if not path.exists():  # a FIFO or device exists: the reader refuses it, saying what it is
         raise DataSourceError(f"inference.source {path} does not exist: check the path.")
-    return read_table(path, INPUT_FORMATS[plain_name(path).suffix.lower()], DataParams())
+    fmt = INPUT_FORMATS[plain_name(path).suffix.lower()]
+    empty = True
+    for frame in iter_file_chunks(path, fmt, rows=rows, whole_below_bytes=WHOLE_BELOW_BYTES):
+        empty = False
+        yield frame if columns is None else frame[[c for c in columns if c in frame.columns]]
+    if empty:
+        yield pd.DataFrame(dtype=object)
+
+
+# A file this small is read whole (by gather's reader, with its detailed messages), then cut
+# into chunks; a larger one is streamed. A module global so that tests can stream small files.
+WHOLE_BELOW_BYTES = 32 * 1024 * 1024

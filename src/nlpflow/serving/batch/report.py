@@ -13,13 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import BaseModel
 
 from nlpflow.config.params import Params, flatten
-from nlpflow.serving.batch.checks import CheckedRows
+from nlpflow.serving.batch.chunks import ChunkSummary, ModelInfo
 from nlpflow.serving.batch.plan import InferencePlan
-from nlpflow.serving.batch.score import LoadedModel
 from nlpflow.tracking.refs import ModelRef
 
 if TYPE_CHECKING:
@@ -47,32 +45,67 @@ class InferenceReport(BaseModel):
     batch_size: int
     scored_at: str
     run_id: str
+    chunks: int = 1  # chunks committed (inference.chunk_rows rows each)
+    resumed_chunks: int = 0  # of them, committed by an earlier attempt this run resumed
 
 
 def build_report(
     plan: InferencePlan,
-    model: LoadedModel,
-    checked: CheckedRows,
-    predictions: pd.DataFrame,
+    model: ModelInfo,
+    summaries: list[ChunkSummary],
     *,
     run_id: str,
+    resumed_chunks: int = 0,
 ) -> InferenceReport:
-    from nlpflow.serving.nlp import output
-
-    role = output(model.task)
-    counted, labels = role.answer_counts(predictions)
-    drift = role.answer_drift(predictions, model.pyfunc.unwrap_python_model().model)
+    """The job's counts: every committed chunk's (this attempt's and those it resumed) added
+    up; the answers' drift over all of them."""
+    failed: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for s in summaries:
+        for key, value in s.failed.items():
+            failed[key] = failed.get(key, 0) + value
+        for key, value in s.counts.items():
+            counts[key] = counts.get(key, 0) + value
     rejected = plan.target.rejected
     return InferenceReport(
-        model_name=model.ref.name, model_version=model.ref.version, model_alias=model.ref.alias or str(model.ref.version),
-        source=plan.shown_source, output=plan.target.describe(),
+        model_name=model.name, model_version=model.version,
+        model_alias=model.alias or str(model.version), source=plan.shown_source,
+        output=plan.target.describe(),
         rejected_output=rejected if plan.target.kind == "file" else f"table {rejected}",
-        rows_read=checked.rows_read, rows_valid=len(checked.valid),
-        rows_rejected=len(checked.rejected), rows_scored=len(predictions),
-        counted=counted, labels=labels, rejected_by_check=checked.failed, drift=drift,
+        rows_read=sum(s.rows_read for s in summaries),
+        rows_valid=sum(s.rows_valid for s in summaries),
+        rows_rejected=sum(s.rows_rejected for s in summaries),
+        rows_scored=sum(s.rows_scored for s in summaries),
+        counted=summaries[0].counted if summaries else "rows per predicted label",
+        labels=dict(sorted(counts.items(), key=lambda kv: _natural(kv[0]))),
+        rejected_by_check=dict(sorted(failed.items())), drift=merge_drift(summaries),
         max_chars=model.max_chars, batch_size=max(1, min(plan.batch_size, model.max_batch)),
-        scored_at=plan.scored_at.isoformat(), run_id=run_id,
+        scored_at=plan.scored_at.isoformat(), run_id=run_id, chunks=len(summaries),
+        resumed_chunks=resumed_chunks,
     )  # fmt: skip
+
+
+def _natural(key: str) -> tuple[int, int, str]:
+    """Numbers in numeric order (topics 2 before 10), then words."""
+    return (0, int(key), "") if key.lstrip("-").isdigit() else (1, 0, key)
+
+
+def merge_drift(summaries: list[ChunkSummary]) -> dict[str, Any] | None:
+    """The drift of all chunks together: each answer's share averaged over the scored rows
+    (the chunks weighted by their rows), against the same reference (Output.answer_drift)."""
+    parts = [(s.rows_scored, s.drift) for s in summaries if s.drift is not None and s.rows_scored]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0][1]
+    from nlpflow.serving.nlp.topic_modeling import share_drift
+
+    total = sum(rows for rows, _ in parts)
+    reference = {k: float(v) for k, v in parts[0][1]["reference"].items()}
+    current = {
+        k: sum(rows * float(d["current"][k]) for rows, d in parts) / total for k in reference
+    }
+    return share_drift(current, reference)
 
 
 def report_markdown(report: InferenceReport) -> str:
@@ -81,7 +114,8 @@ def report_markdown(report: InferenceReport) -> str:
         ("source", report.source), ("output", report.output),
         ("rejected rows to", report.rejected_output), ("rows read", report.rows_read),
         ("rows valid", report.rows_valid), ("rows rejected", report.rows_rejected),
-        ("rows scored", report.rows_scored), ("scored at (UTC)", report.scored_at),
+        ("rows scored", report.rows_scored), ("chunks", report.chunks),
+        ("resumed chunks", report.resumed_chunks), ("scored at (UTC)", report.scored_at),
         ("MLflow run", report.run_id),
     ]  # fmt: skip
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)

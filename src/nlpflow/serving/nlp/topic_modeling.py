@@ -69,12 +69,18 @@ def answer_drift(frame: pd.DataFrame, model: Any) -> dict[str, Any] | None:
     if not reference or frame.empty:
         return None
     current = {t: float(frame[f"{SHARE_PREFIX}{t}"].mean()) for t in reference}
-    moves = {t: current[t] - float(reference[t]) for t in reference}
+    return share_drift(current, {t: float(v) for t, v in reference.items()})
+
+
+def share_drift(current: dict[str, float], reference: dict[str, float]) -> dict[str, Any]:
+    """The drift of topic shares `current` from `reference`: their total variation distance
+    and the three largest moves (batch inference merges its chunks' shares with this too)."""
+    moves = {t: current[t] - reference[t] for t in reference}
     tvd = 0.5 * sum(abs(v) for v in moves.values())
     largest = sorted(moves, key=lambda t: -abs(moves[t]))[:3]
     return {
         "tvd": round(tvd, 6),
-        "reference": {t: round(float(reference[t]), 6) for t in reference},
+        "reference": {t: round(reference[t], 6) for t in reference},
         "current": {t: round(v, 6) for t, v in current.items()},
         "largest_moves": {t: round(moves[t], 6) for t in largest},
     }
