@@ -173,6 +173,10 @@ def infer(set_: SetOption = None, config: ConfigOption = None) -> None:
         f"{report['model_name']} version {report['model_version']} ({report['model_alias']})"
     )
     out.print(f"  predictions: {report['output']}")
+    chunks, resumed = report.get("chunks", 1), report.get("resumed_chunks", 0)
+    if chunks > 1 or resumed:
+        again = f", {resumed} committed by the attempt it resumed" if resumed else ""
+        out.print(f"  {chunks} chunks{again}")
     if report["rows_rejected"]:
         checks = ", ".join(f"{k} {v}" for k, v in report["rejected_by_check"].items())
         out.print(

@@ -15,6 +15,7 @@ from typing import Any
 
 from prefect import flow
 
+from nlpflow.shutdown import watch_stop_signals
 from nlpflow.tasks import inference as t
 from nlpflow.tasks.prologue import flow_prologue
 
@@ -26,13 +27,14 @@ def inference_flow(
     configs: list[str] | None = None,
 ) -> dict[str, Any]:
     settings, params = flow_prologue(overrides, project_dir, configs, training=False)
+    watch_stop_signals()  # SIGTERM: the run ends KILLED; committed chunks wait for the rerun
     plan = t.plan(params, settings)  # bad params fail before anything is loaded
     job = t.open_job(plan, params)  # takes the output's lock (files) until the end
     try:
         ref = t.resolve(settings, plan, job)
         with t.workers(settings.resolved_engine) as pool:
             model = pool.submit(t.describe, settings=settings, ref=ref, plan=plan).result()
-            run_id = t.start_tracking(settings, plan, model.ref, params)
+            run_id = t.start_tracking(settings, plan, model.ref, params, job)
             try:
                 repeated = t.check_ids(plan, job.chunk_rows)
                 if plan.on_invalid == "fail":

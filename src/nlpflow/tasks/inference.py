@@ -73,12 +73,22 @@ def describe(settings: Settings, ref: ModelRef, plan: lib.InferencePlan) -> chun
 
 @nlpflow_task("start-inference-tracking", retries=2)
 def start_tracking(
-    settings: Settings, plan: lib.InferencePlan, ref: ModelRef, params: Params
-) -> str:
+    settings: Settings, plan: lib.InferencePlan, ref: ModelRef, params: Params,
+    job: progress.InferenceJob,
+) -> str:  # fmt: skip
+    """This attempt's MLflow run; the runs of the attempts it resumes, killed before they
+    could close, are closed KILLED, naming it."""
     from prefect.runtime import flow_run
 
-    tags = {"prefect.flow_run_id": str(flow_run.id)}
-    return lib.start_inference_run(Tracker(settings), plan, ref, params, tags=tags)
+    from nlpflow.tracking.stale import close_stale_runs
+
+    tracker = Tracker(settings)
+    tags = {"prefect.flow_run_id": str(flow_run.id), "inference.job": job.job}
+    run_id = lib.start_inference_run(tracker, plan, ref, params, tags=tags)
+    earlier = {s.run_id for s in job.done.values()}
+    if earlier:
+        close_stale_runs(tracker, by=f"inference run {run_id}, which resumed it", only=earlier)
+    return run_id
 
 
 @nlpflow_task("end-inference-tracking", retries=2)

@@ -62,11 +62,17 @@ def find_open_runs(tracker: RunLifecycle) -> list[OpenRun]:
     return found
 
 
-def close_stale_runs(tracker: RunLifecycle, *, by: str, dry_run: bool = False) -> list[OpenRun]:
+def close_stale_runs(
+    tracker: RunLifecycle, *, by: str, dry_run: bool = False, only: set[str] | None = None
+) -> list[OpenRun]:
     """Close this project's RUNNING runs whose process on this host is gone as KILLED, with
     the reason as tag `nlpflow.closed_reason`; returns them. Never a live run, never a run of
-    another host (`find_open_runs` reports those)."""
-    stale = [run for run in find_open_runs(tracker) if run.state == "gone"]
+    another host (`find_open_runs` reports those). `only`: of these runs (ids) alone."""
+    stale = [
+        run
+        for run in find_open_runs(tracker)
+        if run.state == "gone" and (only is None or run.run_id in only)
+    ]
     if dry_run:
         return stale
     when = time.strftime("%Y-%m-%d %H:%M:%S%z")
