@@ -18,7 +18,10 @@ unfinished job, and scores with the version that job began with (the alias may h
 - **Tables**: each chunk's predictions and rejected rows are appended in one transaction with
   its row in `<output>_progress` (primary key job and chunk): the rows and the mark commit
   together or not at all, and a chunk committed twice (a run beside this one) fails the key and
-  rolls back. The job's row with chunk -1 says it finished.
+  rolls back. The job's row with chunk -2 says it started (a run started meanwhile joins
+  it), the one with chunk -1 that it finished. A resumed table job reads the table in id
+  order again: rows added since (with larger ids) are scored, but rows changed or inserted
+  among those already committed shift the chunks; start over (inference.resume: false) then.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ from nlpflow.errors import DataSourceError, NlpflowError, SourceUnavailableError
 from nlpflow.serving.batch.chunks import ChunkSummary
 from nlpflow.serving.batch.plan import OUTPUT_FORMATS, InferencePlan, split_table
 
-FINISHED = -1  # the chunk number of a table job's "finished" row
+FINISHED = -1  # the chunk number of a table job's "finished" row ...
+STARTED = -2  # ... and of its "started" row
 
 
 class InferenceJob(BaseModel):
@@ -98,6 +102,8 @@ def _new_job(key: str, chunk_rows: int) -> InferenceJob:
 def _described(job: InferenceJob, where: str) -> str:
     if not job.resumed:
         return f"new inference job {job.job}"
+    if not job.done:
+        return f"joining inference job {job.job} ({where}): started by another run, no chunk committed yet"
     rows = sum(s.rows_read for s in job.done.values())
     return (
         f"resuming inference job {job.job} ({where}): {len(job.done)} chunk(s), {rows} rows, "
@@ -329,6 +335,9 @@ class _Database:
 def _open_table_job(
     plan: InferencePlan, key: str, *, chunk_rows: int, resume: bool
 ) -> tuple[InferenceJob, str]:
+    """The unfinished job of `key`, or a new one noted at once (its STARTED row): a second run
+    started meanwhile joins it instead of scoring the rows again. On PostgreSQL a transaction
+    lock on the key makes the look and the note one step."""
     import sqlalchemy as sa
 
     progress = _progress_meta(plan)
@@ -337,25 +346,36 @@ def _open_table_job(
             progress.metadata.create_all(engine, checkfirst=True)
         except sa.exc.DBAPIError:  # created by a run beside this one meanwhile
             progress.metadata.create_all(engine, checkfirst=True)
-        if not resume:
-            return _new_job(key, chunk_rows), "new inference job (inference.resume is off)"
-        finished = sa.select(progress.c.job).where(progress.c.chunk == FINISHED)
-        query = (
-            sa.select(progress.c.job, progress.c.summary)
-            .where(progress.c.input_key == key, progress.c.job.not_in(finished))
-            .order_by(progress.c.committed_at.desc())
-        )
-        with engine.connect() as connection:
-            rows = connection.execute(query).all()
-    if not rows:
-        job = _new_job(key, chunk_rows)
-        return job, _described(job, progress_table(plan))
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key}
+                )
+            finished = sa.select(progress.c.job).where(progress.c.chunk == FINISHED)
+            query = (
+                sa.select(progress.c.job, progress.c.chunk, progress.c.summary)
+                .where(progress.c.input_key == key, progress.c.job.not_in(finished))
+                .order_by(progress.c.committed_at.desc())
+            )
+            rows = connection.execute(query).all() if resume else []
+            if not rows:
+                job = _new_job(key, chunk_rows)
+                connection.execute(progress.insert().values(
+                    job=job.job, chunk=STARTED, input_key=key, rows_read=0, summary="{}",
+                    committed_at=datetime.now(UTC),
+                ))  # fmt: skip
+                off = " (inference.resume is off)" if not resume else ""
+                return job, _described(job, progress_table(plan)) + off
     latest = rows[0][0]
     done = {
-        s.chunk: s for s in (ChunkSummary.model_validate_json(r[1]) for r in rows if r[0] == latest)
+        s.chunk: s
+        for s in (
+            ChunkSummary.model_validate_json(r[2]) for r in rows if r[0] == latest and r[1] >= 0
+        )
     }
+    versions = {s.model_version for s in done.values()}
     job = InferenceJob(job=latest, input_key=key, chunk_rows=chunk_rows,
-                       model_version=min(s.model_version for s in done.values()), done=done,
+                       model_version=min(versions) if versions else None, done=done,
                        resumed=True)  # fmt: skip
     return job, _described(job, f"table {progress_table(plan)}")
 
