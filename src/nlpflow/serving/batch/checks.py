@@ -203,11 +203,12 @@ def validate_rows(
     checked = checked.rename(columns={_GX_ROW: ROW})
     bad = checked[ROW].isin(reasons)
     rejected = checked[bad].copy()
-    rejected["checks"] = ["; ".join(c.id for c in reasons[r]) for r in rejected[ROW]]
-    rejected["expectations"] = [
-        "; ".join(c.expectation.expectation_type for c in reasons[r]) for r in rejected[ROW]
-    ]
-    rejected["reasons"] = ["; ".join(c.name for c in reasons[r]) for r in rejected[ROW]]
+    for column, says in (("checks", lambda c: c.id), ("reasons", lambda c: c.name),
+                         ("expectations", lambda c: c.expectation.expectation_type)):  # fmt: skip
+        # object columns even when empty: every chunk's rejected rows have one schema
+        values = ["; ".join(says(c) for c in reasons[r]) for r in rejected[ROW]]
+        rejected[column] = pd.Series(values, index=rejected.index, dtype=object)
+    rejected = rejected[[*checked.columns, "checks", "expectations", "reasons"]]
     if len(rejected) and on_invalid == "fail":
         raise DataValidationError(
             invalid_message(rejected, rows=len(checked), broken=len(rejected), failed=failed,

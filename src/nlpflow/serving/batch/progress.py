@@ -254,11 +254,16 @@ def _join_parquet(parts: list[Path], partial: str) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schemas = [pq.read_schema(p).remove_metadata() for p in parts]
+    sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+    # an empty part's columns say little of their type (pandas made them float or null)
+    typed = [p for p, n in zip(parts, sizes, strict=True) if n] or parts[:1]
+    schemas = [pq.read_schema(p).remove_metadata() for p in typed]
     schema = pa.unify_schemas(schemas, promote_options="permissive")
     rows = 0
     with pq.ParquetWriter(partial, schema) as writer:
-        for part in parts:
+        for part, size in zip(parts, sizes, strict=True):
+            if not size and part not in typed:
+                continue
             table = pq.read_table(part).replace_schema_metadata(None)
             table = table.select([n for n in schema.names if n in table.column_names])
             for name in schema.names:
@@ -489,6 +494,10 @@ def finish_job(
 
 
 def release(plan: InferencePlan) -> None:
-    """Let go of the output's lock (a failed run: its parts stay for the rerun to resume)."""
+    """Let go of the output's lock. A failed run's committed parts stay for the rerun to
+    resume; a folder with none (a run that failed before scoring) goes."""
     if plan.target.kind == "file":
-        _unlock(parts_folder(plan))
+        folder = parts_folder(plan)
+        if folder.is_dir() and not any(folder.glob("chunk-*.json")):
+            shutil.rmtree(folder, ignore_errors=True)
+        _unlock(folder)
