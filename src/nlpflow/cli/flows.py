@@ -174,9 +174,11 @@ def infer(set_: SetOption = None, config: ConfigOption = None) -> None:
     )
     out.print(f"  predictions: {report['output']}")
     chunks, resumed = report.get("chunks", 1), report.get("resumed_chunks", 0)
-    if chunks > 1 or resumed:
-        again = f", {resumed} committed by the attempt it resumed" if resumed else ""
-        out.print(f"  {chunks} chunks{again}")
+    again = f", {resumed} committed by the attempt it resumed" if resumed else ""
+    out.print(
+        f"  {chunks} chunk(s){again}; scoring took {report.get('seconds', 0):.1f} s "
+        f"({report.get('rows_per_second', 0):,.0f} rows/s)"
+    )
     if report["rows_rejected"]:
         checks = ", ".join(f"{k} {v}" for k, v in report["rejected_by_check"].items())
         out.print(

@@ -44,7 +44,9 @@ def inference_flow(
                     repeated=repeated, run_id=run_id,
                 )  # fmt: skip
                 t.finish(plan, job, summaries)
-                report = t.report(settings, plan, model, summaries, run_id, len(job.done))
+                report = t.report(
+                    settings, plan, model, summaries, run_id, len(job.done), pool.seconds
+                )
             except BaseException:
                 t.end_tracking(settings, run_id, failed=True)
                 raise

@@ -11,6 +11,8 @@ prefect-ray extras (pip install "nlpflow[dask]" / "nlpflow[ray]"), imported only
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
@@ -47,3 +49,26 @@ def extra_module(kind: str) -> Any:
             f"engine {kind} needs {name.replace('_', '-')}, which is not installed: "
             f'pip install "nlpflow[{kind}]" (or set NLPFLOW_ENGINE=processes)'
         ) from None
+
+
+@contextmanager
+def running(engine: Engine, *, workers: int | None = None) -> Iterator[TaskRunner[Any]]:
+    """The engine's task runner, started, with its workers reporting to this run's Prefect
+    API. Without a configured server this process runs Prefect's temporary one; a worker
+    process would start a temporary server of its own (measured: 30 s and 300 MB each, and
+    its task runs missing from this flow run), so they are given this one's address."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    runner = engine_task_runner(engine, workers=workers)
+    address = None if PREFECT_API_URL.value() else _temporary_server_api()
+    updates = {PREFECT_API_URL: address} if address else {}
+    with temporary_settings(updates=updates), runner:
+        yield runner
+
+
+def _temporary_server_api() -> str | None:
+    """The API address of the temporary server this process runs, if it runs one."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the instance Prefect's clients use
+    return server.api_url if server.running else None

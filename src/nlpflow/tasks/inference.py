@@ -11,6 +11,7 @@ rows); checks and scoring do not. User errors are never retried (see `nlpflow_ta
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from nlpflow.config.settings import Settings
 from nlpflow.errors import DataValidationError
 from nlpflow.serving import batch as lib
 from nlpflow.serving.batch import chunks, progress
-from nlpflow.tasks.engine import engine_task_runner
+from nlpflow.tasks.engine import running
 from nlpflow.tasks.stages import nlpflow_task
 from nlpflow.tracking.refs import ModelRef, resolve_model
 from nlpflow.tracking.tracker import Tracker
@@ -169,9 +170,11 @@ def report(
     summaries: list[chunks.ChunkSummary],
     run_id: str,
     resumed: int,
+    seconds: float,
 ) -> lib.InferenceReport:
     """Counts to the run log, a Prefect artifact and the MLflow run."""
-    result = lib.build_report(plan, model, summaries, run_id=run_id, resumed_chunks=resumed)
+    result = lib.build_report(plan, model, summaries, run_id=run_id, resumed_chunks=resumed,
+                              seconds=seconds)  # fmt: skip
     get_run_logger().info(
         "rows read %d, valid %d, rejected %d, scored %d in %d chunk(s) (%d resumed); labels %s",
         result.rows_read, result.rows_valid, result.rows_rejected, result.rows_scored,
@@ -195,6 +198,7 @@ class Workers:
 
     def __init__(self, engine: Engine, runner: Any | None) -> None:
         self.engine, self.runner = engine, runner
+        self.seconds = 0.0  # the scoring's wall time (score_all)
         # torch threads per worker: the cores of this machine shared out (a cluster's workers
         # are set up by the cluster)
         self.threads = max(1, default_workers() // engine.workers) if runner is not None else 0
@@ -223,7 +227,7 @@ def workers(engine: Engine) -> Iterator[Workers]:
         yield Workers(engine, None)
         return
     get_run_logger().info("chunks run on %s", engine.describe())
-    with engine_task_runner(engine) as runner:
+    with running(engine) as runner:
         yield Workers(engine, runner)
 
 
@@ -235,6 +239,7 @@ def score_all(
     job's earlier ones too), in input order. Chunks are read as workers free up: at most two
     per worker wait in memory."""
     logger = get_run_logger()
+    started = time.perf_counter()
     done = dict(job.done)
     pending: deque[Any] = deque()
     first_row = 0
@@ -257,6 +262,7 @@ def score_all(
             _collect(pending.popleft(), done, logger)
     while pending:
         _collect(pending.popleft(), done, logger)
+    pool.seconds = time.perf_counter() - started
     return [done[n] for n in sorted(done)]
 
 

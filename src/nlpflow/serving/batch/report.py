@@ -47,6 +47,8 @@ class InferenceReport(BaseModel):
     run_id: str
     chunks: int = 1  # chunks committed (inference.chunk_rows rows each)
     resumed_chunks: int = 0  # of them, committed by an earlier attempt this run resumed
+    seconds: float = 0.0  # this attempt's scoring (reading, checks, scoring, commits)
+    rows_per_second: float = 0.0  # rows this attempt read, checked, scored and committed, a second
 
 
 def build_report(
@@ -56,6 +58,7 @@ def build_report(
     *,
     run_id: str,
     resumed_chunks: int = 0,
+    seconds: float = 0.0,
 ) -> InferenceReport:
     """The job's counts: every committed chunk's (this attempt's and those it resumed) added
     up; the answers' drift over all of them."""
@@ -81,7 +84,9 @@ def build_report(
         rejected_by_check=dict(sorted(failed.items())), drift=merge_drift(summaries),
         max_chars=model.max_chars, batch_size=max(1, min(plan.batch_size, model.max_batch)),
         scored_at=plan.scored_at.isoformat(), run_id=run_id, chunks=len(summaries),
-        resumed_chunks=resumed_chunks,
+        resumed_chunks=resumed_chunks, seconds=round(seconds, 3),
+        rows_per_second=round(sum(s.rows_read for s in summaries if s.run_id == run_id)
+                              / seconds, 1) if seconds > 0 else 0.0,
     )  # fmt: skip
 
 
@@ -115,7 +120,9 @@ def report_markdown(report: InferenceReport) -> str:
         ("rejected rows to", report.rejected_output), ("rows read", report.rows_read),
         ("rows valid", report.rows_valid), ("rows rejected", report.rows_rejected),
         ("rows scored", report.rows_scored), ("chunks", report.chunks),
-        ("resumed chunks", report.resumed_chunks), ("scored at (UTC)", report.scored_at),
+        ("resumed chunks", report.resumed_chunks),
+        ("scoring", f"{report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s)"),
+        ("scored at (UTC)", report.scored_at),
         ("MLflow run", report.run_id),
     ]  # fmt: skip
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
@@ -166,6 +173,8 @@ def log_report(tracker: Tracker, report: InferenceReport) -> None:
     metrics: dict[str, float] = {
         "rows_read": report.rows_read, "rows_valid": report.rows_valid,
         "rows_rejected": report.rows_rejected, "rows_scored": report.rows_scored,
+        "chunks": report.chunks, "resumed_chunks": report.resumed_chunks,
+        "scoring_seconds": report.seconds, "rows_per_second": report.rows_per_second,
     }  # fmt: skip
     # rows per predicted label -> label_<label>; rows per largest topic -> topic_<id>;
     # entities per type -> entities_<type>
