@@ -9,6 +9,7 @@ address wins, how many workers a local cluster gets). No cluster is started here
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +179,17 @@ def test_dashboard_lines() -> None:
     ray = Engine("ray", None, 1)
     assert dashboard_line(ray, None) == "Ray dashboard: none (the cluster names none)"
     assert dashboard_url(thread_task_runner(1)) is None
+
+
+@pytest.mark.subprocess  # `nlpflow` in a child process
+def test_cli_names_a_wrong_engine_in_one_line(tmp_path: Path, venv_env: dict[str, str]) -> None:
+    import subprocess
+
+    # load_settings ran before the CLI's error handling: this was a traceback
+    done = subprocess.run(
+        ["nlpflow", "params"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=venv_env | {"NLPFLOW_PROJECT_DIR": str(tmp_path), "NLPFLOW_ENGINE": "spark://m:7077"},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "NLPFLOW_ENGINE='spark://m:7077' is not an engine" in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
