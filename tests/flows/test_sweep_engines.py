@@ -178,7 +178,7 @@ def ray_head(cli_env: dict[str, str]) -> Iterator[RayHead]:
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the group (ray start --block stops what it started), SIGKILL to what is left."""
-    for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
         deadline = time.monotonic() + wait
