@@ -6,7 +6,7 @@ train params, the Optuna distributions built from it, and train.dropout reaching
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,7 @@ def test_trial_value_is_the_best_epoch_in_the_metric_direction() -> None:
         best_of(history, metric="val_accuracy", direction="maximize")
 
 
-def test_sweep_checks_before_anything_runs(tmp_path: Path) -> None:
+def test_sweep_checks_before_anything_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ParamsError, match=r"sweep\.space is empty"):
         check_sweep(Params(), tmp_path)
     space = {"space": {"lr": {"type": "float", "low": 1e-5, "high": 1e-3}}}
@@ -149,7 +149,8 @@ def test_sweep_checks_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match="threads cannot train transformer trials side by side"):
         check_sweep(threads, tmp_path)
     check_sweep(threads.model_copy(update={"train": tfidf.train}), tmp_path)  # no Trainer
-    if importlib.util.find_spec("prefect_dask") is None:
+    with monkeypatch.context() as mp:  # as if prefect-dask were not installed
+        mp.setitem(sys.modules, "prefect_dask", None)
         with pytest.raises(ParamsError, match=r'pip install "nlpflow\[dask\]"'):
             check_sweep(parse_params({"sweep": space | {"runner": "dask"}}), tmp_path)
 
@@ -195,11 +196,12 @@ def test_cli_refuses_a_bad_sweep_before_starting(
 ) -> None:
     import subprocess
 
-    if "dask" in override and importlib.util.find_spec("prefect_dask") is not None:
-        pytest.skip("prefect-dask is installed here")
+    # the dev install has prefect-dask: the child runs `nlpflow` as if it had not
+    absent = "import sys; sys.modules['prefect_dask'] = None; "
+    nlpflow = [sys.executable, "-c", f"{absent}from nlpflow.cli.main import main; main()"]
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
     done = subprocess.run(
-        ["nlpflow", "sweep", "--set", override], cwd=tmp_path, capture_output=True, text=True,
+        [*nlpflow, "sweep", "--set", override], cwd=tmp_path, capture_output=True, text=True,
         env=venv_env | {"NLPFLOW_PROJECT_DIR": str(tmp_path)}, timeout=120,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr

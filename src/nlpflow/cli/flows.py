@@ -205,6 +205,9 @@ def sweep(set_: SetOption = None, config: ConfigOption = None) -> None:
     states = [t["state"] for t in report["trials"]]
     counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in ("COMPLETE", "PRUNED"))
     out.print(f"[bold]Sweep[/bold] {report['study']}: {len(states)} trials ({counts})")
+    out.print(f"  trials ran on {report['engine']}", highlight=False)
+    if "dashboard" in report:  # a Dask or Ray cluster's; the flow run's log has it from the start
+        out.print(f"  dashboard: {report['dashboard'] or 'none'}", highlight=False)
     out.print(f"  best trial {report['best_trial']}: {report['metric']} {report['best_value']:.4f}")
     for name, value in report["best_params"].items():
         out.print(f"    {name} = {value}")

@@ -20,6 +20,7 @@ nlpflow doctor [--dry-run]              close runs killed processes left RUNNING
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -43,7 +44,11 @@ def main() -> None:
     from nlpflow.shutdown import handle_stop_signals
 
     apply_environment_defaults()
-    apply_prefect_home(load_settings().root)
+    try:
+        settings = load_settings()
+    except NlpflowError as exc:  # a wrong NLPFLOW_* variable: its message, no traceback
+        _exit_with_message(exc)
+    apply_prefect_home(settings.root)
     handle_stop_signals()  # SIGTERM/SIGINT: runs closed KILLED, one line, exit 128 + signal
     try:
         _main()
@@ -80,12 +85,7 @@ def _main() -> None:
                 raise
             raise full from None
     except NlpflowError as exc:
-        from rich.markup import escape  # messages hold [brackets]: pip install "nlpflow[dask]"
-
-        console.print(
-            f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True
-        )
-        sys.exit(exc.exit_code)
+        _exit_with_message(exc)
     except (typer.Exit, typer.Abort) as exc:
         sys.exit(getattr(exc, "exit_code", 1))
     except Exception as exc:
@@ -93,6 +93,15 @@ def _main() -> None:
             raise
         exc.show()  # type: ignore[attr-defined]
         sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+
+
+def _exit_with_message(exc: NlpflowError) -> NoReturn:
+    from rich.markup import escape  # messages hold [brackets]: pip install "nlpflow[dask]"
+
+    console.print(
+        f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True
+    )
+    sys.exit(exc.exit_code)
 
 
 def _is_usage_error(exc: Exception) -> bool:

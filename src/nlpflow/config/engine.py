@@ -35,6 +35,11 @@ class Engine:
     def parallel(self) -> bool:
         return self.kind != "local"
 
+    @property
+    def cluster(self) -> bool:
+        """Dask or Ray: an optional extra, with a dashboard."""
+        return self.kind in EXTRAS
+
     def describe(self) -> str:
         if self.kind == "local":
             return "local (this process)"
@@ -66,7 +71,7 @@ def parse_engine(text: str, *, workers: int | None = None) -> Engine:
             "dask://scheduler-host:8786, ray or ray://head-host:10001"
         )
     if not sep:
-        return Engine(kind, None, count)
+        return Engine(kind, None, count)  # checked against KINDS
     # Dask's scheduler speaks tcp://; Ray's client takes ray:// as given
     address = f"tcp://{rest}" if kind == "dask" else value
     return Engine(kind, address, count)

@@ -16,7 +16,7 @@
 | NLPFLOW_DB_SECRET             | unset: libpq's PGPASSWORD, ~/.pgpass | name of a Prefect Secret block holding the password of a database `data.source`/`inference.source` (read by flow runs, tasks/credentials.py; never in params) |
 | NLPFLOW_ENGINE                | local                            | where parallel work runs: local, processes, dask, dask://host:8786, ray, ray://host:10001 (nlpflow.config.engine) |
 | NLPFLOW_WORKERS               | the cores this process may use   | processes (or local cluster workers) of NLPFLOW_ENGINE |
-| NLPFLOW_SWEEP_ADDRESS         | unset: a local cluster           | Dask scheduler / Ray address of `sweep.runner: dask/ray` (read by tasks/sweep.py) |
+| NLPFLOW_SWEEP_ADDRESS         | unset: a local cluster           | the older name of the Dask scheduler / Ray address of `sweep.runner: dask/ray`; an address in NLPFLOW_ENGINE for that engine wins (tasks/sweep.py) |
 | MLFLOW_HTTP_REQUEST_MAX_RETRIES | 3 (MLflow: 7)                  | retries of one MLflow request (connection refused, 5xx, 429) |
 | MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR | 1 (MLflow: 2)               | waits of 0, 2, 4 s between them: a dead server fails a request in ~7 s, not ~4 min |
 | MLFLOW_HTTP_REQUEST_TIMEOUT   | 60 (MLflow: 120)                 | seconds one MLflow request may wait on a silent server |
@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     # where parallel work runs (nlpflow.config.engine): batch inference's chunks, sweep trials
     engine: str = "local"
     workers: int | None = Field(default=None, ge=1)
+    # the older setting of sweep.runner: dask/ray's cluster, before NLPFLOW_ENGINE had addresses
+    sweep_address: str | None = None
 
     @field_validator("engine")
     @classmethod
@@ -215,8 +217,10 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"NLPFLOW_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
-        raise ParamsError(f"environment settings are wrong: {problems}") from None
+        problems = []
+        for error in exc.errors():
+            name = f"NLPFLOW_{'_'.join(str(p) for p in error['loc']).upper()}"
+            message = error["msg"].removeprefix("Value error, ")
+            # parse_engine's message names the variable itself (it serves other callers too)
+            problems.append(message if message.startswith(name) else f"{name}: {message}")
+        raise ParamsError(f"environment settings are wrong: {'; '.join(problems)}") from None

@@ -3,6 +3,7 @@ in parallel tasks, each a nested MLflow run; the best trial's values go to `swee
 
 nlpflow sweep                                   # runs this flow with params.yaml `sweep`
 nlpflow sweep --set sweep.n_trials=8 --set sweep.parallelism=4
+NLPFLOW_ENGINE=dask://scheduler:8786 nlpflow sweep --set sweep.runner=engine   # on a cluster
 nlpflow run --config reports/sweep/best_params.yaml   # then train with the best values
 """
 
@@ -13,8 +14,12 @@ from typing import Any
 
 from prefect import flow
 from prefect.futures import PrefectFuture, as_completed
+from prefect.task_runners import TaskRunner
 
+from nlpflow.config.engine import Engine
+from nlpflow.config.params import SweepParams
 from nlpflow.pipeline.stages import StageContext
+from nlpflow.tasks.engine import dashboard_line, dashboard_url, shared_api
 from nlpflow.tasks.prologue import flow_prologue, holding_project
 from nlpflow.tasks.stages import end_tracking, wants_gpu
 from nlpflow.tasks.sweep import (
@@ -24,12 +29,15 @@ from nlpflow.tasks.sweep import (
     TrialReport,
     ask_task,
     build_task_runner,
+    describe_trial_engine,
     finish_task,
     open_study_task,
     open_sweep,
     snapshot_task,
     sweep_context,
+    trial_engine,
     trial_job,
+    trial_slots,
     trial_task,
 )
 
@@ -52,7 +60,8 @@ def sweep_flow(
         with holding_project(ctx, run_id=run_id):
             prepared: dict[str, Any] = {name: PREPARE_TASKS[name](ctx, run_id) for name in PREPARE}
             snapshot_task(ctx, ref)
-        report = finish_task(ctx, ref, run_id, _run_trials(ctx, ref, run_id), started)
+        reports, where = _run_trials(ctx, ref, run_id)
+        report = finish_task(ctx, ref, run_id, reports, started)
     except BaseException:
         end_tracking(ctx, run_id, failed=True)
         raise
@@ -60,14 +69,19 @@ def sweep_flow(
     print(
         f"best trial {report.best_trial}: {report.metric} {report.best_value:.4f} -> {report.output}"
     )
-    return report.model_dump(mode="json") | {
-        name: prepared[name].model_dump(mode="json") for name in PREPARE
-    }
+    return (
+        report.model_dump(mode="json")
+        | {name: prepared[name].model_dump(mode="json") for name in PREPARE}
+        | where
+    )
 
 
-def _run_trials(ctx: StageContext, ref: StudyRef, run_id: str) -> list[TrialReport]:
+def _run_trials(
+    ctx: StageContext, ref: StudyRef, run_id: str
+) -> tuple[list[TrialReport], dict[str, Any]]:
     """Keep sweep.parallelism trials in flight until n_trials have started (none starts after
-    the timeout); each next trial is asked for when one ends, so the sampler learns from it."""
+    the timeout); each next trial is asked for when one ends, so the sampler learns from it.
+    Also returns where they ran (_announce)."""
     sweep, study = ref.sweep, open_study_task(ref)
     deadline = time.monotonic() + (sweep.timeout or float("inf"))
     reports: list[TrialReport] = []
@@ -76,9 +90,12 @@ def _run_trials(ctx: StageContext, ref: StudyRef, run_id: str) -> list[TrialRepo
     # on a GPU, trials hold the `gpu` tag like the training flow's train: its concurrency limit
     # (nlpflow deploy --gpu-slots) caps the trainings sharing the GPUs
     trial = trial_task.with_options(tags={"gpu"}) if wants_gpu(ctx) else trial_task
-    with build_task_runner(sweep) as runner:
+    engine = trial_engine(sweep, ctx.settings)
+    slots = trial_slots(sweep, engine)
+    with shared_api(), build_task_runner(sweep, engine) as runner:
+        where = _announce(sweep, engine, runner)
         while True:
-            while len(pending) < sweep.parallelism and asked < sweep.n_trials:
+            while len(pending) < slots and asked < sweep.n_trials:
                 if time.monotonic() >= deadline:
                     break
                 number, trial_id, values = ask_task(study, sweep)
@@ -87,8 +104,19 @@ def _run_trials(ctx: StageContext, ref: StudyRef, run_id: str) -> list[TrialRepo
                 pending.append(runner.submit(trial, parameters={"job": job}))
                 asked += 1
             if not pending:
-                return reports
+                return reports, where
             done = next(as_completed(pending))
             pending.remove(done)
             reports.append(done.result())
             print(f"trial {reports[-1].number}: {reports[-1].state} {reports[-1].value}")
+
+
+def _announce(sweep: SweepParams, engine: Engine | None, runner: TaskRunner[Any]) -> dict[str, Any]:
+    """Say where the trials run, and a cluster's dashboard (to watch the workers meanwhile),
+    in the flow run's log: {"engine": "dask at tcp://...", "dashboard": "http://..."}."""
+    where: dict[str, Any] = {"engine": describe_trial_engine(sweep, engine)}
+    print(f"trials run on {where['engine']}")
+    if engine is not None and engine.cluster:
+        where["dashboard"] = dashboard_url(runner)
+        print(dashboard_line(engine, where["dashboard"]))
+    return where

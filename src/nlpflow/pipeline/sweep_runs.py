@@ -97,13 +97,19 @@ def run_trial(job: TrialJob) -> TrialReport:
         number=job.number, state=state, value=value, params=job.values, run_id=run_id,
         epochs=int(last["epoch"]), started=started, ended=time.time(),
         model=str(folder / "model") if state == "COMPLETE" else None,
-        worker=f"{socket.gethostname()}:{os.getpid()}",
+        worker=_worker(),
     )  # fmt: skip
 
 
+def _worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _open_trial_run(tracker: Tracker, job: TrialJob, train: TrainParams) -> str:
+    # sweep.worker: the host:pid that trained it (a thread, a process or a cluster's worker)
     tags = {"mlflow.parentRunId": job.parent_run_id, "sweep.study": job.ref.name,
-            "sweep.trial": str(job.number), "nlpflow.runner": "prefect"}  # fmt: skip
+            "sweep.trial": str(job.number), "nlpflow.runner": "prefect",
+            "sweep.worker": _worker()}  # fmt: skip
     run_id: str = tracker.start_run(job.experiment, run_name=f"trial-{job.number}", tags=tags)
     tracker.log_params(run_id, flatten({"train": read_by_train(train)}))
     return run_id

@@ -2,10 +2,13 @@
 
     runner = engine_task_runner(settings.resolved_engine)
     with runner:                      # or @flow(task_runner=runner)
+        if engine.cluster:            # Dask or Ray: where to watch the workers
+            print(dashboard_line(engine, dashboard_url(runner)))
         futures = [score.submit(chunk) for chunk in chunks]
 
 local and processes are Prefect's own runners; dask and ray are the prefect-dask and
 prefect-ray extras (pip install "nlpflow[dask]" / "nlpflow[ray]"), imported only when chosen.
+Every task runner of nlpflow is built here (batch inference's chunks, sweep trials).
 """
 
 from __future__ import annotations
@@ -22,22 +25,58 @@ from nlpflow.errors import ParamsError
 
 
 def engine_task_runner(engine: Engine, *, workers: int | None = None) -> TaskRunner[Any]:
-    """`workers` overrides the engine's count for what starts here (a local pool or cluster)."""
+    """`workers` overrides the engine's count for what starts here (a local pool or cluster);
+    a cluster at an address has the workers it has."""
     count = workers or engine.workers
     if engine.kind == "local":
-        return ThreadPoolTaskRunner(max_workers=1)  # in this process, one task at a time
+        return thread_task_runner(1)  # in this process, one task at a time
     if engine.kind == "processes":
         return ProcessPoolTaskRunner(max_workers=count)
     module = extra_module(engine.kind)
     if engine.kind == "dask":
         if engine.address:
             return module.DaskTaskRunner(address=engine.address)
+        # processes, one thread each: a training holds the GIL and its own torch threads
         return module.DaskTaskRunner(
             cluster_kwargs={"n_workers": count, "threads_per_worker": 1, "processes": True}
         )
     if engine.address:
         return module.RayTaskRunner(address=engine.address)
-    return module.RayTaskRunner(init_kwargs={"num_cpus": count})
+    # "local": a new Ray instance of `count` CPUs. Left unset, ray.init() joins whatever Ray
+    # this machine ran last (RAY_ADDRESS, /tmp/ray/ray_current_cluster), and then refuses the
+    # num_cpus it was given; an existing cluster is named as ray://host:10001 instead.
+    return module.RayTaskRunner(init_kwargs={"address": "local", "num_cpus": count})
+
+
+def thread_task_runner(workers: int) -> TaskRunner[Any]:
+    """`workers` threads of this process (sweep.runner: threads)."""
+    return ThreadPoolTaskRunner(max_workers=workers)
+
+
+def dashboard_url(runner: TaskRunner[Any]) -> str | None:
+    """The dashboard of the Dask or Ray engine an entered `runner` uses; None where it names
+    none (a Dask scheduler without bokeh, Ray without ray[default] or initialised before the
+    runner). Read where prefect-dask and prefect-ray read it to log it on their own logger
+    (not the flow run's): the Dask client's dashboard_link, the dashboard_url of the context
+    that ray.init returned."""
+    kind = type(runner).__name__
+    if kind == "DaskTaskRunner":
+        try:  # the client (and a local cluster) start on first use
+            link = runner.client.dashboard_link  # type: ignore[attr-defined]
+        except KeyError:  # a scheduler at an address, serving no dashboard
+            return None
+        return str(link) if link else None
+    if kind == "RayTaskRunner":
+        url = getattr(getattr(runner, "_ray_context", None), "dashboard_url", None)
+        if not url:
+            return None
+        return url if "://" in url else f"http://{url}"  # Ray gives host:port
+    return None
+
+
+def dashboard_line(engine: Engine, url: str | None) -> str:
+    """'Dask dashboard: http://127.0.0.1:8787/status', or '... none (...)'."""
+    return f"{engine.kind.capitalize()} dashboard: {url or 'none (the cluster names none)'}"
 
 
 def extra_module(kind: str) -> Any:
@@ -53,17 +92,23 @@ def extra_module(kind: str) -> Any:
 
 @contextmanager
 def running(engine: Engine, *, workers: int | None = None) -> Iterator[TaskRunner[Any]]:
-    """The engine's task runner, started, with its workers reporting to this run's Prefect
-    API. Without a configured server this process runs Prefect's temporary one; a worker
-    process would start a temporary server of its own (measured: 30 s and 300 MB each, and
-    its task runs missing from this flow run), so they are given this one's address."""
+    """The engine's task runner, started, its workers reporting to this run's Prefect API."""
+    with shared_api(), engine_task_runner(engine, workers=workers) as runner:
+        yield runner
+
+
+@contextmanager
+def shared_api() -> Iterator[None]:
+    """Task runners started in this block hand their workers this run's Prefect API.
+
+    Without a configured server this process runs Prefect's temporary one, and a worker
+    process (processes, a local Dask or Ray cluster) would start a temporary server of its
+    own: measured 30 s and 300 MB each, its task runs kept there. They get this one's address."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    runner = engine_task_runner(engine, workers=workers)
     address = None if PREFECT_API_URL.value() else _temporary_server_api()
-    updates = {PREFECT_API_URL: address} if address else {}
-    with temporary_settings(updates=updates), runner:
-        yield runner
+    with temporary_settings(updates={PREFECT_API_URL: address} if address else {}):
+        yield
 
 
 def _temporary_server_api() -> str | None:

@@ -1,24 +1,26 @@
 """Prefect tasks of the sweep (flows/sweep.py): its MLflow run, the data stages, one task per
-trial, the summary; and the task runner that `sweep.runner` names.
+trial, the summary; and where `sweep.runner` runs the trials.
 
     nlpflow sweep [--set sweep.runner=processes]
+    NLPFLOW_ENGINE=dask://scheduler:8786 nlpflow sweep --set sweep.runner=engine
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
 from typing import Any
 
 from prefect import Task
-from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner
 from pydantic import BaseModel
 
+from nlpflow.config.engine import EXTRAS, Engine
 from nlpflow.config.params import Params, SweepParams
 from nlpflow.config.settings import Settings
-from nlpflow.errors import ParamsError
 from nlpflow.pipeline.paths import PROCESSED
 from nlpflow.pipeline.stages import STAGES, StageContext, get_stage, run_stage
 from nlpflow.pipeline.sweep_runs import open_sweep_run, run_trial
+from nlpflow.tasks.engine import engine_task_runner, extra_module, thread_task_runner
 from nlpflow.tasks.stages import nlpflow_task
 from nlpflow.training.sweep import (
     StudyRef,
@@ -36,8 +38,6 @@ from nlpflow.training.sweep import (
 
 # the data stages (Stage.prepares), run once per sweep before its trials train
 PREPARE = tuple(stage.name for stage in STAGES if stage.prepares)
-# Where dask and ray runners find their cluster; unset, each starts a local one.
-CLUSTER_ADDRESS = "NLPFLOW_SWEEP_ADDRESS"
 
 
 def sweep_context(settings: Settings, params: Params) -> tuple[StageContext, StudyRef]:
@@ -46,6 +46,7 @@ def sweep_context(settings: Settings, params: Params) -> tuple[StageContext, Stu
     from nlpflow.pipeline.runs import make_context
 
     check_sweep(params, settings.root)
+    trial_engine(params.sweep, settings)  # a missing extra fails here, not after preparing
     ctx = make_context(settings.root, params, settings)
     name = params.sweep.study or new_study_name()
     return ctx, StudyRef(root=settings.root, name=name, sweep=params.sweep)
@@ -115,31 +116,45 @@ def finish_task(
     return finish_sweep(ref, tracker=ctx.tracked(), run_id=run_id, reports=reports, started=started)
 
 
-def build_task_runner(sweep: SweepParams) -> TaskRunner[Any]:
-    """Threads or processes of this machine, or a Dask or Ray cluster (optional extras,
-    imported only when chosen)."""
+def trial_engine(sweep: SweepParams, settings: Settings) -> Engine | None:
+    """Where a sweep's trials run (None: threads of this process). `engine` is the
+    NLPFLOW_ENGINE setting; `dask`/`ray` take that engine's address from NLPFLOW_ENGINE when it
+    names one, else from NLPFLOW_SWEEP_ADDRESS (the older setting), else start a local
+    cluster. What starts here has sweep.parallelism workers (NLPFLOW_WORKERS is for other
+    work). A ParamsError where the engine's extra is missing."""
     workers = sweep.parallelism
     if sweep.runner == "threads":
-        return ThreadPoolTaskRunner(max_workers=workers)
+        return None
     if sweep.runner == "processes":
-        return ProcessPoolTaskRunner(max_workers=workers)
-    address = os.environ.get(CLUSTER_ADDRESS) or None
-    if sweep.runner == "dask":
-        dask = _extra("prefect_dask", "dask")
-        if address:
-            return dask.DaskTaskRunner(address=address)
-        return dask.DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
-    ray = _extra("prefect_ray", "ray")
-    return ray.RayTaskRunner(address=address)
+        return Engine("processes", None, workers)
+    configured = settings.resolved_engine
+    if sweep.runner == "engine" or (configured.kind == sweep.runner and configured.address):
+        # sweep.parallelism trials are in flight: as many workers as that, not NLPFLOW_WORKERS
+        engine = dataclasses.replace(configured, workers=workers)
+    else:  # passed to the runner as given, as before NLPFLOW_ENGINE (tcp://, ray://, auto)
+        engine = Engine(sweep.runner, (settings.sweep_address or "").strip() or None, workers)
+    if engine.kind in EXTRAS:
+        extra_module(engine.kind)  # before any run is opened: the message says what to install
+    return engine
 
 
-def _extra(module: str, extra: str) -> Any:
-    import importlib
+def trial_slots(sweep: SweepParams, engine: Engine | None) -> int:
+    """Trials in flight at once: the local engine trains one at a time, in this process (what
+    NLPFLOW_ENGINE=local means for every kind of parallel work)."""
+    return 1 if engine is not None and engine.kind == "local" else sweep.parallelism
 
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ParamsError(
-            f"sweep.runner: {extra} needs {module.replace('_', '-')}, which is not installed: "
-            f'pip install "nlpflow[{extra}]" (or choose sweep.runner: threads or processes)'
-        ) from None
+
+def build_task_runner(sweep: SweepParams, engine: Engine | None) -> TaskRunner[Any]:
+    """The trials' task runner: threads, or the engine's runner with sweep.parallelism
+    workers where it starts them (nlpflow.tasks.engine builds every runner)."""
+    if engine is None:
+        return thread_task_runner(sweep.parallelism)
+    return engine_task_runner(engine, workers=sweep.parallelism)
+
+
+def describe_trial_engine(sweep: SweepParams, engine: Engine | None) -> str:
+    if engine is None:
+        return f"threads ({sweep.parallelism} of this process)"
+    if engine.kind == "local":
+        return "local (this process, one trial at a time)"
+    return engine.describe()

@@ -95,12 +95,15 @@ class SweepParams(Section):
 
     n_trials: int = Field(default=20, ge=1, description="Trials the study runs.")
     parallelism: int = Field(default=2, ge=1, description="Trials trained at the same time.")
-    runner: Literal["threads", "processes", "dask", "ray"] = Field(
+    runner: Literal["threads", "processes", "engine", "dask", "ray"] = Field(
         default="processes",
         description="Where trials run: processes or threads of this machine (threads: not for "
-        "parallel transformer trials, which share accelerate's state); dask or ray on a "
-        "cluster (pip install 'nlpflow[dask]' / 'nlpflow[ray]'; address from "
-        "NLPFLOW_SWEEP_ADDRESS, else a local cluster). Cluster workers need the project folder "
+        "parallel transformer trials, which share accelerate's state); engine: where the "
+        "NLPFLOW_ENGINE setting says (local: one trial at a time in this process; processes; "
+        "a Dask or Ray cluster, local or at an address); dask or ray: that cluster, at "
+        "NLPFLOW_ENGINE's address when it names one (else NLPFLOW_SWEEP_ADDRESS, the older "
+        "setting), else a local cluster of sweep.parallelism workers. dask and ray need "
+        "pip install 'nlpflow[dask]' / 'nlpflow[ray]'; their workers need the project folder "
         "at the same path (a shared file system).",
     )
     metric: Literal[
