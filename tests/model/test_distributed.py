@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pandas as pd
@@ -13,12 +12,6 @@ from nlpflow.config.params import DistributedParams, TrainParams
 from nlpflow.errors import ModelError
 from nlpflow.training.distributed import MODEL, RESULT, SHARDS, launch
 from tests.conftest import SAMPLE
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
@@ -32,7 +25,7 @@ def test_two_processes_train_disjoint_shards_and_only_rank_0_writes(
     params = TrainParams(
         family="transformer", pretrained=str(tiny_encoder), epochs=1, batch_size=8, lr=3e-3,
         max_length=32, cpu_threads=1,
-        distributed=DistributedParams(nproc_per_node=2, master_port=_free_port(), backend="gloo"),
+        distributed=DistributedParams(nproc_per_node=2, backend="gloo"),
     )  # fmt: skip
     names = sorted(set(labels))
     model = launch(train, val, labels=names, params=params, workdir=tmp_path)
