@@ -118,7 +118,7 @@ def launch(
                              rdzv.job_file)  # fmt: skip
         finally:  # a node started later must not join a training that is over
             rdzv.job_file.unlink(missing_ok=True)
-    _check(done, "distributed training")
+    _check(done, "distributed training", rendezvous=rendezvous, nodes=d.nnodes)
     result = json.loads((workdir / RESULT).read_text())
     model = family_code(params.family)[1].load(workdir / MODEL)
     model.history, model.perf, model.device = result["history"], result["perf"], result["device"]
@@ -147,7 +147,8 @@ def join(rendezvous: Rendezvous, *, say: Callable[[str], None] = print) -> dict[
     job = json.loads(job_file.read_text())
     say(f"joining {job['nnodes']} nodes x {job['nproc_per_node']} processes at "
         f"{rendezvous.endpoint}, job {rendezvous.job}")  # fmt: skip
-    _check(_torchrun(job["nnodes"], job["nproc_per_node"], args, job_file), "this node's training")
+    done = _torchrun(job["nnodes"], job["nproc_per_node"], args, job_file)
+    _check(done, "this node's training", rendezvous=rendezvous, nodes=job["nnodes"])
     return dict(job)
 
 
@@ -167,15 +168,44 @@ def _torchrun(nnodes: int, nproc: int, where: list[str], target: Path) -> Any:
         f"--nproc-per-node={nproc}", *where, "--max-restarts=0",
         "-m", "nlpflow.training.distributed", str(target),
     ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = process.communicate()
+    except BaseException:  # a stop signal, Ctrl-C: not subprocess.run's SIGKILL, which would
+        # leave torchrun's processes (each in a session of its own) training on as orphans;
+        # torchrun stops them on SIGTERM
+        process.terminate()
+        try:
+            process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
 
 
-def _check(done: Any, what: str) -> None:
-    if done.returncode != 0:
-        raise ModelError(
-            f"{what} failed (torchrun exit {done.returncode}); its last output:\n"
-            + "\n".join((done.stderr or done.stdout).splitlines()[-25:])
-        )
+def _check(done: Any, what: str, *, rendezvous: Rendezvous | None = None, nodes: int = 1) -> None:
+    if done.returncode == 0:
+        return
+    output = done.stderr or done.stdout
+    hint = ""
+    if rendezvous is not None and "RendezvousTimeoutError" in output:
+        hint = (f" Not all {nodes} nodes joined within NLPFLOW_RDZV_TIMEOUT "
+                f"({rendezvous.timeout:.0f} s): run `nlpflow train-node` on the other machines "
+                f"with the same NLPFLOW_RDZV_ENDPOINT ({rendezvous.endpoint}, the lead's address, "
+                f"reachable from them), NLPFLOW_RDZV_ID ({rendezvous.job}) and "
+                "NLPFLOW_CHECKPOINT_DIR (a folder every node mounts).")  # fmt: skip
+    elif rendezvous is not None and "RendezvousConnectionError" in output:
+        hint = (f" The lead's rendezvous at {rendezvous.endpoint} did not answer within "
+                "NLPFLOW_RDZV_TIMEOUT: is NLPFLOW_RDZV_ENDPOINT the lead's address and port, "
+                "reachable from here, and is the lead's train stage running?")  # fmt: skip
+    elif nodes > 1:  # the usual cause: a node lost; the checkpoints are the shared ones
+        hint = (" If a node was lost (killed, rebooted, unreachable), start the train stage "
+                "again on the lead and `nlpflow train-node` on the others: training resumes "
+                "from the last checkpoint in NLPFLOW_CHECKPOINT_DIR.")  # fmt: skip
+    raise ModelError(
+        f"{what} failed (torchrun exit {done.returncode}).{hint} torchrun's last output:\n"
+        + "\n".join(output.splitlines()[-30:])
+    )
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -228,4 +258,7 @@ def worker(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    worker(Path(sys.argv[1]))
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    # the failure's exception and traceback into torchrun's summary, the end of its output
+    record(worker)(Path(sys.argv[1]))

@@ -16,9 +16,8 @@ if TYPE_CHECKING:
 
 def run(ctx: StageContext) -> BaseModel:
     from nlpflow.config.naming import epoch_metrics
-    from nlpflow.training.train import train
-
     from nlpflow.training.distributed import Rendezvous
+    from nlpflow.training.train import train
 
     # checkpoints are kept per version of this stage's code (the notion of "the code changed"
     # the stage's cache key and dvc.yaml share), then by training key (data, params, labels);
