@@ -20,6 +20,7 @@ own order).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -172,13 +173,12 @@ def _torchrun(nnodes: int, nproc: int, where: list[str], target: Path) -> Any:
     try:
         out, err = process.communicate()
     except BaseException:  # a stop signal, Ctrl-C: not subprocess.run's SIGKILL, which would
-        # leave torchrun's processes (each in a session of its own) training on as orphans;
-        # torchrun stops them on SIGTERM
+        # leave torchrun's processes (each in a session of its own) training on as orphans.
+        # On SIGTERM torchrun stops them itself (SIGKILL after 30 s), even when this process
+        # exits first (nlpflow.shutdown's grace period)
         process.terminate()
-        try:
-            process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=30)
         raise
     return subprocess.CompletedProcess(command, process.returncode, out, err)
 
