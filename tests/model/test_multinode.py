@@ -31,19 +31,21 @@ from tests.serve_client import free_port
 EPOCHS, TRAIN_ROWS, BATCH = 5, 64, 8
 STEPS_PER_EPOCH = TRAIN_ROWS // (BATCH * 2)  # two processes, each its half of every batch
 
-# The lead machine: the train stage's `train`, its rendezvous from the settings (environment).
-# A spy on `launch` keeps what the processes recorded, which `train` deletes with the
-# checkpoints once the model is saved.
+# The lead machine: the train stage as `nlpflow stage train` runs it (untracked here), its
+# checkpoint folder and rendezvous from the settings (environment). A spy on `launch` keeps
+# what the processes recorded, which the stage deletes with the checkpoints once the model is
+# saved; the model is kept per attempt too.
 LEAD = """
 import json, shutil, sys
 from pathlib import Path
-from nlpflow.config.params import PreprocessParams, TrainParams
+from nlpflow.config.params import Params
 from nlpflow.config.settings import load_settings
+from nlpflow.pipeline.context import StageContext
+from nlpflow.pipeline.paths import MODEL
+from nlpflow.pipeline.steps import train as stage
 from nlpflow.training import distributed
-from nlpflow.training.train import train
 
-params = TrainParams.model_validate_json(sys.argv[1])
-src, dst, shared, kept = (Path(a) for a in sys.argv[2:6])
+train_params, root, kept = json.loads(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 real = distributed.launch
 
 def launch(*args, **kwargs):
@@ -53,9 +55,10 @@ def launch(*args, **kwargs):
     return model
 
 distributed.launch = launch
-rendezvous = distributed.Rendezvous.from_settings(load_settings(), shared=shared)
-report = train(src=src, dst=dst, history_path=dst.parent / "history.csv", params=params,
-               preprocess=PreprocessParams(), checkpoints=shared / "code", rendezvous=rendezvous)
+ctx = StageContext(root=root, params=Params.model_validate({"train": train_params}),
+                   settings=load_settings())
+report = stage.run(ctx)
+shutil.copytree(root / MODEL, kept / "model")
 print(report.model_dump_json())
 """
 
@@ -84,21 +87,21 @@ class Machines:
         )  # fmt: skip
 
     def start_lead(self, attempt: str) -> subprocess.Popen[str]:
-        kept = self.root / attempt
+        kept, project = self.root / attempt, self.root / "lead"
         kept.mkdir()
         return subprocess.Popen(
-            [sys.executable, "-c", LEAD, self.params.model_dump_json(), str(self.root / "processed"),
-             str(self.root / attempt / "model"), str(self.shared), str(kept)],
-            cwd=self.root, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, start_new_session=True,
+            [sys.executable, "-c", LEAD, self.params.model_dump_json(), str(project), str(kept)],
+            cwd=project, env=self.env | {"NLPFLOW_PROJECT_DIR": str(project)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
 
 
 def _machines(root: Path, tiny_encoder: Path) -> Machines:
     frame = pd.read_csv(SAMPLE)
-    (root / "processed").mkdir(parents=True)
-    frame.iloc[:TRAIN_ROWS].to_parquet(root / "processed" / "train.parquet")
-    frame.iloc[TRAIN_ROWS : TRAIN_ROWS + 32].to_parquet(root / "processed" / "validation.parquet")
+    processed = root / "lead" / "data" / "processed"  # what preprocess left on the lead
+    processed.mkdir(parents=True)
+    frame.iloc[:TRAIN_ROWS].to_parquet(processed / "train.parquet")
+    frame.iloc[TRAIN_ROWS : TRAIN_ROWS + 32].to_parquet(processed / "validation.parquet")
     params = TrainParams(
         family="transformer", pretrained=str(tiny_encoder), epochs=EPOCHS, batch_size=BATCH,
         lr=3e-3, max_length=32, cpu_threads=1, early_stopping_patience=EPOCHS, log_every_steps=1,
@@ -222,7 +225,7 @@ def test_two_nodes_train_the_model_one_machine_with_two_processes_trains(
     from nlpflow.training.distributed import launch
     from nlpflow.training.train import examples, target_labels
 
-    src = uninterrupted.root / "processed"
+    src = uninterrupted.root / "lead" / "data" / "processed"
     train_xy = examples(pd.read_parquet(src / "train.parquet"))
     val_xy = examples(pd.read_parquet(src / "validation.parquet"))
     one = uninterrupted.params.model_copy(
