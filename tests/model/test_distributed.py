@@ -97,8 +97,8 @@ def test_sigterm_stops_torchruns_processes_too(tiny_encoder: Path, tmp_path: Pat
     )  # fmt: skip
 
     def training() -> list[psutil.Process]:  # torchrun and its processes: the spec names them
-        return [p for p in psutil.process_iter(["cmdline"])
-                if str(workdir) in " ".join(p.info["cmdline"] or []) and p.pid != launcher.pid]  # fmt: skip
+        named = (p for p in psutil.process_iter(["cmdline"]) if p.pid != launcher.pid)
+        return [p for p in named if str(workdir) in " ".join(p.info["cmdline"] or [])]
 
     try:
         deadline = time.monotonic() + 300

@@ -82,7 +82,8 @@ class Machines:
         project = self.root / "other-machine"
         project.mkdir(exist_ok=True)
         return subprocess.Popen(
-            ["nlpflow", "train-node"], cwd=project, env=self.env | {"NLPFLOW_PROJECT_DIR": str(project)},
+            ["nlpflow", "train-node"], cwd=project,
+            env=self.env | {"NLPFLOW_PROJECT_DIR": str(project)},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
 

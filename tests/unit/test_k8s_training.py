@@ -40,8 +40,9 @@ def shared_mount(pod: dict[str, Any]) -> str:
     """Where the pod mounts the ReadWriteMany claim of shared-pvc.yaml."""
     claim = documents("shared-pvc.yaml")["PersistentVolumeClaim"]
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # nodes on several machines write
+    name = claim["metadata"]["name"]
     (volume,) = [v["name"] for v in pod["spec"]["volumes"]
-                 if v.get("persistentVolumeClaim", {}).get("claimName") == claim["metadata"]["name"]]  # fmt: skip
+                 if v.get("persistentVolumeClaim", {}).get("claimName") == name]  # fmt: skip
     (path,) = [m["mountPath"] for m in the_container(pod)["volumeMounts"] if m["name"] == volume]
     return str(path)
 

@@ -96,7 +96,8 @@ def test_no_endpoint_is_a_model_error_that_says_which_variable() -> None:
 def test_node_rank_and_master_address_in_params_say_they_are_settings_now(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     path.write_text("train:\n  distributed:\n    nnodes: 2\n    master_port: 29500\n")
-    with pytest.raises(ParamsError, match=r"train.distributed.master_port moved to the environment") as raised:  # fmt: skip
+    moved = r"train.distributed.master_port moved to the environment"
+    with pytest.raises(ParamsError, match=moved) as raised:
         load_params(path)
     assert "NLPFLOW_RDZV_ENDPOINT=host:port" in str(raised.value)
     with pytest.raises(ParamsError, match="no node rank: nodes join the c10d rendezvous"):
