@@ -41,6 +41,8 @@ SKIP: dict[str, str] = {
     "minutes: bench/quality.py, bench/ner.py, bench/topics.py; tests/integration/"
     "test_real_data.py, tests/flows/test_ner_flow.py and tests/flows/test_topic_flow.py "
     "(configs/ner_sample.yaml and configs/topics.yaml as shipped)",
+    r"^nlpflow train-node$|^nlpflow run .*train\.distributed\.nnodes=[2-9]": "a multi-node training "
+    "waits for its other machines: tests/model/test_multinode.py runs two nodes on one machine",
     r"^nlpflow reproduce\b": "rebuilds a run in a git worktree, minutes: "
     "tests/integration/test_reproduce.py",
     r"^dvc (exp run|queue)\b": "runs the whole pipeline again as a DVC experiment, minutes: "

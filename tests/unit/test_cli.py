@@ -28,8 +28,8 @@ def test_every_command_is_registered_once_in_help_order(cli: CliRunner) -> None:
     group = typer.main.get_command(app)
     names = group.list_commands(click.Context(group))
     assert names == [
-        "params", "stage", "run", "doctor", "infer", "sweep", "deploy", "worker", "ui", "serve",
-        "predict", "lineage", "reproduce", "dvc-yaml", "registry",
+        "params", "stage", "train-node", "run", "doctor", "infer", "sweep", "deploy", "worker", "ui",
+        "serve", "predict", "lineage", "reproduce", "dvc-yaml", "registry",
     ]  # fmt: skip
     done = cli.invoke(app, ["--help"])
     assert done.exit_code == 0

@@ -2,6 +2,7 @@
 
 nlpflow run [--set train.epochs=1]     run the training flow (Prefect) once
 nlpflow stage NAME                      run one stage (what dvc.yaml calls)
+nlpflow train-node                      this machine's share of a multi-node training
 nlpflow dvc-yaml [--check]              write dvc.yaml from the stage table (--check: is it current?)
 nlpflow deploy [--cron "0 3 * * 1"]     work pool + deployments (training, inference, sweep)
 nlpflow worker [--pool nlpflow-process] run the deployments' flow runs (a Prefect worker)
@@ -32,7 +33,7 @@ from nlpflow.errors import NlpflowError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 # In the order `nlpflow --help` lists them (command groups, `registry`, come last there).
 for command in (
-    stages.params, stages.stage, flows.run, runs.doctor, flows.infer, flows.sweep,
+    stages.params, stages.stage, stages.train_node, flows.run, runs.doctor, flows.infer, flows.sweep,
     deploy.deploy, deploy.worker, ui.ui, serving.serve, serving.predict, registry.lineage,
     runs.reproduce, stages.dvc_yaml,
 ):  # fmt: skip

@@ -1,8 +1,10 @@
-"""The stage runner's commands: `nlpflow params`, `nlpflow stage NAME` (what dvc.yaml calls) and
+"""The stage runner's commands: `nlpflow params`, `nlpflow stage NAME` (what dvc.yaml calls),
+`nlpflow train-node` (another machine's share of a multi-node train stage) and
 `nlpflow dvc-yaml` (dvc.yaml from the stage table).
 
     nlpflow params --set train.epochs=1
     nlpflow stage preprocess
+    nlpflow train-node
     nlpflow dvc-yaml --check
 """
 
@@ -40,6 +42,25 @@ def stage(name: Annotated[str, typer.Argument(help="|".join(STAGE_NAMES))],
     from rich.markup import escape
 
     out.print(f"[green]✓[/green] {name}: {escape(_summary(report))}", highlight=False)
+
+
+def train_node() -> None:
+    """This machine's share of a multi-node training that the train stage leads elsewhere.
+
+    For train.distributed.nnodes > 1: waits for the lead's job in NLPFLOW_CHECKPOINT_DIR (a
+    folder every node mounts), meets it at NLPFLOW_RDZV_ENDPOINT and trains on the lead's data
+    and params. The lead writes the model and logs to MLflow; this command needs no params,
+    data or tracking of its own."""
+    from nlpflow.pipeline.paths import CHECKPOINTS
+    from nlpflow.training.distributed import Rendezvous, join
+
+    settings = load_settings()
+    shared = settings.resolved_checkpoint_dir(settings.root / CHECKPOINTS)
+    job = join(Rendezvous.from_settings(settings, shared=shared),
+               say=lambda line: out.print(line, markup=False, highlight=False))  # fmt: skip
+    out.print(f"[green]✓[/green] train-node: trained {job['nproc_per_node']} of "
+              f"{job['nnodes'] * job['nproc_per_node']} processes; the lead node holds the model",
+              highlight=False)  # fmt: skip
 
 
 # The stage list comes from the table, so a new stage shows up here by itself.

@@ -17,6 +17,10 @@
 | NLPFLOW_ENGINE                | local                            | where parallel work runs: local, processes, dask, dask://host:8786, ray, ray://host:10001 (nlpflow.config.engine) |
 | NLPFLOW_WORKERS               | the cores this process may use   | processes (or local cluster workers) of NLPFLOW_ENGINE |
 | NLPFLOW_SWEEP_ADDRESS         | unset: a local cluster           | the older name of the Dask scheduler / Ray address of `sweep.runner: dask/ray`; an address in NLPFLOW_ENGINE for that engine wins (tasks/sweep.py) |
+| NLPFLOW_CHECKPOINT_DIR        | <project>/.nlpflow/checkpoints   | checkpoints of unfinished trainings; with train.distributed.nnodes > 1 a folder every node mounts (the nodes meet there too) |
+| NLPFLOW_RDZV_ENDPOINT         | MASTER_ADDR:MASTER_PORT when both are set (a PyTorchJob's), else unset | host:port of the lead node's c10d rendezvous (train.distributed.nnodes > 1) |
+| NLPFLOW_RDZV_ID               | nlpflow                          | the multi-node job's name: nodes with the same one train together (one job at a time per name and checkpoint folder) |
+| NLPFLOW_RDZV_TIMEOUT          | 900                              | seconds a node waits for the others to join (and `nlpflow train-node` for the lead) |
 | MLFLOW_HTTP_REQUEST_MAX_RETRIES | 3 (MLflow: 7)                  | retries of one MLflow request (connection refused, 5xx, 429) |
 | MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR | 1 (MLflow: 2)               | waits of 0, 2, 4 s between them: a dead server fails a request in ~7 s, not ~4 min |
 | MLFLOW_HTTP_REQUEST_TIMEOUT   | 60 (MLflow: 120)                 | seconds one MLflow request may wait on a silent server |
@@ -102,6 +106,41 @@ class Settings(BaseSettings):
     workers: int | None = Field(default=None, ge=1)
     # the older setting of sweep.runner: dask/ray's cluster, before NLPFLOW_ENGINE had addresses
     sweep_address: str | None = None
+    # multi-node training (nlpflow.training.distributed): the shared checkpoint folder (None:
+    # the project's .nlpflow/checkpoints), the lead node's rendezvous, the job's name, the wait
+    checkpoint_dir: Path | None = None
+    rdzv_endpoint: str | None = None
+    rdzv_id: str = Field(default="nlpflow", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    rdzv_timeout: float = Field(default=900.0, gt=0)
+
+    @field_validator("rdzv_endpoint")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        host, _, port = value.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"{value!r} is not host:port: the lead node's address and a free port, "
+                "e.g. 10.0.0.1:29400"
+            )
+        return value.strip()
+
+    @property
+    def resolved_rdzv_endpoint(self) -> str | None:
+        """NLPFLOW_RDZV_ENDPOINT, else MASTER_ADDR:MASTER_PORT, which the Kubeflow training
+        operator sets in every pod of a PyTorchJob (the Master's service and port)."""
+        if self.rdzv_endpoint:
+            return self.rdzv_endpoint
+        addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+        return f"{addr}:{port}" if addr and port else None
+
+    def resolved_checkpoint_dir(self, default: Path) -> Path:
+        """NLPFLOW_CHECKPOINT_DIR (relative: under the project folder), else `default`."""
+        if self.checkpoint_dir is None:
+            return default
+        path = self.checkpoint_dir.expanduser()
+        return path if path.is_absolute() else self.root / path
 
     @field_validator("engine")
     @classmethod

@@ -109,12 +109,15 @@ def train(
     attempt: str | None = None,
     task: str = DEFAULT_NLP_TASK,
     root: Path | None = None,
+    rendezvous: distributed.Rendezvous | None = None,
 ) -> TrainReport:
     """Train on `src/train.parquet` (+ validation), save the model folder to `dst`.
     `attempt`: this try's MLflow run, noted beside the checkpoints so that a try resuming
     from them can name the one it continues (TrainReport.resumed_run); `task`: the NLP task,
     whose columns the model learns from (examples); `root`: the project folder, under which
-    the files params name are read (train.rules.patterns; None: the working directory)."""
+    the files params name are read (train.rules.patterns; None: the working directory);
+    `rendezvous`: where the nodes of a multi-node training meet (train.distributed.nnodes >
+    1; `checkpoints` must lie in its shared folder)."""
     splits = load_splits(src, ("train", "validation"))
     train_xy, val_xy = examples(splits["train"], task), examples(splits["validation"], task)
     if labels and get_nlp_task(task).targets != "label":  # data.labels names entity types
@@ -142,10 +145,9 @@ def train(
     if workdir is not None:
         drop_partial_checkpoints(workdir)
     if distributed.wanted(params):
-        model = _launch(train_xy, val_xy, labels=labels, params=params, workdir=workdir)
-        if model is None:  # a node other than 0: its processes trained, node 0 writes
-            return TrainReport(family=params.family, labels=labels, epochs=0,
-                               seconds=round(time.perf_counter() - start, 2), history=[])  # fmt: skip
+        model = _launch(
+            train_xy, val_xy, labels=labels, params=params, workdir=workdir, rendezvous=rendezvous
+        )
         for row in model.history or []:  # the workers cannot reach the tracker: replay
             record(int(row["epoch"]), {k: v for k, v in row.items() if k != "epoch"})
     else:
@@ -258,17 +260,21 @@ def _launch(
     labels: list[str],
     params: TrainParams,
     workdir: Path | None,
+    rendezvous: distributed.Rendezvous | None,
 ) -> Any:
-    """Rank 0's TransformerClassifier (None on nodes other than 0). torchrun's processes
-    train with their output captured, so the start and the end are told from here."""
+    """Global rank 0's TransformerClassifier. torchrun's processes train with their output
+    captured, so the start and the end are told from here."""
     from nlpflow.training.progress import TrainingProgress
 
     progress, d = TrainingProgress(params.family), params.distributed
-    where = f"{d.nproc_per_node} processes on node {d.node_rank} of {d.nnodes} (torchrun)"
+    where = f"{d.nproc_per_node} processes (torchrun)"
+    if d.nnodes > 1 and rendezvous is not None:  # the other nodes: `nlpflow train-node`
+        where = (f"{d.nnodes} nodes x {d.nproc_per_node} processes (torchrun), waiting for "
+                 f"{d.nnodes - 1} more at {rendezvous.endpoint}, job {rendezvous.job}")  # fmt: skip
     progress.begin(examples=len(train_xy[0]), device=where)
     model = distributed.launch(
         train_xy, validation, labels=labels, params=params,
-        workdir=workdir or Path(tempfile.mkdtemp(prefix="nlpflow-ddp-")),
+        workdir=workdir or Path(tempfile.mkdtemp(prefix="nlpflow-ddp-")), rendezvous=rendezvous,
     )  # fmt: skip
     progress.finish(getattr(model, "history", None))
     return model

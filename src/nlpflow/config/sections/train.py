@@ -48,22 +48,38 @@ class CheckpointParams(Section):
 
 
 class DistributedParams(Section):
-    """Data-parallel training through torchrun (DDP); 1 process on 1 node trains in-process."""
+    """Data-parallel training through torchrun (DDP); 1 process on 1 node trains in-process.
+
+    Params, because they change the model: the world size (nnodes x nproc_per_node) multiplies
+    the effective batch (train.batch_size is per process) and decides each process's shard.
+    Where the nodes meet is a setting (NLPFLOW_RDZV_ENDPOINT, NLPFLOW_RDZV_ID,
+    NLPFLOW_CHECKPOINT_DIR: nlpflow.config.settings), the same model trained anywhere."""
 
     nproc_per_node: int = Field(default=1, ge=1, description="Processes (GPUs) per node.")
-    nnodes: int = Field(default=1, ge=1, description="Nodes taking part.")
-    node_rank: int = Field(default=0, ge=0, description="This node's rank (multi-node only).")
-    master_addr: str = Field(default="127.0.0.1", description="Rendezvous host (node 0).")
-    master_port: int = Field(default=29500, ge=1, le=65535, description="Rendezvous port.")
+    nnodes: int = Field(
+        default=1,
+        ge=1,
+        description="Machines taking part. Above 1 the train stage leads: it waits at "
+        "NLPFLOW_RDZV_ENDPOINT for nnodes - 1 machines running `nlpflow train-node`.",
+    )
     backend: Literal["auto", "nccl", "gloo"] = Field(
         default="auto", description="auto: nccl on CUDA, gloo on CPU."
     )
 
-    @model_validator(mode="after")
-    def _rank(self) -> DistributedParams:
-        if self.node_rank >= self.nnodes:
-            raise ValueError(f"node_rank {self.node_rank} must be below nnodes {self.nnodes}")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_to_settings(cls, data: object) -> object:
+        moved = {"node_rank": "no node rank: nodes join the c10d rendezvous in any order",
+                 "master_addr": "NLPFLOW_RDZV_ENDPOINT=host:port",
+                 "master_port": "NLPFLOW_RDZV_ENDPOINT=host:port"}  # fmt: skip
+        found = [key for key in moved if isinstance(data, dict) and key in data]
+        if found:
+            raise ValueError(
+                f"train.distributed.{', '.join(found)} moved to the environment (where the nodes "
+                f"meet is a setting, not a param): {'; '.join(sorted({moved[k] for k in found}))}"
+                "; delete the key from params.yaml"
+            )
+        return data
 
 
 AugmentOp = Literal["swap", "delete", "insert", "synonym"]

@@ -16,11 +16,14 @@ if TYPE_CHECKING:
 
 def run(ctx: StageContext) -> BaseModel:
     from nlpflow.config.naming import epoch_metrics
+    from nlpflow.training.distributed import Rendezvous
     from nlpflow.training.train import train
 
     # checkpoints are kept per version of this stage's code (the notion of "the code changed"
-    # the stage's cache key and dvc.yaml share), then by training key (data, params, labels)
-    checkpoints = ctx.path(CHECKPOINTS) / code_hash(__name__)[:16]
+    # the stage's cache key and dvc.yaml share), then by training key (data, params, labels);
+    # under NLPFLOW_CHECKPOINT_DIR, which the nodes of a multi-node training share
+    shared = ctx.settings.resolved_checkpoint_dir(ctx.path(CHECKPOINTS))
+    checkpoints = shared / code_hash(__name__)[:16]
     report = train(
         src=ctx.path(PROCESSED), dst=ctx.path(MODEL), history_path=ctx.path(TRAIN_HISTORY),
         params=ctx.params.train, preprocess=ctx.params.preprocess, labels=ctx.params.data.labels,
@@ -30,6 +33,7 @@ def run(ctx: StageContext) -> BaseModel:
             {f"step/{k.removeprefix('train_')}": v for k, v in scores.items()}, step=step
         ),
         checkpoints=checkpoints, attempt=ctx.run_id, root=ctx.root,
+        rendezvous=Rendezvous.from_settings(ctx.settings, shared=shared),
     )  # fmt: skip
     ctx.log_metrics({"train/seconds": report.seconds, "train/epochs": report.epochs})
     ctx.log_metrics({f"perf/{k}": v for k, v in report.perf.items()})
