@@ -148,13 +148,13 @@ def check_rows(
 
 
 @nlpflow_task("score-chunk", retries=2)  # its commit is idempotent: a retry never doubles rows
-def score_chunk(job: chunks.ChunkJob) -> chunks.ChunkSummary:
+def score_chunk(job: chunks.ChunkJob) -> progress.ChunkSummary:
     return chunks.process_chunk(job)
 
 
 @nlpflow_task("finish-outputs", retries=2)
 def finish(
-    plan: lib.InferencePlan, job: progress.InferenceJob, summaries: list[chunks.ChunkSummary]
+    plan: lib.InferencePlan, job: progress.InferenceJob, summaries: list[progress.ChunkSummary]
 ) -> dict[str, int]:
     written = progress.finish_job(plan, job, summaries)
     for where, rows in written.items():
@@ -167,7 +167,7 @@ def report(
     settings: Settings,
     plan: lib.InferencePlan,
     model: chunks.ModelInfo,
-    summaries: list[chunks.ChunkSummary],
+    summaries: list[progress.ChunkSummary],
     run_id: str,
     resumed: int,
     seconds: float,
@@ -234,7 +234,7 @@ def workers(engine: Engine) -> Iterator[Workers]:
 def score_all(
     pool: Workers, *, plan: lib.InferencePlan, settings: Settings, model: chunks.ModelInfo,
     job: progress.InferenceJob, repeated: np.ndarray | None, run_id: str,
-) -> list[chunks.ChunkSummary]:  # fmt: skip
+) -> list[progress.ChunkSummary]:  # fmt: skip
     """Every chunk not committed yet, scored on the workers; the summaries of all chunks (the
     job's earlier ones too), in input order. Chunks are read as workers free up: at most two
     per worker wait in memory."""
@@ -266,7 +266,7 @@ def score_all(
     return [done[n] for n in sorted(done)]
 
 
-def _collect(future: Any, done: dict[int, chunks.ChunkSummary], logger: Any) -> None:
+def _collect(future: Any, done: dict[int, progress.ChunkSummary], logger: Any) -> None:
     summary = future.result()
     done[summary.chunk] = summary
     logger.info(

@@ -39,7 +39,7 @@ from nlpflow.serving.batch.checks import (
     repeated_ids,
     validate_rows,
 )
-from nlpflow.serving.batch.chunks import ChunkJob, ChunkSummary, ModelInfo, process_chunk
+from nlpflow.serving.batch.chunks import ChunkJob, ModelInfo, process_chunk
 from nlpflow.serving.batch.plan import (
     INPUT_FORMATS,
     OUTPUT_FORMATS,
@@ -48,6 +48,7 @@ from nlpflow.serving.batch.plan import (
     Target,
     plan_inference,
 )
+from nlpflow.serving.batch.progress import ChunkSummary
 from nlpflow.serving.batch.read import iter_chunks, read_rows
 from nlpflow.serving.batch.report import (
     InferenceReport,

@@ -16,7 +16,6 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +24,7 @@ from pydantic import BaseModel
 from nlpflow.config.settings import Settings
 from nlpflow.serving.batch.checks import validate_rows
 from nlpflow.serving.batch.plan import InferencePlan
+from nlpflow.serving.batch.progress import ChunkSummary, commit_chunk
 from nlpflow.serving.batch.score import (
     LoadedModel,
     build_predictions,
@@ -49,25 +49,6 @@ class ModelInfo(BaseModel):
     @property
     def ref(self) -> ModelRef:
         return ModelRef(self.name, self.version, self.alias)
-
-
-class ChunkSummary(BaseModel):
-    """A committed chunk's counts: the run's report adds them up."""
-
-    chunk: int
-    first_row: int
-    rows_read: int
-    rows_valid: int
-    rows_rejected: int
-    rows_scored: int
-    failed: dict[str, int]  # check id -> rows breaking it
-    counted: str  # what `counts` counts (the task's Output.answer_counts)
-    counts: dict[str, int]
-    drift: dict[str, Any] | None  # the task's Output.answer_drift of this chunk
-    model_version: int
-    run_id: str  # the attempt (MLflow run) that scored it
-    seconds: float
-    worker: str  # host:pid
 
 
 @dataclass
@@ -125,7 +106,6 @@ def _limit_threads(threads: int) -> None:
 def process_chunk(job: ChunkJob) -> ChunkSummary:
     """Check, score and commit one chunk; its counts. A chunk of the job already committed
     (by an earlier attempt, or a run beside this one) is left as it is."""
-    from nlpflow.serving.batch.progress import commit_chunk
     from nlpflow.serving.nlp import output
 
     start = time.perf_counter()

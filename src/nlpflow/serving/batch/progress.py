@@ -42,8 +42,27 @@ from pydantic import BaseModel
 
 from nlpflow.data.sources import build_engine
 from nlpflow.errors import DataSourceError, NlpflowError, SourceUnavailableError
-from nlpflow.serving.batch.chunks import ChunkSummary
 from nlpflow.serving.batch.plan import OUTPUT_FORMATS, InferencePlan, split_table
+
+
+class ChunkSummary(BaseModel):
+    """A committed chunk's counts: the run's report adds them up."""
+
+    chunk: int
+    first_row: int
+    rows_read: int
+    rows_valid: int
+    rows_rejected: int
+    rows_scored: int
+    failed: dict[str, int]  # check id -> rows breaking it
+    counted: str  # what `counts` counts (the task's Output.answer_counts)
+    counts: dict[str, int]
+    drift: dict[str, Any] | None  # the task's Output.answer_drift of this chunk
+    model_version: int
+    run_id: str  # the attempt (MLflow run) that scored it
+    seconds: float
+    worker: str  # host:pid
+
 
 FINISHED = -1  # the chunk number of a table job's "finished" row ...
 STARTED = -2  # ... and of its "started" row

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from nlpflow.config.params import Params, flatten
-from nlpflow.serving.batch.chunks import ChunkSummary, ModelInfo
+from nlpflow.serving.batch.chunks import ModelInfo
 from nlpflow.serving.batch.plan import InferencePlan
+from nlpflow.serving.batch.progress import ChunkSummary
 from nlpflow.tracking.refs import ModelRef
 
 if TYPE_CHECKING:
