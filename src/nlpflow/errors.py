@@ -7,7 +7,7 @@ for them): a new error takes the next free number; NLP030 and up are the run's b
     NLP000 NlpflowError             NLP007 SourceUnavailableError   NLP013 DvcCommandError
     NLP001 ParamsError              NLP008 RegistryError            NLP030 ProjectBusyError
     NLP002 DataSourceError          NLP009 DiskFullError            NLP031 ModelChangedError
-    NLP003 DataValidationError      NLP010 DeployError
+    NLP003 DataValidationError      NLP010 DeployError              NLP032 OutputBusyError
     NLP004 StageInputError          NLP011 RemoteError (UnreachableRemoteError)
     NLP005 TrackingError (RegistryUnavailableError)
     NLP006 ModelError               NLP012 ReproductionError
@@ -134,6 +134,12 @@ class ModelChangedError(NlpflowError):
     """The model folder register would upload is not the one this run's train stage wrote."""
 
     code = "NLP031"
+
+
+class OutputBusyError(ProjectBusyError):
+    """Another inference run is writing the same output file (it holds the parts' lock)."""
+
+    code = "NLP032"
 
 
 def disk_full(exc: BaseException, *, doing: str) -> DiskFullError | None:

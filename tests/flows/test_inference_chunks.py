@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nlpflow.serving.batch.progress import OutputBusyError, open_job
+from nlpflow.errors import OutputBusyError
+from nlpflow.serving.batch.progress import open_job
 from tests.conftest import PG_URL, mlflow_client
 from tests.integration.test_batch_inference import BLANK, GOOD, LONG, Registered, register_model
 

@@ -41,7 +41,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from nlpflow.data.sources import build_engine
-from nlpflow.errors import DataSourceError, NlpflowError, SourceUnavailableError
+from nlpflow.errors import DataSourceError, OutputBusyError, SourceUnavailableError
 from nlpflow.serving.batch.plan import OUTPUT_FORMATS, InferencePlan, split_table
 
 
@@ -75,12 +75,6 @@ class InferenceJob(BaseModel):
     model_version: int | None  # the version its committed chunks were scored with
     done: dict[int, ChunkSummary]  # chunks committed before this attempt
     resumed: bool
-
-
-class OutputBusyError(NlpflowError):
-    """Another inference run is writing the same output file."""
-
-    code = "NLP032"
 
 
 def input_key(plan: InferencePlan, *, chunk_rows: int) -> str:
