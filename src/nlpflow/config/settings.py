@@ -16,6 +16,7 @@
 | NLPFLOW_DB_SECRET             | unset: libpq's PGPASSWORD, ~/.pgpass | name of a Prefect Secret block holding the password of a database `data.source`/`inference.source` (read by flow runs, tasks/credentials.py; never in params) |
 | NLPFLOW_ENGINE                | local                            | where parallel work runs: local, processes, dask, dask://host:8786, ray, ray://host:10001 (nlpflow.config.engine) |
 | NLPFLOW_WORKERS               | the cores this process may use   | processes (or local cluster workers) of NLPFLOW_ENGINE |
+| NLPFLOW_WORKER_THREADS        | the cores / NLPFLOW_WORKERS      | torch threads of each batch inference worker process |
 | NLPFLOW_SWEEP_ADDRESS         | unset: a local cluster           | the older name of the Dask scheduler / Ray address of `sweep.runner: dask/ray`; an address in NLPFLOW_ENGINE for that engine wins (tasks/sweep.py) |
 | NLPFLOW_CHECKPOINT_DIR        | <project>/.nlpflow/checkpoints   | checkpoints of unfinished trainings; with train.distributed.nnodes > 1 a folder every node mounts (the nodes meet there too) |
 | NLPFLOW_RDZV_ENDPOINT         | MASTER_ADDR:MASTER_PORT when both are set (a PyTorchJob's), else unset | host:port of the lead node's c10d rendezvous (train.distributed.nnodes > 1) |
@@ -104,6 +105,7 @@ class Settings(BaseSettings):
     # where parallel work runs (nlpflow.config.engine): batch inference's chunks, sweep trials
     engine: str = "local"
     workers: int | None = Field(default=None, ge=1)
+    worker_threads: int | None = Field(default=None, ge=1)
     # the older setting of sweep.runner: dask/ray's cluster, before NLPFLOW_ENGINE had addresses
     sweep_address: str | None = None
     # multi-node training (nlpflow.training.distributed): the shared checkpoint folder (None:

@@ -32,8 +32,8 @@ def inference_flow(
     job = t.open_job(plan, params)  # takes the output's lock (files) until the end
     try:
         ref = t.resolve(settings, plan, job)
-        with t.workers(settings.resolved_engine) as pool:
-            model = pool.submit(t.describe, settings=settings, ref=ref, plan=plan).result()
+        with t.workers(settings) as pool:
+            model = pool.on_every_worker(t.describe, settings=settings, ref=ref, plan=plan)
             run_id = t.start_tracking(settings, plan, model.ref, params, job)
             try:
                 repeated = t.check_ids(plan, job.chunk_rows)

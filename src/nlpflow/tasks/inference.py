@@ -196,16 +196,23 @@ def release(plan: lib.InferencePlan) -> None:
 class Workers:
     """Where chunks run: this process (`local`), or a Prefect task runner's workers."""
 
-    def __init__(self, engine: Engine, runner: Any | None) -> None:
+    def __init__(self, engine: Engine, runner: Any | None, *, threads: int | None = None) -> None:
         self.engine, self.runner = engine, runner
         self.seconds = 0.0  # the scoring's wall time (score_all)
-        # torch threads per worker: the cores of this machine shared out (a cluster's workers
-        # are set up by the cluster)
-        self.threads = max(1, default_workers() // engine.workers) if runner is not None else 0
+        # torch threads per worker process: NLPFLOW_WORKER_THREADS, else this machine's cores
+        # shared out (0: as the process is, this one's)
+        shared = max(1, default_workers() // engine.workers)
+        self.threads = threads or shared
 
     @property
     def slots(self) -> int:
         return self.engine.workers if self.runner is not None else 1
+
+    def on_every_worker(self, task: Task[..., Any], **parameters: Any) -> Any:
+        """Run `task` once per worker slot at the same time (each idle worker takes one: a
+        model load, done before the first chunk instead of during it); the first's result."""
+        futures = [self.submit(task, **parameters) for _ in range(self.slots)]
+        return [f.result() for f in futures][0]
 
     def submit(self, task: Task[..., Any], **parameters: Any) -> Any:
         if self.runner is None:
@@ -222,13 +229,17 @@ class _Done:
 
 
 @contextmanager
-def workers(engine: Engine) -> Iterator[Workers]:
+def workers(settings: Settings) -> Iterator[Workers]:
+    engine = settings.resolved_engine
     if not engine.parallel:
         yield Workers(engine, None)
         return
-    get_run_logger().info("chunks run on %s", engine.describe())
+    pool = Workers(engine, None, threads=settings.worker_threads)
+    get_run_logger().info("chunks run on %s, %d torch thread(s) each", engine.describe(),
+                          pool.threads)  # fmt: skip
     with running(engine) as runner:
-        yield Workers(engine, runner)
+        pool.runner = runner
+        yield pool
 
 
 def score_all(
@@ -249,7 +260,8 @@ def score_all(
             chunk = chunks.ChunkJob(
                 plan=plan, settings=settings, model=model, job=job.job, input_key=job.input_key,
                 chunk=number, first_row=first_row, frame=frame, repeated=repeated,
-                run_id=run_id, scored_at=plan.scored_at, threads=pool.threads,
+                run_id=run_id, scored_at=plan.scored_at,
+                threads=pool.threads if pool.runner is not None else 0,
             )  # fmt: skip
             task = score_chunk.with_options(task_run_name=f"score-chunk-{number}")
             pending.append(pool.submit(task, job=chunk))
