@@ -44,9 +44,9 @@ from nlpflow.data.check_results import (
     write_quarantine,
 )
 from nlpflow.data.checks import RESULT_FORMAT, Check
-from nlpflow.data.splits import SPLITS, load_splits
+from nlpflow.data.splits import SPLITS, load_splits, split_paths
 from nlpflow.data.suites import Suite, streaming_role, suite_role
-from nlpflow.errors import DataValidationError, StageInputError
+from nlpflow.errors import DataValidationError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -162,10 +162,7 @@ def _chunk_rows(src: Path, runtime: RuntimeParams | None, task: str) -> int | No
     from nlpflow.data.streaming.parquet import bytes_per_row, parquet_rows
     from nlpflow.data.streaming.validation import VALIDATE_COST
 
-    paths = [src / f"{s}.parquet" for s in SPLITS]
-    for path in paths:
-        if not path.exists():
-            raise StageInputError(f"{path} is missing: run the earlier stages first (nlpflow run).")
+    paths = list(split_paths(src).values())
     plan = plan_chunks(
         runtime, stage="validate", rows=sum(parquet_rows(p) for p in paths),
         bytes_per_row=bytes_per_row(paths), cost=VALIDATE_COST,
