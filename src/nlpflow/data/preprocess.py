@@ -302,12 +302,12 @@ def preprocess(
     With `runtime` asking for it (or splits too large for memory), each split is read, cleaned
     and written a chunk at a time, with the same output (nlpflow.data.streaming.preprocess).
     """
-    from nlpflow.data.streaming.preprocess import chunk_rows, preprocess_chunks
+    from nlpflow.data.streaming.preprocess import chunk_rows
 
     rows_per_chunk = chunk_rows(split_paths(src), runtime, params)
     if keep_text:
         if rows_per_chunk is not None:
-            return preprocess_chunks(src, dst, rows=rows_per_chunk, params=params, keep_text=True)
+            return _in_chunks(src, dst, params, rows=rows_per_chunk, keep_text=True)
         return _keep_text(load_splits(src), dst)
     key = cache_key(src, params) if cache is not None else None
     hit = cache / key if cache is not None and key is not None else None
@@ -321,7 +321,7 @@ def preprocess(
             update={"cached": True, "seconds": round(time.perf_counter() - start, 3)}
         )
     if rows_per_chunk is not None:
-        report = preprocess_chunks(src, dst, rows=rows_per_chunk, params=params)
+        report = _in_chunks(src, dst, params, rows=rows_per_chunk)
     else:
         report = _clean_whole(load_splits(src), dst, params)
     if hit is not None:
@@ -342,6 +342,23 @@ def _clean_whole(
             out.to_parquet(dst / f"{split}.parquet", index=False)
             rows[split] = len(out)
     return _report(rows, time.perf_counter() - start, emptied=emptied)
+
+
+def _in_chunks(
+    src: Path, dst: Path, params: PreprocessParams, *, rows: int, keep_text: bool = False
+) -> PreprocessReport:
+    from functools import partial
+
+    from nlpflow.data.streaming.preprocess import preprocess_chunks
+
+    start = time.perf_counter()
+    cleaning = None if keep_text else partial(cleaning_stream, params)
+    out = preprocess_chunks(src, dst, rows=rows, batch_size=params.batch_size, cleaning=cleaning)
+    streamed = {"rows_per_chunk": rows, "chunks": out.chunks, "n_process": params.n_process}
+    kept: dict[str, Any] = {"kept_as_written": True} if keep_text else {}
+    return _report(
+        out.rows, time.perf_counter() - start, emptied=out.emptied, streamed=streamed, **kept
+    )
 
 
 def _report(rows: dict[str, int], seconds: float, **fields: Any) -> PreprocessReport:

@@ -1,6 +1,7 @@
 """preprocess, chunk by chunk: no split is ever held whole (runtime.max_memory_mb).
 
-    report = preprocess_chunks(src, dst, rows=50_000, params=PreprocessParams())
+    out = preprocess_chunks(src, dst, rows=50_000, batch_size=512,
+                            cleaning=partial(cleaning_stream, PreprocessParams()))
 
 Each split is read `rows` rows at a time (pyarrow, page by page), its texts go to the cleaning
 workers in batches of preprocess.batch_size (at most two a worker in flight:
@@ -19,12 +20,12 @@ stage that is measured per stage, and the processes stay on this machine, beside
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nlpflow.config.params import PreprocessParams, RuntimeParams
 from nlpflow.data.splits import SPLITS
@@ -34,8 +35,6 @@ from nlpflow.data.streaming.parquet import ParquetSink, bytes_per_row, iter_fram
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
-
-    from nlpflow.data.preprocess import PreprocessReport
 
 # Measured (bench/scale_data.py): a chunk takes about 6x its Parquet bytes plus ~400 bytes a row
 # (the frame, the list of texts, the cleaned list), twice over (read ahead); a spawned
@@ -49,7 +48,8 @@ def chunk_rows(
 ) -> int | None:
     """Rows per chunk, or None for the in-memory path (nlpflow.data.streaming.plan_chunks)."""
     plan = plan_chunks(
-        parent_budget(runtime, params), stage="preprocess", rows=sum(parquet_rows(p) for p in paths.values()),
+        parent_budget(runtime, params), stage="preprocess",
+        rows=sum(parquet_rows(p) for p in paths.values()),
         bytes_per_row=bytes_per_row(paths.values()), cost=PREPROCESS_COST,
     )  # fmt: skip
     return None if plan is None else plan.rows
@@ -104,37 +104,47 @@ def _with_cleaned(
         yield split, frame, []
 
 
+Cleaner = Callable[[Iterable[list[str]]], Iterator[list[str]]]
+
+
+@dataclass
+class Cleaned:
+    """What preprocess_chunks wrote: rows per split, texts cleaned to nothing, chunks."""
+
+    rows: dict[str, int]
+    emptied: int
+    chunks: int
+
+
 def preprocess_chunks(
-    src: Path, dst: Path, *, rows: int, params: PreprocessParams, keep_text: bool = False
-) -> PreprocessReport:
-    """preprocess's output, `rows` rows at a time (the module's docstring says how)."""
+    src: Path,
+    dst: Path,
+    *,
+    rows: int,
+    batch_size: int,
+    cleaning: Callable[[], AbstractContextManager[Cleaner]] | None,
+) -> Cleaned:
+    """preprocess's output, `rows` rows at a time (the module's docstring says how);
+    `cleaning` opens nlpflow.data.preprocess.cleaning_stream, None keeps the text as written."""
     import pyarrow.parquet as pq
 
-    from nlpflow.data.preprocess import _report, cleaning_stream
-
-    start, emptied, chunks = time.perf_counter(), 0, 0
+    emptied, chunks = 0, 0
     dst.mkdir(parents=True, exist_ok=True)
     paths = {split: src / f"{split}.parquet" for split in SPLITS}
     frames = ((s, f) for s, p in paths.items() for f in iter_frames(p, rows))
     with ExitStack() as stack:
         sinks = {}
         for split, path in paths.items():
-            schema = output_schema(pq.read_schema(path), keep_text=keep_text)
+            schema = output_schema(pq.read_schema(path), keep_text=cleaning is None)
             sinks[split] = stack.enter_context(ParquetSink(dst / f"{split}.parquet", schema))
-        if keep_text:
+        if cleaning is None:
             for split, frame in frames:
                 sinks[split].write_frame(frame.assign(raw_text=frame["text"]))
                 chunks += 1
         else:
-            clean = stack.enter_context(cleaning_stream(params))
-            for split, frame, cleaned in _with_cleaned(frames, clean, params.batch_size):
+            clean = stack.enter_context(cleaning())
+            for split, frame, cleaned in _with_cleaned(frames, clean, batch_size):
                 emptied += sum(1 for t in cleaned if not t)
                 sinks[split].write_frame(frame.assign(raw_text=frame["text"], text=cleaned))
                 chunks += 1
-    streamed = {"rows_per_chunk": rows, "chunks": chunks, "n_process": params.n_process}
-    fields: dict[str, Any] = {"emptied": emptied, "streamed": streamed}
-    if keep_text:
-        fields["kept_as_written"] = True
-    counts = {split: sink.rows for split, sink in sinks.items()}
-    return _report(counts, time.perf_counter() - start, **fields)
-
+    return Cleaned({split: sink.rows for split, sink in sinks.items()}, emptied, chunks)
