@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,8 +32,8 @@ if TYPE_CHECKING:
 
 _SPACES = re.compile(r"\s+")
 # Distinct strings a TextPreprocessor's spaCy vocabulary holds before the streaming path starts
-# a fresh one (TextPreprocessor.grown): about 100-150 MB of strings and lexemes.
-VOCAB_LIMIT = 500_000
+# a fresh one (TextPreprocessor.grown): some 50 MB of strings and lexemes.
+VOCAB_LIMIT = 200_000
 
 
 class PreprocessReport(BaseModel):
@@ -403,6 +404,13 @@ def _start_worker(params: PreprocessParams) -> None:
     # Loads nothing: an initializer that raised would make the pool restart workers forever;
     # a missing pipeline raises in the first task instead, and reaches the caller.
     global _worker
+    if not params.mask_entities:
+        # spaCy imports thinc, whose thinc.compat imports torch when installed, only to know
+        # what it could run on: 1.2 of a worker's 2 s of start-up and ~200 of its 350 MB
+        # (measured; bench/scale_data.py). The tokenizer and lookup tables never use it, so a
+        # worker without NER marks torch absent (thinc then says has_torch = False). A worker
+        # with NER keeps it: a pipeline may be torch-based.
+        sys.modules.setdefault("torch", None)  # type: ignore[arg-type]
     _worker = TextPreprocessor(params)
 
 

@@ -37,10 +37,12 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 # Measured (bench/scale_data.py): a chunk takes about 6x its Parquet bytes plus ~400 bytes a row
-# (the frame, the list of texts, the cleaned list), twice over (read ahead); a spawned
-# worker with spaCy's blank pipeline and lemma tables about 150 MB.
+# (the frame, the list of texts, the cleaned list), twice over (read ahead). A spawned worker:
+# 166 MB with spaCy's blank pipeline (torch kept out: nlpflow.data.preprocess._start_worker),
+# up to ~50 MB more of vocabulary (VOCAB_LIMIT); with mask_entities, torch and the NER model.
 PREPROCESS_COST = RowCost(factor=12.0, fixed=800, state=0)
-WORKER_MB = 150
+WORKER_MB = 250
+NER_WORKER_MB = 700
 
 
 def chunk_rows(
@@ -62,8 +64,9 @@ def parent_budget(
     workers = params.n_process if params.n_process > 1 else 0
     if runtime is None or runtime.max_memory_mb is None or not workers:
         return runtime
+    each = NER_WORKER_MB if params.mask_entities else WORKER_MB
     # below the section's bound on purpose: plan_chunks then says what the budget lacks
-    left = max(runtime.max_memory_mb - workers * WORKER_MB, 1)
+    left = max(runtime.max_memory_mb - workers * each, 1)
     return runtime.model_copy(update={"max_memory_mb": left})
 
 
