@@ -117,10 +117,10 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def measured(task: str, **kwargs: Any) -> dict[str, Any]:
-    """Run `task` (a function below, by name) in a process of its own; its result, its wall
-    time and its process tree's peak RSS (sampled every 20 ms)."""
-    command = [sys.executable, __file__, "--child", task, json.dumps(kwargs, default=str)]
+def measured(task: str, *, script: Path = Path(__file__), **kwargs: Any) -> dict[str, Any]:
+    """Run `task` (the function child_<task> of `script`, this file by default) in a process of
+    its own; its result, its wall time and its process tree's peak RSS (sampled every 20 ms)."""
+    command = [sys.executable, str(script), "--child", task, json.dumps(kwargs, default=str)]
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), HF_HUB_OFFLINE="1")
     start = time.perf_counter()
     proc = subprocess.Popen(
