@@ -39,9 +39,11 @@ if TYPE_CHECKING:
 # Measured (bench/scale_data.py): a chunk takes about 6x its Parquet bytes plus ~400 bytes a row
 # (the frame, the list of texts, the cleaned list), twice over (read ahead). A spawned worker:
 # 166 MB with spaCy's blank pipeline (torch kept out: nlpflow.data.preprocess._start_worker),
-# up to ~50 MB more of vocabulary (VOCAB_LIMIT); with mask_entities, torch and the NER model.
+# up to ~50 MB more of vocabulary (VOCAB_LIMIT), and its share of the libraries both map,
+# counted twice in the sum of RSS (1,007 MB of a 1,024 MB budget with 250 here, 1M rows).
+# With mask_entities: torch and the NER model too.
 PREPROCESS_COST = RowCost(factor=12.0, fixed=800, state=0)
-WORKER_MB = 250
+WORKER_MB = 300
 NER_WORKER_MB = 700
 
 
