@@ -1,4 +1,5 @@
-"""normalize_text's fast path for ASCII text gives the regex's key, character for character.
+"""normalize_text's fast path for ASCII text gives the regex's key, character for character:
+validate and gather key every row by it, so the fast path must not move a single key.
 
     .venv/bin/python -m pytest tests/unit/test_text_keys.py -q
 """
