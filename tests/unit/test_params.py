@@ -97,7 +97,7 @@ def test_unknown_top_level_section_lists_the_sections(tmp_path: Path) -> None:
     message = _error(_write(tmp_path, "trian:\n  epochs: 3\n"))
     assert (
         "trian: unknown key; allowed keys here: data, evaluate, inference, preprocess, register, "
-        "schedule, serve, sweep, task, train, validate" in (message)
+        "runtime, schedule, serve, sweep, task, train, validate" in (message)
     )
 
 
@@ -257,6 +257,7 @@ def test_flatten_of_params_uses_section_aliases() -> None:
         "inference",
         "schedule",
         "sweep",
+        "runtime",
     }
 
 

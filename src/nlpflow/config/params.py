@@ -30,6 +30,7 @@ from nlpflow.config.sections.families import (
 from nlpflow.config.sections.inference import InferenceParams
 from nlpflow.config.sections.preprocess import PreprocessParams
 from nlpflow.config.sections.register import CardParams, GateParams, RegisterParams, ServeParams
+from nlpflow.config.sections.runtime import RuntimeParams
 from nlpflow.config.sections.schedule import ScheduleParams
 from nlpflow.config.sections.sweep import SearchDimension, SweepParams, train_overlay
 from nlpflow.config.sections.train import (
@@ -55,7 +56,7 @@ __all__ = [
     "DEFAULT_ENCODER", "FAMILIES", "FAMILY_SECTIONS", "ROW_CHECKS", "SCRIPTS",
     "TABLE_CHECKS", "AugmentOp", "AugmentParams", "CardParams", "CheckpointParams", "DataParams",
     "DistributedParams", "EmbeddingsParams", "EvaluateParams", "Family", "FrozenParams", "GateParams",
-    "InferenceParams", "MainMetric", "Params", "PreprocessParams", "RegisterParams",
+    "InferenceParams", "MainMetric", "Params", "PreprocessParams", "RegisterParams", "RuntimeParams",
     "ScheduleParams", "SearchDimension", "ServeParams", "SliceParams", "SpacyTextcatParams",
     "SplitParams", "SvmParams", "SweepParams", "TfidfParams", "TrainParams", "ValidateParams",
     "apply_override", "baseline_train", "family_knobs", "flatten", "load_params", "merge", "parse_params",
@@ -87,6 +88,7 @@ class Params(Section):
     inference: InferenceParams = InferenceParams()
     schedule: ScheduleParams = ScheduleParams()
     sweep: SweepParams = SweepParams()
+    runtime: RuntimeParams = RuntimeParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

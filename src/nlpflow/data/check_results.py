@@ -5,6 +5,7 @@ the rows that are kept, one CheckResult per check, and the message a failed run 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from nlpflow.config.params import ValidateParams
 from nlpflow.data.checks import ROW_ID, Check
 from nlpflow.data.splits import SPLITS
 from nlpflow.errors import DataValidationError
+
+QUARANTINE_FILE = "quarantined.jsonl"
 
 
 class CheckResult(BaseModel):
@@ -47,6 +50,8 @@ class ValidationReport(BaseModel):
     seconds: float = 0.0
     # The page to open first: self-contained HTML, readable offline and in MLflow's viewer
     report_html: str
+    # validated chunk by chunk (runtime.max_memory_mb): rows per chunk, chunks, passes
+    streamed: dict[str, Any] | None = None
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -60,16 +65,21 @@ def run_checks(
     result = checkpoint.run(
         batch_parameters={"dataframe": frame}, expectation_parameters=suite_params
     )
-    outcome = next(iter(result.run_results.values()))
+    return keyed_results(next(iter(result.run_results.values())).results)
+
+
+def keyed_results(results: list[Any]) -> dict[str, Any]:
+    """GX's results of a suite, keyed by check id (a user's own expectation by its type)."""
     by_check: dict[str, Any] = {}
-    for res in outcome.results:  # GX does not keep suite order
+    for res in results:  # GX does not keep suite order
         config = res.expectation_config
         key = (config.meta or {}).get("nlpflow_check") or f"user:{config.type}:{config.id}"
         by_check[key] = res
     return by_check
 
 
-def _offending(result: Any) -> list[int]:
+def offending(result: Any) -> list[int]:
+    """The row ids a GX result names (the ROW_ID of each unexpected row)."""
     return [int(row[ROW_ID]) for row in (result.result or {}).get("unexpected_index_list") or []]
 
 
@@ -81,20 +91,25 @@ def quarantine_rows(
     rows: dict[int, list[Check]] = {}
     for check in checks:
         if params.action(check.id) == "quarantine":
-            for row in _offending(results[check.id]):
+            for row in offending(results[check.id]):
                 rows.setdefault(row, []).append(check)
     return rows
+
+
+def quarantine_frame(frame: pd.DataFrame, rows: dict[int, list[Check]]) -> pd.DataFrame:
+    """The rows of `frame` among `rows`, with the checks they broke and why."""
+    keep = [c for c in ("split", "source_row", "source_file", "text", "label") if c in frame]
+    out = frame[frame[ROW_ID].isin(rows)].set_index(ROW_ID)[keep]
+    out["checks"] = [[c.id for c in rows[i]] for i in out.index]
+    out["reasons"] = [[c.name for c in rows[i]] for i in out.index]
+    return out
 
 
 def write_quarantine(frame: pd.DataFrame, rows: dict[int, list[Check]], folder: Path) -> Path:
     """The quarantined rows with the checks they broke, one JSON object a line."""
     folder.mkdir(parents=True, exist_ok=True)
-    keep = [c for c in ("split", "source_row", "source_file", "text", "label") if c in frame]
-    out = frame[frame[ROW_ID].isin(rows)].set_index(ROW_ID)[keep]
-    out["checks"] = [[c.id for c in rows[i]] for i in out.index]
-    out["reasons"] = [[c.name for c in rows[i]] for i in out.index]
-    path = folder / "quarantined.jsonl"
-    out.to_json(path, orient="records", lines=True, force_ascii=False)
+    path = folder / QUARANTINE_FILE
+    quarantine_frame(frame, rows).to_json(path, orient="records", lines=True, force_ascii=False)
     return path
 
 
@@ -107,21 +122,51 @@ def kept_splits(
         offset = int(frame.loc[frame["split"] == name, ROW_ID].min()) if len(original) else 0
         kept[name] = original.iloc[(ids - offset).to_numpy()].reset_index(drop=True)
         if len(original) and kept[name].empty:
-            raise DataValidationError(
-                f"quarantine moved every {name} row: nothing is left to {name} on. "
-                "See the quarantine file, fix the data or set the checks' policy to fail."
-            )
+            raise emptied_split(name)
     return kept
 
 
-def _examples(frame: pd.DataFrame, result: Any, limit: int) -> list[dict[str, Any]]:
-    ids = _offending(result)[:limit]
+def emptied_split(name: str) -> DataValidationError:
+    return DataValidationError(
+        f"quarantine moved every {name} row: nothing is left to {name} on. "
+        "See the quarantine file, fix the data or set the checks' policy to fail."
+    )
+
+
+def example_rows(frame: pd.DataFrame, ids: list[int]) -> list[dict[str, Any]]:
+    """Rows `ids` of build_frame's table as a report shows them (long texts cut)."""
     rows = frame.set_index(ROW_ID).loc[ids, ["split", "source_row", "text", "label"]]
     return [
         {k: (v[:80] + "…" if isinstance(v, str) and len(v) > 80 else v) for k, v in row.items()}
         | {"row_id": int(i)}
         for i, row in zip(ids, rows.to_dict("records"), strict=True)
     ]
+
+
+@dataclass
+class Evidence:
+    """What the report says of each check beyond GX's result, by check key: its offending rows
+    per split, the first of them, and a failed check's own details (Check.details). From the
+    validated frame (frame_evidence), or gathered chunk by chunk (nlpflow.data.streaming)."""
+
+    by_split: dict[str, dict[str, int]] = field(default_factory=dict)
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def frame_evidence(
+    checks: list[Check], results: dict[str, Any], frame: pd.DataFrame, *, limit: int
+) -> Evidence:
+    split_of = frame.set_index(ROW_ID)["split"]
+    evidence = Evidence()
+    for check in checks:
+        if check.details is not None and check.id in results and not results[check.id].success:
+            evidence.details[check.id] = check.details(frame)
+    for key, res in results.items():
+        ids = offending(res)
+        evidence.by_split[key] = _by_split(split_of, ids)
+        evidence.examples[key] = [] if res.success else example_rows(frame, ids[:limit])
+    return evidence
 
 
 def _by_split(split_of: pd.Series, rows: list[int]) -> dict[str, int]:
@@ -137,41 +182,34 @@ def _plain(value: Any) -> Any:
 def check_results(
     checks: list[Check],
     results: dict[str, Any],
-    frame: pd.DataFrame,
+    evidence: Evidence,
     *,
     params: ValidateParams,
     suite_params: dict[str, Any],
 ) -> list[CheckResult]:
-    by_id = {c.id: c for c in checks}
     named = {
         c.id: c.report_name(suite_params) if c.report_name is not None else c.name for c in checks
     }
-    split_of = frame.set_index(ROW_ID)["split"]
     out = []
     for key, res in results.items():
         detail = res.result or {}
         percent = detail.get("unexpected_percent")
-        details = detail.get("details")
+        gx_details = detail.get("details")
         out.append(CheckResult(
             id=key, check=named.get(key, res.expectation_config.description or key),
             expectation=res.expectation_config.type,
             policy=params.action(key) if key in named else "fail",
             success=bool(res.success), unexpected_count=int(detail.get("unexpected_count") or 0),
             unexpected_percent=None if percent is None else float(percent),
-            by_split=_by_split(split_of, _offending(res)),
+            by_split=evidence.by_split.get(key, {}),
             observed=_plain(detail.get("observed_value")),
-            details=_details(by_id.get(key), res, frame, details),
-            examples=[] if res.success else _examples(frame, res, params.show_examples),
+            # a failed check's own details where it has them, else GX's
+            details=evidence.details[key] if key in evidence.details
+            else gx_details if isinstance(gx_details, dict) else {},
+            examples=[] if res.success else evidence.examples.get(key, []),
         ))  # fmt: skip
     order = {c.id: i for i, c in enumerate(checks)}
     return sorted(out, key=lambda c: order.get(c.id, len(order)))
-
-
-def _details(check: Check | None, result: Any, frame: pd.DataFrame, gx: Any) -> dict[str, Any]:
-    """A failed check's own details (Check.details) where it has them, else GX's."""
-    if check is not None and check.details is not None and not result.success:
-        return check.details(frame)
-    return gx if isinstance(gx, dict) else {}
 
 
 def label_map_hint(mapping: dict[str, str]) -> str:

@@ -6,7 +6,7 @@ module, nlpflow.data.nlp: build_frame, build_checks, compute_profile).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,11 +41,16 @@ def spelling_variants(values: pd.Series) -> dict[str, str]:
     """Each value spelled differently from another of the same label_key ("billing ",
     "Billing"), mapped to the spelling most rows use (ties: the first in sorted order): the
     label_variants check of every task's suite."""
+    counts = values.dropna().astype(str).value_counts()
+    return variants_of_counts({str(k): int(v) for k, v in counts.items()})
+
+
+def variants_of_counts(counts: Mapping[str, int]) -> dict[str, str]:
+    """spelling_variants from each value's row count (the streaming path counts chunk by chunk)."""
     from nlpflow.data.text import label_key
 
-    counts = values.dropna().astype(str).value_counts()
     groups: dict[str, list[str]] = {}
-    for value in sorted(counts.index):
+    for value in sorted(counts):
         groups.setdefault(label_key(value), []).append(value)
     out: dict[str, str] = {}
     for spellings in groups.values():

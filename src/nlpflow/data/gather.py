@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK
-from nlpflow.config.params import DataParams
+from nlpflow.config.params import DataParams, RuntimeParams
 from nlpflow.config.source_kinds import is_glob as is_glob
 
 # Where the pieces live (these names are imported from nlpflow.data.gather too):
@@ -46,6 +46,8 @@ class GatherReport(BaseModel):
     replaced_characters: int = 0  # bytes that were not UTF-8 (data.decode_errors=replace)
     params: dict[str, Any] = {}
     files: list[dict[str, Any]] = []  # a glob source: each file's path, sha256 and rows read
+    # read in chunks (runtime.max_memory_mb): rows per chunk, chunks written
+    streamed: dict[str, Any] | None = None
 
 
 def sha256_of(path: Path) -> str:
@@ -66,13 +68,23 @@ def sha256_of_files(paths: Iterable[Path]) -> str:
 
 
 def gather(
-    *, source: Path, dst: Path, params: DataParams, task: str = DEFAULT_NLP_TASK
+    *,
+    source: Path,
+    dst: Path,
+    params: DataParams,
+    task: str = DEFAULT_NLP_TASK,
+    runtime: RuntimeParams | None = None,
 ) -> GatherReport:
     """Read `source`, split it, write `dst/{train,validation,test}.parquet` and a manifest.
-    NLP task `task` shapes the rows and assigns their splits (its Data module)."""
-    from nlpflow.config.secrets import redact, redact_tree  # the manifest is a file DVC pushes too
+    NLP task `task` shapes the rows and assigns their splits (its Data module). With `runtime`
+    asking for it (or a source too large for memory) the source is read in chunks, with the
+    same outputs (nlpflow.data.streaming.gather)."""
+    from nlpflow.data.streaming.gather import chunk_rows
 
     role = data_role(task)
+    chunk = chunk_rows(source, params, runtime, role)
+    if chunk is not None:
+        return _gather_chunks(source, dst, params, role=role, rows=chunk)
     frame, fmt = role.read(source, params)
     replaced = sum(t.count("\ufffd") for t in frame["text"] if isinstance(t, str))
     files, source_sha256 = [], ""
@@ -102,13 +114,48 @@ def gather(
         part = frame[frame[SPLIT_COLUMN] == split].drop(columns=SPLIT_COLUMN).reset_index(drop=True)
         part.to_parquet(dst / f"{split}.parquet", index=False)
         rows[split] = len(part)
-    report = GatherReport(
-        source=redact(str(source)), format=fmt, source_sha256=source_sha256, rows=rows,
+    return _manifest(
+        dst, source=source, format=fmt, source_sha256=source_sha256, rows=rows,
         labels=role.target_counts(frame, missing=True),
         split_from_source=from_source, duplicates_dropped=duplicates_dropped,
-        test_overlap_dropped=overlap_dropped,
-        replaced_characters=replaced, params=redact_tree(params.model_dump(mode="json")),
+        test_overlap_dropped=overlap_dropped, replaced_characters=replaced, params=params,
         files=files,
     )  # fmt: skip
+
+
+def _manifest(dst: Path, *, source: Path, params: DataParams, **fields: Any) -> GatherReport:
+    """The report, written as the manifest; passwords in URLs masked (DVC pushes it too)."""
+    from nlpflow.config.secrets import redact, redact_tree
+
+    report = GatherReport(
+        source=redact(str(source)), params=redact_tree(params.model_dump(mode="json")), **fields
+    )
     (dst / "manifest.json").write_text(json.dumps(report.model_dump(mode="json"), indent=2))
     return report
+
+
+def _gather_chunks(
+    source: Path, dst: Path, params: DataParams, *, role: Any, rows: int
+) -> GatherReport:
+    from nlpflow.data.streaming.gather import gather_chunks
+    from nlpflow.data.streaming.reading import plan_source
+
+    parts, fmt = plan_source(source, params)
+    out = gather_chunks(parts, dst, params, rows=rows, role=role)
+    files, source_sha256 = [], ""
+    if is_glob(source):  # the files read, as gather in memory lists them
+        root = glob_root(source)
+        files = [
+            {"path": name, "sha256": sha256_of(root / name), "rows": count}
+            for name, count in out.files.items()
+        ]
+        source_sha256 = sha256_of_files(root / name for name in out.files)
+    else:
+        source_sha256 = sha256_of(source)
+    return _manifest(
+        dst, source=source, format=fmt, source_sha256=source_sha256, rows=out.rows,
+        labels=out.labels, split_from_source=out.from_source,
+        duplicates_dropped=out.duplicates_dropped, test_overlap_dropped=out.test_overlap_dropped,
+        replaced_characters=out.replaced, params=params, files=files,
+        streamed={"rows_per_chunk": rows, "chunks": out.chunks},
+    )  # fmt: skip

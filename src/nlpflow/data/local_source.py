@@ -45,7 +45,19 @@ def _detect_format(path: Path, fmt: str) -> str:
     )
 
 
-def _select(df: pd.DataFrame, path: Path, params: DataParams) -> pd.DataFrame:
+def _select(
+    df: pd.DataFrame,
+    path: Path,
+    params: DataParams,
+    *,
+    offset: int = 0,
+    years: bool | None = None,
+    times: bool = True,
+) -> pd.DataFrame:
+    """The columns nlpflow reads, from a file's table: text, label, [time], [split],
+    source_row. A chunk of a file (nlpflow.data.streaming.reading) starts at row `offset`;
+    `years` is the whole file's verdict on a numeric time column (_times), and `times`
+    False leaves the time column out."""
     label_column: str | None
     if params.format == "labelled_lines":
         text_columns, label_column = ["text"], "label"
@@ -79,23 +91,29 @@ def _select(df: pd.DataFrame, path: Path, params: DataParams) -> pd.DataFrame:
             "text": [join(values) for values in zip(*(df[c] for c in text_columns), strict=True)],
             "label": [None] * len(df)
             if label_column is None
-            else [_label(v, path, i) for i, v in enumerate(df[label_column])],
+            else [_label(v, path, i) for i, v in enumerate(df[label_column], start=offset)],
         }
     )
-    if params.time_column is not None:
-        out["time"] = _times(df[params.time_column], path=path, column=params.time_column)
+    if params.time_column is not None and times:
+        out["time"] = _times(
+            df[params.time_column], path=path, column=params.time_column, years=years, offset=offset
+        )
     if SPLIT_COLUMN in df.columns:
         out[SPLIT_COLUMN] = [split_name(v, path) for v in df[SPLIT_COLUMN]]
-    out["source_row"] = range(len(out))
+    out["source_row"] = range(offset, offset + len(out))
     return out
 
 
-def _times(values: pd.Series, *, path: Path, column: str) -> pd.Series:
-    """data.time_column as timestamps (UTC); numbers are read as years when they look like one,
-    else as Unix seconds. DataSourceError naming the first value that is neither."""
+def _times(
+    values: pd.Series, *, path: Path, column: str, years: bool | None = None, offset: int = 0
+) -> pd.Series:
+    """data.time_column as timestamps (UTC); numbers are read as years when they all look like
+    one (`years`: decided on the whole file, when these are a chunk of it), else as Unix
+    seconds. DataSourceError naming the first value that is neither."""
     if pd.api.types.is_numeric_dtype(values):
         numbers = pd.to_numeric(values)
-        years = numbers.dropna().between(1000, 9999).all()
+        if years is None:
+            years = bool(numbers.dropna().between(1000, 9999).all())
         unit = None if years else "s"
         text = numbers.map(lambda v: None if pd.isna(v) else str(int(v))) if years else numbers
         return pd.to_datetime(text, utc=True, unit=unit, errors="raise", format="%Y" if years else None)
@@ -104,7 +122,8 @@ def _times(values: pd.Series, *, path: Path, column: str) -> pd.Series:
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
         raise DataSourceError(
-            f"{path} row {row}: data.time_column {column!r} holds {values.iloc[row]!r}, which is "
+            f"{path} row {offset + row}: data.time_column {column!r} holds {values.iloc[row]!r}, "
+            "which is "
             "no date or time: use ISO 8601 text (2024-05-01, 2024-05-01T12:00:00Z) or Unix "
             "seconds, or set data.time_column: null."
         )

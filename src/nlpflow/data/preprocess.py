@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from nlpflow.config.params import PreprocessParams
-from nlpflow.data.splits import SPLITS, load_splits
+from nlpflow.config.params import PreprocessParams, RuntimeParams
+from nlpflow.data.splits import SPLITS, load_splits, split_paths
 from nlpflow.data.text import strip_accents
 from nlpflow.errors import ModelError
 
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _SPACES = re.compile(r"\s+")
+# Distinct strings a TextPreprocessor's spaCy vocabulary holds before the streaming path starts
+# a fresh one (TextPreprocessor.grown): some 50 MB of strings and lexemes.
+VOCAB_LIMIT = 200_000
 
 
 class PreprocessReport(BaseModel):
@@ -40,6 +44,8 @@ class PreprocessReport(BaseModel):
     cached: bool = False  # outputs copied from the preprocessing cache
     # the NLP task keeps its text as written (NlpTask.keeps_text): no switch was applied
     kept_as_written: bool = False
+    # cleaned chunk by chunk (runtime.max_memory_mb): rows per chunk, chunks, worker processes
+    streamed: dict[str, Any] | None = None
 
 
 class TextPreprocessor:
@@ -171,6 +177,14 @@ class TextPreprocessor:
             self._links[key] = removed
         return removed
 
+    def grown(self) -> bool:
+        """Whether spaCy's vocabulary (a string and a lexeme per distinct token ever seen, kept
+        for the life of the pipeline) passed VOCAB_LIMIT: a long stream of texts would fill
+        memory with it. Starting afresh changes no output: a token's fate depends only on its
+        own text."""
+        sizes = [len(nlp.vocab.strings) for nlp in (self._nlp, self._ner) if nlp is not None]
+        return sum(sizes) > VOCAB_LIMIT
+
     def transform(self, texts: Iterable[str]) -> list[str]:
         if self.params.mask_entities:
             self.nlp  # noqa: B018 - loads the lemma table and stemmer the pieces need
@@ -264,8 +278,10 @@ def cache_key(src: Path, params: PreprocessParams) -> str:
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     if params.mask_entities:  # another release of the NER model finds other entities
         digest.update(_pipeline_version(params.ner_pipeline).encode())
-    for split in SPLITS:
-        digest.update((src / f"{split}.parquet").read_bytes())
+    for split in SPLITS:  # block by block: the same digest, without holding a whole file
+        with (src / f"{split}.parquet").open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -276,6 +292,7 @@ def preprocess(
     params: PreprocessParams,
     cache: Path | None = None,
     keep_text: bool = False,
+    runtime: RuntimeParams | None = None,
 ) -> PreprocessReport:
     """Clean the `text` column of every split; the raw text stays in `raw_text`. With
     `keep_text` (an NLP task whose targets point into the text, NlpTask.keeps_text) the text
@@ -283,10 +300,16 @@ def preprocess(
 
     With `cache` (one folder per version of the code: the caller's), outputs are kept under
     the content hash of input and params, and a repeated run copies them instead of cleaning again.
+    With `runtime` asking for it (or splits too large for memory), each split is read, cleaned
+    and written a chunk at a time, with the same output (nlpflow.data.streaming.preprocess).
     """
-    splits = load_splits(src)
+    from nlpflow.data.streaming.preprocess import chunk_rows
+
+    rows_per_chunk = chunk_rows(split_paths(src), runtime, params)
     if keep_text:
-        return _keep_text(splits, dst)
+        if rows_per_chunk is not None:
+            return _in_chunks(src, dst, params, rows=rows_per_chunk, keep_text=True)
+        return _keep_text(load_splits(src), dst)
     key = cache_key(src, params) if cache is not None else None
     hit = cache / key if cache is not None and key is not None else None
     dst.mkdir(parents=True, exist_ok=True)
@@ -298,7 +321,19 @@ def preprocess(
         return report.model_copy(
             update={"cached": True, "seconds": round(time.perf_counter() - start, 3)}
         )
-    rows, emptied = {}, 0
+    if rows_per_chunk is not None:
+        report = _in_chunks(src, dst, params, rows=rows_per_chunk)
+    else:
+        report = _clean_whole(load_splits(src), dst, params)
+    if hit is not None:
+        _store(hit, dst, report)
+    return report
+
+
+def _clean_whole(
+    splits: dict[str, pd.DataFrame], dst: Path, params: PreprocessParams
+) -> PreprocessReport:
+    start, rows, emptied = time.perf_counter(), {}, 0
     with cleaning(params) as clean:
         for split in SPLITS:
             frame = splits[split]
@@ -307,15 +342,32 @@ def preprocess(
             out = frame.assign(raw_text=frame["text"], text=cleaned)
             out.to_parquet(dst / f"{split}.parquet", index=False)
             rows[split] = len(out)
-    seconds = time.perf_counter() - start
+    return _report(rows, time.perf_counter() - start, emptied=emptied)
+
+
+def _in_chunks(
+    src: Path, dst: Path, params: PreprocessParams, *, rows: int, keep_text: bool = False
+) -> PreprocessReport:
+    from functools import partial
+
+    from nlpflow.data.streaming.preprocess import preprocess_chunks
+
+    start = time.perf_counter()
+    cleaning = None if keep_text else partial(cleaning_stream, params)
+    out = preprocess_chunks(src, dst, rows=rows, batch_size=params.batch_size, cleaning=cleaning)
+    streamed = {"rows_per_chunk": rows, "chunks": out.chunks, "n_process": params.n_process}
+    kept: dict[str, Any] = {"kept_as_written": True} if keep_text else {}
+    return _report(
+        out.rows, time.perf_counter() - start, emptied=out.emptied, streamed=streamed, **kept
+    )
+
+
+def _report(rows: dict[str, int], seconds: float, **fields: Any) -> PreprocessReport:
     total = sum(rows.values())
-    report = PreprocessReport(
-        rows=rows, seconds=round(seconds, 3), texts_per_second=round(total / max(seconds, 1e-9), 1),
-        emptied=emptied,
+    return PreprocessReport(
+        rows=rows, seconds=round(seconds, 3),
+        texts_per_second=round(total / max(seconds, 1e-9), 1), **fields,
     )  # fmt: skip
-    if hit is not None:
-        _store(hit, dst, report)
-    return report
 
 
 def _keep_text(splits: dict[str, pd.DataFrame], dst: Path) -> PreprocessReport:
@@ -323,9 +375,7 @@ def _keep_text(splits: dict[str, pd.DataFrame], dst: Path) -> PreprocessReport:
     dst.mkdir(parents=True, exist_ok=True)
     for split, frame in splits.items():
         frame.assign(raw_text=frame["text"]).to_parquet(dst / f"{split}.parquet", index=False)
-    seconds = time.perf_counter() - start
-    return PreprocessReport(rows=rows, seconds=round(seconds, 3), emptied=0, kept_as_written=True,
-                            texts_per_second=round(sum(rows.values()) / max(seconds, 1e-9), 1))  # fmt: skip
+    return _report(rows, time.perf_counter() - start, emptied=0, kept_as_written=True)
 
 
 def _pipeline_version(name: str) -> str:
@@ -354,12 +404,23 @@ def _start_worker(params: PreprocessParams) -> None:
     # Loads nothing: an initializer that raised would make the pool restart workers forever;
     # a missing pipeline raises in the first task instead, and reaches the caller.
     global _worker
+    if not params.mask_entities:
+        # spaCy imports thinc, whose thinc.compat imports torch when installed, only to know
+        # what it could run on: 1.2 of a worker's 2 s of start-up and ~200 of its 350 MB
+        # (measured; bench/scale_data.py). The tokenizer and lookup tables never use it, so a
+        # worker without NER marks torch absent (thinc then says has_torch = False). A worker
+        # with NER keeps it: a pipeline may be torch-based.
+        sys.modules.setdefault("torch", None)  # type: ignore[arg-type]
     _worker = TextPreprocessor(params)
 
 
 def _clean_chunk(texts: list[str]) -> list[str]:
+    global _worker
     assert _worker is not None, "_start_worker runs first in every pool worker"
-    return _worker.transform(texts)
+    cleaned = _worker.transform(texts)
+    if _worker.grown():
+        _worker = TextPreprocessor(_worker.params)
+    return cleaned
 
 
 @contextmanager
@@ -379,6 +440,42 @@ def cleaning(params: PreprocessParams) -> Iterator[Callable[[list[str]], list[st
         def clean(texts: list[str]) -> list[str]:
             chunks = (texts[i : i + size] for i in range(0, len(texts), size))
             return [text for part in pool.imap(_clean_chunk, chunks) for text in part]
+
+        yield clean
+
+
+@contextmanager
+def cleaning_stream(
+    params: PreprocessParams,
+) -> Iterator[Callable[[Iterable[list[str]]], Iterator[list[str]]]]:
+    """A function cleaning a stream of lists of texts, in order, in `params.n_process` worker
+    processes when above 1 (the streaming path). At most two lists per worker are in flight, so
+    memory stays bounded however long the stream (Pool.imap would read it all ahead), and the
+    caller reads and writes chunks while the workers clean."""
+    if params.n_process == 1:
+
+        def clean_here(batches: Iterable[list[str]]) -> Iterator[list[str]]:
+            cleaner = TextPreprocessor(params)
+            for texts in batches:
+                yield cleaner.transform(texts)
+                cleaner = TextPreprocessor(params) if cleaner.grown() else cleaner
+
+        yield clean_here
+        return
+    import multiprocessing
+    from collections import deque
+
+    context = multiprocessing.get_context("spawn")  # spawn: as cleaning() says
+    with context.Pool(params.n_process, _start_worker, (params,)) as pool:
+
+        def clean(batches: Iterable[list[str]]) -> Iterator[list[str]]:
+            pending: deque[Any] = deque()
+            for texts in batches:
+                pending.append(pool.apply_async(_clean_chunk, (texts,)))
+                if len(pending) >= 2 * params.n_process:
+                    yield pending.popleft().get()
+            while pending:
+                yield pending.popleft().get()
 
         yield clean
 

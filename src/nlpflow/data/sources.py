@@ -16,7 +16,8 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -149,9 +150,25 @@ def read_sql(
     Returns the rows and the cut-off used (the current time when none was given), so the
     manifest can record it and a later run can gather the very same snapshot.
     """
-    import pandas as pd
-    import sqlalchemy as sa
+    chunks, cutoff = read_sql_chunks(
+        url, query=query, timestamp_column=timestamp_column, cutoff=cutoff, rows=None
+    )
+    return next(chunks), cutoff
 
+
+def read_sql_chunks(
+    url: str,
+    *,
+    query: str | None,
+    timestamp_column: str | None,
+    cutoff: str | None,
+    rows: int | None,
+) -> tuple[Iterator[Any], str | None]:
+    """read_sql's rows `rows` at a time (None: one frame of all), and the cut-off used.
+
+    In chunks the query runs once, through a server-side cursor (SQLAlchemy's stream_results:
+    PostgreSQL's named cursor, MySQL's SSCursor), so the client holds one chunk, not the
+    result; drivers without one (SQLite) page through their own cursor."""
     if not query:
         raise DataSourceError(f"data.source {url!r} is a database: set data.query to the SQL.")
     engine = build_engine(url)
@@ -163,9 +180,17 @@ def read_sql(
             f"SELECT * FROM ({query}) AS nlpflow_source WHERE {column} <= :cutoff ORDER BY {column}"
         )
         bind = {"cutoff": datetime.fromisoformat(cutoff)}
+    return _query_frames(engine, sql, bind, rows), cutoff
+
+
+@contextmanager
+def _sql_errors(engine: Any) -> Iterator[None]:
+    """A failed query as nlpflow's errors (retried, or the user's to fix); the engine closed."""
+    import pandas as pd
+    import sqlalchemy as sa
+
     try:
-        with engine.connect() as connection:
-            frame = pd.read_sql_query(sa.text(sql), connection, params=bind, dtype=object)
+        yield
     except sa.exc.OperationalError as exc:  # cannot connect, server gone: worth a retry
         raise SourceUnavailableError(f"database {engine.url!r} unavailable: {exc.orig}") from None
     except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:  # the SQL is wrong: user's to fix
@@ -173,7 +198,22 @@ def read_sql(
         raise DataSourceError(f"data.query failed on {engine.url!r}: {detail}") from None
     finally:
         engine.dispose()
-    return frame, cutoff
+
+
+def _query_frames(engine: Any, sql: str, bind: dict[str, Any], rows: int | None) -> Iterator[Any]:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    if rows is None:  # all at once, the connection closed before the frame is handed over
+        with _sql_errors(engine), engine.connect() as connection:
+            frame = pd.read_sql_query(sa.text(sql), connection, params=bind, dtype=object)
+        yield frame
+        return
+    with _sql_errors(engine), engine.connect() as connection:
+        streaming = connection.execution_options(stream_results=True, max_row_buffer=rows)
+        yield from pd.read_sql_query(
+            sa.text(sql), streaming, params=bind, dtype=object, chunksize=rows
+        )
 
 
 HF_CACHE = ".nlpflow/cache/hf"  # under the project: downloads and Arrow files of `datasets`
@@ -322,10 +362,13 @@ def fetch_source(
     resolve: Callable[[str], Path],
     http_cache: Path,
     sql_snapshot: Path,
+    chunk_rows: int | None = None,
 ) -> tuple[Path, DataParams]:
     """The local file gather reads for data.source, and the data params to read it with: a
     download (http), a snapshot of a Hugging Face dataset's splits (hf) or of a query's rows
-    (sql), or the path itself (a file, a folder or a glob, resolved against the data root)."""
+    (sql), or the path itself (a file, a folder or a glob, resolved against the data root).
+    With `chunk_rows`, a query's rows are fetched and written that many at a time: the
+    snapshot is then a folder of Parquet parts beside `sql_snapshot` (snapshot_sql_chunks)."""
     match source_kind(data.source):
         case "http":
             return fetch_http(data.source, cache=http_cache, sha256=data.sha256), data
@@ -337,7 +380,11 @@ def fetch_source(
             update = {"format": "parquet", "hf_fingerprint": fingerprints}
             return snapshot, data.model_copy(update=update)
         case "sql":
-            snapshot, cutoff = _snapshot_sql(data, sql_snapshot)
+            snapshot, cutoff = (
+                _snapshot_sql(data, sql_snapshot)
+                if chunk_rows is None
+                else snapshot_sql_chunks(data, sql_snapshot.with_suffix(""), rows=chunk_rows)
+            )
             # the manifest records the cut-off actually used, so the snapshot can be gathered again
             return snapshot, data.model_copy(update={"cutoff": cutoff, "format": "parquet"})
         case _:
@@ -355,6 +402,33 @@ def _snapshot_sql(data: DataParams, snapshot: Path) -> tuple[Path, str | None]:
     snapshot.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(snapshot, index=False)
     return snapshot, cutoff
+
+
+def snapshot_sql_chunks(data: DataParams, folder: Path, *, rows: int) -> tuple[Path, str | None]:
+    """A query's rows as a folder of Parquet files, one a chunk of `rows` rows (each typed by its
+    own rows, as pandas types one frame: gather reads a part as it reads the whole snapshot)."""
+    import shutil
+
+    chunks, cutoff = read_sql_chunks(
+        data.source, query=data.query, timestamp_column=data.timestamp_column,
+        cutoff=data.cutoff, rows=rows,
+    )  # fmt: skip
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".partial-"))
+    try:
+        count = 0
+        for i, frame in enumerate(chunks):
+            frame.to_parquet(staging / f"part-{i:06d}.parquet", index=False)
+            count += len(frame)
+        if not count:
+            raise DataSourceError(
+                f"data.query returned no rows (cut-off {cutoff}): nothing to train on."
+            )
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)  # a failed run leaves the previous snapshot whole
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder, cutoff
 
 
 def source_fingerprint(data: DataParams, *, resolve: Callable[[str], Path]) -> str | None:

@@ -92,12 +92,17 @@ def complete_splits(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
     return frame
 
 
-def load_splits(src: Path, splits: Iterable[str] = SPLITS) -> dict[str, pd.DataFrame]:
-    """Read the Parquet files a stage wrote; a clear error when an earlier stage has not run."""
+def split_paths(src: Path, splits: Iterable[str] = SPLITS) -> dict[str, Path]:
+    """The Parquet files a stage wrote; a clear error when an earlier stage has not run."""
     out = {}
     for split in splits:
         path = src / f"{split}.parquet"
         if not path.exists():
             raise StageInputError(f"{path} is missing: run the earlier stages first (nlpflow run).")
-        out[split] = pd.read_parquet(path)
+        out[split] = path
     return out
+
+
+def load_splits(src: Path, splits: Iterable[str] = SPLITS) -> dict[str, pd.DataFrame]:
+    """Read the Parquet files a stage wrote (split_paths says when one is missing)."""
+    return {split: pd.read_parquet(path) for split, path in split_paths(src, splits).items()}

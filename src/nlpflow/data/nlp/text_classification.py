@@ -18,7 +18,7 @@ from nlpflow.data.local_source import refuse_fractional_labels
 from nlpflow.data.splits import complete_splits, split_stratified
 from nlpflow.data.text import normalized_or_none
 
-__all__ = ["assign_splits", "read", "shape", "target_counts"]
+__all__ = ["assign_splits", "read", "rewrite_labels", "shape", "target_counts"]
 
 MISSING = "<missing>"
 
@@ -26,6 +26,21 @@ MISSING = "<missing>"
 def shape(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, int]:
     """Rewrite labels (pattern, then map) and drop repeated texts; returns rows dropped.
     DataSourceError for labels that are numbers with a fraction (scores, not classes)."""
+    frame = rewrite_labels(frame, params)
+    dropped = 0
+    if params.dedupe != "none":
+        text = frame["text"]
+        key = text if params.dedupe == "exact" else text.map(normalized_or_none)
+        keep = ~key.duplicated() | key.isna()
+        frame, dropped = frame[keep], int((~keep).sum())
+    if params.label_column is not None:  # unlabelled text (topic-modeling) has none to check
+        refuse_fractional_labels(frame["label"], column=params.label_column)  # after label_map
+    return frame, dropped
+
+
+def rewrite_labels(frame: pd.DataFrame, params: DataParams) -> pd.DataFrame:
+    """Labels rewritten by data.label_pattern, then data.label_map: row by row (the streaming
+    path rewrites each chunk; nlpflow.data.streaming.gather does the rest of `shape`)."""
     labels = frame["label"]
     if params.label_pattern:
         pattern = re.compile(params.label_pattern)
@@ -40,16 +55,7 @@ def shape(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, int]:
     if params.label_map:
         mapping = params.label_map
         labels = labels.map(lambda v: mapping.get(v, v) if isinstance(v, str) else v)
-    frame = frame.assign(label=labels)
-    dropped = 0
-    if params.dedupe != "none":
-        text = frame["text"]
-        key = text if params.dedupe == "exact" else text.map(normalized_or_none)
-        keep = ~key.duplicated() | key.isna()
-        frame, dropped = frame[keep], int((~keep).sum())
-    if params.label_column is not None:  # unlabelled text (topic-modeling) has none to check
-        refuse_fractional_labels(frame["label"], column=params.label_column)  # after label_map
-    return frame, dropped
+    return frame.assign(label=labels)
 
 
 def assign_splits(frame: pd.DataFrame, params: SplitParams, *, from_source: bool) -> pd.DataFrame:

@@ -10,6 +10,12 @@ one seeded shuffle when there are none. (Its validate suite: nlpflow.data.suites
 
 from __future__ import annotations
 
-from nlpflow.data.nlp.text_classification import assign_splits, read, shape, target_counts
+from nlpflow.data.nlp.text_classification import (
+    assign_splits,
+    read,
+    rewrite_labels,
+    shape,
+    target_counts,
+)
 
-__all__ = ["assign_splits", "read", "shape", "target_counts"]
+__all__ = ["assign_splits", "read", "rewrite_labels", "shape", "target_counts"]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from nlpflow.config.params import DataParams, ValidateParams
     from nlpflow.data.check_results import ValidationReport
     from nlpflow.data.checks import Check
+    from nlpflow.data.streaming.sketch import TextSketch
 
 
 @runtime_checkable
@@ -61,6 +62,41 @@ class Suite(Protocol):
         """DataValidationError for data that passed the suite but that training would fail
         on, or train wrongly."""
         ...
+
+
+@runtime_checkable
+class StreamingSuite(Suite, Protocol):
+    """A Suite that also validates chunk by chunk (runtime.max_memory_mb): the same table,
+    metrics and profile, with what needs all rows from a TextSketch (a first pass)."""
+
+    def stream_frame(
+        self, frame: pd.DataFrame, split: str, first_id: int, sketch: TextSketch
+    ) -> pd.DataFrame:
+        """build_frame's rows for one chunk of `split`, its first row numbered `first_id`."""
+        ...
+
+    def stream_metrics(self, sketch: TextSketch) -> dict[str, dict[str, Any]]:
+        """The GX metrics of the table checks (median, drift), by check id."""
+        ...
+
+    def stream_details(self, check_id: str, sketch: TextSketch) -> dict[str, Any] | None:
+        """A failed check's own details (Check.details); None: GX's own."""
+        ...
+
+    def stream_allowed_labels(self, sketch: TextSketch, data: DataParams) -> list[str]: ...
+
+    def stream_suite_params(
+        self, sketch: TextSketch, data: DataParams, reference: dict[str, Any] | None
+    ) -> dict[str, Any]: ...
+
+    def stream_profile(self, sketch: TextSketch) -> dict[str, Any]: ...
+
+
+def streaming_role(task: str) -> StreamingSuite | None:
+    """The Suite of `task` when it validates chunk by chunk; None (the in-memory path) when
+    not: token classification's sentences of tags are validated whole."""
+    role = suite_role(task)
+    return role if isinstance(role, StreamingSuite) else None
 
 
 def suite_role(task: str) -> Suite:

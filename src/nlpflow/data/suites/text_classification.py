@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from nlpflow.config.params import DataParams, ValidateParams
@@ -19,6 +20,7 @@ from nlpflow.data.checks import (
     length_bin,
     spelling_variants,
     variant_details,
+    variants_of_counts,
 )
 from nlpflow.data.nlp.text_classification import target_counts as target_counts
 from nlpflow.data.text import normalize_text
@@ -26,6 +28,7 @@ from nlpflow.errors import DataValidationError
 
 if TYPE_CHECKING:
     from nlpflow.data.check_results import ValidationReport
+    from nlpflow.data.streaming.sketch import TextSketch
 
 
 def _member(values: pd.Series, keys: pd.Series) -> pd.Series:
@@ -184,3 +187,88 @@ def refuse_untrainable(report: ValidationReport, data: DataParams) -> None:
             f"data.labels lists {', '.join(absent)}, which no train row has (after quarantine): "
             "remove them from data.labels, or add training rows for them."
         )
+
+
+# ---------------------------------------------------------------- the streaming path
+# The same table, checks' metrics and profile as above, a chunk at a time: what needs all rows
+# comes from the data-wide sketch (nlpflow.data.streaming.sketch), built in a first pass.
+# tests/data/test_streaming_validation.py holds the two paths to the same results.
+
+
+def stream_frame(
+    frame: pd.DataFrame, split: str, first_id: int, sketch: TextSketch
+) -> pd.DataFrame:
+    """build_frame's rows for one chunk of split `split`, whose first row is row `first_id`."""
+    ids = pd.RangeIndex(first_id, first_id + len(frame))
+    out = frame.set_axis(ids).assign(split=split)
+    out.insert(0, ROW_ID, ids)
+    counts = pd.Series(dict(sketch.labels["train"]), dtype="int64")
+    out["train_examples_of_label"] = out["label"].map(counts).fillna(0).astype(int)
+    largest = float(counts.max()) if len(counts) else 0.0
+    examples = out["train_examples_of_label"]
+    out["label_imbalance_ratio"] = (largest / examples.where(examples > 0)).fillna(0.0)
+    variants = variants_of_counts(sketch.all_labels())
+    out["label_is_variant"] = (
+        out["label"].map(lambda label: isinstance(label, str) and label in variants).astype(bool)
+    )
+    out["is_repeat"] = sketch.is_repeat[ids]
+    out["test_text_in_train"] = sketch.leak_exact[ids]
+    out["test_text_in_train_normalized"] = sketch.leak_normalized[ids]
+    out["text_tokens"] = sketch.tokens[ids].astype(int)
+    out[LENGTH_BIN] = out["text_tokens"].map(length_bin)
+    return out
+
+
+def _shares(counts: dict[str, int]) -> dict[str, float]:
+    """value_counts(normalize=True) of values counted `counts`: the same floats, same order."""
+    series = pd.Series(counts, dtype="int64").sort_values(ascending=False, kind="stable")
+    return {str(k): float(v) for k, v in (series / series.sum()).items()}
+
+
+def length_counts(sketch: TextSketch) -> dict[str, int]:
+    values, counts = np.unique(sketch.tokens, return_counts=True)
+    out: dict[str, int] = {}
+    for tokens, count in zip(values.tolist(), counts.tolist(), strict=True):
+        name = length_bin(tokens)
+        out[name] = out.get(name, 0) + count
+    return out
+
+
+def stream_metrics(sketch: TextSketch) -> dict[str, dict[str, Any]]:
+    """The metrics of the table checks, by check id, as GX computes them on all rows."""
+    return {
+        "median_tokens": {"column.median": sketch.token_median()},
+        "label_drift": {"column.nlpflow_value_shares": _shares(dict(sketch.all_labels()))},
+        "length_drift": {"column.nlpflow_value_shares": _shares(length_counts(sketch))},
+    }
+
+
+def stream_details(check_id: str, sketch: TextSketch) -> dict[str, Any] | None:
+    """A failed check's own details (Check.details) from the sketch; None: GX's."""
+    if check_id == "label_variants":
+        return variant_details(variants_of_counts(sketch.all_labels()))
+    return None
+
+
+def stream_allowed_labels(sketch: TextSketch, data: DataParams) -> list[str]:
+    return list(data.labels) if data.labels else sorted(sketch.labels["train"])
+
+
+def stream_suite_params(
+    sketch: TextSketch, data: DataParams, reference: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "allowed_labels": stream_allowed_labels(sketch, data),
+        "accepted_labels": (reference or {}).get("labels", {}),
+        "accepted_lengths": (reference or {}).get("lengths", {}),
+    }
+
+
+def stream_profile(sketch: TextSketch) -> dict[str, Any]:
+    """compute_profile of all rows, from the sketch."""
+
+    def rounded(counts: dict[str, int]) -> dict[str, float]:
+        return {k: round(v, 6) for k, v in sorted(_shares(counts).items())}
+
+    labels, lengths = dict(sketch.all_labels()), length_counts(sketch)
+    return {"rows": sketch.total, "labels": rounded(labels), "lengths": rounded(lengths)}

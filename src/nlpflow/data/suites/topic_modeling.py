@@ -19,6 +19,7 @@ from nlpflow.errors import DataValidationError
 
 if TYPE_CHECKING:
     from nlpflow.data.check_results import ValidationReport
+    from nlpflow.data.streaming.sketch import TextSketch
 
 # text classification's checks of labels: left out here
 LABEL_CHECKS = frozenset(
@@ -30,6 +31,11 @@ MIN_TRAIN_TEXTS = 20
 
 build_frame = texts.build_frame
 target_counts = texts.target_counts
+# the streaming path: text classification's, less the labels in suite params and profile
+stream_frame = texts.stream_frame
+stream_metrics = texts.stream_metrics
+stream_details = texts.stream_details
+stream_allowed_labels = texts.stream_allowed_labels
 
 
 def build_checks(params: ValidateParams) -> list[Check]:
@@ -53,6 +59,17 @@ def compute_profile(frame: pd.DataFrame) -> dict[str, Any]:
     counts = frame[LENGTH_BIN].dropna().astype(str).value_counts(normalize=True)
     lengths = {str(k): round(float(v), 6) for k, v in counts.sort_index().items()}
     return {"rows": len(frame), "lengths": lengths}
+
+
+def stream_suite_params(
+    sketch: TextSketch, data: DataParams, reference: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {"accepted_lengths": (reference or {}).get("lengths", {})}
+
+
+def stream_profile(sketch: TextSketch) -> dict[str, Any]:
+    """compute_profile of all rows, from the sketch."""
+    return {"rows": sketch.total, "lengths": texts.stream_profile(sketch)["lengths"]}
 
 
 def refuse_untrainable(report: ValidationReport, data: DataParams) -> None:

@@ -15,7 +15,10 @@ def run(ctx: StageContext) -> BaseModel:
     from nlpflow.data.gather import gather
 
     local, params = _local_source(ctx)
-    report = gather(source=local, dst=ctx.path(GATHERED), params=params, task=ctx.params.task)
+    report = gather(
+        source=local, dst=ctx.path(GATHERED), params=params, task=ctx.params.task,
+        runtime=ctx.params.runtime,
+    )  # fmt: skip
     ctx.log_metrics({f"data/rows_{split}": n for split, n in report.rows.items()})
     if ctx.tracker is not None and ctx.run_id is not None:
         ctx.tracker.set_tags(ctx.run_id, {"data.source_sha256": report.source_sha256})
@@ -26,8 +29,10 @@ def _local_source(ctx: StageContext) -> tuple[Path, Any]:
     """The file gather reads: a download, a snapshot of a query's rows or of a Hugging Face
     dataset's splits, or the path itself (nlpflow.data.sources.fetch_source, by the kind)."""
     from nlpflow.data.sources import fetch_source
+    from nlpflow.data.streaming.gather import sql_chunk_rows
 
     return fetch_source(
         ctx.params.data, root=ctx.root, resolve=ctx.settings.resolve_data,
         http_cache=ctx.path(HTTP_CACHE), sql_snapshot=ctx.path(SQL_SNAPSHOT),
+        chunk_rows=sql_chunk_rows(ctx.params.runtime),
     )  # fmt: skip

@@ -19,6 +19,7 @@ def run(ctx: StageContext) -> BaseModel:
     report = preprocess(
         src=ctx.path(VALIDATED), dst=ctx.path(PROCESSED), params=ctx.params.preprocess,
         cache=cache, keep_text=get_nlp_task(ctx.params.task).keeps_text,
+        runtime=ctx.params.runtime,
     )  # fmt: skip
     ctx.log_metrics({"perf/preprocess_texts_per_second": report.texts_per_second})
     return report

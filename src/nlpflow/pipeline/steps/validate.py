@@ -21,6 +21,7 @@ def run(ctx: StageContext) -> BaseModel:
             params=ctx.params.validate_, data=ctx.params.data, gx_dir=ctx.path(GX_PROJECT),
             accepted=ctx.path(VALIDATED), quarantine=ctx.path(QUARANTINE),
             reference=accepted_profile(ctx.root, ctx.params.data.source), task=ctx.params.task,
+            runtime=ctx.params.runtime,
         )  # fmt: skip
     finally:  # the report (Data Docs included) matters most when validation fails
         ctx.log_artifact(VALIDATION, "validation")

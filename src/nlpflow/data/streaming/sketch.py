@@ -1,0 +1,112 @@
+"""Data-wide facts of text splits, gathered chunk by chunk: exact counts, not estimates.
+
+What the cross-row checks need from all rows at once (repeats, test texts in train, class
+counts, the median length, shares for drift) is kept per row as fixed-size numbers: a 64-bit
+hash of the text and of its normalised form, its token count, a few flags. About 40 bytes a
+row, whatever the text's length: 40 MB for a million rows. Hashes stand for texts: two
+different texts share one with probability about n²/2⁶⁵ (3e-8 for a million rows), the
+price of never holding the texts themselves.
+
+    sketch = TextSketch()
+    for split, frame in chunks:
+        sketch.add(split, frame)
+    sketch.finish()                  # then sketch.is_repeat[i], sketch.leak_exact[i], ...
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+from nlpflow.data.splits import SPLITS
+from nlpflow.data.text import normalize_text
+
+_SPLIT_CODE = {name: code for code, name in enumerate(SPLITS)}
+_TRAIN, _TEST = _SPLIT_CODE["train"], _SPLIT_CODE["test"]
+
+
+def text_hashes(values: pd.Series) -> np.ndarray:
+    """A 64-bit hash of each value (pandas' SipHash of its bytes); a null's is meaningless."""
+    return pd.util.hash_pandas_object(values, index=False).to_numpy(dtype=np.uint64)
+
+
+def normalized_hashes(values: pd.Series) -> np.ndarray:
+    """text_hashes of normalize_text of each text (nulls stay null)."""
+    normal = pd.Series(
+        [normalize_text(t) if isinstance(t, str) else None for t in values], dtype=object
+    )
+    return text_hashes(normal)
+
+
+def first_seen(keys: np.ndarray) -> np.ndarray:
+    """True where a key occurs for the first time (in order): np.unique's first indices,
+    by a stable sort so that equal keys keep their order."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    out = np.empty(len(keys), dtype=bool)
+    out[order] = first
+    return out
+
+
+def _joined(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
+
+
+class TextSketch:
+    """Rows of all splits in order (train, validation, test), numbered from 0 as
+    build_frame numbers them; `add` each chunk once, then `finish`."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = dict.fromkeys(SPLITS, 0)
+        self.labels: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
+        self.columns: list[str] = []
+        self._parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+    def add(self, split: str, frame: pd.DataFrame) -> None:
+        self.rows[split] += len(frame)
+        self.columns = self.columns or list(frame.columns)
+        text = frame["text"]
+        labels = frame["label"].dropna().astype(str)
+        self.labels[split].update(labels.value_counts().to_dict())
+        notnull = text.notna().to_numpy()
+        exact = text_hashes(text)
+        # normalised texts of train and test only: the normalised leak check compares those
+        normal = (
+            normalized_hashes(text) if split != "validation" else np.zeros(len(text), np.uint64)
+        )
+        tokens = text.fillna("").str.count(r"\S+").to_numpy(dtype=np.int32)
+        self._parts.append((_SPLIT_CODE[split], notnull, exact, normal, tokens))
+
+    def finish(self) -> None:
+        """Turn the per-chunk hashes into the per-row flags the checks read, and drop them."""
+        parts, self._parts = self._parts, []
+        split = _joined([np.full(len(p[1]), p[0], np.int8) for p in parts], np.int8)
+        notnull = _joined([p[1] for p in parts], np.bool_)
+        exact = _joined([p[2] for p in parts], np.uint64)
+        normal = _joined([p[3] for p in parts], np.uint64)
+        self.tokens = _joined([p[4] for p in parts], np.int32)
+        self.is_repeat = np.zeros(len(exact), dtype=bool)
+        present = np.flatnonzero(notnull)
+        self.is_repeat[present] = ~first_seen(exact[present])
+        train, test = notnull & (split == _TRAIN), notnull & (split == _TEST)
+        self.leak_exact = np.zeros(len(exact), dtype=bool)
+        self.leak_exact[test] = np.isin(exact[test], exact[train])
+        self.leak_normalized = np.zeros(len(exact), dtype=bool)
+        self.leak_normalized[test] = np.isin(normal[test], normal[train])
+
+    def all_labels(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for counts in self.labels.values():
+            total.update(counts)
+        return total
+
+    def token_median(self) -> float:
+        return float(np.median(self.tokens)) if len(self.tokens) else float("nan")
