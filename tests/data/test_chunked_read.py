@@ -1,6 +1,7 @@
-"""Reading files in chunks (nlpflow.data.chunked): streamed chunks hold the same rows and
-values as the whole-file reader, for every format and compression; ids repeated across
-chunks are found from their hashes."""
+"""Batch inference reads its input in chunks (nlpflow.serving.batch.read.iter_chunks): a large
+file streamed, a small one read whole and cut, both with the same rows and values as the
+whole-file reader, for every format and compression; ids repeated across chunks are found from
+their hashes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pandas as pd
 import pytest
 
 from nlpflow.config.params import DataParams
-from nlpflow.data.chunked import iter_file_chunks
+import nlpflow.serving.batch.read as read
+from nlpflow.serving.batch import plan_inference
 from nlpflow.data.reading import plain_name, read_table
 from nlpflow.errors import DataSourceError
 from nlpflow.serving.batch.checks import id_hashes, repeated_ids
@@ -55,6 +57,17 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
     path.write_bytes(raw)
 
 
+def _chunks(path: Path, *, rows: int, whole_below: int) -> list[pd.DataFrame]:
+    from nlpflow.config.params import parse_params
+    from nlpflow.config.settings import Settings
+
+    params = parse_params({"inference": {"source": str(path), "output": str(path) + ".out.csv"}})
+    plan = plan_inference(params, Settings(project_dir=path.parent))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(read, "WHOLE_BELOW_BYTES", whole_below)
+        return list(read.iter_chunks(plan, rows=rows))
+
+
 @pytest.mark.parametrize(
     "name", ["t.csv", "t.csv.gz", "t.csv.bz2", "t.jsonl", "t.jsonl.zst", "t.parquet"]
 )
@@ -66,13 +79,13 @@ def test_streamed_chunks_equal_the_whole_file(tmp_path: Path, name: str) -> None
     _write(frame, path)
     fmt = plain_name(path).suffix.lstrip(".")
     whole = read_table(path, fmt, DataParams())
-    chunks = list(iter_file_chunks(path, fmt, rows=4, whole_below_bytes=0))
+    chunks = list(_chunks(path, rows=4, whole_below=0))
     assert [len(c) for c in chunks] == [4, 4, 4, 4, 4, 3]
     streamed = pd.concat(chunks, ignore_index=True)
     pd.testing.assert_frame_equal(streamed.astype(object), whole.astype(object))
     assert streamed["id"].tolist()[:3] == ["0", "1", "2"] or name.endswith("parquet")
     # the same as a small file read whole and cut
-    cut = pd.concat(iter_file_chunks(path, fmt, rows=4), ignore_index=True)
+    cut = pd.concat(_chunks(path, rows=4, whole_below=1 << 30), ignore_index=True)
     pd.testing.assert_frame_equal(cut.astype(object), whole.astype(object))
 
 
@@ -80,11 +93,11 @@ def test_bad_bytes_in_a_streamed_file_name_the_problem(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(b"id,text\n1,caf\xe9\n")
     with pytest.raises(DataSourceError, match="not valid UTF-8.*iconv"):
-        list(iter_file_chunks(path, "csv", rows=10, whole_below_bytes=0))
+        list(_chunks(path, rows=10, whole_below=0))
     lines = tmp_path / "bad.jsonl"
     lines.write_text('{"text": "fine"}\n{"text": \n')
     with pytest.raises(DataSourceError, match="line 2 is not valid JSON"):
-        list(iter_file_chunks(lines, "jsonl", rows=10, whole_below_bytes=0))
+        list(_chunks(lines, rows=10, whole_below=0))
 
 
 def test_ids_repeated_across_chunks_are_found_by_hash() -> None:

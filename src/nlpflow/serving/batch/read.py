@@ -93,14 +93,26 @@ def _sql_chunks(
 
 
 def _file_chunks(path: Path, *, rows: int, columns: list[str] | None) -> Iterator[pd.DataFrame]:
-    from nlpflow.data.chunked import iter_file_chunks  # gather's reader (and messages)
-    from nlpflow.data.reading import plain_name
+    """gather's readers: a small file read whole (read_table, with its detailed messages) and
+    cut, a larger one streamed (nlpflow.data.streaming.reading.iter_table, the same values)."""
+    from nlpflow.config.params import DataParams
+    from nlpflow.data.reading import plain_name, read_table, refuse_special
+    from nlpflow.data.streaming.reading import iter_table
 
     if not path.exists():  # a FIFO or device exists: the reader refuses it, saying what it is
         raise DataSourceError(f"inference.source {path} does not exist: check the path.")
+    refuse_special(path)
     fmt = INPUT_FORMATS[plain_name(path).suffix.lower()]
+    if path.stat().st_size < WHOLE_BELOW_BYTES:
+        whole = read_table(path, fmt, DataParams())
+        frames: Iterator[pd.DataFrame] = (
+            whole.iloc[start : start + rows].reset_index(drop=True)
+            for start in range(0, max(len(whole), 1), rows)
+        )
+    else:
+        frames = iter_table(path, fmt, DataParams(), rows)
     empty = True
-    for frame in iter_file_chunks(path, fmt, rows=rows, whole_below_bytes=WHOLE_BELOW_BYTES):
+    for frame in frames:
         empty = False
         yield frame if columns is None else frame[[c for c in columns if c in frame.columns]]
     if empty:
