@@ -7,6 +7,7 @@ for them): a new error takes the next free number; NLP030 and up are the run's b
     NLP000 NlpflowError             NLP007 SourceUnavailableError   NLP013 DvcCommandError
     NLP001 ParamsError              NLP008 RegistryError            NLP030 ProjectBusyError
     NLP002 DataSourceError          NLP009 DiskFullError            NLP031 ModelChangedError
+                                    NLP014 WorkerLostError
     NLP003 DataValidationError      NLP010 DeployError              NLP032 OutputBusyError
     NLP004 StageInputError          NLP011 RemoteError (UnreachableRemoteError)
     NLP005 TrackingError (RegistryUnavailableError)
@@ -115,6 +116,12 @@ class DvcCommandError(NlpflowError):
     def __init__(self, message: str, *, said: str) -> None:
         super().__init__(message)
         self.said = said
+
+
+class WorkerLostError(NlpflowError):
+    """A worker process of the engine died (killed, out of memory) while it held work."""
+
+    code = "NLP014"
 
 
 class RegistryUnavailableError(TrackingError):

@@ -249,8 +249,9 @@ def test_a_killed_run_resumes_and_scores_every_row_once(
     rows = [*scored["row"], *rejected["row"]]
     assert sorted(rows) == list(range(n)), (kill_after, committed)
     bad = {1003, 1010, 1030}
-    assert sorted(scored["ticket_id"]) == [i for i in frame["ticket_id"] if i not in bad]
-    assert sorted(rejected["ticket_id"]) == [1003, 1003, 1010, 1030]
+    ids = sorted(str(i) for i in scored["ticket_id"])  # CSV ids are read as text
+    assert ids == sorted(str(i) for i in frame["ticket_id"] if i not in bad)
+    assert sorted(str(i) for i in rejected["ticket_id"]) == ["1003", "1003", "1010", "1030"]
     # the killed attempt's rows carry its run id; that run was closed KILLED by the rerun
     runs = set(scored["run_id"])
     assert len(runs) >= 2
@@ -274,3 +275,40 @@ def _drop(engine, name: str) -> None:
 
     with engine.begin() as connection:
         connection.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
+
+
+@pytest.mark.slow
+def test_a_worker_killed_midway_fails_the_run_with_a_message_and_the_rerun_resumes(
+    prefect_api: str, registered: Registered, venv_env: dict[str, str]
+) -> None:
+    import psutil
+
+    reg, n = registered, 1500
+    source = reg.root / "incoming" / "tickets.csv"
+    source.parent.mkdir()
+    _rows(n).to_csv(source, index=False)
+    sets = [f"inference.source={source}", "inference.output=out/scored.parquet",
+            "inference.text_column=body", "inference.id_column=ticket_id",
+            "inference.chunk_rows=50"]  # fmt: skip
+    args = [a for s in sets for a in ("--set", s)]
+    env = _env(reg, venv_env, prefect_api)
+    run = _start(args, env)
+    try:
+        _wait_until(lambda: _committed_chunks("file", reg, None) >= 2, what="2 chunks", proc=run)
+        workers = [p for p in psutil.Process(run.pid).children(recursive=True)
+                   if "spawn_main" in " ".join(p.cmdline())]  # fmt: skip
+        assert len(workers) == 2, workers
+        workers[0].kill()  # what the kernel's OOM killer does
+        _, err = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 2, err[-3000:]
+    assert "[NLP014] a worker process died while scoring" in err
+    assert "Traceback" not in err
+    rerun = _start(args, env)
+    out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err[-3000:]
+    assert "committed by the attempt it resumed" in out
+    scored = pd.read_parquet(reg.root / "out" / "scored.parquet")
+    assert sorted(scored["row"]) == [r for r in range(n) if r not in {3, 10, 30, 40}]

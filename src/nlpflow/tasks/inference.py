@@ -24,7 +24,7 @@ from prefect.artifacts import create_markdown_artifact
 from nlpflow.config.engine import Engine, default_workers
 from nlpflow.config.params import Params
 from nlpflow.config.settings import Settings
-from nlpflow.errors import DataValidationError
+from nlpflow.errors import DataValidationError, WorkerLostError
 from nlpflow.serving import batch as lib
 from nlpflow.serving.batch import chunks, progress
 from nlpflow.tasks.engine import running
@@ -279,7 +279,16 @@ def score_all(
 
 
 def _collect(future: Any, done: dict[int, progress.ChunkSummary], logger: Any) -> None:
-    summary = future.result()
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        summary = future.result()
+    except BrokenProcessPool:
+        raise WorkerLostError(
+            f"a worker process died while scoring (killed, or out of memory); the "
+            f"{len(done)} chunk(s) committed so far are kept: run the same command again to "
+            "resume. If memory ran out, lower inference.chunk_rows or NLPFLOW_WORKERS."
+        ) from None
     done[summary.chunk] = summary
     logger.info(
         "chunk %d: rows %d-%d, %d scored, %d rejected (%.1f s on %s)",
