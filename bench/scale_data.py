@@ -225,7 +225,7 @@ def bench_preprocess(
         run["rows_per_s_per_core"] = round(run["rows_per_s"] / run["cores"])
         run["budget_mb"] = None if name.startswith("in memory") else budget_mb
     chunked = [run for name, run in runs.items() if not name.startswith("in memory")]
-    return {
+    result = {
         "rows": rows, "budget_mb": budget_mb, "workers": workers, "runs": runs,
         # wall time: the pool's rate per worker over one process's rate (needs idle cores)
         "rate_per_core_ratio": round(pool["rows_per_s"] / workers / single["rows_per_s"], 3),
@@ -234,6 +234,13 @@ def bench_preprocess(
         "rate_per_cpu_ratio": round(pool["rows_per_cpu_s"] / single["rows_per_cpu_s"], 3),
         "bounded_memory": all(run["peak_rss_mb"] <= budget_mb for run in chunked),
     }  # fmt: skip
+    result["goals"] = {
+        "preprocess_bounded_memory": result["bounded_memory"],
+        "preprocess_rate_per_core_ge_0_9": result["rate_per_core_ratio"] >= 0.9,
+        # the same on CPU time: what the goal would read on a machine with idle cores
+        "preprocess_rate_per_cpu_ge_0_9": result["rate_per_cpu_ratio"] >= 0.9,
+    }
+    return result
 
 
 def bench_validate(rows: int, *, budget_mb: int = BUDGET_MB) -> dict[str, Any]:
@@ -258,6 +265,8 @@ def bench_validate(rows: int, *, budget_mb: int = BUDGET_MB) -> dict[str, Any]:
     return {
         "rows": rows, "budget_mb": budget_mb, "runs": runs, "same_results": same_results,
         "rows_per_s": big["rows_per_s"], "bounded_memory": big["peak_rss_mb"] <= budget_mb,
+        "goals": {"validate_ge_50k_rows_per_s": big["rows_per_s"] >= 50_000,
+                  "validate_same_results": same_results},
     }  # fmt: skip
 
 
@@ -301,14 +310,7 @@ def main() -> None:
     before = _machine()
     pre = bench_preprocess(args.rows, budget_mb=args.budget_mb, workers=args.workers)
     val = bench_validate(args.rows, budget_mb=args.budget_mb)
-    goals = {
-        "preprocess_bounded_memory": pre["bounded_memory"],
-        "preprocess_rate_per_core_ge_0_9": pre["rate_per_core_ratio"] >= 0.9,
-        # the same on CPU time: what the goal would read on a machine with idle cores
-        "preprocess_rate_per_cpu_ge_0_9": pre["rate_per_cpu_ratio"] >= 0.9,
-        "validate_ge_50k_rows_per_s": val["rows_per_s"] >= 50_000,
-        "validate_same_results": val["same_results"],
-    }
+    goals = pre["goals"] | val["goals"]
     machine = before | {"load_avg_after": [round(x, 2) for x in os.getloadavg()]}
     out = {
         "rows": args.rows,

@@ -312,3 +312,59 @@ def test_a_worker_killed_midway_fails_the_run_with_a_message_and_the_rerun_resum
     assert "committed by the attempt it resumed" in out
     scored = pd.read_parquet(reg.root / "out" / "scored.parquet")
     assert sorted(scored["row"]) == [r for r in range(n) if r not in {3, 10, 30, 40}]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["dask", "ray"])
+def test_the_same_predictions_on_a_local_dask_or_ray_cluster(
+    engine: str, prefect_api: str, registered: Registered, venv_env: dict[str, str]
+) -> None:
+    """`nlpflow infer` as a user runs it on a laptop (no Prefect server configured: the CLI's
+    temporary one, which the cluster's workers report to), chunks on a local cluster of 2
+    workers, against the same input scored in this process."""
+    reg = registered
+    (reg.root / "incoming").mkdir()
+    _rows(45).to_csv(reg.root / "incoming" / "tickets.csv", index=False)
+    local = _infer("out/local.parquet", "inference.chunk_rows=1000")
+    env = _env(reg, venv_env, prefect_api) | {"NLPFLOW_ENGINE": engine}
+    env.pop("PREFECT_API_URL")
+    sets = ["inference.source=incoming/tickets.csv", "inference.text_column=body",
+            "inference.id_column=ticket_id", f"inference.output=out/{engine}.parquet",
+            "inference.chunk_rows=10", "inference.batch_size=5"]  # fmt: skip
+    run = _start([a for s in sets for a in ("--set", s)], env)
+    out, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err[-4000:]
+    assert "5 chunk(s)" in out
+    assert f"chunks run on {engine} (2 local {engine} workers)" in err
+    a = pd.read_parquet(reg.root / "out" / "local.parquet")
+    b = pd.read_parquet(reg.root / "out" / f"{engine}.parquet")
+    pd.testing.assert_frame_equal(a.drop(columns=META), b.drop(columns=META))
+    assert local["rows_scored"] == len(b) == 41
+
+
+def test_a_long_stream_of_texts_does_not_grow_the_cleaners_vocabulary(
+    registered: Registered, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """spaCy keeps every distinct token it has seen; a worker scoring millions of rows (or a
+    server running for weeks) starts a fresh cleaner past VOCAB_LIMIT strings, answering the
+    same."""
+    import mlflow.pyfunc
+
+    import nlpflow.data.preprocess as preprocess
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registered.tracking_uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", registered.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{registered.name}/{registered.version}")
+    inner = model.unwrap_python_model()
+    texts = [f"refund for order {i} ref {i * 7919}" for i in range(16)]
+    before = model.predict(pd.DataFrame({"text": texts}))
+    first = inner.cleaner
+    monkeypatch.setattr(preprocess, "VOCAB_LIMIT", len(first.nlp.vocab.strings) + 5)
+    again = model.predict(
+        pd.DataFrame({"text": [f"{t} unseen{i} words{i}" for i, t in enumerate(texts)]})
+    )
+    assert inner.cleaner is not first  # grown past the limit: replaced
+    assert len(inner.cleaner.nlp.vocab.strings) < len(first.nlp.vocab.strings)
+    after = model.predict(pd.DataFrame({"text": texts}))
+    pd.testing.assert_frame_equal(before, after)
+    assert len(again) == len(texts)

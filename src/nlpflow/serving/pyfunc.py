@@ -192,7 +192,11 @@ class TextClassifierModel(PythonModel):
         except InvalidRequest as exc:
             # The scoring server turns this error code into HTTP 400 with the message as JSON.
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
-        return in_predict_thread(predict_frame, self.model, self.cleaner, texts)
+        answer = in_predict_thread(predict_frame, self.model, self.cleaner, texts)
+        if self.cleaner.grown():  # a server's (or a batch's) texts would fill memory with
+            # spaCy's vocabulary; a fresh cleaner changes no answer (nlpflow.data.preprocess)
+            self.cleaner = type(self.cleaner)(self.cleaner.params)
+        return answer
 
 
 def served_config(pyfunc_model: Any) -> dict[str, Any]:
