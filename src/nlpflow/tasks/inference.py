@@ -200,8 +200,9 @@ class Workers:
         self.engine, self.runner = engine, runner
         self.seconds = 0.0  # the scoring's wall time (score_all)
         # torch threads per worker process: NLPFLOW_WORKER_THREADS, else this machine's cores
-        # shared out (0: as the process is, this one's)
-        shared = max(1, default_workers() // engine.workers)
+        # shared out among the workers started here; a running cluster's workers are as the
+        # cluster set them up (0: left alone)
+        shared = 0 if engine.address else max(1, default_workers() // engine.workers)
         self.threads = threads or shared
 
     @property
