@@ -116,7 +116,9 @@ def _times(
             years = bool(numbers.dropna().between(1000, 9999).all())
         unit = None if years else "s"
         text = numbers.map(lambda v: None if pd.isna(v) else str(int(v))) if years else numbers
-        return pd.to_datetime(text, utc=True, unit=unit, errors="raise", format="%Y" if years else None)
+        return pd.to_datetime(
+            text, utc=True, unit=unit, errors="raise", format="%Y" if years else None
+        )
     parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
     bad = parsed.isna() & values.notna()
     if bad.any():
@@ -185,7 +187,9 @@ def _table_suffix(path: Path) -> str:
     return plain_name(path).suffix.lower()
 
 
-def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
+def folder_files(folder: Path) -> tuple[list[Path], dict[str, Path]]:
+    """A folder source's data files (hidden files and READMEs left out), and those of them
+    that name a split (train.csv, dev.jsonl...) by split: read whole or streamed alike."""
     files = _regular_files(
         p for p in folder.iterdir()
         if not p.name.startswith(".") and not plain_name(p).stem.lower().startswith("readme")
@@ -196,6 +200,11 @@ def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
         if _table_suffix(p) in TABLE_SUFFIXES
     }
     split_files.pop(None, None)
+    return files, {str(split): path for split, path in split_files.items()}
+
+
+def _read_folder(folder: Path, params: DataParams) -> pd.DataFrame:
+    files, split_files = folder_files(folder)
     if split_files:
         frames = []
         for split, path in split_files.items():
@@ -280,6 +289,14 @@ def glob_root(path: Path) -> Path:
     return Path(*parts[:first])
 
 
+def check_source_path(path: Path) -> None:
+    """A source that is not there, or is a FIFO or device, stops gather before anything opens
+    it (a FIFO blocks the first read forever)."""
+    if not path.exists():
+        raise DataSourceError(f"data source {path} does not exist: check data.source.")
+    refuse_special(path)
+
+
 def load_source(path: Path, params: DataParams) -> tuple[pd.DataFrame, str]:
     """Read the source into columns text, label, source_row (and split when it has one).
 
@@ -287,9 +304,7 @@ def load_source(path: Path, params: DataParams) -> tuple[pd.DataFrame, str]:
     """
     if is_glob(path):
         return _load_glob(path, params)
-    if not path.exists():
-        raise DataSourceError(f"data source {path} does not exist: check data.source.")
-    refuse_special(path)  # before anything opens it: a FIFO blocks the first read forever
+    check_source_path(path)
     fmt: str = params.format
     if params.split_files:
         frame = _read_split_files(path, params)

@@ -17,7 +17,7 @@ import re
 import stat
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -161,25 +161,33 @@ _JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a num
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     """One JSON object a line, parsed line by line so an error names the file's own line
     (json.loads of a chunk said line 1). Split on newlines only: JSON strings may hold U+2028."""
-    records = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataSourceError(
-                f"{path} line {number} is not valid JSON: {exc.msg} at column {exc.colno}. "
-                "Fix or remove that line (JSONL holds one JSON object a line)."
-            ) from None
-        if not isinstance(record, dict):
-            raise DataSourceError(
-                f"{path} line {number} holds {_JSON_TYPES.get(type(record), 'a value')}, not "
-                'an object: each line must be one object like {"text": "...", "label": "..."}.'
-            )
-        records.append(record)
+    records = [
+        record
+        for number, line in enumerate(text.split("\n"), start=1)
+        if (record := jsonl_record(path, number, line)) is not None
+    ]
     # Records as objects: pandas would turn int labels with one null into floats ("1.0").
     return pd.DataFrame(records, dtype=object)
+
+
+def jsonl_record(path: Path, number: int, line: str) -> dict[str, Any] | None:
+    """Line `number` of a JSONL file as its object (None for a blank line), or a
+    DataSourceError naming the line and what is wrong with it."""
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataSourceError(
+            f"{path} line {number} is not valid JSON: {exc.msg} at column {exc.colno}. "
+            "Fix or remove that line (JSONL holds one JSON object a line)."
+        ) from None
+    if not isinstance(record, dict):
+        raise DataSourceError(
+            f"{path} line {number} holds {_JSON_TYPES.get(type(record), 'a value')}, not "
+            'an object: each line must be one object like {"text": "...", "label": "..."}.'
+        )
+    return record
 
 
 def _read_delimited(path: Path, text: str, fmt: str, params: DataParams) -> pd.DataFrame:

@@ -1,9 +1,9 @@
 """Parquet a chunk at a time: sizes from the footer, batches in, row groups out.
 
-    for frame in iter_frames(Path("data/gathered/train.parquet"), rows=50_000):
-        ...
-    with ParquetSink(Path("out.parquet"), schema) as sink:
-        sink.write(batch)
+for frame in iter_frames(Path("data/gathered/train.parquet"), rows=50_000):
+    ...
+with ParquetSink(Path("out.parquet"), schema) as sink:
+    sink.write(batch)
 """
 
 from __future__ import annotations

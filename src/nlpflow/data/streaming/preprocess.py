@@ -59,9 +59,7 @@ def chunk_rows(
     return None if plan is None else plan.rows
 
 
-def parent_budget(
-    runtime: RuntimeParams | None, params: PreprocessParams
-) -> RuntimeParams | None:
+def parent_budget(runtime: RuntimeParams | None, params: PreprocessParams) -> RuntimeParams | None:
     """The budget left to this process once the cleaning workers' own memory is paid for."""
     workers = params.n_process if params.n_process > 1 else 0
     if runtime is None or runtime.max_memory_mb is None or not workers:

@@ -39,9 +39,10 @@ from nlpflow.config.params import DataParams
 from nlpflow.config.source_kinds import is_glob
 from nlpflow.data.local_source import (
     _detect_format,
-    _regular_files,
+    check_source_path,
     _select,
     _table_suffix,
+    folder_files,
     glob_root,
     matching_files,
     split_file_paths,
@@ -57,7 +58,7 @@ from nlpflow.data.reading import (
     plain_name,
     refuse_special,
 )
-from nlpflow.data.splits import SPLIT_ALIASES, SPLIT_COLUMN, split_name
+from nlpflow.data.splits import SPLIT_COLUMN, split_name
 from nlpflow.errors import DataSourceError
 
 BLOCK = 1 << 20  # bytes read from a file at a time
@@ -224,9 +225,7 @@ def _chunks(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def iter_delimited(
-    path: Path, fmt: str, params: DataParams, rows: int
-) -> Iterator[pd.DataFrame]:
+def iter_delimited(path: Path, fmt: str, params: DataParams, rows: int) -> Iterator[pd.DataFrame]:
     """reading._read_delimited's frame, `rows` rows at a time."""
     stream = CheckedText(path, params.decode_errors)
     quoting: Literal[0, 1, 2, 3] = (
@@ -264,29 +263,14 @@ def iter_delimited(
 
 def iter_jsonl(path: Path, params: DataParams, rows: int) -> Iterator[pd.DataFrame]:
     """reading._read_jsonl's frame, `rows` records at a time."""
-    import json
-
-    from nlpflow.data.reading import _JSON_TYPES
+    from nlpflow.data.reading import jsonl_record
 
     def records() -> Iterator[dict[str, Any]]:
         lines = split_lines(CheckedText(path, params.decode_errors).blocks(), universal=False)
         for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataSourceError(
-                    f"{path} line {number} is not valid JSON: {exc.msg} at column {exc.colno}. "
-                    "Fix or remove that line (JSONL holds one JSON object a line)."
-                ) from None
-            if not isinstance(record, dict):
-                raise DataSourceError(
-                    f"{path} line {number} holds {_JSON_TYPES.get(type(record), 'a value')}, "
-                    'not an object: each line must be one object like {"text": "...", '
-                    '"label": "..."}.'
-                )
-            yield record
+            record = jsonl_record(path, number, line)
+            if record is not None:
+                yield record
 
     for batch in _chunks(records(), rows):
         yield pd.DataFrame(batch, dtype=object)
@@ -387,9 +371,7 @@ def plan_source(path: Path, params: DataParams) -> tuple[list[Part], str]:
     """The files of `path` and the format, as load_source reads them (its checks included)."""
     if is_glob(path):
         return _plan_glob(path, params)
-    if not path.exists():
-        raise DataSourceError(f"data source {path} does not exist: check data.source.")
-    refuse_special(path)
+    check_source_path(path)
     fmt: str = params.format
     if params.split_files:
         paths = split_file_paths(path, params)
@@ -420,16 +402,7 @@ def parquet_dataset_files(folder: Path) -> list[Path]:
 
 def _plan_folder(folder: Path) -> list[Part]:
     """_read_folder's files: split files when there are some, else one file per label."""
-    files = _regular_files(
-        p for p in folder.iterdir()
-        if not p.name.startswith(".") and not plain_name(p).stem.lower().startswith("readme")
-    )  # fmt: skip
-    split_files = {
-        SPLIT_ALIASES.get(plain_name(p).stem.lower()): p
-        for p in files
-        if _table_suffix(p) in TABLE_SUFFIXES
-    }
-    split_files.pop(None, None)
+    files, split_files = folder_files(folder)
     if split_files:
         return [
             Part(p, TABLE_SUFFIXES[_table_suffix(p)], split=str(split))

@@ -234,6 +234,8 @@ def gx_chunk_validator(runner: Any) -> Callable[[pd.DataFrame, dict[str, Any]], 
 class Streamed:
     """What validate reports and writes, from the streaming path."""
 
+    # the fields of nlpflow.data.validation.Validated, the protocol this implements
+    # pylint: disable=duplicate-code
     checks: list[CheckResult]
     results: dict[str, Any]  # merged GX results, by check id
     rows: dict[str, int]
@@ -243,6 +245,7 @@ class Streamed:
     quarantined: dict[str, int]
     quarantined_rows: int
     quarantine_file: Path
+    # pylint: enable=duplicate-code
     profile: dict[str, Any]
     info: dict[str, Any]
     splits: Splits
