@@ -326,7 +326,8 @@ def test_the_same_predictions_on_a_local_dask_or_ray_cluster(
     (reg.root / "incoming").mkdir()
     _rows(45).to_csv(reg.root / "incoming" / "tickets.csv", index=False)
     local = _infer("out/local.parquet", "inference.chunk_rows=1000")
-    env = _env(reg, venv_env, prefect_api) | {"NLPFLOW_ENGINE": engine}
+    # RAY_AUTH_MODE: a local Ray would otherwise write a token to ~/.ray (test_sweep_engines)
+    env = _env(reg, venv_env, prefect_api) | {"NLPFLOW_ENGINE": engine, "RAY_AUTH_MODE": "disabled"}
     env.pop("PREFECT_API_URL")
     sets = ["inference.source=incoming/tickets.csv", "inference.text_column=body",
             "inference.id_column=ticket_id", f"inference.output=out/{engine}.parquet",

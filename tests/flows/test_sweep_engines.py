@@ -193,7 +193,12 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def cli_env(project: Path, prefect_api: str) -> dict[str, str]:
-    return cli_environment(project, MODEL) | {"PREFECT_API_URL": prefect_api}
+    # RAY_AUTH_MODE: Ray 2.60 turns token auth on for `ray start` once a token file exists
+    # (~/.ray/auth_token, written by any local ray.init on the machine), and its client then
+    # times out unauthenticated; the head and the client of this test run without it
+    return cli_environment(project, MODEL) | {
+        "PREFECT_API_URL": prefect_api, "RAY_AUTH_MODE": "disabled",
+    }  # fmt: skip
 
 
 def _cli_sweep(
