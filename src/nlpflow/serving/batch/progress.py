@@ -231,14 +231,13 @@ def _commit_file_chunk(
     return summary
 
 
-def _join_parts(parts: list[Path], path: Path, *, fmt: str) -> int:
-    """The parts, in order, as one file at `path` (replaced atomically); rows written."""
+def _join_parts(parts: list[Path], path: Path, *, fmt: str) -> None:
+    """The parts, in order, as one file at `path` (replaced atomically)."""
     handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     os.close(handle)
-    rows = 0
     try:
         if fmt == "parquet":
-            rows = _join_parquet(parts, partial)
+            _join_parquet(parts, partial)
         else:
             with open(partial, "wb") as out:
                 for number, part in enumerate(parts):
@@ -246,22 +245,12 @@ def _join_parts(parts: list[Path], path: Path, *, fmt: str) -> int:
                         if fmt == "csv" and number > 0:
                             fh.readline()  # every part has the header; the file has it once
                         shutil.copyfileobj(fh, out, 1 << 20)
-            rows = sum(_rows_of(part, fmt) for part in parts)
         os.replace(partial, path)
     finally:
         Path(partial).unlink(missing_ok=True)
-    return rows
 
 
-def _rows_of(part: Path, fmt: str) -> int:
-    import pyarrow.parquet as pq
-
-    if fmt == "parquet":
-        return int(pq.ParquetFile(part).metadata.num_rows)
-    return -1  # counted from the summaries instead
-
-
-def _join_parquet(parts: list[Path], partial: str) -> int:
+def _join_parquet(parts: list[Path], partial: str) -> None:
     """Row groups of every part under one schema: a column all null in one chunk (null type)
     takes the type the others give it."""
     import pyarrow as pa
@@ -272,7 +261,6 @@ def _join_parquet(parts: list[Path], partial: str) -> int:
     typed = [p for p, n in zip(parts, sizes, strict=True) if n] or parts[:1]
     schemas = [pq.read_schema(p).remove_metadata() for p in typed]
     schema = pa.unify_schemas(schemas, promote_options="permissive")
-    rows = 0
     with pq.ParquetWriter(partial, schema) as writer:
         for part, size in zip(parts, sizes, strict=True):
             if not size and part not in typed:
@@ -283,8 +271,6 @@ def _join_parquet(parts: list[Path], partial: str) -> int:
                 if name not in table.column_names:
                     table = table.append_column(name, pa.nulls(len(table), schema.field(name).type))
             writer.write_table(table.select(schema.names).cast(schema))
-            rows += len(table)
-    return rows
 
 
 def _finish_files(
