@@ -177,6 +177,22 @@ def test_quarantine_moves_the_same_rows_and_accepts_the_same_rows(
     assert profile["rows"] == sum(whole.summary["rows"].values())
 
 
+def test_chunked_runs_leave_the_next_run_s_gx_project_as_it_was(
+    runs: dict[str, tuple[Run, Run]],
+) -> None:
+    """GX fills its defaults into the result-format dict it is handed: had the chunked runs
+    (the fixture's, in this process) shared one with the checkpoint, the next run in memory
+    would find its stored checkpoint stale and rewrite gx/, which validate's cache key hashes
+    (a no-op rerun then validated again)."""
+    whole = runs["fail"][0]
+    files = sorted(p for p in (whole.root / "gx").rglob("*") if p.is_file())
+    before = {p: p.read_bytes() for p in files}
+    assert any(p.parent.name == "checkpoints" for p in files)
+    again = _run(whole.root, CASES["fail"], None)
+    assert {p: p.read_bytes() for p in files} == before
+    assert again.summary["suite_updated"] is False
+
+
 def test_chunk_tables_are_the_whole_table_cut_in_pieces(tmp_path: Path) -> None:
     splits = planted_splits()
     for name, frame in splits.items():

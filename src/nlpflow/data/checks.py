@@ -14,7 +14,13 @@ import pandas as pd
 
 ROW_ID = "row_id"
 LENGTH_BIN = "length_bin"
-RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]}
+
+
+def result_format() -> dict[str, Any]:
+    """GX's result format for every check, a new dict on each call: GX fills its defaults into
+    the dict it is given, so one shared dict, once used to validate a chunk, no longer equals
+    the stored checkpoint's and gx/ was rewritten (and validate's cache missed)."""
+    return {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]}
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from nlpflow.data.check_results import (
     run_checks,
     write_quarantine,
 )
-from nlpflow.data.checks import RESULT_FORMAT, Check
+from nlpflow.data.checks import Check, result_format
 from nlpflow.data.splits import SPLITS, load_splits, split_paths
 from nlpflow.data.suites import Suite, streaming_role, suite_role
 from nlpflow.errors import DataValidationError
@@ -98,7 +98,7 @@ def validate(
     checks = role.build_checks(params)
     context = open_project(gx_dir or dst / "gx", dst)
     suite, updated = sync_suite(context, [c.expectation for c in checks], suite_name(task))
-    runner = checkpoint(context, suite, RESULT_FORMAT)
+    runner = checkpoint(context, suite, result_format())
     ref = load_profile(reference)
     folder = quarantine or dst / "quarantine"
     rows = _chunk_rows(src, runtime, task)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from nlpflow.data.checks import RESULT_FORMAT
+from nlpflow.data.checks import result_format
 
 
 @dataclass
@@ -73,7 +73,7 @@ def _validated(config: Any, metrics: dict[str, Any]) -> Any:
     )
 
     out = config.to_domain_obj()._validate(
-        metrics=metrics, runtime_configuration={"result_format": RESULT_FORMAT}
+        metrics=metrics, runtime_configuration={"result_format": result_format()}
     )
     return ExpectationValidationResult(
         success=bool(out["success"]), result=out.get("result") or {}, expectation_config=config

@@ -41,7 +41,7 @@ from nlpflow.data.check_results import (
     quarantine_frame,
     quarantine_rows,
 )
-from nlpflow.data.checks import RESULT_FORMAT, Check
+from nlpflow.data.checks import Check, result_format
 from nlpflow.data.splits import SPLITS
 from nlpflow.data.streaming import RowCost
 from nlpflow.data.streaming.gx_merge import MergedResults
@@ -222,7 +222,7 @@ def gx_chunk_validator(runner: Any) -> Callable[[pd.DataFrame, dict[str, Any]], 
         validator = Validator(
             batch_definition=definition.batch_definition,
             batch_parameters={"dataframe": table},
-            result_format=RESULT_FORMAT,
+            result_format=result_format(),
         )
         outcome = validator.validate_expectation_suite(definition.suite, suite_params)
         return keyed_results(outcome.results)
