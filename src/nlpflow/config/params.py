@@ -40,6 +40,7 @@ from nlpflow.config.sections.train import (
     CheckpointParams,
     DistributedParams,
     TrainParams,
+    baseline_is_model,
     baseline_train,
     family_knobs,
     read_by_train,
@@ -59,7 +60,7 @@ __all__ = [
     "InferenceParams", "MainMetric", "Params", "PreprocessParams", "RegisterParams", "RuntimeParams",
     "ScheduleParams", "SearchDimension", "ServeParams", "SliceParams", "SpacyTextcatParams",
     "SplitParams", "SvmParams", "SweepParams", "TfidfParams", "TrainParams", "ValidateParams",
-    "apply_override", "baseline_train", "family_knobs", "flatten", "load_params", "merge", "parse_params",
+    "apply_override", "baseline_is_model", "baseline_train", "family_knobs", "flatten", "load_params", "merge", "parse_params",
     "read_by_train", "train_overlay",
 ]  # fmt: skip
 

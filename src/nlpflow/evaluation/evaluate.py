@@ -39,9 +39,11 @@ def evaluate(
     `task`: the NLP task (params `task`) whose Scoring module scores it; `baseline_dir`: the
     baseline stage's model (None: not scored); `behavioural`: the behavioural test file (None:
     no tests, pass rate null)."""
+    from nlpflow.training.families import baseline_folder
+
     inputs = EvaluateInputs(
         model_dir=model_dir, src=src, plots_dir=plots_dir, out_dir=out_dir, params=params,
-        baseline_dir=baseline_dir, behavioural=behavioural,
+        baseline_dir=baseline_folder(baseline_dir, model_dir), behavioural=behavioural,
     )  # fmt: skip
     # the folder is this stage's output: charts of another task's (or an earlier) run must not
     # pass for this one's (DVC removes outputs before a stage runs; nlpflow run does not)

@@ -11,7 +11,10 @@ else lines on the `nlpflow.training.train` logger.
 from __future__ import annotations
 
 import csv
+import json
+import logging
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -25,12 +28,15 @@ from nlpflow.config.params import PreprocessParams, TrainParams
 from nlpflow.data.splits import load_splits
 from nlpflow.training import distributed
 from nlpflow.training.families import (
+    SAME_AS_MODEL,
     XY,
     EpochCallback,
     TextClassifier,
     family_code,
     update_manifest,
 )
+
+log = logging.getLogger("nlpflow.train")
 
 
 class TrainReport(BaseModel):
@@ -295,13 +301,27 @@ def train_baseline(
     text-classification tfidf_logreg) on the same splits (its train section, train.seed, no
     augmentation): the yardstick every challenger must beat before the promotion gate lets it
     become champion."""
-    from nlpflow.config.params import baseline_train
+    from nlpflow.config.params import baseline_is_model, baseline_train
 
-    baseline = baseline_train(params, family or get_nlp_task(task).baseline)
+    family = family or get_nlp_task(task).baseline
+    if baseline_is_model(params, family):  # train trains this very model: not twice
+        return _same_as_model(dst, family)
+    baseline = baseline_train(params, family)
     return train(
         src=src, dst=dst, history_path=dst / "history.csv", params=baseline,
         preprocess=preprocess, labels=labels, task=task, root=root,
     )  # fmt: skip
+
+
+def _same_as_model(dst: Path, family: str) -> TrainReport:
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    reason = (
+        "train.family is the baseline's family, with the same params: the model is its own baseline"
+    )
+    (dst / SAME_AS_MODEL).write_text(json.dumps({"family": family, "reason": reason}) + "\n")
+    log.info("baseline: %s (not trained twice)", reason)
+    return TrainReport(family=family, labels=[], epochs=0, seconds=0.0, history=[])
 
 
 def training_key(src: Path, params: TrainParams, labels: list[str]) -> str:

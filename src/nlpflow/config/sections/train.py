@@ -278,6 +278,12 @@ def baseline_train(train: TrainParams, family: str) -> TrainParams:
     return train.model_copy(update={"family": family, "augment": AugmentParams()})
 
 
+def baseline_is_model(train: TrainParams, family: str) -> bool:
+    """Whether the baseline stage would train the very model train trains (same family, same
+    params, no augmentation): it then trains nothing, and the model is its own baseline."""
+    return baseline_train(train, family) == train
+
+
 def read_by_train(train: TrainParams) -> dict[str, Any]:
     """The train params the chosen family reads, as a params.yaml subtree."""
     values = train.model_dump(mode="json")

@@ -30,15 +30,18 @@ def _write(path: Path, tree: dict[str, Any]) -> None:
 
 
 def run(ctx: StageContext) -> BaseModel:
-    from nlpflow.config.params import baseline_train, flatten, read_by_train
+    from nlpflow.config.params import baseline_is_model, baseline_train, flatten, read_by_train
 
     chosen = {"train": read_by_train(ctx.params.train)}
     _write(ctx.path(TRAIN_PARAMS), chosen)
     family = ctx.params.baseline_family
+    # same_as_model flips when train's own family or params do: the baseline stage (which
+    # then trains nothing) must run again, though its family's knobs did not change
     _write(
         ctx.path(BASELINE_PARAMS),
-        {"train": read_by_train(baseline_train(ctx.params.train, family))},
-    )
+        {"train": read_by_train(baseline_train(ctx.params.train, family)),
+         "same_as_model": baseline_is_model(ctx.params.train, family)},
+    )  # fmt: skip
     return TrainParamsReport(
         family=ctx.params.train.family, fields=len(flatten(chosen)), path=TRAIN_PARAMS,
         baseline=family,

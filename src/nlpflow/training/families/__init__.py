@@ -22,6 +22,8 @@ from nlpflow.config.params import FAMILIES, TrainParams
 from nlpflow.errors import ModelError, StageInputError
 
 MANIFEST = "nlpflow.json"
+# the whole baseline folder when the baseline stage would have trained the model itself
+SAME_AS_MODEL = "same_as_model.json"
 EpochCallback = Callable[[int, dict[str, float]], None]
 # Inputs and targets: texts and labels (text-classification); token lists and BIO tag lists
 # (token-classification)
@@ -133,6 +135,14 @@ def family_code(name: str) -> tuple[FitFamily, Any]:
     spec = FAMILIES[name]
     module = importlib.import_module(f"nlpflow.training.families.{spec.code}")
     return getattr(module, spec.fit), getattr(module, spec.model)
+
+
+def baseline_folder(baseline_dir: Path | None, model_dir: Path) -> Path | None:
+    """The folder of the model evaluate scores as the baseline: the model's own when the
+    baseline stage found it would train that very model (nlpflow.training.train)."""
+    if baseline_dir is not None and (baseline_dir / SAME_AS_MODEL).is_file():
+        return model_dir
+    return baseline_dir
 
 
 def load_model(path: Path) -> TextClassifier:
