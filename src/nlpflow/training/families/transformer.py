@@ -398,16 +398,17 @@ def quiet_transformers() -> Iterator[None]:
 
 
 def set_cpu_threads(threads: int | None) -> None:
-    """torch on the physical cores: hyper-threads share one core's matmul units, and
-    oversubscribing them slows training down."""
+    """torch's CPU threads: `threads` (train.cpu_threads), else the physical cores that no
+    other process keeps busy (nlpflow.training.threads: oversubscribed, all threads stall)."""
+    import logging
+
     import torch
 
-    if threads is None:
-        try:
-            import psutil
+    from nlpflow.training.threads import choose_threads
 
-            threads = psutil.cpu_count(logical=False) or None
-        except ImportError:
-            threads = None
-    if threads:
-        torch.set_num_threads(threads)
+    chosen, why = choose_threads(threads)
+    torch.set_num_threads(chosen)
+    if threads is None:
+        logging.getLogger("nlpflow.train").info(
+            "torch threads: %d (%s; train.cpu_threads sets them)", chosen, why
+        )
