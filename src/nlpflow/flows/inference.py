@@ -18,6 +18,7 @@ from prefect import flow
 from nlpflow.shutdown import watch_stop_signals
 from nlpflow.tasks import inference as t
 from nlpflow.tasks.prologue import flow_prologue
+from nlpflow.tasks.stages import unless_stopped
 
 
 @flow(name="nlpflow-inference", log_prints=True)
@@ -48,7 +49,7 @@ def inference_flow(
                     settings, plan, model, summaries, run_id, len(job.done), pool.seconds
                 )
             except BaseException:
-                t.end_tracking(settings, run_id, failed=True)
+                unless_stopped(t.end_tracking)(settings, run_id, failed=True)
                 raise
         t.end_tracking(settings, run_id, failed=False)
     finally:

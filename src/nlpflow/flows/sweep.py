@@ -21,7 +21,7 @@ from nlpflow.config.params import SweepParams
 from nlpflow.pipeline.stages import StageContext
 from nlpflow.tasks.engine import dashboard_line, dashboard_url, shared_api
 from nlpflow.tasks.prologue import flow_prologue, holding_project
-from nlpflow.tasks.stages import end_tracking, wants_gpu
+from nlpflow.tasks.stages import end_tracking, unless_stopped, wants_gpu
 from nlpflow.tasks.sweep import (
     PREPARE,
     PREPARE_TASKS,
@@ -63,7 +63,7 @@ def sweep_flow(
         reports, where = _run_trials(ctx, ref, run_id)
         report = finish_task(ctx, ref, run_id, reports, started)
     except BaseException:
-        end_tracking(ctx, run_id, failed=True)
+        unless_stopped(end_tracking)(ctx, run_id, failed=True)
         raise
     end_tracking(ctx, run_id, failed=False)
     print(

@@ -39,6 +39,7 @@ from nlpflow.tasks.stages import (
     record_in_dvc,
     run_stage_cached,
     start_tracking,
+    unless_stopped,
 )
 
 
@@ -57,7 +58,7 @@ def training_flow(
         try:
             summary, message = _run_stages(ctx, run_id, record_dvc, force=force)
         except BaseException:
-            end_tracking(ctx, run_id, failed=True)
+            unless_stopped(end_tracking)(ctx, run_id, failed=True)
             raise
         end_tracking(ctx, run_id, failed=False)
     # A skip and a run that reused every stage are told apart from a training at a glance:

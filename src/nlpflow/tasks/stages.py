@@ -83,6 +83,16 @@ def nlpflow_task(name: str, *, retries: int) -> Callable[[Callable[P, R]], Task[
     return decorate
 
 
+def unless_stopped(fn: Task[P, R]) -> Callable[P, R]:
+    """The task, or its plain function once a stop signal arrived: a stopped process closes
+    its MLflow run within its few seconds without a round trip to the Prefect API, whose
+    temporary server the same signal (sent to the process group) is stopping; a task run
+    there could wait on retries past the deadline and leave the MLflow run RUNNING."""
+    from nlpflow.shutdown import stopped_by
+
+    return fn.fn if stopped_by() is not None else cast(Callable[P, R], fn)
+
+
 @dataclass
 class StageCache(CachePolicy):
     """Key = nlpflow.pipeline.fingerprint.stage_key: stage name, input content, params sections,
