@@ -73,8 +73,12 @@ def main() -> None:
     print("| what | rows | seconds |\n|---|---|---|")
     print(f"| leak_subphrase check (ours) | {len(queries)} in {len(train)} | {ours:.2f} |")
     print(f"| group_subphrases containers (ours) | {len(rows)} | {grouping:.2f} |")
-    print(f"| `in` scan, estimated from {len(sample)} | {len(queries)} in {len(train)} | {naive_s:.0f} |")
-    print(f"\nflagged {result['flagged']} of {len(queries)}; {result['contained_rows']} rows inside another")
+    print(
+        f"| `in` scan, estimated from {len(sample)} | {len(queries)} in {len(train)} | {naive_s:.0f} |"
+    )
+    print(
+        f"\nflagged {result['flagged']} of {len(queries)}; {result['contained_rows']} rows inside another"
+    )
     out = ROOT / "reports" / "bench" / "subphrase.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

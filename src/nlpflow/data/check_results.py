@@ -32,6 +32,7 @@ class CheckResult(BaseModel):
     observed: Any = None
     details: dict[str, Any] = {}  # e.g. a drift check's shares and their change
     examples: list[dict[str, Any]] = []
+    fix: str = ""  # what to change, when the generic advice (validate.policy) would be wrong
 
 
 class ValidationReport(BaseModel):
@@ -52,10 +53,67 @@ class ValidationReport(BaseModel):
     report_html: str
     # validated chunk by chunk (runtime.max_memory_mb): rows per chunk, chunks, passes
     streamed: dict[str, Any] | None = None
+    # the gathered splits came with the source (an official test set), from its manifest
+    split_from_source: bool | None = None
 
     @property
     def failed(self) -> list[CheckResult]:
-        return [c for c in self.checks if not c.success]
+        """Broken checks that stop the run (warn-policy ones only warn)."""
+        return [c for c in self.checks if not c.success and c.policy != "warn"]
+
+    @property
+    def warned(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success and c.policy == "warn"]
+
+
+LEAK_CHECKS = ("leak_exact", "leak_normalized", "leak_subphrase")
+
+
+def leak_fix(check_id: str, *, split_from_source: bool | None) -> str:
+    """The fix of a leak check. Quarantine would move the flagged rows, which are the test
+    (or validation) rows: on a source's own test split, an official benchmark's, it would cut
+    the set every published figure is measured on, so the fix drops from train instead."""
+    if check_id not in LEAK_CHECKS:
+        return ""
+    if split_from_source:
+        if check_id == "leak_subphrase":
+            return (
+                "the splits came with the source, so keep its validation and test sets whole: "
+                "remove the train rows holding these texts from the source, or accept the "
+                "overlap (validate.policy.leak_subphrase: warn). data.test_overlap: "
+                "drop_from_train drops only train rows equal to a test text. Quarantine would "
+                "cut rows from the source's own test set."
+            )
+        return (
+            "the test split came with the source: set data.test_overlap: drop_from_train, "
+            "which drops the train and validation rows repeating a test text and keeps the "
+            "test set whole. Quarantine would cut rows from the source's own test set."
+        )
+    if check_id == "leak_subphrase":
+        return (
+            "set data.split.group_subphrases: true, so a text inside another lands in its "
+            "split (gather splits again), or raise validate.subphrase_min_tokens."
+        )
+    return (
+        "set data.split.group_duplicates: true (texts equal up to case, accents, spacing and "
+        "punctuation land in one split), or data.dedupe: normalized."
+    )
+
+
+def with_fixes(checks: list[CheckResult], *, split_from_source: bool | None) -> list[CheckResult]:
+    return [
+        c.model_copy(update={"fix": leak_fix(c.id, split_from_source=split_from_source)})
+        if not c.success and c.id in LEAK_CHECKS
+        else c
+        for c in checks
+    ]
+
+
+def warning_text(check: CheckResult) -> str:
+    """A warn-policy check that broke, as the run's warnings list it."""
+    where = ", ".join(f"{n} {s}" for s, n in check.by_split.items())
+    text = f"{check.check} [{check.id}]: {check.unexpected_count} rows ({where})"
+    return text + (f". Fix: {check.fix}" if check.fix else "")
 
 
 def run_checks(
@@ -243,6 +301,8 @@ def format_failures(report: ValidationReport) -> str:
             lines.append(
                 f"      {ex['split']} row {ex['source_row']}: label={ex['label']!r} text={ex['text']!r}"
             )
+        if check.fix:
+            lines.append(f"      Fix: {check.fix}")
         if check.id == "label_variants" and check.details.get("label_map"):
             for keep, variants in check.details["groups"].items():
                 shown = ", ".join(repr(v) for v in variants)
@@ -253,8 +313,8 @@ def format_failures(report: ValidationReport) -> str:
             )
     if report.quarantined:
         lines.append(f"  Quarantined first: {report.quarantined} (see {report.quarantine_file}).")
-    lines.append(
-        f"  Full report: {report.report_html}. Fix the data, or the validate.* params "
-        "(validate.policy.<check id>: quarantine moves offending rows aside instead)."
-    )
+    advice = "Fix the data, or the validate.* params"
+    if not all(c.fix for c in report.failed):  # a check's own fix says what quarantine would do
+        advice += " (validate.policy.<check id>: quarantine moves offending rows aside instead)"
+    lines.append(f"  Full report: {report.report_html}. {advice}.")
     return "\n".join(lines)

@@ -121,6 +121,8 @@ def _header(report: ValidationReport, source: dict[str, Any], created: datetime)
         badges = [_badge("bad big", "FAILED"), f"{failed} of {total} checks failed"]
     if report.quarantined_rows:
         badges.append(_badge("warn big", f"{report.quarantined_rows} rows quarantined"))
+    if report.warned:
+        badges.append(_badge("warn big", f"{len(report.warned)} checks warn"))
     facts = {
         "Data source": _e(source.get("source", "")) or "—",
         "Source digest (SHA-256)": f"<code>{_e(source['source_sha256'])}</code>"
@@ -156,7 +158,8 @@ def _failures(report: ValidationReport) -> str:
             f"<p><code>{_e(check.id)}</code> · <code>{_e(check.expectation)}</code> · "
             f"policy {_e(check.policy)}</p>"
             f"<p>{_unexpected(check, plain=True)}{_observed_line(check)}</p>"
-            f"{_examples(check)}</section>"
+            + (f"<p>Fix: {_e(check.fix)}</p>" if check.fix else "")
+            + f"{_examples(check)}</section>"
         )
     return "<h2>Failed checks</h2>" + "".join(cards)
 
