@@ -39,6 +39,8 @@ CHECKS = [
     ("leak_exact", "no test text appears in train", "expect_column_values_to_be_in_set"),
     ("leak_normalized", "no test text appears in train up to case, accents, spacing and punctuation",
      "expect_column_values_to_be_in_set"),
+    ("leak_subphrase", "no validation or test text of 4+ words appears inside a train text (whole words, "
+     "up to case, accents, spacing and punctuation)", "expect_column_values_to_be_between"),
     ("class_imbalance", "largest class is at most 20x each class in train", "expect_column_values_to_be_between"),
     ("encoding_damage", "at most 0.10% of texts hold U+FFFD or control characters",
      "expect_column_values_to_have_no_encoding_damage"),

@@ -70,34 +70,38 @@ LEAK_CHECKS = ("leak_exact", "leak_normalized", "leak_subphrase")
 
 
 def leak_fix(check_id: str, *, split_from_source: bool | None) -> str:
-    """The fix of a leak check. Quarantine would move the flagged rows, which are the test
-    (or validation) rows: on a source's own test split, an official benchmark's, it would cut
-    the set every published figure is measured on, so the fix drops from train instead."""
+    """The fix of a leak check: True, the splits came with the source; False, nlpflow made
+    them; None, not known (no gather manifest). Quarantine would move the flagged rows, which
+    are test (or validation) rows: on a source's own test split, an official benchmark's, it
+    would cut the set every published figure is measured on, so the fix drops from train."""
     if check_id not in LEAK_CHECKS:
         return ""
-    if split_from_source:
-        if check_id == "leak_subphrase":
-            return (
-                "the splits came with the source, so keep its validation and test sets whole: "
-                "remove the train rows holding these texts from the source, or accept the "
-                "overlap (validate.policy.leak_subphrase: warn). data.test_overlap: "
-                "drop_from_train drops only train rows equal to a test text. Quarantine would "
-                "cut rows from the source's own test set."
-            )
-        return (
-            "the test split came with the source: set data.test_overlap: drop_from_train, "
-            "which drops the train and validation rows repeating a test text and keeps the "
-            "test set whole. Quarantine would cut rows from the source's own test set."
-        )
     if check_id == "leak_subphrase":
-        return (
-            "set data.split.group_subphrases: true, so a text inside another lands in its "
-            "split (gather splits again), or raise validate.subphrase_min_tokens."
+        lead = "the splits came with the source"
+        given = (
+            "keep its validation and test sets whole: remove the train rows holding these texts from the source, or accept the overlap "
+            "(validate.policy.leak_subphrase: warn); data.test_overlap: drop_from_train drops "
+            "only train rows equal to a test text, and quarantine would cut rows from the "
+            "source's own test set"
         )
-    return (
-        "set data.split.group_duplicates: true (texts equal up to case, accents, spacing and "
-        "punctuation land in one split), or data.dedupe: normalized."
-    )
+        made = (
+            "set data.split.group_subphrases: true, so a text inside another lands in its "
+            "split (gather splits again), or raise validate.subphrase_min_tokens"
+        )
+    else:
+        lead = "the test split came with the source"
+        given = (
+            "set data.test_overlap: drop_from_train, "
+            "which drops the train and validation rows repeating a test text and keeps the "
+            "test set whole (quarantine would cut rows from the source's own test set)"
+        )
+        made = (
+            "set data.split.group_duplicates: true (texts equal up to case, accents, spacing "
+            "and punctuation land in one split), or data.dedupe: normalized"
+        )
+    if split_from_source is None:
+        return f"if {lead}: {given}; if nlpflow split the data: {made}."
+    return (f"{lead}: {given}" if split_from_source else made) + "."
 
 
 def with_fixes(checks: list[CheckResult], *, split_from_source: bool | None) -> list[CheckResult]:
@@ -314,7 +318,8 @@ def format_failures(report: ValidationReport) -> str:
     if report.quarantined:
         lines.append(f"  Quarantined first: {report.quarantined} (see {report.quarantine_file}).")
     advice = "Fix the data, or the validate.* params"
-    if not all(c.fix for c in report.failed):  # a check's own fix says what quarantine would do
+    # on a source's own test split, quarantining leaks cuts it: each leak check's fix says so
+    if not (report.split_from_source and all(c.fix for c in report.failed)):
         advice += " (validate.policy.<check id>: quarantine moves offending rows aside instead)"
     lines.append(f"  Full report: {report.report_html}. {advice}.")
     return "\n".join(lines)

@@ -117,7 +117,7 @@ class PhraseIndex:
         positions = np.arange(len(words.hashes))
         for k in lengths:
             room = ends - positions
-            first = positions[(room > k) if self.strict else (room >= k)]
+            first = positions[room >= k]
             if self.strict:  # a run of k words of a text of more than k words
                 first = first[words.lengths[text_of[first]] > k]
             if not len(first):

@@ -23,6 +23,16 @@ class SplitParams(Section):
         description="Texts equal up to case, accents, spacing and punctuation land in one split, "
         "so a duplicate can never leak from train into test.",
     )
+    group_subphrases: bool = Field(
+        default=False,
+        description="A text found, whole words after normalisation, inside a longer text "
+        "(SST-2's phrases of its sentences) lands in the same split as the first text holding "
+        "it, so validation and test do not score phrases of train sentences. A short phrase "
+        "inside many sentences follows only the first of them (following all would chain "
+        "every sentence sharing 'the film' into one group): validate's leak_subphrase reports "
+        "what is left. Off by default: it moves rows of existing splits (runs would no longer "
+        "compare), and only data made of phrases needs it. Not with streaming gather.",
+    )
 
 
 class DataParams(Section):

@@ -38,7 +38,7 @@ from nlpflow.data.streaming import RowCost
 from nlpflow.data.streaming.parquet import ParquetSink
 from nlpflow.data.streaming.reading import Part, PartState, iter_parts
 from nlpflow.data.streaming.sketch import first_seen, normalized_hashes, text_hashes
-from nlpflow.errors import DataSourceError
+from nlpflow.errors import DataSourceError, ParamsError
 
 # Measured (bench/scale_data.py): a chunk read from CSV takes ~8x its bytes plus ~600 bytes a
 # row (pandas' strings, the selected frame, the rows being written); 64 bytes a row of arrays.
@@ -287,6 +287,15 @@ def gather_chunks(
     parts: list[Part], dst: Path, params: DataParams, *, rows: int, role: Any
 ) -> Gathered:
     """gather's splits from `parts`, `rows` rows at a time (the module's docstring says how)."""
+    if params.split.group_subphrases:
+        # finding each text's first container needs every text's words at once, or a third
+        # pass over the source; refused rather than split differently from gather in memory
+        raise ParamsError(
+            "data.split.group_subphrases is not supported when gather reads the source in "
+            "chunks (runtime.max_memory_mb or runtime.chunk_rows, or a source larger than "
+            "half the free memory): set data.split.group_subphrases: false, or gather in "
+            "memory (no runtime limit, on a machine with room for the source)."
+        )
     states = [PartState() for _ in parts]
     keys, replaced, files = _first_pass(parts, states, params, rows, role)
     from_source = keys.from_source
