@@ -98,8 +98,8 @@ def test_group_subphrases_is_seeded() -> None:
 
 
 def test_streaming_gather_refuses_group_subphrases(tmp_path: Path) -> None:
-    from nlpflow.data.gather import gather
     from nlpflow.config.params import RuntimeParams
+    from nlpflow.data.gather import gather
 
     source = tmp_path / "phrases.csv"
     sst2_like().drop(columns="sentence").to_csv(source, index=False)
