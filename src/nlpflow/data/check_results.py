@@ -115,7 +115,7 @@ def with_fixes(checks: list[CheckResult], *, split_from_source: bool | None) -> 
 
 def warning_text(check: CheckResult) -> str:
     """A warn-policy check that broke, as the run's warnings list it."""
-    where = ", ".join(f"{n} {s}" for s, n in check.by_split.items())
+    where = ", ".join(f"{s} {n}" for s, n in check.by_split.items())
     text = f"{check.check} [{check.id}]: {check.unexpected_count} rows ({where})"
     return text + (f". Fix: {check.fix}" if check.fix else "")
 
