@@ -116,7 +116,8 @@ def render_report(
 def _header(report: ValidationReport, source: dict[str, Any], created: datetime) -> str:
     failed, total = len(report.failed), len(report.checks)
     if report.success:
-        badges = [_badge("ok big", "PASSED"), f"{total} of {total} checks passed"]
+        passed = total - len(report.warned)
+        badges = [_badge("ok big", "PASSED"), f"{passed} of {total} checks passed"]
     else:
         badges = [_badge("bad big", "FAILED"), f"{failed} of {total} checks failed"]
     if report.quarantined_rows:
@@ -167,9 +168,10 @@ def _failures(report: ValidationReport) -> str:
 def _checks(report: ValidationReport) -> str:
     rows = []
     for check in report.checks:
-        status = _badge("ok", "passed") if check.success else _badge("bad", "failed")
+        state = "passed" if check.success else "warned" if check.policy == "warn" else "failed"
+        status = _badge({"passed": "ok", "warned": "warn"}.get(state, "bad"), state)
         rows.append(
-            f'<tr class="{"passed" if check.success else "failed"}"><td>{status}</td>'
+            f'<tr class="{state}"><td>{status}</td>'
             f"<td>{_e(check.check)}<br><code class=muted>{_e(check.id)}</code></td>"
             f'<td class="num">{_unexpected(check)}</td>'
             f"<td>{_e(_split_counts(check.by_split)) or '—'}</td>"

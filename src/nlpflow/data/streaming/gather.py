@@ -218,6 +218,7 @@ class Gathered:
     from_source: bool
     files: Counter[str]  # a glob's rows read per file
     chunks: int
+    sampled: dict[str, Any] | None = None
 
 
 def _first_pass(
@@ -300,6 +301,7 @@ def gather_chunks(
     keys, replaced, files = _first_pass(parts, states, params, rows, role)
     from_source = keys.from_source
     decided = decide(keys, params)
+    sampled = _sample(decided, params)
     dst.mkdir(parents=True, exist_ok=True)
 
     def chunks() -> Iterator[pd.DataFrame]:
@@ -316,8 +318,27 @@ def gather_chunks(
         rows=written, labels=_label_counts(decided), replaced=replaced,
         duplicates_dropped=decided.duplicates_dropped,
         test_overlap_dropped=decided.test_overlap_dropped, from_source=from_source,
-        files=files, chunks=count,
+        files=files, chunks=count, sampled=sampled,
     )  # fmt: skip
+
+
+def _sample(decided: Decided, params: DataParams) -> dict[str, Any] | None:
+    """data.sample on the arrays: the rows sample_frame keeps in memory (the kept rows in
+    order, their labels ranked as sorted text), left out of decided.keep."""
+    if params.sample is None:
+        return None
+    from nlpflow.data.sample import sample_splits
+
+    rows = np.flatnonzero(decided.keep & (decided.split >= 0))
+    ranks = np.full(len(decided.names) + 1, -1, dtype=np.int64)  # the last: a missing label
+    ranks[np.argsort(np.array(decided.names, dtype=object), kind="stable")] = np.arange(
+        len(decided.names)
+    )
+    keep, info = sample_splits(
+        ranks[decided.label[rows]], decided.split[rows].astype(np.int64), params.sample
+    )
+    decided.keep[rows[~keep]] = False
+    return info
 
 
 def _label_counts(decided: Decided) -> dict[str, int]:
