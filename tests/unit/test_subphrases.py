@@ -16,7 +16,6 @@ import pytest
 from nlpflow.config.params import DataParams, SplitParams
 from nlpflow.data.splits import split_stratified
 from nlpflow.data.subphrase import contained_in, first_container
-from nlpflow.errors import ParamsError
 
 ADJECTIVES = {"pos": ("good", "moving", "fresh"), "neg": ("dull", "flat", "stale")}
 
@@ -97,16 +96,38 @@ def test_group_subphrases_is_seeded() -> None:
     assert first.tolist() != other.tolist()
 
 
-def test_streaming_gather_refuses_group_subphrases(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["no splits", "train and test files", "no duplicates"])
+def test_gather_in_chunks_groups_phrases_as_gather_in_memory(tmp_path: Path, layout: str) -> None:
+    """The streaming path finds containers by one more read of the source: the same rows in
+    the same splits, whether nlpflow splits it all, carves validation out of a source's train
+    (containers among train rows only), or groups rows rather than normalised texts."""
     from nlpflow.config.params import RuntimeParams
     from nlpflow.data.gather import gather
 
+    frame = sst2_like().drop(columns="sentence")
+    frame.loc[7, "text"] = frame.loc[5, "text"]  # a repeat: grouped by group_duplicates
     source = tmp_path / "phrases.csv"
-    sst2_like().drop(columns="sentence").to_csv(source, index=False)
-    params = DataParams(source=str(source), split=SplitParams(group_subphrases=True))
-    with pytest.raises(ParamsError, match="group_subphrases is not supported when gather"):
-        gather(source=source, dst=tmp_path / "out", params=params,
-               runtime=RuntimeParams(chunk_rows=50))  # fmt: skip
-    # in memory it splits
-    report = gather(source=source, dst=tmp_path / "out", params=params)
-    assert sum(report.rows.values()) == 241
+    if layout == "train and test files":
+        source = tmp_path / "folder"
+        source.mkdir()
+        frame.iloc[:200].to_csv(source / "train.csv", index=False)
+        frame.iloc[200:].to_csv(source / "test.csv", index=False)
+    else:
+        frame.to_csv(source, index=False)
+    split = SplitParams(group_subphrases=True, group_duplicates=layout != "no duplicates")
+    params = DataParams(source=str(source), split=split)
+    memory = gather(source=source, dst=tmp_path / "memory", params=params)
+    chunked = gather(source=source, dst=tmp_path / "chunks", params=params,
+                     runtime=RuntimeParams(chunk_rows=50))  # fmt: skip
+    assert chunked.streamed is not None and chunked.rows == memory.rows
+    for name in ("train", "validation", "test"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "chunks" / f"{name}.parquet"),
+            pd.read_parquet(tmp_path / "memory" / f"{name}.parquet"),
+        )
+    # and the phrases did follow their sentences (not a vacuous equality)
+    texts = {n: set(pd.read_parquet(tmp_path / "memory" / f"{n}.parquet")["text"])
+             for n in ("train", "validation")}  # fmt: skip
+    held = [t for t in texts["validation"] if t.startswith("the film ")]
+    # "the film 12 is good and ..." -> its phrase row "film 12 is good"
+    assert held and all(" ".join(t.split()[1:5]) in texts["validation"] for t in held)

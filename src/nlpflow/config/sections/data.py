@@ -31,7 +31,7 @@ class SplitParams(Section):
         "inside many sentences follows only the first of them (following all would chain "
         "every sentence sharing 'the film' into one group): validate's leak_subphrase reports "
         "what is left. Off by default: it moves rows of existing splits (runs would no longer "
-        "compare), and only data made of phrases needs it. Not with streaming gather.",
+        "compare), and only data made of phrases needs it.",
     )
 
 
