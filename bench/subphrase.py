@@ -5,7 +5,10 @@ train text, on a slice, scaled up).
 Synthetic SST-2-like data: sentences of 8-30 words, each followed by phrases cut from it (as
 SST-2's train file holds them); 10% of rows drawn for validation and 10% for test.
 
-    python bench/subphrase.py [--sentences 8000]
+    python bench/subphrase.py [--sentences 8000] [--streamed]
+
+--streamed also times validate's first pass chunk by chunk (the TextSketch, 50,000 rows a
+chunk) on the same rows as Parquet splits: with and without the sub-phrase scan of train.
 
 Prints a Markdown table and writes reports/bench/subphrase.json.
 """
@@ -39,10 +42,49 @@ def sst2_like(sentences: int, seed: int = 0) -> list[str]:
     return rows
 
 
+def bench_streamed(rows: list[str], held: set[int]) -> dict[str, float]:
+    """validate's first pass in chunks: the sketch alone, then with the scan of train."""
+    import tempfile
+
+    import pandas as pd
+
+    from nlpflow.data.streaming.sketch import TextSketch
+    from nlpflow.data.streaming.validation import Splits
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        frame = pd.DataFrame(
+            {"text": rows, "label": ["pos", "neg"] * (len(rows) // 2) + ["pos"] * (len(rows) % 2)}
+        )
+        is_held = frame.index.isin(sorted(held))
+        frame[~is_held].to_parquet(folder / "train.parquet", index=False)
+        half = frame[is_held]
+        half.iloc[: len(half) // 2].to_parquet(folder / "validation.parquet", index=False)
+        half.iloc[len(half) // 2 :].to_parquet(folder / "test.parquet", index=False)
+        splits = Splits(folder, 50_000)
+        start = time.perf_counter()
+        sketch = TextSketch()
+        for split, _, chunk in splits.frames(["text", "label"]):
+            sketch.add(split, chunk)
+        sketch.finish()
+        first = time.perf_counter() - start
+        for _, batch in splits.batches("train", ["text"]):
+            sketch.scan_train(batch.column("text").to_pandas())
+        sketch.finish_scan()
+        scan = time.perf_counter() - start - first
+    print(
+        f"| validate's first pass in chunks, with the sketch's phrase keys | {len(rows)} | {first:.2f} |"
+    )
+    print(f"| + the scan of train for leak_subphrase | {len(rows)} | {scan:.2f} |")
+    return {"streamed_first_pass_s": round(first, 2), "streamed_scan_s": round(scan, 2),
+            "streamed_flagged": int((sketch.subphrase_words >= 4).sum())}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sentences", type=int, default=8000)
     parser.add_argument("--naive-queries", type=int, default=200)
+    parser.add_argument("--streamed", action="store_true")
     args = parser.parse_args()
     from nlpflow.data.subphrase import contained_in, first_container
 
@@ -79,6 +121,8 @@ def main() -> None:
     print(
         f"\nflagged {result['flagged']} of {len(queries)}; {result['contained_rows']} rows inside another"
     )
+    if args.streamed:
+        result |= bench_streamed(rows, held)
     out = ROOT / "reports" / "bench" / "subphrase.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -85,6 +85,7 @@ class PhraseIndex:
     min_tokens: int
     strict: bool = False  # only inside a longer text (a text never contains itself)
     _found: list[np.ndarray] = field(default_factory=list)
+    _sorted: tuple[np.ndarray, list[int]] | None = None
 
     @classmethod
     def of(cls, texts: Iterable[object], *, min_tokens: int, strict: bool = False) -> PhraseIndex:
@@ -98,8 +99,10 @@ class PhraseIndex:
         return cls(keys, lengths, min_tokens, strict)
 
     def _wanted(self) -> tuple[np.ndarray, list[int]]:
-        searched = self.lengths >= max(self.min_tokens, 1)
-        return np.unique(self.keys[searched]), np.unique(self.lengths[searched]).tolist()
+        if self._sorted is None:  # once: every chunk of a scan looks them up
+            searched = self.lengths >= max(self.min_tokens, 1)
+            self._sorted = np.unique(self.keys[searched]), np.unique(self.lengths[searched]).tolist()
+        return self._sorted
 
     def scan(self, texts: Iterable[object]) -> None:
         """Look for the searched texts inside `texts` (one chunk of them)."""

@@ -14,7 +14,8 @@ price of never holding the texts themselves.
         sketch.add(split, frame)
     sketch.finish()                  # then sketch.is_repeat[i], sketch.leak_exact[i], ...
     for texts in train_chunks:
-        sketch.scan_train(texts)     # then sketch.subphrase_words[i]
+        sketch.scan_train(texts)
+    sketch.finish_scan()             # then sketch.subphrase_words[i]
 """
 
 from __future__ import annotations
@@ -122,10 +123,14 @@ class TextSketch:
 
     def scan_train(self, texts: pd.Series) -> None:
         """Look for the validation and test texts inside these train texts (after finish,
-        every train chunk once); subphrase_words then says, per row, the words of a
-        validation or test text found inside a train text (0: none found)."""
+        every train chunk once, then finish_scan)."""
         assert self.phrases is not None, "finish() first"
         self.phrases.scan(texts)
+
+    def finish_scan(self) -> None:
+        """subphrase_words: per row, the words of a validation or test text found inside a
+        train text (0: none found, and for train rows)."""
+        assert self.phrases is not None, "finish() first"
         found = self.phrases.found
         self.subphrase_words[self._phrase_at] = np.where(found, self.phrases.lengths, 0)
 

@@ -112,6 +112,7 @@ def sketch_splits(splits: Splits) -> TextSketch:
     sketch.finish()
     for _, batch in splits.batches("train", ["text"]):  # train again: sub-phrase leaks
         sketch.scan_train(batch.column("text").to_pandas())
+    sketch.finish_scan()
     return sketch
 
 
