@@ -14,8 +14,12 @@ among the hashes of the texts searched for, for each length k searched for. Time
 scanned times the number of distinct lengths searched for; memory: 16 bytes a text searched
 for, plus one chunk's words. So the streaming path (millions of rows) holds only the searched
 texts' hashes and scans train a chunk at a time, with the same results as in memory.
-Measured (bench/subphrase.py, 2 busy cores): 67k SST-2-like phrases (~60k words of
-validation and test searched in ~600k words of train) in about a second. An Aho-Corasick
+Measured (python bench/subphrase.py [--sentences 120000 --streamed], 2 shared, busy cores):
+12,800 validation and test phrases in 51,200 train phrases (SST-2's size) in 0.5 s, where
+`in` on each pair would take ~19 s; 192,000 in 768,000 in 10-20 s; in chunks of 50,000
+rows, the scan of 768,000 train rows ~20 s beside ~10 s for the rest of the first pass, with
+the same rows flagged. group_subphrases' first containers: 64,000 rows in ~1 s, 960,000 in
+30-55 s. Most of it is normalising and hashing words, in Python. An Aho-Corasick
 automaton (pyahocorasick) scans once whatever the lengths, but holds every searched text's
 characters as trie nodes (tens of bytes each): gigabytes for millions of test rows, and a new
 compiled dependency. Hashes stand for word runs: a false match has probability about
