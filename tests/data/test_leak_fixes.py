@@ -22,9 +22,10 @@ from nlpflow.errors import DataValidationError
 LABELS = ("pos", "neg")
 
 
-def write_splits(root: Path, *, from_source: bool) -> Path:
+def write_splits(root: Path, *, from_source: bool, repeats: bool = False) -> Path:
     """8 train sentences a label; test row 0 repeats a train sentence up to case (a
-    normalised leak), test row 1 is a 5-word phrase of another (a sub-phrase leak)."""
+    normalised leak), test row 1 is a 5-word phrase of another (a sub-phrase leak);
+    `repeats`: test rows 2 and 3 copy train sentences exactly (duplicates, 2 of 28 rows)."""
     src = root / "gathered"
     src.mkdir(parents=True)
     train = [(f"the {label} film number {i} was shown late", label) for label in LABELS for i in range(8)]  # fmt: skip
@@ -32,6 +33,8 @@ def write_splits(root: Path, *, from_source: bool) -> Path:
     test = [(f"an {label} essay {i}", label) for label in LABELS for i in range(3)]
     test[0] = ("THE POS FILM NUMBER 2 WAS SHOWN LATE!", "pos")
     test[1] = ("film number 5 was shown", "pos")
+    if repeats:
+        test[2], test[3] = train[3], train[12]
     for name, rows in (("train", train), ("validation", validation), ("test", test)):
         pd.DataFrame(rows, columns=["text", "label"]).assign(
             source_row=range(len(rows))
@@ -41,8 +44,8 @@ def write_splits(root: Path, *, from_source: bool) -> Path:
     return src
 
 
-def run(root: Path, *, from_source: bool, policy: dict[str, str]) -> str:
-    src = write_splits(root, from_source=from_source)
+def run(root: Path, *, from_source: bool, policy: dict[str, str], repeats: bool = False) -> str:
+    src = write_splits(root, from_source=from_source, repeats=repeats)
     with pytest.raises(DataValidationError) as caught:
         validate(
             src=src, dst=root / "report", params=ValidateParams(policy=policy),  # type: ignore[arg-type]
@@ -54,7 +57,7 @@ def run(root: Path, *, from_source: bool, policy: dict[str, str]) -> str:
 def test_a_source_s_own_test_split_is_told_to_drop_from_train_not_to_quarantine(
     tmp_path: Path,
 ) -> None:
-    error = run(tmp_path, from_source=True, policy={"leak_subphrase": "fail"})
+    error = run(tmp_path, from_source=True, policy={"leak_subphrase": "fail"}, repeats=True)
     assert "[leak_normalized]" in error and "[leak_subphrase]" in error
     normalized = error[error.index("[leak_normalized]") :]
     assert (
@@ -66,8 +69,13 @@ def test_a_source_s_own_test_split_is_told_to_drop_from_train_not_to_quarantine(
     assert "quarantine moves offending rows aside" not in error
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     by_id = {c["id"]: c for c in summary["checks"]}
-    assert by_id["leak_subphrase"]["by_split"] == {"test": 2}  # the phrase and the repeat
+    # the phrase and the three repeats
+    assert by_id["leak_subphrase"]["by_split"] == {"test": 4}
     assert summary["split_from_source"] is True
+    # repeats in the source's test split: quarantine would move the test copies
+    duplicates = error[error.index("[duplicates]") :]
+    assert "Fix: some repeats are in the test split, which came with the source" in duplicates
+    assert "[leak_exact]" in error
 
 
 def test_a_split_nlpflow_made_is_told_to_group(tmp_path: Path) -> None:

@@ -105,12 +105,23 @@ def leak_fix(check_id: str, *, split_from_source: bool | None) -> str:
 
 
 def with_fixes(checks: list[CheckResult], *, split_from_source: bool | None) -> list[CheckResult]:
-    return [
-        c.model_copy(update={"fix": leak_fix(c.id, split_from_source=split_from_source)})
-        if not c.success and c.id in LEAK_CHECKS
-        else c
-        for c in checks
-    ]
+    """Failed checks given their fix where quarantine is the wrong advice: the leak checks
+    (leak_fix), and repeats that lie in a source's own test split (quarantine moves the later
+    copy, there the test row)."""
+    out = []
+    for c in checks:
+        fix = ""
+        if not c.success and c.id in LEAK_CHECKS:
+            fix = leak_fix(c.id, split_from_source=split_from_source)
+        elif not c.success and c.id == "duplicates" and split_from_source and "test" in c.by_split:
+            fix = (
+                "some repeats are in the test split, which came with the source: set "
+                "data.test_overlap: drop_from_train (drops train and validation copies of test "
+                "texts) and data.dedupe: normalized for repeats within a split; quarantine "
+                "would cut rows from the source's own test set."
+            )
+        out.append(c.model_copy(update={"fix": fix}) if fix else c)
+    return out
 
 
 def warning_text(check: CheckResult) -> str:

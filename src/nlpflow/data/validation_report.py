@@ -136,13 +136,17 @@ def _header(report: ValidationReport, source: dict[str, Any], created: datetime)
         "Suite": "rewritten from params in this run" if report.suite_updated else "unchanged",
     }
     rows = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts.items())
-    advice = (
-        ""
-        if report.success
-        else "<p>Fix the data, or the <code>validate.*</code> params "
-        "(<code>validate.policy.&lt;check id&gt;: quarantine</code> moves offending rows aside "
-        "instead of stopping the run).</p>"
-    )
+    if report.success:
+        advice = ""
+    elif report.split_from_source and all(c.fix for c in report.failed):
+        # quarantine would cut the source's own test set: each failed check says its fix
+        advice = "<p>Fix the data, or the <code>validate.*</code> params: each failed check says how.</p>"
+    else:
+        advice = (
+            "<p>Fix the data, or the <code>validate.*</code> params "
+            "(<code>validate.policy.&lt;check id&gt;: quarantine</code> moves offending rows aside "
+            "instead of stopping the run).</p>"
+        )
     return (
         f"<header><h1>Data validation</h1><p>{' '.join(badges)}</p>{advice}<dl>{rows}</dl></header>"
     )
