@@ -116,3 +116,24 @@ def test_sample_sizes_are_a_count_or_a_share(tmp_path: Path) -> None:
         with pytest.raises(ValidationError):
             SampleParams(train=wrong)
     assert DataParams().sample is None  # all rows by default
+
+
+def test_a_sample_is_part_of_gather_s_cache_key(tmp_path: Path) -> None:
+    """A run on a sample never reuses the whole set's gathered splits, nor the reverse."""
+    from nlpflow.config.settings import Settings
+    from nlpflow.pipeline.fingerprint import stage_key
+    from nlpflow.pipeline.stages import StageContext, get_stage
+    from tests.conftest import REPO
+
+    (tmp_path / "data/sample").mkdir(parents=True)
+    (tmp_path / "data/sample/support_tickets.csv").write_text("text,label\nhi,a\n")
+    settings = Settings(project_dir=tmp_path, tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+
+    def key(*overrides: str) -> str | None:
+        params = load_params(REPO / "params.yaml", list(overrides))
+        ctx = StageContext(root=tmp_path, params=params, settings=settings)
+        return stage_key(get_stage("gather"), ctx)
+
+    whole, sampled = key(), key("data.sample={train: 2000}")
+    assert whole is not None and sampled is not None and whole != sampled
+    assert key("data.sample={train: 2000, seed: 7}") != sampled
