@@ -71,15 +71,14 @@ def subphrase_words(text: pd.Series, split: pd.Series) -> np.ndarray:
     """Per row, the words of a validation or test text found, whole words after
     normalisation, inside a train text (0: none found, and for train rows): leak_subphrase
     flags those of at least validate.subphrase_min_tokens words."""
-    from nlpflow.data.subphrase import contained_in
+    from nlpflow.data.subphrase import PhraseIndex
 
     out = np.zeros(len(text), dtype=np.int32)
     held = (split != "train").to_numpy()
     if held.any():
-        queries = text[held].tolist()
-        found = contained_in(queries, text[~held].tolist(), min_tokens=1)
-        words = np.array([len(normalize_text(q).split()) if isinstance(q, str) else 0 for q in queries])
-        out[held] = np.where(found, words, 0)
+        index = PhraseIndex.of(text[held], min_tokens=1)
+        index.scan(text[~held])
+        out[held] = np.where(index.found, index.lengths, 0)
     return out
 
 
