@@ -95,3 +95,14 @@ def test_leak_subphrase_warns_by_default_and_the_run_goes_on_to_the_other_checks
     assert warning.startswith("no validation or test text of 4+ words appears inside a train")
     assert "[leak_subphrase]: 2 rows (test 2)" in warning
     assert "remove the train rows holding these texts" in warning
+
+
+def test_with_group_subphrases_on_the_fix_is_not_to_turn_it_on() -> None:
+    """A text inside several sentences follows the first only, so leaks can remain with the
+    option on (the bundled sample: 14 flagged rows, 6 with it); the fix must then say why."""
+    from nlpflow.data.check_results import leak_fix
+
+    fix = leak_fix("leak_subphrase", split_from_source=False, subphrases_grouped=True)
+    assert "set data.split.group_subphrases: true" not in fix
+    assert fix.startswith("these texts lie inside several longer texts")
+    assert "validate.policy.leak_subphrase: quarantine" in fix

@@ -142,6 +142,10 @@ def _counts(counts: dict[str, int]) -> str:
     return f"{sum(counts.values())} ({', '.join(f'{k} {v}' for k, v in counts.items())})"
 
 
+def _warnings(warnings: list[str]) -> str:
+    return f"{len(warnings)} warning{'s' if len(warnings) > 1 else ''}" if warnings else ""
+
+
 def _sampled(info: dict[str, Any] | None) -> str:
     """data.sample's rows kept of each sampled split, e.g. "a sample (train 2000/67349)"."""
     if not info:
@@ -158,7 +162,7 @@ _SUMMARIES: dict[str, Any] = {  # report type -> fields -> the parts of its line
     ],
     "ValidationReport": lambda r: [
         f"{sum(c['success'] for c in r['checks'])}/{len(r['checks'])} checks passed",
-        f"{len(r.get('warnings') or [])} warnings" if r.get("warnings") else "",
+        _warnings(r.get("warnings") or []),
         f"{r.get('quarantined_rows') or sum(r['quarantined'].values())} rows quarantined"
         if r["quarantined"]
         else "",

@@ -69,7 +69,9 @@ class ValidationReport(BaseModel):
 LEAK_CHECKS = ("leak_exact", "leak_normalized", "leak_subphrase")
 
 
-def leak_fix(check_id: str, *, split_from_source: bool | None) -> str:
+def leak_fix(
+    check_id: str, *, split_from_source: bool | None, subphrases_grouped: bool = False
+) -> str:
     """The fix of a leak check: True, the splits came with the source; False, nlpflow made
     them; None, not known (no gather manifest). Quarantine would move the flagged rows, which
     are test (or validation) rows: on a source's own test split, an official benchmark's, it
@@ -85,8 +87,12 @@ def leak_fix(check_id: str, *, split_from_source: bool | None) -> str:
             "source's own test set"
         )
         made = (
-            "set data.split.group_subphrases: true, so a text inside another lands in its "
-            "split (gather splits again), or raise validate.subphrase_min_tokens"
+            "these texts lie inside several longer texts, and data.split.group_subphrases "
+            "keeps a text with the first of them only: set validate.policy.leak_subphrase: "
+            "quarantine to move them aside, or raise validate.subphrase_min_tokens"
+            if subphrases_grouped
+            else "set data.split.group_subphrases: true, so a text inside another lands in "
+            "its split (gather splits again), or raise validate.subphrase_min_tokens"
         )
     else:
         lead = "the test split came with the source"
@@ -104,7 +110,9 @@ def leak_fix(check_id: str, *, split_from_source: bool | None) -> str:
     return (f"{lead}: {given}" if split_from_source else made) + "."
 
 
-def with_fixes(checks: list[CheckResult], *, split_from_source: bool | None) -> list[CheckResult]:
+def with_fixes(
+    checks: list[CheckResult], *, split_from_source: bool | None, subphrases_grouped: bool = False
+) -> list[CheckResult]:
     """Failed checks given their fix where quarantine is the wrong advice: the leak checks
     (leak_fix), and repeats that lie in a source's own test split (quarantine moves the later
     copy, there the test row)."""
@@ -112,7 +120,9 @@ def with_fixes(checks: list[CheckResult], *, split_from_source: bool | None) -> 
     for c in checks:
         fix = ""
         if not c.success and c.id in LEAK_CHECKS:
-            fix = leak_fix(c.id, split_from_source=split_from_source)
+            fix = leak_fix(
+                c.id, split_from_source=split_from_source, subphrases_grouped=subphrases_grouped
+            )
         elif not c.success and c.id == "duplicates" and split_from_source and "test" in c.by_split:
             fix = (
                 "some repeats are in the test split, which came with the source: set "

@@ -120,7 +120,10 @@ def validate(
             reference=ref, quarantine=folder,
         )  # fmt: skip
     from_source = load_source(src, data).get("split_from_source")
-    checks_out = with_fixes(done.checks, split_from_source=from_source)
+    checks_out = with_fixes(
+        done.checks, split_from_source=from_source,
+        subphrases_grouped=data.split.group_subphrases,
+    )  # fmt: skip
     warned = [warning_text(c) for c in checks_out if not c.success and c.policy == "warn"]
     for text in warned:
         log.warning("validate: %s", text)
