@@ -6,7 +6,8 @@ the quarantined rows; the rows accepted; the drift profile.
 
 The data (3,000 rows) plants what the data-wide checks look for, across chunks of 256 rows:
 nulls, blanks, a repeat 1,500 rows after its first copy, test texts in train (exact and up to
-case and punctuation), a label only test has, a label spelled two ways, a damaged text, a
+case and punctuation), validation and test texts that are phrases of train texts (whole words,
+4+ words: leak_subphrase; one of 3 words, under the minimum), a label only test has, a label spelled two ways, a damaged text, a
 too-long text. Each case runs both paths once per module (GX is slow to start).
 """
 
@@ -32,7 +33,7 @@ LABELS = ("billing", "shipping", "refund")
 WORDS = ("order", "parcel", "invoice", "card", "late", "box", "twice", "address", "courier")
 # checks whose offending rows quarantine moves aside (case "quarantine")
 MOVED = ("text_not_null", "text_not_blank", "duplicates", "leak_exact", "leak_normalized",
-         "label_in_set", "label_variants", "text_length", "encoding_damage", "class_min_count")  # fmt: skip
+         "label_in_set", "label_variants", "text_length", "encoding_damage", "class_min_count", "leak_subphrase")  # fmt: skip
 
 
 def planted_splits() -> dict[str, pd.DataFrame]:
@@ -55,6 +56,10 @@ def planted_splits() -> dict[str, pd.DataFrame]:
     validation.loc[100, "text"] = train.loc[20, "text"]
     test.loc[300, "text"] = train.loc[30, "text"]  # an exact leak
     test.loc[400, "text"] = train.loc[40, "text"].upper() + " !!"  # a leak up to case/punctuation
+    # phrases of train texts ("train 60 <words>": only train row 60 holds them), two chunks on
+    validation.loc[200, "text"] = " ".join(train.loc[60, "text"].split()[1:6]).upper() + "."
+    test.loc[500, "text"] = " ".join(train.loc[1900, "text"].split()[1:5])  # 4 words: flagged
+    test.loc[650, "text"] = " ".join(train.loc[70, "text"].split()[1:4])  # 3 words: too short
     test.loc[600, "label"] = "warranty"  # a label train has not
     train.loc[700, "label"] = "Billing "  # a variant of billing
     train.loc[900, "text"] = "broken \ufffd bytes " * 3
@@ -144,6 +149,14 @@ def test_failed_run_reports_the_same_checks_counts_and_examples(
     # the exact leak too, and the blank test text: it normalises to "", as the empty train text
     assert by_id["leak_normalized"]["unexpected_count"] == 3
     assert by_id["encoding_damage"]["unexpected_count"] == 1  # within its 0.1% tolerance
+    # the planted phrases (validation 200, test 500) and the copies of train texts (validation
+    # 100, test 300 and 400): a warning by default, which the error does not list
+    sub = by_id["leak_subphrase"]
+    assert (sub["policy"], sub["by_split"]) == ("warn", {"validation": 2, "test": 3})
+    assert sorted((e["split"], e["source_row"]) for e in sub["examples"]) == [
+        ("test", 300), ("test", 400), ("test", 500), ("validation", 100), ("validation", 200)]
+    assert "leak_subphrase" not in whole.error
+    assert any("[leak_subphrase]: 5 rows" in w for w in whole.summary["warnings"])
     assert _comparable(chunked.summary) == _comparable(whole.summary)
     assert chunked.error.replace(str(chunked.root), "ROOT") == whole.error.replace(
         str(whole.root), "ROOT"

@@ -39,6 +39,8 @@ CHECKS = [
     ("leak_exact", "no test text appears in train", "expect_column_values_to_be_in_set"),
     ("leak_normalized", "no test text appears in train up to case, accents, spacing and punctuation",
      "expect_column_values_to_be_in_set"),
+    ("leak_subphrase", "no validation or test text of 4+ words appears inside a train text (whole words, "
+     "up to case, accents, spacing and punctuation)", "expect_column_values_to_be_between"),
     ("class_imbalance", "largest class is at most 20x each class in train", "expect_column_values_to_be_between"),
     ("encoding_damage", "at most 0.10% of texts hold U+FFFD or control characters",
      "expect_column_values_to_have_no_encoding_damage"),
@@ -356,10 +358,17 @@ def test_test_text_also_in_train_fails(outcome: Callable[[str], Outcome]) -> Non
     # repeat is also a normalised one
     assert result.failed == {name, CHECK_NAMES[11]}
     assert result.check(name)["unexpected_count"] == 1
-    assert result.block(name) == [
+    block = result.block(name)
+    assert block[:2] == [
         f"  ✗ {name} [{ID[name]}] (expect_column_values_to_be_in_set): 1 rows",
         "test row 0: label='billing' text='billing question 3'",
     ]
+    # no gather manifest says where the splits came from: the fix for both (issue 18: an
+    # official test set must not be told to quarantine its rows)
+    assert block[2].startswith(
+        "Fix: if the test split came with the source: set data.test_overlap: drop_from_train"
+    )
+    assert "if nlpflow split the data: set data.split.group_duplicates: true" in block[2]
 
 
 def _validate_rows(tmp_path: Path, rows: Rows, **params: object) -> DataValidationError | None:

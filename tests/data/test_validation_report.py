@@ -212,7 +212,10 @@ def test_failing_run_names_the_failed_check_with_its_counts(runs: dict[str, Run]
     assert check["success"] is False and check["unexpected_count"] == 3
     assert sum(check["by_split"].values()) == 3  # type: ignore[attr-defined]
     failed = [c for c in run.summary["checks"] if not c["success"]]  # type: ignore[attr-defined]
-    assert [c["id"] for c in failed] == ["class_min_count", "class_imbalance"]
+    # the sample's greetings ("Hey team! <a train ticket>") make sub-phrase leaks: a warning
+    assert [(c["id"], c["policy"]) for c in failed] == [
+        ("class_min_count", "fail"), ("leak_subphrase", "warn"), ("class_imbalance", "fail")]  # fmt: skip
+    assert run.page.row("warned", _check(run, "leak_subphrase")["check"] + " leak_subphrase")
     text = run.page.text
     assert "FAILED" in text and "PASSED" not in text
     assert f"2 of {len(run.summary['checks'])} checks failed" in text  # type: ignore[arg-type]
@@ -236,9 +239,12 @@ def test_passing_run_says_what_data_was_checked(runs: dict[str, Run]) -> None:
     text = run.page.text
     assert "PASSED" in text and "FAILED" not in text and "Failed checks" not in text
     checks = len(run.summary["checks"])  # type: ignore[arg-type]
-    assert f"{checks} of {checks} checks passed" in text
+    # the sample's 14 greeting-prefixed copies of train tickets: leak_subphrase warns
+    assert f"{checks - 1} of {checks} checks passed" in text and "1 checks warn" in text
     statuses = [r[0] for r in run.page.rows if len(r) == 7 and r[0] != "Status"]
-    assert statuses == ["passed"] * checks
+    warned = [c["id"] for c in run.summary["checks"] if c["policy"] == "warn" and not c["success"]]  # type: ignore[index,union-attr]
+    assert warned == ["leak_subphrase"] and _check(run, "leak_subphrase")["unexpected_count"] == 14
+    assert sorted(statuses) == ["passed"] * (checks - 1) + ["warned"]
     sha = _digest("tickets.csv", SAMPLE)  # the clean sample, copied
     assert run.manifest["source_sha256"] == sha
     assert sha in text

@@ -142,10 +142,27 @@ def _counts(counts: dict[str, int]) -> str:
     return f"{sum(counts.values())} ({', '.join(f'{k} {v}' for k, v in counts.items())})"
 
 
+def _warnings(warnings: list[str]) -> str:
+    return f"{len(warnings)} warning{'s' if len(warnings) > 1 else ''}" if warnings else ""
+
+
+def _sampled(info: dict[str, Any] | None) -> str:
+    """data.sample's rows kept of each sampled split, e.g. "a sample (train 2000/67349)"."""
+    if not info:
+        return ""
+    kept = [f"{s} {v['kept']}/{v['rows']}" for s, v in info.items() if s != "seed"]
+    return f"a sample ({', '.join(kept)})"
+
+
 _SUMMARIES: dict[str, Any] = {  # report type -> fields -> the parts of its line
-    "GatherReport": lambda r: [f"rows {_counts(r['rows'])}", f"{len(r['labels'])} labels"],
+    "GatherReport": lambda r: [
+        f"rows {_counts(r['rows'])}",
+        f"{len(r['labels'])} labels",
+        _sampled(r.get("sampled")),
+    ],
     "ValidationReport": lambda r: [
         f"{sum(c['success'] for c in r['checks'])}/{len(r['checks'])} checks passed",
+        _warnings(r.get("warnings") or []),
         f"{r.get('quarantined_rows') or sum(r['quarantined'].values())} rows quarantined"
         if r["quarantined"]
         else "",

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK, NLP_TASKS, get_nlp_task
 from nlpflow.config.sections.base import Section
-from nlpflow.config.sections.data import DataParams, SplitParams
+from nlpflow.config.sections.data import DataParams, SampleParams, SplitParams
 from nlpflow.config.sections.evaluate import EvaluateParams, MainMetric, SliceParams
 from nlpflow.config.sections.families import (
     FAMILIES,
@@ -58,9 +58,10 @@ __all__ = [
     "TABLE_CHECKS", "AugmentOp", "AugmentParams", "CardParams", "CheckpointParams", "DataParams",
     "DistributedParams", "EmbeddingsParams", "EvaluateParams", "Family", "FrozenParams", "GateParams",
     "InferenceParams", "MainMetric", "Params", "PreprocessParams", "RegisterParams", "RuntimeParams",
-    "ScheduleParams", "SearchDimension", "ServeParams", "SliceParams", "SpacyTextcatParams",
-    "SplitParams", "SvmParams", "SweepParams", "TfidfParams", "TrainParams", "ValidateParams",
-    "apply_override", "baseline_is_model", "baseline_train", "family_knobs", "flatten", "load_params", "merge", "parse_params",
+    "SampleParams", "ScheduleParams", "SearchDimension", "ServeParams", "SliceParams",
+    "SpacyTextcatParams", "SplitParams", "SvmParams", "SweepParams", "TfidfParams", "TrainParams",
+    "ValidateParams", "apply_override", "baseline_is_model", "baseline_train", "family_knobs",
+    "flatten", "load_params", "merge", "parse_params",
     "read_by_train", "train_overlay",
 ]  # fmt: skip
 

@@ -32,6 +32,7 @@ class CheckResult(BaseModel):
     observed: Any = None
     details: dict[str, Any] = {}  # e.g. a drift check's shares and their change
     examples: list[dict[str, Any]] = []
+    fix: str = ""  # what to change, when the generic advice (validate.policy) would be wrong
 
 
 class ValidationReport(BaseModel):
@@ -52,10 +53,92 @@ class ValidationReport(BaseModel):
     report_html: str
     # validated chunk by chunk (runtime.max_memory_mb): rows per chunk, chunks, passes
     streamed: dict[str, Any] | None = None
+    # the gathered splits came with the source (an official test set), from its manifest
+    split_from_source: bool | None = None
 
     @property
     def failed(self) -> list[CheckResult]:
-        return [c for c in self.checks if not c.success]
+        """Broken checks that stop the run (warn-policy ones only warn)."""
+        return [c for c in self.checks if not c.success and c.policy != "warn"]
+
+    @property
+    def warned(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success and c.policy == "warn"]
+
+
+LEAK_CHECKS = ("leak_exact", "leak_normalized", "leak_subphrase")
+
+
+def leak_fix(
+    check_id: str, *, split_from_source: bool | None, subphrases_grouped: bool = False
+) -> str:
+    """The fix of a leak check: True, the splits came with the source; False, nlpflow made
+    them; None, not known (no gather manifest). Quarantine would move the flagged rows, which
+    are test (or validation) rows: on a source's own test split, an official benchmark's, it
+    would cut the set every published figure is measured on, so the fix drops from train."""
+    if check_id not in LEAK_CHECKS:
+        return ""
+    if check_id == "leak_subphrase":
+        lead = "the splits came with the source"
+        given = (
+            "keep its validation and test sets whole: remove the train rows holding these texts from the source, or accept the overlap "
+            "(validate.policy.leak_subphrase: warn); data.test_overlap: drop_from_train drops "
+            "only train rows equal to a test text, and quarantine would cut rows from the "
+            "source's own test set"
+        )
+        made = (
+            "these texts lie inside several longer texts, and data.split.group_subphrases "
+            "keeps a text with the first of them only: set validate.policy.leak_subphrase: "
+            "quarantine to move them aside, or raise validate.subphrase_min_tokens"
+            if subphrases_grouped
+            else "set data.split.group_subphrases: true, so a text inside another lands in "
+            "its split (gather splits again), or raise validate.subphrase_min_tokens"
+        )
+    else:
+        lead = "the test split came with the source"
+        given = (
+            "set data.test_overlap: drop_from_train, "
+            "which drops the train and validation rows repeating a test text and keeps the "
+            "test set whole (quarantine would cut rows from the source's own test set)"
+        )
+        made = (
+            "set data.split.group_duplicates: true (texts equal up to case, accents, spacing "
+            "and punctuation land in one split), or data.dedupe: normalized"
+        )
+    if split_from_source is None:
+        return f"if {lead}: {given}; if nlpflow split the data: {made}."
+    return (f"{lead}: {given}" if split_from_source else made) + "."
+
+
+def with_fixes(
+    checks: list[CheckResult], *, split_from_source: bool | None, subphrases_grouped: bool = False
+) -> list[CheckResult]:
+    """Failed checks given their fix where quarantine is the wrong advice: the leak checks
+    (leak_fix), and repeats that lie in a source's own test split (quarantine moves the later
+    copy, there the test row)."""
+    out = []
+    for c in checks:
+        fix = ""
+        if not c.success and c.id in LEAK_CHECKS:
+            fix = leak_fix(
+                c.id, split_from_source=split_from_source, subphrases_grouped=subphrases_grouped
+            )
+        elif not c.success and c.id == "duplicates" and split_from_source and "test" in c.by_split:
+            fix = (
+                "some repeats are in the test split, which came with the source: set "
+                "data.test_overlap: drop_from_train (drops train and validation copies of test "
+                "texts) and data.dedupe: normalized for repeats within a split; quarantine "
+                "would cut rows from the source's own test set."
+            )
+        out.append(c.model_copy(update={"fix": fix}) if fix else c)
+    return out
+
+
+def warning_text(check: CheckResult) -> str:
+    """A warn-policy check that broke, as the run's warnings list it."""
+    where = ", ".join(f"{s} {n}" for s, n in check.by_split.items())
+    text = f"{check.check} [{check.id}]: {check.unexpected_count} rows ({where})"
+    return text + (f". Fix: {check.fix}" if check.fix else "")
 
 
 def run_checks(
@@ -243,6 +326,8 @@ def format_failures(report: ValidationReport) -> str:
             lines.append(
                 f"      {ex['split']} row {ex['source_row']}: label={ex['label']!r} text={ex['text']!r}"
             )
+        if check.fix:
+            lines.append(f"      Fix: {check.fix}")
         if check.id == "label_variants" and check.details.get("label_map"):
             for keep, variants in check.details["groups"].items():
                 shown = ", ".join(repr(v) for v in variants)
@@ -253,8 +338,9 @@ def format_failures(report: ValidationReport) -> str:
             )
     if report.quarantined:
         lines.append(f"  Quarantined first: {report.quarantined} (see {report.quarantine_file}).")
-    lines.append(
-        f"  Full report: {report.report_html}. Fix the data, or the validate.* params "
-        "(validate.policy.<check id>: quarantine moves offending rows aside instead)."
-    )
+    advice = "Fix the data, or the validate.* params"
+    # on a source's own test split, quarantining leaks cuts it: each leak check's fix says so
+    if not (report.split_from_source and all(c.fix for c in report.failed)):
+        advice += " (validate.policy.<check id>: quarantine moves offending rows aside instead)"
+    lines.append(f"  Full report: {report.report_html}. {advice}.")
     return "\n".join(lines)

@@ -46,6 +46,8 @@ class GatherReport(BaseModel):
     replaced_characters: int = 0  # bytes that were not UTF-8 (data.decode_errors=replace)
     params: dict[str, Any] = {}
     files: list[dict[str, Any]] = []  # a glob source: each file's path, sha256 and rows read
+    # data.sample: the seed, and per sampled split the rows before and after; None: all rows
+    sampled: dict[str, Any] | None = None
     # read in chunks (runtime.max_memory_mb): rows per chunk, chunks written
     streamed: dict[str, Any] | None = None
 
@@ -108,6 +110,11 @@ def gather(
         frame, overlap_dropped = drop_test_overlap(frame)
     frame, duplicates_dropped = role.shape(frame, params)
     frame = role.assign_splits(frame, params.split, from_source=from_source)
+    sampled = None
+    if params.sample is not None:
+        from nlpflow.data.sample import sample_frame
+
+        frame, sampled = sample_frame(frame, params.sample)
     dst.mkdir(parents=True, exist_ok=True)
     rows = {}
     for split in SPLITS:
@@ -119,7 +126,7 @@ def gather(
         labels=role.target_counts(frame, missing=True),
         split_from_source=from_source, duplicates_dropped=duplicates_dropped,
         test_overlap_dropped=overlap_dropped, replaced_characters=replaced, params=params,
-        files=files,
+        files=files, sampled=sampled,
     )  # fmt: skip
 
 
@@ -156,6 +163,6 @@ def _gather_chunks(
         dst, source=source, format=fmt, source_sha256=source_sha256, rows=out.rows,
         labels=out.labels, split_from_source=out.from_source,
         duplicates_dropped=out.duplicates_dropped, test_overlap_dropped=out.test_overlap_dropped,
-        replaced_characters=out.replaced, params=params, files=files,
+        replaced_characters=out.replaced, params=params, files=files, sampled=out.sampled,
         streamed={"rows_per_chunk": rows, "chunks": out.chunks},
     )  # fmt: skip

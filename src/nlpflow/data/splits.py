@@ -50,6 +50,8 @@ def split_stratified(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
         unit_of = pd.Series(keys, index=frame.index)
     else:
         unit_of = pd.Series(frame.index, index=frame.index)
+    if params.group_subphrases:
+        unit_of = follow_containers(frame["text"], unit_of)
     first = ~unit_of.duplicated()
     unit_label = frame.loc[first, "label"].set_axis(unit_of[first])
     assigned: dict[object, str] = {}
@@ -63,6 +65,26 @@ def split_stratified(frame: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
     out = frame.copy()
     out[SPLIT_COLUMN] = [assigned.get(u, "train") for u in unit_of]
     return out
+
+
+def follow_containers(text: pd.Series, unit_of: pd.Series) -> pd.Series:
+    """group_subphrases: each row takes the unit of the outermost text holding it, following
+    first containers (nlpflow.data.subphrase.first_container) up the chain: "not good" ->
+    "is not good" -> "the film is not good". Each text follows one container, strictly
+    longer, so chains end and groups stay a sentence and its phrases."""
+    import numpy as np
+
+    from nlpflow.data.subphrase import first_container
+
+    parent = first_container(text.tolist())
+    root = np.arange(len(parent))
+    while True:  # a step up a round: a chain is at most as long as its longest text's words
+        step = parent[root]
+        moving = step >= 0
+        if not moving.any():
+            break
+        root = np.where(moving, step, root)
+    return pd.Series(unit_of.to_numpy()[root], index=unit_of.index)
 
 
 def drop_test_overlap(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:

@@ -41,6 +41,8 @@ from nlpflow.data.check_results import (
     kept_splits,
     quarantine_rows,
     run_checks,
+    warning_text,
+    with_fixes,
     write_quarantine,
 )
 from nlpflow.data.checks import Check, result_format
@@ -117,10 +119,19 @@ def validate(
             src, role=role, runner=runner, checks=checks, params=params, data=data,
             reference=ref, quarantine=folder,
         )  # fmt: skip
+    from_source = load_source(src, data).get("split_from_source")
+    checks_out = with_fixes(
+        done.checks, split_from_source=from_source,
+        subphrases_grouped=data.split.group_subphrases,
+    )  # fmt: skip
+    warned = [warning_text(c) for c in checks_out if not c.success and c.policy == "warn"]
+    for text in warned:
+        log.warning("validate: %s", text)
     report = ValidationReport(
-        success=all(c.success for c in done.checks), rows=done.rows,
+        success=all(c.success or c.policy == "warn" for c in checks_out), rows=done.rows,
         rows_gathered=done.gathered, quarantined_rows=done.quarantined_rows,
-        label_counts=done.label_counts, allowed_labels=done.allowed, checks=done.checks,
+        label_counts=done.label_counts, allowed_labels=done.allowed, checks=checks_out,
+        warnings=warned, split_from_source=from_source,
         quarantined=done.quarantined, quarantine_file=str(done.quarantine_file), reference=ref,
         suite_updated=updated, seconds=round(time.perf_counter() - start, 3),
         report_html=str(dst / REPORT_HTML), streamed=done.info or None,
@@ -245,6 +256,8 @@ def load_source(src: Path, data: DataParams) -> dict[str, Any]:
     if manifest.is_file():
         gathered = json.loads(manifest.read_text(encoding="utf-8"))
         info |= {k: gathered[k] for k in ("source", "source_sha256", "format") if gathered.get(k)}
+        if "split_from_source" in gathered:
+            info["split_from_source"] = bool(gathered["split_from_source"])
     return info
 
 

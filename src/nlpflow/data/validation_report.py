@@ -116,11 +116,14 @@ def render_report(
 def _header(report: ValidationReport, source: dict[str, Any], created: datetime) -> str:
     failed, total = len(report.failed), len(report.checks)
     if report.success:
-        badges = [_badge("ok big", "PASSED"), f"{total} of {total} checks passed"]
+        passed = total - len(report.warned)
+        badges = [_badge("ok big", "PASSED"), f"{passed} of {total} checks passed"]
     else:
         badges = [_badge("bad big", "FAILED"), f"{failed} of {total} checks failed"]
     if report.quarantined_rows:
         badges.append(_badge("warn big", f"{report.quarantined_rows} rows quarantined"))
+    if report.warned:
+        badges.append(_badge("warn big", f"{len(report.warned)} checks warn"))
     facts = {
         "Data source": _e(source.get("source", "")) or "—",
         "Source digest (SHA-256)": f"<code>{_e(source['source_sha256'])}</code>"
@@ -133,13 +136,17 @@ def _header(report: ValidationReport, source: dict[str, Any], created: datetime)
         "Suite": "rewritten from params in this run" if report.suite_updated else "unchanged",
     }
     rows = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts.items())
-    advice = (
-        ""
-        if report.success
-        else "<p>Fix the data, or the <code>validate.*</code> params "
-        "(<code>validate.policy.&lt;check id&gt;: quarantine</code> moves offending rows aside "
-        "instead of stopping the run).</p>"
-    )
+    if report.success:
+        advice = ""
+    elif report.split_from_source and all(c.fix for c in report.failed):
+        # quarantine would cut the source's own test set: each failed check says its fix
+        advice = "<p>Fix the data, or the <code>validate.*</code> params: each failed check says how.</p>"
+    else:
+        advice = (
+            "<p>Fix the data, or the <code>validate.*</code> params "
+            "(<code>validate.policy.&lt;check id&gt;: quarantine</code> moves offending rows aside "
+            "instead of stopping the run).</p>"
+        )
     return (
         f"<header><h1>Data validation</h1><p>{' '.join(badges)}</p>{advice}<dl>{rows}</dl></header>"
     )
@@ -156,7 +163,8 @@ def _failures(report: ValidationReport) -> str:
             f"<p><code>{_e(check.id)}</code> · <code>{_e(check.expectation)}</code> · "
             f"policy {_e(check.policy)}</p>"
             f"<p>{_unexpected(check, plain=True)}{_observed_line(check)}</p>"
-            f"{_examples(check)}</section>"
+            + (f"<p>Fix: {_e(check.fix)}</p>" if check.fix else "")
+            + f"{_examples(check)}</section>"
         )
     return "<h2>Failed checks</h2>" + "".join(cards)
 
@@ -164,9 +172,10 @@ def _failures(report: ValidationReport) -> str:
 def _checks(report: ValidationReport) -> str:
     rows = []
     for check in report.checks:
-        status = _badge("ok", "passed") if check.success else _badge("bad", "failed")
+        state = "passed" if check.success else "warned" if check.policy == "warn" else "failed"
+        status = _badge({"passed": "ok", "warned": "warn"}.get(state, "bad"), state)
         rows.append(
-            f'<tr class="{"passed" if check.success else "failed"}"><td>{status}</td>'
+            f'<tr class="{state}"><td>{status}</td>'
             f"<td>{_e(check.check)}<br><code class=muted>{_e(check.id)}</code></td>"
             f'<td class="num">{_unexpected(check)}</td>'
             f"<td>{_e(_split_counts(check.by_split)) or '—'}</td>"

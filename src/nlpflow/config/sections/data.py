@@ -23,6 +23,50 @@ class SplitParams(Section):
         description="Texts equal up to case, accents, spacing and punctuation land in one split, "
         "so a duplicate can never leak from train into test.",
     )
+    group_subphrases: bool = Field(
+        default=False,
+        description="A text found, whole words after normalisation, inside a longer text "
+        "(SST-2's phrases of its sentences) lands in the same split as the first text holding "
+        "it, so validation and test do not score phrases of train sentences. A short phrase "
+        "inside many sentences follows only the first of them (following all would chain "
+        "every sentence sharing 'the film' into one group): validate's leak_subphrase reports "
+        "what is left. Off by default: it moves rows of existing splits (runs would no longer "
+        "compare), and only data made of phrases needs it.",
+    )
+
+
+Size = int | float  # a row count (a whole number), or a share of the split (0 < share < 1)
+
+
+class SampleParams(Section):
+    """data.sample: a seeded subsample of the splits, stratified by label, for quick
+    iteration. Recorded in the gather manifest (and the run's `data.sample` tag)."""
+
+    train: Size | None = Field(
+        description="Train rows to keep: a count (2000) or a share (0.1); null = all."
+    )
+    validation: Size | None = Field(
+        default=None,
+        description="Validation rows to keep; null (default) = all: it measures the model "
+        "(early stopping, sweeps), and a smaller one only makes that noisier.",
+    )
+    test: Size | None = Field(
+        default=None, description="Test rows to keep; null (default) = all, as validation."
+    )
+    seed: int = Field(default=13, description="Seed of the draw; same seed, same rows.")
+
+    @field_validator("train", "validation", "test", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("a row count (e.g. 2000) or a share (e.g. 0.1), not true/false")
+        if isinstance(value, float) and value.is_integer() and value >= 1:
+            return int(value)  # 2000.0 from a YAML or an override: a count
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError(f"{value} is neither a row count nor a share between 0 and 1")
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"{value}: keep at least one row (null keeps them all)")
+        return value
 
 
 class DataParams(Section):
@@ -149,6 +193,12 @@ class DataParams(Section):
         default=None, description="Allowed labels; null accepts the labels seen in the train split."
     )
     split: SplitParams = SplitParams()
+    sample: SampleParams | None = Field(
+        default=None,
+        description="A seeded subsample, stratified by label, taken after the split, e.g. "
+        "{train: 2000} or {train: 0.1, seed: 7}: train only, unless validation or test are "
+        "given; each label keeps its share and at least one row. null = all rows.",
+    )
 
     @field_validator("source")
     @classmethod

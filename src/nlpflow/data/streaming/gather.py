@@ -22,7 +22,7 @@ from __future__ import annotations
 import array
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -38,6 +38,7 @@ from nlpflow.data.streaming import RowCost
 from nlpflow.data.streaming.parquet import ParquetSink
 from nlpflow.data.streaming.reading import Part, PartState, iter_parts
 from nlpflow.data.streaming.sketch import first_seen, normalized_hashes, text_hashes
+from nlpflow.data.subphrase import PhraseIndex, Words
 from nlpflow.errors import DataSourceError
 
 # Measured (bench/scale_data.py): a chunk read from CSV takes ~8x its bytes plus ~600 bytes a
@@ -72,6 +73,10 @@ class RowKeys:
             self._put("normal", normalized_hashes(text))
         if p.dedupe == "exact":
             self._put("exact", text_hashes(text))
+        if p.split.group_subphrases:  # each text's key, looked for in the others by a scan
+            phrases = PhraseIndex.of(text, min_tokens=1, strict=True)
+            self._put("phrase_key", phrases.keys)
+            self._put("phrase_len", phrases.lengths)
         codes, uniques = pd.factorize(frame["label"])  # a missing label: -1
         known = np.array(
             [self.labels.setdefault(str(u), len(self.labels)) for u in uniques] + [-1], np.int32
@@ -165,9 +170,32 @@ def split_codes(
     return unit_split[unit]
 
 
-def decide(keys: RowKeys, params: DataParams) -> Decided:
+Containers = Callable[[np.ndarray], np.ndarray]
+
+
+def follow_units(
+    rows: np.ndarray, units: np.ndarray | None, parent: np.ndarray, size: int
+) -> np.ndarray:
+    """splits.follow_containers on arrays: each of `rows` takes the unit (the normalised hash,
+    or with `units` None its row) of the outermost text holding it; `parent` is each row's
+    first container (a row of `rows`, or -1). A key per row of the source, as split_codes
+    reads `units`."""
+    root = np.arange(len(rows))
+    step_of = np.where(parent >= 0, np.searchsorted(rows, parent), -1)
+    while True:  # a step up a round, as in memory
+        step = step_of[root]
+        if not (step >= 0).any():
+            break
+        root = np.where(step >= 0, step, root)
+    out = np.zeros(size, dtype=np.uint64)
+    out[rows] = units[rows[root]] if units is not None else rows[root].astype(np.uint64)
+    return out
+
+
+def decide(keys: RowKeys, params: DataParams, containers: Containers | None = None) -> Decided:
     """Which rows gather keeps and their splits, from the first pass's arrays, step by step as
-    gather in memory takes them (drop_test_overlap, shape, assign_splits)."""
+    gather in memory takes them (drop_test_overlap, shape, assign_splits). `containers`:
+    for split.group_subphrases, each of some rows' first container among them (a scan)."""
     notnull = keys.array("notnull", np.bool_)
     normal = keys.array("normal", np.uint64)
     exact = keys.array("exact", np.uint64)
@@ -186,7 +214,16 @@ def decide(keys: RowKeys, params: DataParams) -> Decided:
         present = [names[c] for c in np.unique(labels[keep & (labels >= 0)])]
         refuse_fractional_labels(pd.Series(present, dtype=object), column=params.label_column)
     units = normal if params.split.group_duplicates else None
-    stratified = partial(split_codes, labels=labels, names=names, units=units, notnull=notnull)
+
+    def stratified(rows: np.ndarray, *, params: SplitParams) -> np.ndarray:
+        grouped = units
+        if params.group_subphrases:
+            assert containers is not None, "group_subphrases needs a scan of the source"
+            grouped = follow_units(rows, units, containers(rows), len(notnull))
+        return split_codes(
+            rows, labels=labels, names=names, units=grouped, notnull=notnull, params=params
+        )
+
     if not keys.from_source:
         rows = np.flatnonzero(keep)
         out.split = np.full(len(keep), NO_SPLIT, np.int8)
@@ -218,6 +255,7 @@ class Gathered:
     from_source: bool
     files: Counter[str]  # a glob's rows read per file
     chunks: int
+    sampled: dict[str, Any] | None = None
 
 
 def _first_pass(
@@ -290,7 +328,13 @@ def gather_chunks(
     states = [PartState() for _ in parts]
     keys, replaced, files = _first_pass(parts, states, params, rows, role)
     from_source = keys.from_source
-    decided = decide(keys, params)
+    containers = None
+    if params.split.group_subphrases:
+        phrases = (keys.array("phrase_key", np.uint64), keys.array("phrase_len", np.int64))
+        texts = partial(iter_parts, parts, states, params, rows, first=False)
+        containers = partial(first_containers, phrases, texts)
+    decided = decide(keys, params, containers)
+    sampled = _sample(decided, params)
     dst.mkdir(parents=True, exist_ok=True)
 
     def chunks() -> Iterator[pd.DataFrame]:
@@ -307,8 +351,58 @@ def gather_chunks(
         rows=written, labels=_label_counts(decided), replaced=replaced,
         duplicates_dropped=decided.duplicates_dropped,
         test_overlap_dropped=decided.test_overlap_dropped, from_source=from_source,
-        files=files, chunks=count,
+        files=files, chunks=count, sampled=sampled,
     )  # fmt: skip
+
+
+def first_containers(
+    phrases: tuple[np.ndarray, np.ndarray], texts: Callable[[], Any], rows: np.ndarray
+) -> np.ndarray:
+    """subphrase.first_container among `rows` of the source, by one more read of it: each
+    row's first container (a row), or -1. Per chunk, the earliest container of each key
+    found; merged across chunks, the earliest overall."""
+    keys, lengths = phrases
+    index = PhraseIndex(keys[rows], lengths[rows], min_tokens=1, strict=True)
+    member = np.zeros(len(keys), dtype=bool)
+    member[rows] = True
+    best_key, best_row, start = np.zeros(0, np.uint64), np.zeros(0, np.int64), 0
+    for _, frame in texts():
+        found, where = index.matches(Words.of(frame["text"]))
+        where = where + start
+        start += len(frame)
+        chosen = member[where]
+        best_key = np.concatenate([best_key, found[chosen]])
+        best_row = np.concatenate([best_row, where[chosen]])
+        order = np.lexsort((best_row, best_key))
+        best_key, best_row = best_key[order], best_row[order]
+        first = np.ones(len(best_key), dtype=bool)
+        first[1:] = best_key[1:] != best_key[:-1]
+        best_key, best_row = best_key[first], best_row[first]
+    out = np.full(len(rows), -1, dtype=np.int64)
+    if len(best_key):
+        at = np.searchsorted(best_key, index.keys).clip(max=len(best_key) - 1)
+        hit = (index.lengths >= 1) & (best_key[at] == index.keys)
+        out[hit] = best_row[at[hit]]
+    return out
+
+
+def _sample(decided: Decided, params: DataParams) -> dict[str, Any] | None:
+    """data.sample on the arrays: the rows sample_frame keeps in memory (the kept rows in
+    order, their labels ranked as sorted text), left out of decided.keep."""
+    if params.sample is None:
+        return None
+    from nlpflow.data.sample import sample_splits
+
+    rows = np.flatnonzero(decided.keep & (decided.split >= 0))
+    ranks = np.full(len(decided.names) + 1, -1, dtype=np.int64)  # the last: a missing label
+    ranks[np.argsort(np.array(decided.names, dtype=object), kind="stable")] = np.arange(
+        len(decided.names)
+    )
+    keep, info = sample_splits(
+        ranks[decided.label[rows]], decided.split[rows].astype(np.int64), params.sample
+    )
+    decided.keep[rows[~keep]] = False
+    return info
 
 
 def _label_counts(decided: Decided) -> dict[str, int]:

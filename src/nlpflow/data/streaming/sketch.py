@@ -3,7 +3,9 @@
 What the cross-row checks need from all rows at once (repeats, test texts in train, class
 counts, the median length, shares for drift) is kept per row as fixed-size numbers: a 64-bit
 hash of the text and of its normalised form, its token count, a few flags. About 40 bytes a
-row, whatever the text's length: 40 MB for a million rows. Hashes stand for texts: two
+row, whatever the text's length: 40 MB for a million rows; validation and test rows keep 16
+more, the key and word count of their normalised text, looked for inside train's texts by a
+second read of train (`scan_train`, nlpflow.data.subphrase). Hashes stand for texts: two
 different texts share one with probability about n²/2⁶⁵ (3e-8 for a million rows), the
 price of never holding the texts themselves.
 
@@ -11,6 +13,9 @@ price of never holding the texts themselves.
     for split, frame in chunks:
         sketch.add(split, frame)
     sketch.finish()                  # then sketch.is_repeat[i], sketch.leak_exact[i], ...
+    for texts in train_chunks:
+        sketch.scan_train(texts)
+    sketch.finish_scan()             # then sketch.subphrase_words[i]
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from nlpflow.data.splits import SPLITS
+from nlpflow.data.subphrase import PhraseIndex
 from nlpflow.data.text import normalize_text
 
 _SPLIT_CODE = {name: code for code, name in enumerate(SPLITS)}
@@ -65,6 +71,9 @@ class TextSketch:
         self.labels: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
         self.columns: list[str] = []
         self._parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._phrases: list[PhraseIndex] = []  # validation and test texts, chunk by chunk
+        self._phrase_rows: list[np.ndarray] = []
+        self.phrases: PhraseIndex | None = None
 
     @property
     def total(self) -> int:
@@ -83,6 +92,9 @@ class TextSketch:
             normalized_hashes(text) if split != "validation" else np.zeros(len(text), np.uint64)
         )
         tokens = text.fillna("").str.count(r"\S+").to_numpy(dtype=np.int32)
+        if split != "train":
+            self._phrases.append(PhraseIndex.of(text, min_tokens=1))
+            self._phrase_rows.append(np.arange(self.total - len(frame), self.total))
         self._parts.append((_SPLIT_CODE[split], notnull, exact, normal, tokens))
 
     def finish(self) -> None:
@@ -101,6 +113,26 @@ class TextSketch:
         self.leak_exact[test] = np.isin(exact[test], exact[train])
         self.leak_normalized = np.zeros(len(exact), dtype=bool)
         self.leak_normalized[test] = np.isin(normal[test], normal[train])
+        self.subphrase_words = np.zeros(len(exact), dtype=np.int32)
+        self._phrase_at = _joined(self._phrase_rows, np.int64)
+        self.phrases = PhraseIndex(
+            _joined([p.keys for p in self._phrases], np.uint64),
+            _joined([p.lengths for p in self._phrases], np.int64), min_tokens=1,
+        )  # fmt: skip
+        self._phrases, self._phrase_rows = [], []
+
+    def scan_train(self, texts: pd.Series) -> None:
+        """Look for the validation and test texts inside these train texts (after finish,
+        every train chunk once, then finish_scan)."""
+        assert self.phrases is not None, "finish() first"
+        self.phrases.scan(texts)
+
+    def finish_scan(self) -> None:
+        """subphrase_words: per row, the words of a validation or test text found inside a
+        train text (0: none found, and for train rows)."""
+        assert self.phrases is not None, "finish() first"
+        found = self.phrases.found
+        self.subphrase_words[self._phrase_at] = np.where(found, self.phrases.lengths, 0)
 
     def all_labels(self) -> Counter[str]:
         total: Counter[str] = Counter()

@@ -4,7 +4,8 @@
 
 Two passes over the splits, per run of the suite. The first reads only text and label and
 builds the TextSketch: label counts, 64-bit hashes of the texts (repeats, test texts in train),
-token counts (the median, length drift). The second reads each chunk whole, builds its rows of
+token counts (the median, length drift); then train's texts are read again to find the
+validation and test texts inside them (leak_subphrase). The second reads each chunk whole, builds its rows of
 the suite's table from the sketch (the suite's stream_frame: the columns build_frame adds),
 runs the GX suite on it, and merges the results (nlpflow.data.streaming.gx_merge). Offending
 rows are counted per split, the first few kept as examples, and quarantined rows written to the
@@ -109,6 +110,9 @@ def sketch_splits(splits: Splits) -> TextSketch:
     for split, _, frame in splits.frames(["text", "label"]):
         sketch.add(split, frame)
     sketch.finish()
+    for _, batch in splits.batches("train", ["text"]):  # train again: sub-phrase leaks
+        sketch.scan_train(batch.column("text").to_pandas())
+    sketch.finish_scan()
     return sketch
 
 

@@ -60,10 +60,26 @@ def build_frame(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
     frame["test_text_in_train_normalized"] = is_test & _member(normalized, train_keys).reindex(
         frame.index, fill_value=False
     )
+    frame["subphrase_words"] = subphrase_words(text, frame["split"])
     # a regex count runs in Arrow's C++ kernels; split().len() builds a list per row (5x slower)
     frame["text_tokens"] = text.fillna("").str.count(r"\S+").astype(int)
     frame[LENGTH_BIN] = frame["text_tokens"].map(length_bin)
     return frame
+
+
+def subphrase_words(text: pd.Series, split: pd.Series) -> np.ndarray:
+    """Per row, the words of a validation or test text found, whole words after
+    normalisation, inside a train text (0: none found, and for train rows): leak_subphrase
+    flags those of at least validate.subphrase_min_tokens words."""
+    from nlpflow.data.subphrase import PhraseIndex
+
+    out = np.zeros(len(text), dtype=np.int32)
+    held = (split != "train").to_numpy()
+    if held.any():
+        index = PhraseIndex.of(text[held], min_tokens=1)
+        index.scan(text[~held])
+        out[held] = np.where(index.found, index.lengths, 0)
+    return out
 
 
 def label_variants(labels: pd.Series) -> dict[str, str]:
@@ -113,6 +129,8 @@ def build_checks(params: ValidateParams) -> list[Check]:
               gxe.ExpectColumnValuesToBeInSet(column="test_text_in_train", value_set=[False])),
         Check("leak_normalized", "no test text appears in train up to case, accents, spacing and punctuation",
               gxe.ExpectColumnValuesToBeInSet(column="test_text_in_train_normalized", value_set=[False])),
+        Check("leak_subphrase", f"no validation or test text of {p.subphrase_min_tokens}+ words appears inside a train text (whole words, up to case, accents, spacing and punctuation)",
+              gxe.ExpectColumnValuesToBeBetween(column="subphrase_words", max_value=p.subphrase_min_tokens - 1)),
         Check("class_imbalance", f"largest class is at most {p.max_imbalance_ratio:g}x each class in train",
               gxe.ExpectColumnValuesToBeBetween(column="label_imbalance_ratio", max_value=p.max_imbalance_ratio)),
         Check("encoding_damage", f"at most {p.max_damaged_share:.2%} of texts hold U+FFFD or control characters",
@@ -214,6 +232,7 @@ def stream_frame(
     out["is_repeat"] = sketch.is_repeat[ids]
     out["test_text_in_train"] = sketch.leak_exact[ids]
     out["test_text_in_train_normalized"] = sketch.leak_normalized[ids]
+    out["subphrase_words"] = sketch.subphrase_words[ids]
     out["text_tokens"] = sketch.tokens[ids].astype(int)
     out[LENGTH_BIN] = out["text_tokens"].map(length_bin)
     return out

@@ -21,7 +21,12 @@ def run(ctx: StageContext) -> BaseModel:
     )  # fmt: skip
     ctx.log_metrics({f"data/rows_{split}": n for split, n in report.rows.items()})
     if ctx.tracker is not None and ctx.run_id is not None:
-        ctx.tracker.set_tags(ctx.run_id, {"data.source_sha256": report.source_sha256})
+        tags = {"data.source_sha256": report.source_sha256}
+        if report.sampled is not None:  # a run on a sample says so beside its figures
+            import json
+
+            tags["data.sample"] = json.dumps(report.sampled, sort_keys=True)
+        ctx.tracker.set_tags(ctx.run_id, tags)
     return report
 
 
