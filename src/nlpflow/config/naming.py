@@ -158,10 +158,12 @@ class RegisteredName:
         how = {
             "NLPFLOW_REGISTERED_MODEL": "set by NLPFLOW_REGISTERED_MODEL, which wins over "
             "params register.model_name; unset it to let params choose",
-            "register.model_name": "params register.model_name; choose another with "
-            "--set register.model_name=NAME (NLPFLOW_REGISTERED_MODEL wins over both)",
-            "data.source": "derived from data.source; choose another with --set "
-            "register.model_name=NAME or NLPFLOW_REGISTERED_MODEL",
+            "register.model_name": "params register.model_name; choose another there "
+            "(a run takes --set register.model_name=NAME) or with NLPFLOW_REGISTERED_MODEL, "
+            "which wins",
+            "data.source": "derived from data.source; choose another with params "
+            "register.model_name (a run takes --set register.model_name=NAME) or "
+            "NLPFLOW_REGISTERED_MODEL",
         }[self.origin]
         return f"registered model {self.name!r} ({how})"
 
