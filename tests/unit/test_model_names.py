@@ -85,3 +85,18 @@ def test_the_identity_check_names_both_sides_and_the_fix() -> None:
     assert "unset it to let the name follow the data (nlpflow-ag-news)" in check.reason
     same = identity_check(ours, ours, version=3, name=name, params=ours_params)
     assert same.passed and same.reason == "same task, labels and data source as champion v3"
+
+
+def test_topic_models_of_other_topic_counts_are_of_the_same_data() -> None:
+    # topic ids say what a model found, not what the data is: 8 topics and 12 compare
+    topics = _params(task="topic-modeling", train={"family": "lda"},
+                     data={"source": "data/tickets.csv"})  # fmt: skip
+    eight = identity_of(topics, labels=[f"topic_{i}" for i in range(8)])
+    twelve = identity_of(topics, labels=[f"topic_{i}" for i in range(12)])
+    name = registered_model_name(topics, None)
+    assert identity_check(twelve, eight, version=1, name=name, params=topics).passed
+    # a classifier of the same file is another kind of model
+    classifier = identity_of(_params(data={"source": "data/tickets.csv"}), labels=["a", "b"])
+    refused = identity_check(twelve, classifier, version=1, name=name, params=topics)
+    assert not refused.passed and "(task and labels differ)" not in refused.reason
+    assert "is a model of other data (task differs)" in refused.reason

@@ -204,7 +204,7 @@ def version_identity(tracker: Tracker, name: str, version: int) -> ModelIdentity
     from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK
     from nlpflow.config.secrets import redact
     from nlpflow.config.source_kinds import is_hf
-    from nlpflow.release.identity import ModelIdentity, identity_from_tags
+    from nlpflow.release.identity import ModelIdentity, identity_from_tags, labels_of
 
     found = tracker.find_version(name, version)
     tagged = identity_from_tags(found.tags) if found is not None else None
@@ -217,9 +217,7 @@ def version_identity(tracker: Tracker, name: str, version: int) -> ModelIdentity
     config = logged.get("data.hf_config")
     if source and is_hf(source) and config and config != "None":
         source = f"{source} (config {config})"
-    return ModelIdentity(
-        # logged_params leaves the default task out: a run that logged data but no task had it
-        task=logged.get("task") or (DEFAULT_NLP_TASK if source else None),
-        labels=None if labels is None else tuple(sorted(map(str, labels))),
-        source=redact(source) if source else None, origin="its run",
-    )  # fmt: skip
+    # logged_params leaves the default task out: a run that logged data but no task had it
+    task = logged.get("task") or (DEFAULT_NLP_TASK if source else None)
+    return ModelIdentity(task=task, labels=labels_of(task, labels),
+                         source=redact(source) if source else None, origin="its run")  # fmt: skip

@@ -48,13 +48,11 @@ class ModelIdentity:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def describe(self) -> str:
-        labels = (
-            "unknown"
-            if self.labels is None
-            else "["
-            + ", ".join(self.labels[:12])
-            + (f", ... {len(self.labels)} in all]" if len(self.labels) > 12 else "]")
-        )
+        if self.labels is not None:
+            more = f", ... {len(self.labels)} in all" if len(self.labels) > 12 else ""
+            labels = "[" + ", ".join(self.labels[:12]) + more + "]"
+        else:  # not recorded, or topic ids, which say nothing of the data
+            labels = "unknown" if labels_of(self.task, ()) is not None else "not compared (topics)"
         return f"task {self.task or 'unknown'}, labels {labels}, source {self.source or 'unknown'}"
 
     def differences(self, other: ModelIdentity) -> list[str]:
@@ -64,8 +62,11 @@ class ModelIdentity:
         return [k for k, (a, b) in pairs.items() if a is not None and b is not None and a != b]
 
     def unknown(self) -> list[str]:
-        fields = {"task": self.task, "labels": self.labels, "data source": self.source}
-        return [k for k, v in fields.items() if v is None]
+        fields = {"task": self.task, "data source": self.source}
+        topics = self.labels is None and labels_of(self.task, ()) is None
+        return [k for k, v in fields.items() if v is None] + (
+            ["labels"] if self.labels is None and not topics else []
+        )
 
 
 def source_of(params: Params) -> str:
@@ -79,8 +80,22 @@ def source_of(params: Params) -> str:
     return redact(data.source.strip()) + config
 
 
+def labels_of(
+    task: str | None, labels: list[str] | tuple[str, ...] | None
+) -> tuple[str, ...] | None:
+    """A model's labels as its identity holds them: sorted; None (not compared) where its NLP
+    task's labels are not the data's (topic ids: a model of 8 topics and one of 12 are models
+    of the same data)."""
+    from nlpflow.config.nlp_tasks import NLP_TASKS
+
+    known = NLP_TASKS.get(task or "")
+    if labels is None or (known is not None and not known.labels_are_the_datas):
+        return None
+    return tuple(sorted(map(str, labels)))
+
+
 def identity_of(params: Params, *, labels: list[str] | tuple[str, ...]) -> ModelIdentity:
-    return ModelIdentity(task=params.task, labels=tuple(sorted(map(str, labels))),
+    return ModelIdentity(task=params.task, labels=labels_of(params.task, labels),
                          source=source_of(params))  # fmt: skip
 
 
@@ -88,7 +103,7 @@ def identity_tags(identity: ModelIdentity) -> dict[str, str]:
     """As tags of a registered version (and its run), read back by identity_from_tags."""
     return {
         TASK: identity.task or "",
-        LABELS: json.dumps(list(identity.labels or []))[:4900],
+        LABELS: json.dumps(None if identity.labels is None else list(identity.labels))[:4900],
         SOURCE: (identity.source or "")[:4900],
         FINGERPRINT: identity.fingerprint,
     }
@@ -98,9 +113,10 @@ def identity_from_tags(tags: dict[str, str]) -> ModelIdentity | None:
     """None when the version was registered before nlpflow recorded its identity."""
     if FINGERPRINT not in tags:
         return None
-    return ModelIdentity(task=tags.get(TASK) or None,
-                         labels=tuple(json.loads(tags.get(LABELS) or "[]")),
-                         source=tags.get(SOURCE) or None, origin="its tags")  # fmt: skip
+    task = tags.get(TASK) or None
+    labels = labels_of(task, json.loads(tags.get(LABELS) or "null"))
+    return ModelIdentity(task=task, labels=labels, source=tags.get(SOURCE) or None,
+                         origin="its tags")  # fmt: skip
 
 
 def identity_check(
@@ -119,7 +135,7 @@ def identity_check(
                      reason=f"same task, labels and data source as {v}{said}")  # fmt: skip
     reason = (
         f"refused to compare: {v} of {name.name!r} is a model of other data "
-        f"({' and '.join(differ)} differ): {v} has {theirs.describe()}; this model has "
+        f"({' and '.join(differ)} {'differs' if len(differ) == 1 else 'differ'}): {v} has {theirs.describe()}; this model has "
         f"{ours.describe()}. Not compared, not promoted; {v} stays champion. "
         + register_elsewhere(name, params)
     )
