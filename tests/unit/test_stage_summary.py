@@ -78,6 +78,8 @@ def test_register_says_which_version_its_aliases_and_why() -> None:
     unregistered = report.model_copy(update={"version": None, "aliases": [],
                                              "not_registered": "a DVC experiment"})  # fmt: skip
     assert _summary(unregistered).startswith("clf not registered (a DVC experiment), macro_f1")
+    named = report.model_copy(update={"name_line": "registered model 'clf' (derived from ...)"})
+    assert _summary(named).endswith("champion's 0.941, registered model 'clf' (derived from ...)")
 
 
 def test_a_report_without_its_own_line_shows_its_first_plain_fields() -> None:

@@ -31,3 +31,17 @@ def load_project(overrides: list[str] | None, configs: list[Path] | None = None)
 
     settings = load_settings()
     return settings, load_params(settings.root / "params.yaml", overrides, configs)
+
+
+def default_model(model: str | None, settings: Any, configs: list[Path] | None = None) -> str:
+    """--model as given; not given, the project's registered model (NLPFLOW_REGISTERED_MODEL,
+    else params register.model_name, else the data's name: nlpflow.config.naming), said in one
+    line on stderr so the answer on stdout stays clean."""
+    if model:
+        return model
+    from nlpflow.config.naming import project_model_name
+
+    name = project_model_name(settings, configs)
+    console.print(f"{name.line}; or name one with --model", markup=False, highlight=False,
+                  soft_wrap=True)  # fmt: skip
+    return name.name

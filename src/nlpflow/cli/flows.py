@@ -134,9 +134,12 @@ def _print_summary(result: dict[str, Any], settings: Any) -> None:
         out.print(
             f"\n[bold]Registered[/bold] {reg['model_name']} version {reg['version']} ({aliases})"
         )
+    if reg.get("name_line"):
+        out.print(f"  {reg['name_line']}", markup=False, highlight=False)
     if not reg["promoted"]:
         champion = reg["previous_champion"]
-        out.print(f"  champion stays {f'version {champion}' if champion else 'unset'}")
+        refused = " (not compared: a model of other data)" if reg.get("refused") else ""
+        out.print(f"  champion stays {f'version {champion}' if champion else 'unset'}{refused}")
     out.print(f"  gate: {reg['reasons']}")
     out.print("  model card: reports/model_card.md")
     if result["cached"]:

@@ -3,16 +3,17 @@
 nlpflow registry history
 nlpflow registry promote 3 --reason "fixes the date bug"
 nlpflow registry rollback --reason "v4 misroutes refunds"
-nlpflow lineage nlpflow-classifier@champion --json
+nlpflow lineage nlpflow-support-tickets@champion --json
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from nlpflow.cli.common import load_project, out
+from nlpflow.cli.common import ConfigOption, default_model, load_project, out
 from nlpflow.config.settings import load_settings
 
 registry_app = typer.Typer(
@@ -20,7 +21,11 @@ registry_app = typer.Typer(
 )
 ModelName = Annotated[
     str | None,
-    typer.Option("--model", help="Registered model (default: NLPFLOW_REGISTERED_MODEL)."),
+    typer.Option(
+        "--model",
+        help="Registered model (default: NLPFLOW_REGISTERED_MODEL, else params "
+        "register.model_name, else nlpflow- + the data's name).",
+    ),
 ]
 Reason = Annotated[str, typer.Option("--reason", help="Why: recorded in the promotion log.")]
 By = Annotated[
@@ -28,25 +33,26 @@ By = Annotated[
 ]
 
 
-def _registry() -> tuple[Any, Any, Any]:
+def _registry(model: str | None, configs: list[Path] | None) -> tuple[str, Any, Any]:
+    """The model the command is about, the params and the tracker."""
     from nlpflow.tracking.tracker import Tracker
 
-    settings, loaded = load_project(None)
-    return settings, loaded, Tracker(settings)
+    settings, loaded = load_project(None, configs)
+    return default_model(model, settings, configs), loaded, Tracker(settings)
 
 
 @registry_app.command("history")
 def registry_history(
     model: ModelName = None,
     limit: Annotated[int, typer.Option(help="Newest events shown.")] = 20,
+    config: ConfigOption = None,
 ) -> None:
     """The champion now, and the promotion log: every gate decision and manual move."""
     from rich.table import Table
 
     from nlpflow.release.registry import CHALLENGER, CHAMPION, read_log
 
-    settings, loaded, tracker = _registry()
-    name = model or settings.registered_model
+    name, loaded, tracker = _registry(model, config)
     found = tracker.aliases(name) or {}  # None: no such model yet
     aliases = {alias: found.get(alias, "-") for alias in (CHAMPION, CHALLENGER)}
     out.print(f"{name}: champion v{aliases[CHAMPION]}, challenger v{aliases[CHALLENGER]}")
@@ -67,13 +73,14 @@ def registry_promote(
     reason: Reason,
     by: By = None,
     model: ModelName = None,
+    config: ConfigOption = None,
 ) -> None:
     """Make VERSION champion by hand, past the gate; recorded with who and why."""
     from nlpflow.release.registry import actor, move_champion
 
-    settings, loaded, tracker = _registry()
+    name, loaded, tracker = _registry(model, config)
     event = move_champion(
-        tracker, loaded, name=model or settings.registered_model, version=version,
+        tracker, loaded, name=name, version=version,
         action="promote", by=actor(by), reason=reason,
     )  # fmt: skip
     out.print(
@@ -89,12 +96,12 @@ def registry_rollback(
     ] = None,
     by: By = None,
     model: ModelName = None,
+    config: ConfigOption = None,
 ) -> None:
     """Give the champion alias back to the previous champion (or --to VERSION)."""
     from nlpflow.release.registry import actor, move_champion, rollback_target
 
-    settings, loaded, tracker = _registry()
-    name = model or settings.registered_model
+    name, loaded, tracker = _registry(model, config)
     target = to if to is not None else rollback_target(tracker, loaded, name)
     event = move_champion(
         tracker, loaded, name=name, version=target, action="rollback", by=actor(by), reason=reason
@@ -107,10 +114,12 @@ def lineage(
         str | None,
         typer.Argument(
             metavar="NAME@ALIAS|NAME/VERSION",
-            help="The version (default: NLPFLOW_REGISTERED_MODEL@champion).",
+            help="The version (default: the project's registered model@champion, as "
+            "`nlpflow registry history` names it).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The lineage as JSON.")] = False,
+    config: ConfigOption = None,
 ) -> None:
     """Where a registered version came from: its run, git commit, data hashes, params, and the
     Prefect flow run, all read back from MLflow."""
@@ -118,7 +127,7 @@ def lineage(
     from nlpflow.tracking.tracker import Tracker
 
     settings = load_settings()
-    ref = resolve_version(spec, settings)
+    ref = resolve_version(default_model(spec, settings, config), settings)
     found = load_lineage(Tracker(settings), ref.name, ref.version)
     # Plain echo, not rich: hashes, params and reasons are printed as stored (no markup, emoji).
     typer.echo(found.model_dump_json(indent=2) if as_json else _lineage_text(found))

@@ -1,6 +1,6 @@
 """A registered model's commands: `nlpflow serve` (HTTP) and `nlpflow predict` (here).
 
-nlpflow serve --model nlpflow-classifier@champion --port 5001
+nlpflow serve --model nlpflow-support-tickets@champion --port 5001
 nlpflow predict --text "the refund never came"
 """
 
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from nlpflow.cli.common import console, out
+from nlpflow.cli.common import ConfigOption, console, default_model, out
 from nlpflow.config.settings import load_settings
 from nlpflow.errors import NlpflowError
 
@@ -21,7 +21,9 @@ ModelOption = Annotated[
     str | None,
     typer.Option(
         "--model", "-m",
-        help="NAME@ALIAS or NAME/VERSION (default: NLPFLOW_REGISTERED_MODEL@champion).",
+        help="NAME@ALIAS or NAME/VERSION (default: the champion of the project's registered "
+        "model: NLPFLOW_REGISTERED_MODEL, else params register.model_name, else nlpflow- + "
+        "the data's name).",
     ),
 ]  # fmt: skip
 
@@ -38,6 +40,7 @@ def serve(
             help="torch threads per worker (default: OMP_NUM_THREADS, else physical cores / workers).",
         ),
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Serve a registered model: MLflow's scoring server behind a request guard (size, JSON
     depth, texts checked before parsing), offline, in this environment (never a new
@@ -46,7 +49,8 @@ def serve(
     from nlpflow.tracking.refs import resolve_spec
 
     settings = load_settings()
-    ref = resolve_spec(model, settings)  # unknown model or alias: fails before the server
+    # unknown model or alias: fails before the server
+    ref = resolve_spec(default_model(model, settings, config), settings)
     serving.check_port_free(host, port)
     console.print(
         f"serving {ref} from {settings.resolved_tracking_uri} at http://{host}:{port}/invocations"
@@ -78,6 +82,7 @@ def predict(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, not a table.")] = False,
+    config: ConfigOption = None,
 ) -> None:
     """Answer texts with a registered model: a label and its probabilities, entities, or topics."""
     from nlpflow.serving.nlp import output
@@ -87,7 +92,7 @@ def predict(
     if (text is None) == (input_ is None):
         raise NlpflowError("give texts with --text (repeatable) or a file with --input, not both.")
     settings = load_settings()
-    ref = resolve_model(model, settings)
+    ref = resolve_model(default_model(model, settings, config), settings)
     texts = read_texts(input_) if input_ is not None else list(text or [])
     frame = predict_registered(ref, settings, texts)
     shape = output(frame.attrs["task"])  # the model's NLP task shapes the answer

@@ -198,5 +198,6 @@ _SUMMARIES: dict[str, Any] = {  # report type -> fields -> the parts of its line
         else f"{r['model_name']} not registered ({r.get('not_registered')})",
         f"{r['metric']} {_score(r['score'])}",
         ("promoted: " if r["promoted"] else "not promoted: ") + r["reasons"],
+        r.get("name_line", ""),  # which name, why, and how to choose another
     ],
 }

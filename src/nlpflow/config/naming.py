@@ -10,13 +10,17 @@ tells it apart from its neighbours: the family, the data, the family's main knob
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK, NLP_TASKS, get_nlp_task
 from nlpflow.config.params import FAMILIES, Params, TrainParams, flatten, read_by_train
 from nlpflow.config.source_kinds import is_hf
+
+if TYPE_CHECKING:
+    from nlpflow.config.settings import Settings
 
 # Sections a pipeline run's stages never read: the sweep's parent run, the inference flow and
 # the deployment log their own.
@@ -131,3 +135,69 @@ def epoch_metrics(scores: dict[str, float]) -> dict[str, float]:
         group, _, name = key.partition("_")
         grouped[f"{group}/{name}" if group in {"train", "val"} and name else f"train/{key}"] = value
     return grouped
+
+
+# The registered model's name: one resolution for every reader (the register stage, its cache
+# key, serve, predict, batch inference, the registry commands), so a run registers where the
+# commands after it look. Each dataset gets its own name unless told otherwise: one shared name
+# once let a news-topic model replace a sentiment champion.
+MODEL_NAME_PREFIX = "nlpflow-"
+MODEL_NAME_MAX = 60
+
+
+@dataclass(frozen=True)
+class RegisteredName:
+    """A registered model's name and where it came from."""
+
+    name: str
+    origin: str  # NLPFLOW_REGISTERED_MODEL | register.model_name | data.source
+
+    @property
+    def line(self) -> str:
+        """One line a run and the CLI print: the name, why, and how to choose another."""
+        how = {
+            "NLPFLOW_REGISTERED_MODEL": "set by NLPFLOW_REGISTERED_MODEL, which wins over "
+            "params register.model_name; unset it to let params choose",
+            "register.model_name": "params register.model_name; choose another there "
+            "(a run takes --set register.model_name=NAME) or with NLPFLOW_REGISTERED_MODEL, "
+            "which wins",
+            "data.source": "derived from data.source; choose another with params "
+            "register.model_name (a run takes --set register.model_name=NAME) or "
+            "NLPFLOW_REGISTERED_MODEL",
+        }[self.origin]
+        return f"registered model {self.name!r} ({how})"
+
+
+def default_model_name(params: Params) -> str:
+    """`nlpflow-` + the data's name as a slug: `data/sample/support_tickets.csv` ->
+    `nlpflow-support-tickets`, `hf:nyu-mll/glue` (config sst2) -> `nlpflow-glue-sst2`, a
+    database URL -> its database name (dataset_name never shows credentials). Another NLP task
+    than the default adds its name: topics of the same file are another model
+    (`nlpflow-support-tickets-topic-modeling`)."""
+    data = params.data
+    config = f"-{data.hf_config}" if is_hf(data.source) and data.hf_config else ""
+    task = f"-{params.task}" if params.task != DEFAULT_NLP_TASK else ""
+    text = (dataset_name(data.source) + config).lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[: MODEL_NAME_MAX - 30].strip("-") + task
+    return (MODEL_NAME_PREFIX + (slug or "data"))[:MODEL_NAME_MAX].rstrip("-")
+
+
+def registered_model_name(params: Params, explicit: str | None) -> RegisteredName:
+    """`explicit` (NLPFLOW_REGISTERED_MODEL) wins, then params register.model_name, then the
+    name derived from data.source (default_model_name)."""
+    if explicit and explicit.strip():
+        return RegisteredName(explicit.strip(), "NLPFLOW_REGISTERED_MODEL")
+    if params.register_.model_name:
+        return RegisteredName(params.register_.model_name, "register.model_name")
+    return RegisteredName(default_model_name(params), "data.source")
+
+
+def project_model_name(settings: Settings, configs: list[Path] | None = None) -> RegisteredName:
+    """The name for commands that default to the registered model: NLPFLOW_REGISTERED_MODEL
+    without reading params, else the project's params.yaml (+ `configs`, as -c/--config)."""
+    from nlpflow.config.params import load_params
+
+    if settings.registered_model and settings.registered_model.strip():
+        return RegisteredName(settings.registered_model.strip(), "NLPFLOW_REGISTERED_MODEL")
+    params = load_params(settings.root / "params.yaml", None, configs)
+    return registered_model_name(params, None)

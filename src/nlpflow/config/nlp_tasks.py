@@ -71,6 +71,10 @@ class NlpTask:
     # Rows may have no target (data.label_column: null): a model learns from the inputs alone,
     # and targets, where given, only score it
     targets_optional: bool = False
+    # A model's labels are the data's label set (a class, an entity type), so two models of
+    # other label sets are models of other things (nlpflow.release.identity); False: they are
+    # what the model found (topic ids, as many as it was asked for), and say nothing of the data
+    labels_are_the_datas: bool = True
 
 
 NLP_TASKS: dict[str, NlpTask] = {
@@ -112,6 +116,7 @@ NLP_TASKS: dict[str, NlpTask] = {
             metrics=get_args(TopicMetric),
             sweep_metrics=("val_npmi", "val_diversity"),
             targets_optional=True,
+            labels_are_the_datas=False,
         ),
     )
 }

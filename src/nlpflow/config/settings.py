@@ -6,7 +6,7 @@
 | NLPFLOW_DATA_ROOT             | the project dir                  | relative `data.source` paths resolve here |
 | NLPFLOW_TRACKING_URI          | MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the project (for a queued `dvc exp run`: the project it was queued in) |
 | NLPFLOW_ARTIFACT_ROOT         | `mlartifacts/` beside the SQLite file (local stores only) |
-| NLPFLOW_REGISTERED_MODEL      | nlpflow-classifier               | registry model name                  |
+| NLPFLOW_REGISTERED_MODEL      | unset: params register.model_name, else `nlpflow-` + the data's name | registry model name; set, it wins over params (nlpflow.config.naming.registered_model_name) |
 | NLPFLOW_TELEMETRY             | 0                                | 1 leaves the libraries' telemetry as they default |
 | NLPFLOW_DVC_REMOTE            | the project's default DVC remote, else ~/.local/share/nlpflow/dvc-remote | where the flow pushes data and models: a folder or s3:// URL (nlpflow.pipeline.remote) |
 | NLPFLOW_TRACKING_CLOSE_SECONDS | 60                              | how long closing a run retries while the tracking server is away; then its status waits in `.nlpflow/pending_runs.json` for the next nlpflow command |
@@ -88,7 +88,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("NLPFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI")
     )
     artifact_root: str | None = None
-    registered_model: str = "nlpflow-classifier"
+    # None: params register.model_name, else derived from data.source (config.naming)
+    registered_model: str | None = None
     telemetry: bool = False
     dvc_remote: str | None = None  # a folder or s3:// URL; None: see nlpflow.pipeline.remote
     # a Prefect Secret block holding the database password (tasks/credentials.py); params

@@ -74,5 +74,8 @@ def baseline_parts(ctx: StageContext) -> KeyParts:
 
 
 def registry_parts(ctx: StageContext) -> KeyParts:
-    where = {"registry": [ctx.settings.resolved_tracking_uri, ctx.settings.registered_model]}
+    from nlpflow.config.naming import registered_model_name
+
+    name = registered_model_name(ctx.params, ctx.settings.registered_model).name
+    where = {"registry": [ctx.settings.resolved_tracking_uri, name]}
     return where | _file_part(ctx, "serve_rules", ctx.params.serve.rules)

@@ -123,6 +123,25 @@ def _behaviour_section(behaviour: dict[str, Any]) -> tuple[str, list[str]]:
     return head + _table(["test", "type", "cases", "pass rate"], rows), limits
 
 
+def intended_use(params: Params, labels: list[str]) -> str:
+    """params register.card.intended_use; unset, what the run knows and a request to set it
+    (a default purpose would be claimed for every dataset alike)."""
+    from nlpflow.config.naming import dataset_name
+    from nlpflow.config.secrets import redact
+
+    stated = params.register_.card.intended_use
+    if stated:
+        return stated
+    shown = ", ".join(labels[:20]) + (f" and {len(labels) - 20} more" if len(labels) > 20 else "")
+    return (
+        f"Not stated: set `register.card.intended_use` in params to say what this model is "
+        f"for and what it is not for. What the run knows: {params.task} "
+        + (f"over the labels {shown}, " if shown else "")
+        + f"trained on `{dataset_name(params.data.source)}` (`{redact(params.data.source)}`). "
+        "Not for decisions about people, nor for text unlike that data."
+    )
+
+
 def build_model_card(
     *,
     model_name: str,
@@ -156,6 +175,11 @@ def build_model_card(
     limits = [*params.register_.card.limitations, *measured] or ["None recorded."]
     train = manifest.get("train") or {}
     verdict = "promoted to champion" if decision.promote else "not promoted"
+    if decision.refused:
+        verdict = (
+            f"not promoted, and not compared with champion v{decision.compared_version}, a "
+            "model of other data"
+        )
     title, registered = f"version {version}", f"registered as `models:/{model_name}/{version}`"
     if version is None:
         title, registered = "(not registered)", f"not registered: {not_registered}"
@@ -171,7 +195,7 @@ def build_model_card(
 - MLflow run: `{run_id}`; {registered}
 
 ## Intended use
-{params.register_.card.intended_use}
+{intended_use(params, manifest.get("labels") or [])}
 
 ## Data
 {_data_section(data_manifest)}

@@ -21,6 +21,7 @@ from nlpflow.release.gate import ChallengerEvidence, ChampionEvidence, Overlap
 
 if TYPE_CHECKING:
     from nlpflow.config.params import Params
+    from nlpflow.release.identity import ModelIdentity
     from nlpflow.tracking.tracker import Tracker
 
 TRAINING_TEXTS_ARTIFACT = "registration/train_text_hashes.txt.gz"  # in the version's run
@@ -194,3 +195,29 @@ def challenger_evidence(
         baseline_score=float(baseline[main]) if main in baseline else None,
         serving_mismatches=mismatches, serving_compared=params.register_.quantize == "none",
     )  # fmt: skip
+
+
+def version_identity(tracker: Tracker, name: str, version: int) -> ModelIdentity:
+    """What `version` is a model of: its identity tags; for a version registered before nlpflow
+    recorded them, what its run logged (params `task`, `data.source`, `data.hf_config`) and
+    the labels of the model itself. A field neither says is None (unknown)."""
+    from nlpflow.config.nlp_tasks import DEFAULT_NLP_TASK
+    from nlpflow.config.secrets import redact
+    from nlpflow.config.source_kinds import is_hf
+    from nlpflow.release.identity import ModelIdentity, identity_from_tags, labels_of
+
+    found = tracker.find_version(name, version)
+    tagged = identity_from_tags(found.tags) if found is not None else None
+    if tagged is not None:
+        return tagged
+    labels = getattr(load_served(tracker, name, version).model, "labels", None)
+    run = tracker.find_run(found.run_id) if found is not None and found.run_id else None
+    logged = run.params if run is not None else {}
+    source = logged.get("data.source")
+    config = logged.get("data.hf_config")
+    if source and is_hf(source) and config and config != "None":
+        source = f"{source} (config {config})"
+    # logged_params leaves the default task out: a run that logged data but no task had it
+    task = logged.get("task") or (DEFAULT_NLP_TASK if source else None)
+    return ModelIdentity(task=task, labels=labels_of(task, labels),
+                         source=redact(source) if source else None, origin="its run")  # fmt: skip

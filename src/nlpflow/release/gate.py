@@ -18,7 +18,10 @@ test rows, so both are judged on the same texts:
 - baseline      the main metric beats the tfidf_logreg baseline trained on the same data
 - serving       the registered pyfunc, loaded back, predicts what evaluate measured
 
-Without a champion, the first three do not apply. This module is pure: the registry gathers the
+- identity      (first) the champion is a model of the same NLP task, labels and data source
+                (nlpflow.release.identity); otherwise nothing is compared and nothing promoted
+
+Without a champion, the first four do not apply. This module is pure: the registry gathers the
 evidence and records the decision. The paired bootstrap's metric is the NLP task's (params `task`,
 nlpflow.evaluation.nlp: Scoring.paired_metric).
 """
@@ -52,6 +55,11 @@ class Decision(BaseModel):
     @property
     def failed(self) -> list[Check]:
         return [c for c in self.checks if c.applicable and not c.passed]
+
+    @property
+    def refused(self) -> bool:
+        """Not compared with the champion, a model of other data (nlpflow.release.identity)."""
+        return any(c.name == "identity" and c.applicable and not c.passed for c in self.checks)
 
     @property
     def reasons(self) -> str:
@@ -282,17 +290,33 @@ def _comparison(
     return [overlap, *checks], p_value, notes
 
 
+def _refused(identity: Check) -> list[Check]:
+    """The champion is a model of other data (nlpflow.release.identity): nothing compared."""
+    return [identity] + [
+        Check(name=name, passed=True, applicable=False, reason="refused: see identity")
+        for name in ("overlap", "margin", "significance", "slices")
+    ]
+
+
 def decide(
-    challenger: ChallengerEvidence, champion: ChampionEvidence | None, params: Params
-) -> Decision:
-    checks, p_value, notes = _comparison(challenger, champion, params)
+    challenger: ChallengerEvidence, champion: ChampionEvidence | None, params: Params, *,
+    identity: Check | None = None, refused_version: int | None = None,
+) -> Decision:  # fmt: skip
+    """`identity`: the check that the champion is a model of the same task, labels and data
+    (nlpflow.release.identity.identity_check); failed, `champion` is None (never scored) and
+    `refused_version` is the champion's version."""
+    if identity is not None and identity.applicable and not identity.passed:
+        checks, p_value, notes = _refused(identity), None, list[str]()
+    else:
+        checks, p_value, notes = _comparison(challenger, champion, params)
+        checks = ([identity] if identity is not None else []) + checks
     checks += _own_checks(challenger, params)
     compared = champion is not None and not overlap_refused(champion.overlap, params)
     overlap = champion.overlap if champion is not None else None
     return Decision(
         promote=all(c.passed for c in checks if c.applicable),
         checks=checks,
-        compared_version=champion.version if champion is not None else None,
+        compared_version=champion.version if champion is not None else refused_version,
         metric=params.evaluate.main_metric,
         values={
             "challenger": challenger.score,

@@ -6,7 +6,7 @@ and the orchestrator (nlpflow.runner, prefect.flow_run_id), and its MLflow datas
 digest of each split); the version itself holds the gate's decision, test_set_sha256 and the
 logged model it was registered from. `load_lineage` gathers all of it into one `Lineage`.
 
-    nlpflow lineage nlpflow-classifier@champion [--json]
+    nlpflow lineage nlpflow-support-tickets@champion [--json]
 """
 
 from __future__ import annotations

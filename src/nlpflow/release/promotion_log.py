@@ -3,7 +3,7 @@ run in the experiment `<register.experiment>-promotions`, so MLflow's UI lists t
 and `nlpflow registry history` reads them back.
 
     log_event(tracker, params, PromotionEvent(...))
-    read_log(tracker, params, "nlpflow-classifier")   # newest first
+    read_log(tracker, params, "nlpflow-support-tickets")   # newest first
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ with the run's test metrics linked to it and to the test split's dataset; the py
 "models from code" (nlpflow/serving/pyfunc_entry.py), so no class is pickled.
 
     version = publish_model(tracker, run_id=run_id, model_dir=Path("models/model"),
-                            model_name="nlpflow-classifier", params=params)
+                            model_name="nlpflow-support-tickets", params=params)
 """
 
 from __future__ import annotations

@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from nlpflow.config.naming import RegisteredName
 from nlpflow.config.nlp_tasks import get_nlp_task
 from nlpflow.config.params import Params
 from nlpflow.errors import ModelChangedError as ModelChangedError
 from nlpflow.release.champion import (
     PREVIOUS,
     aliases_of,
+    champion_version,
     close_dead_runs,
     move_champion,
     rollback_target,
@@ -39,8 +41,10 @@ from nlpflow.release.evidence import (
     log_training_texts,
     read_evaluation,
     sha256_of_test_rows,
+    version_identity,
 )
 from nlpflow.release.gate import Decision
+from nlpflow.release.identity import identity_check, identity_of, identity_tags
 from nlpflow.release.promotion_log import PromotionEvent, actor, log_event, now, read_log
 from nlpflow.release.publish import log_model, publish_model, tracked_test_metrics
 from nlpflow.tracking.refs import CHALLENGER, CHAMPION
@@ -87,6 +91,9 @@ class RegistrationReport(BaseModel):
     # champion and challenger before this registration: withdraw_version gives them back
     # should the run fail after registering
     aliases_before: dict[str, int | None] = {}
+    # the registered model's name, where it came from and how to choose another (one line)
+    name_line: str = ""
+    refused: bool = False  # not compared with the champion, a model of other data
 
 
 def not_registered_reason(params: Params) -> str | None:
@@ -118,6 +125,8 @@ def decision_tags(decision: Decision, *, registered: bool) -> dict[str, str]:
         "gate.metric": decision.metric,
         "gate.metrics": json.dumps(values),
         "gate.checks": json.dumps([c.model_dump() for c in decision.checks])[:4900],
+        # "identity": not compared with the champion, a model of other data (gate.reasons says)
+        "gate.refused": "identity" if decision.refused else "",
     }
 
 
@@ -182,6 +191,7 @@ def register(
     data_manifest: Path,
     expected_model_sha256: str | None = None,
     root: Path | None = None,
+    name_origin: str = "NLPFLOW_REGISTERED_MODEL",
 ) -> RegistrationReport:
     """Log `model_dir` as the run's logged model (test metrics linked), register it as a new
     version (alias challenger), run the promotion gate, move `champion` only if it passes,
@@ -193,7 +203,11 @@ def register(
     otherwise (another run overwrote it) is refused before and after the upload, nothing
     registered. A failure after the version exists withdraws it (withdraw_version): a failed
     register leaves no version and moves no alias. `root`: the project folder, where
-    serve.rules (hybrid serving) is read."""
+    serve.rules (hybrid serving) is read. `name_origin`: where `model_name` came from
+    (nlpflow.config.naming.RegisteredName.origin), for the fix the gate's refusal names.
+
+    Every version and its run carry the identity of the model (task, labels, data source:
+    nlpflow.release.identity); a champion of another identity is never compared with."""
 
     metrics, predictions, _ = read_evaluation(metrics_path, evaluation)
     main = params.evaluate.main_metric
@@ -205,15 +219,17 @@ def register(
     # the upload read the folder file by file: it must not have changed meanwhile either
     uploaded = check_model_fingerprint(tracker, run_id=run_id, model_dir=model_dir,
                                        expected=expected_model_sha256)  # fmt: skip
-    tracker.set_tags(run_id, {"nlpflow.registered_model_sha256": uploaded})
+    identity = identity_tags(identity_of(params, labels=manifest.get("labels") or []))
+    tracker.set_tags(run_id, {"nlpflow.registered_model_sha256": uploaded} | identity)
     skipped = not_registered_reason(params)
+    name = RegisteredName(model_name, name_origin)
     version: int | None = None
     if skipped is None:
         tags = {"run_id": run_id, f"test_{main}": str(metrics[main]),
                 "test_set_sha256": sha256_of_test_rows(
                     predictions, targets=get_nlp_task(params.task).targets
                 ),
-                "model_sha256": uploaded}  # fmt: skip
+                "model_sha256": uploaded} | identity  # fmt: skip
         before = aliases_of(tracker, model_name)
         # where the aliases pointed before: a run killed after this (kill -9) gets its version
         # withdrawn by the next run or nlpflow doctor (close_dead_runs), aliases given back
@@ -224,7 +240,7 @@ def register(
             return _judge_and_record(
                 tracker, served=served, version=version, skipped=None, logged=logged,
                 before=before, metrics=metrics, predictions=predictions, evaluation=evaluation,
-                dst=dst, card=card, params=params, run_id=run_id, model_name=model_name,
+                dst=dst, card=card, params=params, run_id=run_id, name=name,
                 data_manifest=data_manifest, manifest=manifest,
             )  # fmt: skip
         except BaseException as exc:
@@ -235,7 +251,7 @@ def register(
     return _judge_and_record(
         tracker, served=served, version=None, skipped=skipped, logged=logged,
         before={}, metrics=metrics, predictions=predictions, evaluation=evaluation,
-        dst=dst, card=card, params=params, run_id=run_id, model_name=model_name,
+        dst=dst, card=card, params=params, run_id=run_id, name=name,
         data_manifest=data_manifest, manifest=manifest,
     )  # fmt: skip
 
@@ -264,21 +280,29 @@ def _judge_and_record(
     tracker: Tracker, *, served: Any, version: int | None, skipped: str | None, logged: Any,
     before: dict[str, int | None], metrics: dict[str, Any], predictions: Any, evaluation: Path,
     dst: Path,
-    card: Path, params: Params, run_id: str, model_name: str, data_manifest: Path,
+    card: Path, params: Params, run_id: str, name: RegisteredName, data_manifest: Path,
     manifest: dict[str, Any],
 ) -> RegistrationReport:  # fmt: skip
     """The gate's verdict on the served model, recorded; the champion moved if it passed;
     the model card and the registration report written."""
     from nlpflow.release.gate import decide
 
-    main = params.evaluate.main_metric
+    main, model_name = params.evaluate.main_metric, name.name
     challenger = challenger_evidence(
         served, predictions=predictions, metrics=metrics, params=params, family=manifest["family"]
     )
     log_training_texts(tracker, run_id=run_id, evaluation=evaluation)
-    champion = champion_evidence(tracker, model_name, predictions=predictions, params=params,
-                                  challenger=challenger)  # fmt: skip
-    decision = decide(challenger, champion, params)
+    current = champion_version(tracker, model_name)
+    identity = identity_check(
+        identity_of(params, labels=manifest.get("labels") or []),
+        None if current is None else version_identity(tracker, model_name, current),
+        version=current, name=name, params=params,
+    )  # fmt: skip
+    champion = None
+    if identity.passed:  # never a metric against a model of other labels or data
+        champion = champion_evidence(tracker, model_name, predictions=predictions, params=params,
+                                      challenger=challenger)  # fmt: skip
+    decision = decide(challenger, champion, params, identity=identity, refused_version=current)
     verdict = decision_tags(decision, registered=version is not None)
     tracker.set_logged_model_tags(logged.model_id, verdict)
     tracker.set_tags(run_id, verdict | ({"registry.not_registered": skipped} if skipped else {}))
@@ -293,7 +317,7 @@ def _judge_and_record(
         previous_champion=decision.compared_version, promoted=bool(version and decision.promote),
         gate_passed=decision.promote, reasons=decision.reasons,
         checks=[c.model_dump() for c in decision.checks], not_registered=skipped,
-        aliases_before=before,
+        aliases_before=before, name_line=name.line, refused=decision.refused,
     )  # fmt: skip
     _write_card(
         card, report=report, manifest=manifest, data_manifest=data_manifest, metrics=metrics,
@@ -337,6 +361,8 @@ def _card_summary(decision: Decision, metrics: dict[str, Any], main: str, run_id
     ci = metrics.get("ci") or {}
     interval = f" (95% CI {ci['low']:.4f}-{ci['high']:.4f})" if "low" in ci else ""
     verdict = "Promoted to champion" if decision.promote else "Not promoted"
+    if decision.refused:
+        verdict = f"Not promoted, not compared with champion v{decision.compared_version}"
     return (
         f"Test {main} {metrics[main]:.4f}{interval}. {verdict}: {decision.reasons}. "
         f"Model card: artifact registration/model_card.md of run {run_id}."

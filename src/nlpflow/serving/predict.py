@@ -2,7 +2,7 @@
 from `--text` or a file, checked as the served model checks them, scored in requests of its
 max_batch.
 
-    nlpflow predict --model nlpflow-classifier@champion --input tickets.csv
+    nlpflow predict --model nlpflow-support-tickets@champion --input tickets.csv
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ This module is what every registered version runs (nlpflow/serving/pyfunc_entry.
 serving a version (nlpflow.serving.server) and scoring files from the CLI
 (nlpflow.serving.predict) live apart from it.
 
-    nlpflow serve --model nlpflow-classifier@champion --port 5001
+    nlpflow serve --model nlpflow-support-tickets@champion --port 5001
 """
 
 from __future__ import annotations

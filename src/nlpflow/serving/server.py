@@ -1,7 +1,7 @@
 """Serving a registered version: `nlpflow serve` runs uvicorn with nlpflow.serving.app (MLflow's
 scoring server behind nlpflow's request guard) on the version's downloaded files.
 
-    ref = resolve_spec("nlpflow-classifier@champion", settings)   # nlpflow.tracking.refs
+    ref = resolve_spec("nlpflow-support-tickets@champion", settings)   # nlpflow.tracking.refs
     check_port_free("127.0.0.1", 5001)
     serve_registered(ref, settings, host="127.0.0.1", port=5001, workers=1)
 """

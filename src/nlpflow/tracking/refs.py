@@ -1,6 +1,6 @@
 """Which registered version a user means: the one resolver of model references.
 
-    resolve_spec("nlpflow-classifier@champion", settings)   # nlpflow serve / predict / lineage
+    resolve_spec("nlpflow-support-tickets@champion", settings)   # nlpflow serve / predict / lineage
     resolve_model(tracker, name, alias="champion")          # batch inference
     resolve_model(tracker, name, version=3)
 
@@ -79,7 +79,8 @@ def resolve_model(
         raise RegistryError(
             f"no registered model {name!r} in {tracker.uri} (registered: {listed}): train and "
             f"register one with `nlpflow run`, name another in {option}, or set "
-            "NLPFLOW_REGISTERED_MODEL / NLPFLOW_TRACKING_URI to the model to use."
+            "NLPFLOW_REGISTERED_MODEL (or params register.model_name) / NLPFLOW_TRACKING_URI "
+            "to the model to use."
         )
     if alias is not None and not alias.isdigit():
         if alias not in aliases:
@@ -101,10 +102,12 @@ def resolve_model(
 
 def resolve_spec(spec: str | None, settings: Settings, *, option: str = "--model") -> ModelRef:
     """The version `spec` names (NAME@ALIAS, NAME/VERSION, NAME, or None for the default
-    model's champion) in the settings' registry."""
+    model's champion: nlpflow.config.naming.project_model_name) in the settings' registry."""
+    from nlpflow.config.naming import project_model_name
     from nlpflow.tracking.tracker import Tracker
 
-    name, alias, version = parse_model_spec(spec, settings.registered_model)
+    default = project_model_name(settings).name if not spec else "NAME"
+    name, alias, version = parse_model_spec(spec, default)
     uri = settings.resolved_tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         # MLflow would create an empty store here and then report the model missing.

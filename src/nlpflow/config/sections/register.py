@@ -48,10 +48,12 @@ class GateParams(Section):
 class CardParams(Section):
     """register.card: the words of the model card that no metric can supply."""
 
-    intended_use: str = Field(
-        default="Route English customer-support tickets to a team. Not for decisions about "
-        "people, and not for languages or domains it was not trained on.",
-        description="What the model is for, and what it is not for.",
+    intended_use: str | None = Field(
+        default=None,
+        min_length=1,
+        description="What the model is for, and what it is not for. null: the card states "
+        "only what the run knows (the NLP task, its labels, the data) and asks for this to be "
+        "set; it never guesses a purpose.",
     )
     limitations: list[str] = Field(
         default=[], description="Known limits, one sentence each (measured ones are added)."
@@ -63,6 +65,15 @@ class RegisterParams(Section):
 
     experiment: str = Field(
         default="nlpflow", description="MLflow experiment of the pipeline runs."
+    )
+    model_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Registered model the run registers to and the commands serve from. "
+        "null: `nlpflow-` + the data's name (data/tickets.csv -> nlpflow-tickets), so each "
+        "dataset gets its own champion. NLPFLOW_REGISTERED_MODEL, when set, wins over both.",
     )
     gate: GateParams = GateParams()
     card: CardParams = CardParams()

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from nlpflow.config.naming import registered_model_name
 from nlpflow.config.params import Params
 from nlpflow.config.settings import Settings
 from nlpflow.config.source_kinds import is_database_url
@@ -97,7 +98,8 @@ def plan_inference(params: Params, settings: Settings) -> InferencePlan:
     return InferencePlan(
         source=source, is_database=is_db, table=p.table, query=p.query,
         text_column=p.text_column, id_column=p.id_column, target=target,
-        model_name=settings.registered_model, model_alias=p.model_alias.strip(),
+        model_name=registered_model_name(params, settings.registered_model).name,
+        model_alias=p.model_alias.strip(),
         batch_size=p.batch_size, on_invalid=p.on_invalid, max_chars=params.serve.max_chars,
         max_batch=params.serve.max_batch, experiment=f"{params.register_.experiment}-inference",
     )  # fmt: skip
