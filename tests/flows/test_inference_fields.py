@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import SAMPLE
+from tests.conftest import REPO, SAMPLE
 from tests.integration.test_batch_inference import Registered
 
 CODES = {"billing": "1", "shipping": "2", "technical": "3", "account": "4"}
@@ -54,8 +55,8 @@ def fields_model(tmp_path_factory: pytest.TempPathFactory) -> Registered:
     what they made, published with the params that made it."""
     from nlpflow.config.params import DataParams, Params, PreprocessParams, TrainParams
     from nlpflow.config.settings import Settings
-    from nlpflow.data.nlp.text_classification import rewrite_labels
     from nlpflow.data.local_source import load_source
+    from nlpflow.data.nlp.text_classification import rewrite_labels
     from nlpflow.release.registry import publish_model
     from nlpflow.tracking.tracker import Tracker
     from nlpflow.training.families import update_manifest
@@ -64,6 +65,8 @@ def fields_model(tmp_path_factory: pytest.TempPathFactory) -> Registered:
     root = tmp_path_factory.mktemp("fields") / "project"
     source = root / "data" / "tickets.csv"
     _write_headerless(source)
+    # the repository's params.yaml: its inference section must leave the shaping to the model
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
     data = DataParams(
         source=str(source), columns=COLUMNS, text_column=["title", "description"],
         label_map={v: k for k, v in CODES.items()},
