@@ -226,6 +226,10 @@ def test_the_pyfunc_answers_records_of_the_trained_fields(env: Registered) -> No
     with pytest.raises(MlflowException) as error:
         model.predict(pd.DataFrame({"title": ["Refund for my"]}))
     assert "lacks field(s) 'description'" in str(error.value)
+    # a bare list cannot be matched to one of several optional columns: said so, with the fix
+    with pytest.raises(MlflowException) as error:
+        model.predict(["Refund for my order please"])
+    assert 'name them, as {"inputs": {"text": ["..."]}}' in str(error.value)
 
 
 def test_the_served_app_takes_records_and_refuses_one_missing_a_field(env: Registered) -> None:
@@ -248,6 +252,10 @@ def test_the_served_app_takes_records_and_refuses_one_missing_a_field(env: Regis
     assert ok.status_code == 200, ok.text
     plain = client.post("/invocations", json={"inputs": {"text": [" ".join(record.values())]}})
     assert ok.json() == plain.json()
+    # a bare list of texts still works with the fields' optional columns in the schema
+    listed = client.post("/invocations", json={"inputs": [" ".join(record.values())]})
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == plain.json()
     bad = client.post(
         "/invocations", json={"dataframe_records": [record, {"title": "Refund for my"}]}
     )

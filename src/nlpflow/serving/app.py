@@ -159,8 +159,11 @@ def _lacks(shape: InputShape, record: dict[str, Any], number: int | None) -> str
     )
 
 
-def check_body(body: bytes, limits: Limits) -> None:
-    """RejectedRequest unless `body` is JSON, not too deep, whose texts check_texts accepts."""
+def check_body(body: bytes, limits: Limits) -> bytes:
+    """RejectedRequest unless `body` is JSON, not too deep, whose texts check_texts accepts;
+    the body to hand to MLflow: `body`, or for a model trained on fields a bare list of texts
+    named as the `text` column (MLflow cannot tell which of several optional columns a bare
+    list fills, and gave the model an empty frame)."""
     from nlpflow.serving.pyfunc import InvalidRequest, check_texts
 
     if (depth := json_depth(body)) > MAX_JSON_DEPTH:
@@ -177,11 +180,17 @@ def check_body(body: bytes, limits: Limits) -> None:
         raise RejectedRequest(400, f"the body is not valid JSON: {exc}.") from None
     texts = request_texts(payload, limits.shape)
     if texts is None:
-        return
+        return body
     try:
         check_texts(texts, max_chars=limits.max_chars, max_batch=limits.max_batch)
     except InvalidRequest as exc:
         raise RejectedRequest(400, str(exc)) from None
+    for key in ("inputs", "instances"):
+        listed = payload.get(key)
+        bare = isinstance(listed, list) and not any(isinstance(i, dict) for i in listed)
+        if limits.shape.fields and bare:
+            return json.dumps({**payload, key: {"text": listed}}).encode()
+    return body
 
 
 class RequestGuard:
@@ -199,7 +208,7 @@ class RequestGuard:
         try:
             body = await self._read_body(scope, receive)
             if scope["method"] == "POST" and _is_json(scope):
-                check_body(body, self.limits)
+                body = check_body(body, self.limits)
         except RejectedRequest as exc:
             await _answer(send, exc.status, str(exc))
             return

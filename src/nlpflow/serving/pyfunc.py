@@ -102,6 +102,12 @@ def input_texts(model_input: Any, shape: InputShape | None = None) -> list[Any]:
 
 def _no_text_message(columns: Any, shape: InputShape) -> str:
     have = ", ".join(map(str, columns)) or "none"
+    if shape.fields and have == "none":  # MLflow's schema took a bare list for no column
+        return (
+            "a bare list of texts cannot be matched to this model's input columns (text, or "
+            f"the fields {', '.join(shape.text_columns)}): name them, as "
+            '{"inputs": {"text": ["..."]}} or a DataFrame with a `text` column.'
+        )
     if shape.fields:
         missing = ", ".join(map(repr, shape.missing(columns)))
         fields = ", ".join(f'"{c}": "..."' for c in shape.text_columns)
