@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from nlpflow.errors import ModelError
-from nlpflow.serving.pyfunc import InvalidRequest, _texts, check_texts
+from nlpflow.serving.pyfunc import InvalidRequest, check_texts, input_texts
 from nlpflow.tracking.refs import parse_model_spec
 
 
@@ -46,14 +46,14 @@ def test_many_bad_rows_are_summarised() -> None:
 
 
 def test_request_shapes() -> None:
-    assert _texts(pd.DataFrame({"id": [1], "text": ["a"]})) == ["a"]
-    assert _texts(pd.Series(["a", "b"])) == ["a", "b"]
-    assert _texts("one") == ["one"]
-    assert _texts({"text": ["a", "b"]}) == ["a", "b"]
+    assert input_texts(pd.DataFrame({"id": [1], "text": ["a"]})) == ["a"]
+    assert input_texts(pd.Series(["a", "b"])) == ["a", "b"]
+    assert input_texts("one") == ["one"]
+    assert input_texts({"text": ["a", "b"]}) == ["a", "b"]
     with pytest.raises(InvalidRequest, match="no 'text' column \\(columns: body\\)"):
-        _texts(pd.DataFrame({"body": ["a"]}))
+        input_texts(pd.DataFrame({"body": ["a"]}))
     with pytest.raises(InvalidRequest, match="cannot read texts from a int"):
-        _texts(3)
+        input_texts(3)
 
 
 @pytest.mark.parametrize(

@@ -81,26 +81,59 @@ def predict(
             help="A file of texts: .txt (one a line), .csv/.tsv/.jsonl/.parquet (a text column).",
         ),
     ] = None,
+    record: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--record",
+            "-r",
+            help='A JSON object of the fields the model was trained on, e.g. \'{"title": '
+            '"...", "description": "..."}\' (repeatable); joined as gather joined them.',
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, not a table.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Answer texts with a registered model: a label and its probabilities, entities, or topics."""
+    import pandas as pd
+
     from nlpflow.serving.nlp import output
-    from nlpflow.serving.predict import predict_registered, read_texts
+    from nlpflow.serving.predict import predict_registered, read_input
     from nlpflow.tracking.refs import resolve_spec as resolve_model
 
-    if (text is None) == (input_ is None):
-        raise NlpflowError("give texts with --text (repeatable) or a file with --input, not both.")
+    if sum(x is not None for x in (text, input_, record)) != 1:
+        raise NlpflowError(
+            "give texts with --text (repeatable), records with --record (repeatable) or a "
+            "file with --input: one of them."
+        )
     settings = load_settings()
     ref = resolve_model(default_model(model, settings, config), settings)
-    texts = read_texts(input_) if input_ is not None else list(text or [])
-    frame = predict_registered(ref, settings, texts)
+    rows: list[str] | pd.DataFrame = list(text or [])
+    if input_ is not None:
+        rows = read_input(input_)
+    elif record is not None:
+        rows = pd.DataFrame([_record(r) for r in record])
+    frame = predict_registered(ref, settings, rows)
+    texts = frame.attrs["texts"]
     shape = output(frame.attrs["task"])  # the model's NLP task shapes the answer
     if as_json:
         for row in shape.json_rows(texts, frame):
             out.print(json.dumps(row, ensure_ascii=False), markup=False, highlight=False)
         return
     _print_predictions(shape.display(texts, frame), title=str(ref))
+
+
+def _record(value: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise NlpflowError(f"--record {value[:60]!r} is not JSON ({exc.msg}): give an object "
+                           'like \'{"title": "...", "description": "..."}\'.') from None  # fmt: skip
+    if not isinstance(parsed, dict):
+        raise NlpflowError(
+            f"--record {value[:60]!r} is not a JSON object: give one like "
+            '\'{"title": "...", "description": "..."}\'.'
+        )
+    return parsed
 
 
 def _print_predictions(frame: Any, *, title: str) -> None:

@@ -27,6 +27,7 @@ from nlpflow.data.reading import (
     sniff_delimiter,
 )
 from nlpflow.data.splits import SPLIT_ALIASES, SPLIT_COLUMN, split_name
+from nlpflow.data.text import join_fields
 from nlpflow.errors import DataSourceError
 
 
@@ -81,14 +82,11 @@ def _select(
             f"{path}: column(s) {missing} not found; columns are {list(df.columns)}. {hint}"
         )
 
-    def join(values: tuple[object, ...]) -> str | None:
-        # One column: the value as it is (validate judges blanks). Several: the present parts.
-        parts = [str(v) for v in values if not pd.isna(v)]
-        return " ".join(parts) if parts else None
-
     out = pd.DataFrame(
         {
-            "text": [join(values) for values in zip(*(df[c] for c in text_columns), strict=True)],
+            "text": [
+                join_fields(values) for values in zip(*(df[c] for c in text_columns), strict=True)
+            ],
             "label": [None] * len(df)
             if label_column is None
             else [_label(v, path, i) for i, v in enumerate(df[label_column], start=offset)],

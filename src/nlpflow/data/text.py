@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
+
+import pandas as pd
 
 _NON_WORD = re.compile(r"[\W_]+")
 # For ASCII text, in one byte table: letters lower-cased, digits kept, anything else a space;
@@ -40,3 +43,13 @@ def label_key(label: str) -> str:
     text = " ".join(unicodedata.normalize("NFKC", label).split())  # line breaks are spacing
     text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
     return unicodedata.normalize("NFKC", text.casefold()).strip()
+
+
+def join_fields(values: Iterable[object]) -> str | None:
+    """One text from the fields of a row, as gather builds data.text_column [title, body]:
+    the present values (null and NaN left out) as text, joined by a space; None when none is
+    present. One field: its value as text (validate judges blanks). Batch inference and the
+    served model join a trained model's fields with this very function, so a row is scored as
+    the text it was trained on."""
+    parts = [str(v) for v in values if not pd.isna(v)]
+    return " ".join(parts) if parts else None

@@ -35,6 +35,7 @@ def inference_flow(
         ref = t.resolve(settings, plan, job)
         with t.workers(settings) as pool:
             model = pool.on_every_worker(t.describe, settings=settings, ref=ref, plan=plan)
+            plan = t.shape_input(plan, model)  # as the version was trained, unless overridden
             run_id = t.start_tracking(settings, plan, model.ref, params, job)
             try:
                 repeated = t.check_ids(plan, job.chunk_rows)

@@ -49,10 +49,15 @@ def _requirements(manifest: dict[str, Any]) -> list[str]:
 
 def serving_config(params: Params) -> dict[str, Any]:
     """What the served model enforces and how it runs, baked into the registered version."""
+    from nlpflow.serving.shaping import CONFIG_KEY, InputShape
+
     return {
         "max_chars": params.serve.max_chars,
         "max_batch": params.serve.max_batch,
         "quantize": params.register_.quantize,
+        # gather's shaping (columns, fields joined, labels): batch inference and the served
+        # model shape their input as training did, with no run to look up (serving.shaping)
+        CONFIG_KEY: InputShape.from_data(params.data).to_config(),
     }
 
 
@@ -79,17 +84,23 @@ def pyfunc_spec(model_dir: Path, params: Params, *, root: Path | None = None) ->
     serve.rules (read under `root`), the rules file goes with it: hybrid serving."""
     from nlpflow.serving.nlp import output
     from nlpflow.serving.pyfunc import MODEL_ARTIFACT, TEXT_COLUMN
+    from nlpflow.serving.shaping import InputShape
     from nlpflow.tracking.model_files import PyfuncSpec
 
     manifest = load_manifest(model_dir)
     outputs = output(params.task).output_schema(manifest["labels"])
+    shape = InputShape.from_data(params.data)
+    # a model trained on several fields (or one not named text) takes records of them too:
+    # every column optional, the pyfunc refuses a request with neither text nor the fields
+    fields = [c for c in shape.text_columns if c != TEXT_COLUMN] if shape.fields else []
     return PyfuncSpec(
         entry=PYFUNC_ENTRY,
         artifacts={MODEL_ARTIFACT: str(model_dir)} | hybrid_rules(model_dir, params, root),
         # Ship nlpflow's own code with the model so it loads where nlpflow isn't installed.
         code_paths=[str(PACKAGE_DIR)],
         requirements=_requirements(manifest),
-        inputs={TEXT_COLUMN: "string"},
+        inputs={TEXT_COLUMN: "string"} | dict.fromkeys(fields, "string"),
+        optional_inputs=(TEXT_COLUMN, *fields) if fields else (),
         outputs=outputs,
         # What a request looks like, for the model page and `mlflow models serve` users: a
         # made-up text, never a row of the (possibly private) data. A one-row dict, not a

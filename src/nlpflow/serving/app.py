@@ -12,7 +12,10 @@ those before MLflow sees the request:
 - a body over `max_body_bytes` (from the model's max_batch and max_chars) is a 413, unread;
 - JSON nested deeper than MAX_JSON_DEPTH is a 400, found without recursion;
 - every text in any of MLflow's JSON payload forms must be a non-blank string within limits
-  (the model's own check_texts, on the values as sent, before any conversion);
+  (the model's own check_texts, on the values as sent, before any conversion); a model
+  trained on several fields (data.text_column [title, description]) takes records of them
+  (`{"dataframe_records": [{"title": "...", "description": "..."}]}`), joined as gather
+  joined them, and a record lacking one is a 400 naming it;
 - error bodies from MLflow keep their code and the gist of their message, never the request.
 
 A pure ASGI wrapper, so MLflow's routes, payload formats and timeout stay as they are.
@@ -24,8 +27,10 @@ import json
 import os
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from nlpflow.serving.shaping import InputShape
 
 MODEL_PATH_ENV = "NLPFLOW_SERVE_MODEL"
 MAX_JSON_DEPTH = 32  # the deepest payload form (dataframe_split) nests 3 levels
@@ -55,6 +60,7 @@ class RejectedRequest(Exception):
 class Limits:
     max_chars: int
     max_batch: int
+    shape: InputShape = field(default_factory=InputShape)  # the fields it was trained on
 
     @property
     def max_body_bytes(self) -> int:
@@ -77,49 +83,87 @@ def json_depth(body: bytes) -> int:
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-def request_texts(payload: Any) -> list[Any] | None:
+def request_texts(payload: Any, shape: InputShape | None = None) -> list[Any] | None:
     """The values a request sends as texts, as parsed from JSON (None: not a shape this reads;
-    MLflow then answers with its own message)."""
+    MLflow then answers with its own message). A model trained on fields (`shape`) takes
+    records of them: their texts are the fields joined as gather joined them, and a record
+    without `text` that lacks a field is a RejectedRequest naming it."""
+    shape = shape or InputShape()
     if not isinstance(payload, dict):
         return None
     for key in ("inputs", "instances"):
         if key in payload:
-            return _texts_of(payload[key])
+            return _texts_of(payload[key], shape)
     if isinstance(records := payload.get("dataframe_records"), list):
-        return _column_of_records(records)
+        return _column_of_records(records, shape)
     split = payload.get("dataframe_split")
     if isinstance(split, dict) and isinstance(split.get("data"), list):
         columns = split.get("columns")
-        if not isinstance(columns, list) or "text" not in columns:
+        if not isinstance(columns, list):
             return None
-        at = columns.index("text")
         rows = split["data"]
-        if not all(isinstance(row, list) and len(row) > at for row in rows):
+        if not all(isinstance(row, list) and len(row) >= len(columns) for row in rows):
             return None
-        return [row[at] for row in rows]
+        return _column_of_records([dict(zip(columns, row, strict=False)) for row in rows], shape)
     return None
 
 
-def _texts_of(value: Any) -> list[Any] | None:
+def _texts_of(value: Any, shape: InputShape) -> list[Any] | None:
     if isinstance(value, dict):  # {"text": [...]} (columnar) or {"text": "..."}
+        if "text" not in value and shape.fields and not shape.missing(value):
+            columns = {c: v if isinstance(v, list) else [v] for c, v in value.items()}
+            if len({len(columns[c]) for c in shape.text_columns}) != 1:
+                return None  # columns of unequal lengths: MLflow refuses them itself
+            return _column_of_records(
+                [dict(zip(shape.text_columns, row, strict=True))
+                 for row in zip(*(columns[c] for c in shape.text_columns), strict=True)],
+                shape,
+            )  # fmt: skip
         if "text" not in value:
+            if shape.fields:
+                raise RejectedRequest(400, _lacks(shape, value, None))
             return None
         column = value["text"]
         return column if isinstance(column, list) else [column]
     if isinstance(value, list):
         if value and all(isinstance(item, dict) for item in value):
-            return _column_of_records(value)
+            return _column_of_records(value, shape)
         return value
     return [value]
 
 
-def _column_of_records(records: list[Any]) -> list[Any] | None:
-    texts = [r.get("text", _MISSING) if isinstance(r, dict) else _MISSING for r in records]
-    return None if any(t is _MISSING for t in texts) else texts
+def _column_of_records(records: list[Any], shape: InputShape) -> list[Any] | None:
+    from nlpflow.data.text import join_fields
+
+    if not all(isinstance(r, dict) for r in records):
+        return None
+    if all("text" in r for r in records) or not shape.fields:
+        texts = [r.get("text", _MISSING) for r in records]
+        return None if any(t is _MISSING for t in texts) else texts
+    for number, record in enumerate(records):
+        if "text" not in record and shape.missing(record):
+            raise RejectedRequest(400, _lacks(shape, record, number))
+    return [
+        r["text"] if "text" in r else join_fields(r[c] for c in shape.text_columns) for r in records
+    ]
 
 
-def check_body(body: bytes, limits: Limits) -> None:
-    """RejectedRequest unless `body` is JSON, not too deep, whose texts check_texts accepts."""
+def _lacks(shape: InputShape, record: dict[str, Any], number: int | None) -> str:
+    where = f"record {number} (counting from 0)" if number is not None else "the request"
+    missing = ", ".join(map(repr, shape.missing(record)))
+    fields = ", ".join(f'"{c}": "..."' for c in shape.text_columns)
+    return (
+        f"{where} lacks field(s) {missing}: this model was trained on {shape.describe()}; "
+        f'send every field, e.g. {{"dataframe_records": [{{{fields}}}]}}, or the joined text '
+        'as {"inputs": {"text": ["..."]}}.'
+    )
+
+
+def check_body(body: bytes, limits: Limits) -> bytes:
+    """RejectedRequest unless `body` is JSON, not too deep, whose texts check_texts accepts;
+    the body to hand to MLflow: `body`, or for a model trained on fields a bare list of texts
+    named as the `text` column (MLflow cannot tell which of several optional columns a bare
+    list fills, and gave the model an empty frame)."""
     from nlpflow.serving.pyfunc import InvalidRequest, check_texts
 
     if (depth := json_depth(body)) > MAX_JSON_DEPTH:
@@ -134,13 +178,19 @@ def check_body(body: bytes, limits: Limits) -> None:
         raise RejectedRequest(400, f"the body is not UTF-8 (byte {exc.start}).") from None
     except json.JSONDecodeError as exc:  # its message quotes no input, only where
         raise RejectedRequest(400, f"the body is not valid JSON: {exc}.") from None
-    texts = request_texts(payload)
+    texts = request_texts(payload, limits.shape)
     if texts is None:
-        return
+        return body
     try:
         check_texts(texts, max_chars=limits.max_chars, max_batch=limits.max_batch)
     except InvalidRequest as exc:
         raise RejectedRequest(400, str(exc)) from None
+    for key in ("inputs", "instances"):
+        listed = payload.get(key)
+        bare = isinstance(listed, list) and not any(isinstance(i, dict) for i in listed)
+        if limits.shape.fields and bare:
+            return json.dumps({**payload, key: {"text": listed}}).encode()
+    return body
 
 
 class RequestGuard:
@@ -158,7 +208,7 @@ class RequestGuard:
         try:
             body = await self._read_body(scope, receive)
             if scope["method"] == "POST" and _is_json(scope):
-                check_body(body, self.limits)
+                body = check_body(body, self.limits)
         except RejectedRequest as exc:
             await _answer(send, exc.status, str(exc))
             return
@@ -280,6 +330,9 @@ def build_app() -> ASGIApp:
 
     model = mlflow.pyfunc.load_model(os.environ[MODEL_PATH_ENV])
     config = served_config(model)
-    limits = Limits(max_chars=int(config["max_chars"]), max_batch=int(config["max_batch"]))
+    limits = Limits(
+        max_chars=int(config["max_chars"]), max_batch=int(config["max_batch"]),
+        shape=InputShape.from_config(config),
+    )  # fmt: skip
     app: ASGIApp = scoring_server.init(model)
     return RequestGuard(app, limits)

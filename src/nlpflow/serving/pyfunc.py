@@ -3,7 +3,9 @@
 It cleans text with the same TextPreprocessor (and the same params) the training data went
 through, then predicts, so training and serving cannot drift apart.
 
-Input: a DataFrame with a `text` column (or a list of strings).
+Input: a DataFrame with a `text` column (or a list of strings); a model trained on several
+fields (data.text_column [title, description]) takes records of those fields too, joined as
+gather joined them (nlpflow.serving.shaping), and refuses a record missing one, naming it.
 Output: what the model's NLP task returns (nlpflow.serving.nlp); for text-classification a
 DataFrame with `label`, `score` (its probability) and `proba_<label>` per class.
 
@@ -32,6 +34,8 @@ from typing import Any, TypeVar
 
 import pandas as pd
 from mlflow.pyfunc import PythonModel
+
+from nlpflow.serving.shaping import InputShape
 
 MODEL_ARTIFACT = "model_dir"
 RULES_ARTIFACT = "override_rules"  # hybrid serving (params serve.rules): the rules file, if any
@@ -63,17 +67,20 @@ def predict_frame(model: Any, cleaner: Any, texts: list[str]) -> pd.DataFrame:
     return output_of_model(model).predict_frame(model, cleaner, texts)
 
 
-def _texts(model_input: Any) -> list[Any]:
-    """The texts of a request, unchecked. A DataFrame needs a `text` column: guessing another
-    column would answer for the wrong data."""
+def input_texts(model_input: Any, shape: InputShape | None = None) -> list[Any]:
+    """The texts of a request, unchecked: a `text` column, or (a model trained on fields,
+    data.text_column [title, description]) those fields, joined as gather joined them. A
+    DataFrame needs one or the other: guessing another column would answer for the wrong data."""
+    shape = shape or InputShape()
+    if isinstance(model_input, dict) and not shape.missing(model_input) and shape.fields:
+        model_input = pd.DataFrame(
+            {c: [v] if isinstance(v, str) else list(v) for c, v in model_input.items()}
+        )
     if isinstance(model_input, pd.DataFrame):
+        if shape.fields and not shape.missing(model_input.columns):
+            return shape.texts(model_input)
         if TEXT_COLUMN not in model_input.columns:
-            columns = ", ".join(map(str, model_input.columns)) or "none"
-            raise InvalidRequest(
-                f"the request has no {TEXT_COLUMN!r} column (columns: {columns}); send "
-                f'{{"dataframe_split": {{"columns": ["text"], "data": [["..."]]}}}} or '
-                f'{{"inputs": {{"text": ["..."]}}}}.'
-            )
+            raise InvalidRequest(_no_text_message(model_input.columns, shape))
         return list(model_input[TEXT_COLUMN])
     if isinstance(model_input, pd.Series):
         return list(model_input)
@@ -82,6 +89,8 @@ def _texts(model_input: Any) -> list[Any]:
     if isinstance(model_input, dict) and TEXT_COLUMN in model_input:
         value = model_input[TEXT_COLUMN]
         return [value] if isinstance(value, str) else list(value)
+    if isinstance(model_input, dict):
+        raise InvalidRequest(_no_text_message(list(model_input), shape))
     try:
         return list(model_input)
     except TypeError:
@@ -89,6 +98,30 @@ def _texts(model_input: Any) -> list[Any]:
             f"cannot read texts from a {type(model_input).__name__}; send a DataFrame with a "
             f"{TEXT_COLUMN!r} column or a list of strings."
         ) from None
+
+
+def _no_text_message(columns: Any, shape: InputShape) -> str:
+    have = ", ".join(map(str, columns)) or "none"
+    if shape.fields and have == "none":  # MLflow's schema took a bare list for no column
+        return (
+            "a bare list of texts cannot be matched to this model's input columns (text, or "
+            f"the fields {', '.join(shape.text_columns)}): name them, as "
+            '{"inputs": {"text": ["..."]}} or a DataFrame with a `text` column.'
+        )
+    if shape.fields:
+        missing = ", ".join(map(repr, shape.missing(columns)))
+        fields = ", ".join(f'"{c}": "..."' for c in shape.text_columns)
+        return (
+            f"the request lacks field(s) {missing} (it has: {have}); this model was trained "
+            f"on {shape.describe()}: send records with every one of them, e.g. "
+            f'{{"dataframe_records": [{{{fields}}}]}}, or the joined text as '
+            f'{{"inputs": {{"text": ["..."]}}}}.'
+        )
+    return (
+        f"the request has no {TEXT_COLUMN!r} column (columns: {have}); send "
+        f'{{"dataframe_split": {{"columns": ["text"], "data": [["..."]]}}}} or '
+        f'{{"inputs": {{"text": ["..."]}}}}.'
+    )
 
 
 # A missing value written as text. MLflow's scoring server turns `{"inputs": [null]}` into the
@@ -168,6 +201,7 @@ class TextClassifierModel(PythonModel):
         folder = Path(context.artifacts[MODEL_ARTIFACT])
         # Versions registered before serving limits existed have no model_config: defaults.
         self.config = default_config() | dict(getattr(context, "model_config", None) or {})
+        self.shape = InputShape.from_config(self.config)  # the fields it was trained on
         self.model: Any = load_model(folder)  # with serve.rules: a RulesOverride of it
         self.quantized = apply_quantization(self.model, str(self.config["quantize"]))
         rules = (getattr(context, "artifacts", None) or {}).get(RULES_ARTIFACT)
@@ -185,7 +219,7 @@ class TextClassifierModel(PythonModel):
 
         try:
             texts = check_texts(
-                _texts(model_input),
+                input_texts(model_input, getattr(self, "shape", None)),
                 max_chars=int(self.config["max_chars"]),
                 max_batch=int(self.config["max_batch"]),
             )

@@ -72,6 +72,19 @@ def describe(settings: Settings, ref: ModelRef, plan: lib.InferencePlan) -> chun
     return chunks.describe_model(settings, ref, max_chars=plan.max_chars, max_batch=plan.max_batch)
 
 
+@nlpflow_task("shape-input", retries=0)
+def shape_input(plan: lib.InferencePlan, model: chunks.ModelInfo) -> lib.InferencePlan:
+    """The rows shaped as the version's training data was (its recorded columns, fields
+    joined, label rewriting), unless inference.text_column / inference.columns say otherwise."""
+    shaped = plan.shaped(model.served_config)
+    shape = shaped.input_shape
+    get_run_logger().info(
+        "text: %s%s", shape.describe(),
+        f"; headerless columns [{', '.join(shape.columns)}]" if shape.columns else "",
+    )  # fmt: skip
+    return shaped
+
+
 @nlpflow_task("start-inference-tracking", retries=2)
 def start_tracking(
     settings: Settings, plan: lib.InferencePlan, ref: ModelRef, params: Params,
@@ -125,7 +138,7 @@ def check_rows(
     failed: dict[str, int] = {}
     for frame in lib.iter_chunks(plan, rows=chunk_rows):
         checked = lib.validate_rows(
-            frame, text_column=plan.text_column, id_column=plan.id_column,
+            lib.shape_rows(frame, plan.input_shape), text_column=plan.text_column, id_column=plan.id_column,
             max_chars=model.max_chars, on_invalid="skip", first_row=rows, repeated=repeated,
         )  # fmt: skip
         rows += checked.rows_read

@@ -28,6 +28,7 @@ class PyfuncSpec:
     outputs: dict[str, str]
     input_example: dict[str, Any] | None = None
     model_config: dict[str, Any] = field(default_factory=dict)
+    optional_inputs: tuple[str, ...] = ()  # input columns a request may leave out
 
 
 def save_pyfunc(path: Path, spec: PyfuncSpec, *, mlflow_model: Model | None = None) -> None:
@@ -36,8 +37,10 @@ def save_pyfunc(path: Path, spec: PyfuncSpec, *, mlflow_model: Model | None = No
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema, TensorSpec
 
-    def schema(columns: dict[str, str]) -> Schema:
-        specs: list[ColSpec | TensorSpec] = [ColSpec(kind, name) for name, kind in columns.items()]
+    def schema(columns: dict[str, str], optional: tuple[str, ...] = ()) -> Schema:
+        specs: list[ColSpec | TensorSpec] = [
+            ColSpec(kind, name, required=name not in optional) for name, kind in columns.items()
+        ]
         return Schema(specs)
 
     mlflow.pyfunc.save_model(
@@ -46,7 +49,9 @@ def save_pyfunc(path: Path, spec: PyfuncSpec, *, mlflow_model: Model | None = No
         artifacts=spec.artifacts,
         code_paths=spec.code_paths,
         pip_requirements=spec.requirements,  # explicit: inference would re-load the model
-        signature=ModelSignature(inputs=schema(spec.inputs), outputs=schema(spec.outputs)),
+        signature=ModelSignature(
+            inputs=schema(spec.inputs, spec.optional_inputs), outputs=schema(spec.outputs)
+        ),
         input_example=spec.input_example,
         model_config=spec.model_config,
         mlflow_model=mlflow_model,

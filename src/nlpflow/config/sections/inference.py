@@ -23,7 +23,17 @@ class InferenceParams(Section):
     query: str | None = Field(
         default=None, description="Database source: the SELECT whose rows are scored."
     )
-    text_column: str = Field(default="text", description="Column holding the raw text.")
+    text_column: str | list[str] | None = Field(
+        default=None,
+        description="Column holding the raw text, or several joined by a space (as gather "
+        "joins data.text_column); null = the columns the model was trained on (recorded in "
+        "the registered version; `text` for a version registered before that).",
+    )
+    columns: list[str] | None = Field(
+        default=None,
+        description="Column names of a csv/tsv input without a header row; null = as the model "
+        "was trained (its data.columns); [] = the input has a header row.",
+    )
     id_column: str | None = Field(
         default=None, description="Column copied into the predictions to join them back."
     )
@@ -74,8 +84,19 @@ class InferenceParams(Section):
                 "table and query apply to a database source; a file source is read whole "
                 "(unset table/query, or set source to a database URL)"
             )
-        if self.id_column is not None and self.id_column == self.text_column:
+        texts = [self.text_column] if isinstance(self.text_column, str) else self.text_column
+        if texts is not None and (not texts or not all(c.strip() for c in texts)):
+            raise ValueError(
+                "text_column is empty: name the input's text column(s), or null for the "
+                "columns the model was trained on"
+            )
+        if self.id_column is not None and self.id_column in (texts or []):
             raise ValueError("id_column and text_column name the same column")
+        if self.columns and self.source is not None and is_database_url(self.source):
+            raise ValueError(
+                "columns names the columns of a headerless csv/tsv file; a database source "
+                "has its own (unset inference.columns)"
+            )
         if not self.model_alias.strip():
             raise ValueError("model_alias is blank: give an alias (champion) or a version number")
         return self

@@ -37,6 +37,7 @@ from nlpflow.serving.batch.checks import (
     invalid_examples,
     invalid_message,
     repeated_ids,
+    shape_rows,
     validate_rows,
 )
 from nlpflow.serving.batch.chunks import ChunkJob, ModelInfo, process_chunk
@@ -94,6 +95,7 @@ __all__ = [
     "repeated_ids",
     "report_markdown",
     "score_rows",
+    "shape_rows",
     "start_inference_run",
     "validate_rows",
 ]

@@ -21,6 +21,7 @@ import pandas as pd
 
 from nlpflow.errors import DataValidationError
 from nlpflow.serving.batch.plan import ROW
+from nlpflow.serving.shaping import InputShape
 
 _GX_ROW = "__nlpflow_row__"  # GX reports offending rows by this column; no user column clashes
 # whether the text value as read is a string (or missing): a number or a boolean would pass the
@@ -138,6 +139,30 @@ def _as_text(value: Any) -> str | None:
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
     return str(value)
+
+
+def shape_rows(frame: pd.DataFrame, shape: InputShape) -> pd.DataFrame:
+    """`frame` with its text as the model was trained on it: the one text column as read, or
+    the fields joined as gather joined them under `shape.text_name` (title+description).
+    DataValidationError naming the columns the input lacks and the setting that fixes it."""
+    missing = shape.missing(frame.columns)
+    if missing:
+        have = ", ".join(map(str, frame.columns)) or "none"
+        headerless = (
+            f" (read as a headerless file with columns [{', '.join(shape.columns)}])"
+            if shape.columns
+            else ""
+        )
+        raise DataValidationError(
+            f"input validation failed: no column(s) {', '.join(map(repr, missing))} in the "
+            f"input{headerless}; its columns: {have}. The text is {shape.describe()}: set "
+            "inference.text_column to the input's text column(s) (a list is joined by a "
+            "space), and for a csv/tsv file without a header row inference.columns to its "
+            "column names ([] when it has a header)."
+        )
+    if len(shape.text_columns) == 1:
+        return frame
+    return frame.assign(**{shape.text_name: shape.texts(frame)})
 
 
 def validate_rows(

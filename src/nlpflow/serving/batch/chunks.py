@@ -16,14 +16,15 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
 from nlpflow.config.settings import Settings
-from nlpflow.serving.batch.checks import validate_rows
-from nlpflow.serving.batch.plan import InferencePlan
+from nlpflow.serving.batch.checks import shape_rows, validate_rows
+from nlpflow.serving.batch.plan import INPUT_LABEL, ROW, InferencePlan
 from nlpflow.serving.batch.progress import ChunkSummary, commit_chunk
 from nlpflow.serving.batch.score import (
     LoadedModel,
@@ -45,6 +46,7 @@ class ModelInfo(BaseModel):
     max_batch: int
     output_columns: list[str]
     task: str
+    served_config: dict[str, Any] = {}  # the version's model_config: limits, input shaping
 
     @property
     def ref(self) -> ModelRef:
@@ -89,6 +91,7 @@ def describe_model(
     return ModelInfo(
         name=ref.name, version=ref.version, alias=ref.alias, max_chars=model.max_chars,
         max_batch=model.max_batch, output_columns=model.output_columns, task=model.task,
+        served_config=model.config,
     )  # fmt: skip
 
 
@@ -113,7 +116,7 @@ def process_chunk(job: ChunkJob) -> ChunkSummary:
     model = _loaded(job.settings, info.ref, max_chars=info.max_chars, max_batch=info.max_batch)
     _limit_threads(job.threads)
     checked = validate_rows(
-        job.frame, text_column=plan.text_column, id_column=plan.id_column,
+        shape_rows(job.frame, plan.input_shape), text_column=plan.text_column, id_column=plan.id_column,
         max_chars=model.max_chars, on_invalid=plan.on_invalid, first_row=job.first_row,
         repeated=job.repeated,
     )  # fmt: skip
@@ -124,6 +127,15 @@ def process_chunk(job: ChunkJob) -> ChunkSummary:
         checked.valid, scores, id_column=plan.id_column, ref=info.ref,
         scored_at=job.scored_at, run_id=job.run_id,
     )  # fmt: skip
+    labels = plan.input_shape.labels(job.frame)
+    if labels is not None:  # a labelled input: its labels as gather made them, to compare
+        by_row = pd.Series(
+            labels.to_numpy(), index=range(job.first_row, job.first_row + len(labels))
+        )
+        predictions.insert(
+            list(predictions.columns).index("model_name"), INPUT_LABEL,
+            predictions[ROW].map(by_row).astype(object),
+        )  # fmt: skip
     rejected = rejected_rows(checked, ref=info.ref, scored_at=job.scored_at, run_id=job.run_id)
     role = output(model.task)
     counted, counts = role.answer_counts(predictions)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from nlpflow.config.naming import registered_model_name
 from nlpflow.config.params import Params
@@ -21,12 +21,18 @@ from nlpflow.config.settings import Settings
 from nlpflow.config.source_kinds import is_database_url
 from nlpflow.errors import ParamsError
 
+if TYPE_CHECKING:
+    from nlpflow.serving.shaping import InputShape
+
 ROW = "row"  # the row's position in the input as read (0-based): the join key without an id
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 INPUT_FORMATS = OUTPUT_FORMATS | {".tsv": "tsv"}
 META_COLUMNS = ("model_name", "model_version", "scored_at", "run_id")
 REJECT_COLUMNS = ("checks", "expectations", "reasons")
-RESERVED = {ROW, *META_COLUMNS, *REJECT_COLUMNS}  # the model's answer adds its task's columns
+# the input's label, rewritten as gather rewrote it (data.label_pattern, label_map), when the
+# input has the model's label column: to compare with the predicted one
+INPUT_LABEL = "input_label"
+RESERVED = {ROW, INPUT_LABEL, *META_COLUMNS, *REJECT_COLUMNS}  # and the answer's columns
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,8 @@ class InferencePlan:
     is_database: bool
     table: str | None
     query: str | None
-    text_column: str
+    text_columns: tuple[str, ...] | None  # inference.text_column; None: as trained
+    columns: tuple[str, ...] | None  # inference.columns; None: as trained, (): a header row
     id_column: str | None
     target: Target
     model_name: str
@@ -61,6 +68,31 @@ class InferencePlan:
     max_batch: int
     experiment: str
     scored_at: datetime = field(default_factory=lambda: datetime.now(UTC))  # one per run
+    # how rows become texts: the version's recorded shaping with the overrides above
+    # (`shaped`, once the version is known); None before that
+    shape: InputShape | None = None
+
+    def shaped(self, recorded: dict[str, Any] | None) -> InferencePlan:
+        """This plan with the input shaped as the version's training data was (`recorded`:
+        its model_config), inference.text_column / inference.columns overriding it."""
+        from nlpflow.serving.shaping import InputShape
+
+        shape = InputShape.from_config(recorded).overridden(
+            text_column=list(self.text_columns) if self.text_columns is not None else None,
+            columns=list(self.columns) if self.columns is not None else None,
+        )
+        return replace(self, shape=shape)
+
+    @property
+    def input_shape(self) -> InputShape:
+        """The shaping rows get: `shape`, or before the version is known the overrides over
+        plain text (what a version that recorded none is scored with)."""
+        return self.shape if self.shape is not None else self.shaped(None).input_shape
+
+    @property
+    def text_column(self) -> str:
+        """The column the (joined) text is checked and kept under."""
+        return self.input_shape.text_name
 
     @property
     def shown_source(self) -> str:
@@ -92,12 +124,15 @@ def plan_inference(params: Params, settings: Settings) -> InferencePlan:
             f"{', '.join(INPUT_FORMATS)} (or one of those compressed: .gz, .bz2, .zst, .xz), "
             "or a database URL."
         )
-    _refuse_reserved(params, id_column=p.id_column, text_column=p.text_column)
+    texts = [p.text_column] if isinstance(p.text_column, str) else p.text_column
+    _refuse_reserved(params, id_column=p.id_column, text_columns=texts or [])
     target = _target(p.output, is_database=is_db, root=settings.root)
     _refuse_writing_into_input(target, source=source, table=p.table, query=p.query)
     return InferencePlan(
         source=source, is_database=is_db, table=p.table, query=p.query,
-        text_column=p.text_column, id_column=p.id_column, target=target,
+        text_columns=tuple(texts) if texts is not None else None,
+        columns=tuple(p.columns) if p.columns is not None else None,
+        id_column=p.id_column, target=target,
         model_name=registered_model_name(params, settings.registered_model).name,
         model_alias=p.model_alias.strip(),
         batch_size=p.batch_size, on_invalid=p.on_invalid, max_chars=params.serve.max_chars,
@@ -105,12 +140,13 @@ def plan_inference(params: Params, settings: Settings) -> InferencePlan:
     )  # fmt: skip
 
 
-def _refuse_reserved(params: Params, *, id_column: str | None, text_column: str) -> None:
+def _refuse_reserved(params: Params, *, id_column: str | None, text_columns: list[str]) -> None:
     """An input column named as an output column would be overwritten in the predictions."""
     from nlpflow.serving.nlp import output
 
     answer = output(params.task)
-    for column, key in ((id_column, "id_column"), (text_column, "text_column")):
+    named = [(id_column, "id_column"), *((c, "text_column") for c in text_columns)]
+    for column, key in named:
         if column is not None and (column in RESERVED or answer.is_output_column(column)):
             # the answer's columns for a stand-in label: label, score, proba_<label> for
             # text-classification

@@ -84,7 +84,7 @@ def input_key(plan: InferencePlan, *, chunk_rows: int) -> str:
     else:
         stat = Path(plan.source).stat()
         where = [plan.source, stat.st_size, stat.st_mtime_ns]
-    what = [plan.text_column, plan.id_column, plan.on_invalid, chunk_rows, plan.model_name,
+    what = [plan.text_columns, plan.columns, plan.id_column, plan.on_invalid, chunk_rows, plan.model_name,
             plan.target.predictions]  # fmt: skip
     return hashlib.sha256(json.dumps(where + what, default=str).encode()).hexdigest()[:32]
 
@@ -206,6 +206,8 @@ def write_frame(frame: pd.DataFrame, path: Path, *, fmt: str) -> None:
     try:
         if fmt == "parquet":
             frame.to_parquet(partial, index=False)
+        elif fmt == "jsonl" and frame.empty:
+            pass  # no rows, no lines: pandas writes "\n", and the parts joined held blank lines
         elif fmt == "jsonl":
             frame.to_json(
                 partial, orient="records", lines=True, date_format="iso", force_ascii=False
@@ -417,7 +419,10 @@ def _commit_table_chunk(
                 inspector = sa.inspect(connection)
                 for name, frame in frames.items():
                     _check_columns(inspector, name, frame)
-                    if len(frame):
+                    # the rejected table exists even when no row was rejected, as the
+                    # `.rejected` file of a file output does: "none rejected" is readable,
+                    # not told apart from "never written"
+                    if len(frame) or name == plan.target.rejected:
                         schema, table = split_table(name)
                         frame.to_sql(table, connection, schema=schema, if_exists="append",
                                      index=False, chunksize=1000)  # fmt: skip

@@ -42,7 +42,10 @@ def iter_chunks(
     """The rows to score, `rows` at a time, in input order; at least one (maybe empty) frame.
     `columns`: only these (when the source can leave the others unread)."""
     if not plan.is_database:
-        yield from _file_chunks(Path(plan.source), rows=rows, columns=columns)
+        names = plan.input_shape.columns  # a headerless file's, as the model was trained
+        yield from _file_chunks(
+            Path(plan.source), rows=rows, columns=columns, names=list(names) if names else None
+        )
         return
     yield from _sql_chunks(plan, rows=rows, columns=columns)
 
@@ -92,9 +95,12 @@ def _sql_chunks(
         engine.dispose()
 
 
-def _file_chunks(path: Path, *, rows: int, columns: list[str] | None) -> Iterator[pd.DataFrame]:
+def _file_chunks(
+    path: Path, *, rows: int, columns: list[str] | None, names: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
     """gather's readers: a small file read whole (read_table, with its detailed messages) and
-    cut, a larger one streamed (nlpflow.data.streaming.reading.iter_table, the same values)."""
+    cut, a larger one streamed (nlpflow.data.streaming.reading.iter_table, the same values).
+    `names`: the columns of a csv/tsv file without a header row (gather's data.columns)."""
     from nlpflow.config.params import DataParams
     from nlpflow.data.reading import plain_name, read_table, refuse_special
     from nlpflow.data.streaming.reading import iter_table
@@ -103,14 +109,15 @@ def _file_chunks(path: Path, *, rows: int, columns: list[str] | None) -> Iterato
         raise DataSourceError(f"inference.source {path} does not exist: check the path.")
     refuse_special(path)
     fmt = INPUT_FORMATS[plain_name(path).suffix.lower()]
+    params = DataParams(columns=names)
     if path.stat().st_size < WHOLE_BELOW_BYTES:
-        whole = read_table(path, fmt, DataParams())
+        whole = read_table(path, fmt, params)
         frames: Iterator[pd.DataFrame] = (
             whole.iloc[start : start + rows].reset_index(drop=True)
             for start in range(0, max(len(whole), 1), rows)
         )
     else:
-        frames = iter_table(path, fmt, DataParams(), rows)
+        frames = iter_table(path, fmt, params, rows)
     empty = True
     for frame in frames:
         empty = False

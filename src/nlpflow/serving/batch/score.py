@@ -31,6 +31,7 @@ class LoadedModel:
     max_batch: int
     output_columns: list[str]  # label, score, proba_<label>... as the signature declares
     task: str  # the NLP task of the model's family (nlpflow.config.nlp_tasks)
+    config: dict[str, Any]  # its model_config: serving limits, the input's shaping
 
 
 def load_version(tracker: Tracker, ref: ModelRef, *, max_chars: int, max_batch: int) -> LoadedModel:
@@ -45,7 +46,7 @@ def load_version(tracker: Tracker, ref: ModelRef, *, max_chars: int, max_batch: 
     return LoadedModel(
         ref=ref, pyfunc=model, max_chars=int(config.get("max_chars") or max_chars),
         max_batch=int(config.get("max_batch") or max_batch), output_columns=[str(c) for c in columns],
-        task=model_task(model.unwrap_python_model().model),
+        task=model_task(model.unwrap_python_model().model), config=config,
     )  # fmt: skip
 
 
