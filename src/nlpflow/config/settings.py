@@ -63,6 +63,9 @@ PREFECT_DEFAULTS = {
     "TOKENIZERS_PARALLELISM": "false",
     # nlpflow's own log lines (training progress) reach the Prefect flow run's log too
     "PREFECT_LOGGING_EXTRA_LOGGERS": "nlpflow",
+    # ... and outside a flow run (the stages `dvc repro` runs, the CLI), on purpose: Prefect's
+    # "attempted to send logs to the API without a flow run id" warning is noise there
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
 
 # MLflow's own defaults (7 retries, backoff factor 2, 120 s timeout) turn a tracking server that
