@@ -111,16 +111,20 @@ def dask_cluster(prefect_api: str) -> Iterator[Any]:
     worker processes, however the tests end."""
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", scheduler_port=0,
-        dashboard_address="127.0.0.1:0",
-    )  # fmt: skip
-    with Client(cluster) as client:
-        pids = set(client.run(os.getpid).values())
-    try:
-        yield cluster
-    finally:
-        cluster.close()
+    from nlpflow.tasks.engine import environment_kept
+
+    # the nanny's OMP_NUM_THREADS=1 & co. stay out of this process (later tests' subprocesses)
+    with environment_kept():
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+            scheduler_port=0, dashboard_address="127.0.0.1:0",
+        )  # fmt: skip
+        with Client(cluster) as client:
+            pids = set(client.run(os.getpid).values())
+        try:
+            yield cluster
+        finally:
+            cluster.close()
     time.sleep(1)
     leaked = [pid for pid in pids if _alive(pid)]
     assert not leaked, f"Dask worker processes left running: {leaked}"

@@ -41,7 +41,9 @@ OUTPUTS = (
 )
 
 
-def _recorded(base: Path, params: dict[str, Any], data: Path) -> dict[str, Any]:
+def _recorded(
+    base: Path, params: dict[str, Any], data: Path, environ: dict[str, str] | None = None
+) -> dict[str, Any]:
     """A project in `base` whose data source is `data` copied outside git, run once as the
     training flow sequences it and recorded for reproduction; then the DVC cache, every output
     and the data source are deleted, so a reproduction can only pull its data from the remote."""
@@ -58,6 +60,8 @@ def _recorded(base: Path, params: dict[str, Any], data: Path) -> dict[str, Any]:
     root = make_project(base / "project", yaml.safe_dump(params, sort_keys=False))
     with project_environment(root, MODEL) as env:
         env.setenv("NLPFLOW_DVC_REMOTE", str(base / "remote"))
+        for name, value in (environ or {}).items():
+            env.setenv(name, value)
         ctx = make_context(root, load_params(root / "params.yaml"), load_settings())
         remote = resolve_remote(root, ctx.settings)
         run_id = open_run(ctx, runner="prefect")
@@ -116,10 +120,22 @@ def test_the_run_records_params_lock_and_remote(project: dict[str, Any]) -> None
     assert object_path.is_file()  # the snapshot's directory listing is in the remote
 
 
-def _reproduces_identically(project: dict[str, Any]) -> None:
+def _differences(done: subprocess.CompletedProcess[str]) -> str:
+    """What a failed reproduction says: the metrics it got wrong first (the whole report is
+    40 rows, more than a CI log shows), then its stderr."""
+    try:
+        rows = json.loads(done.stdout)["metrics"]
+    except (ValueError, KeyError, TypeError):
+        return done.stdout + done.stderr
+    wrong = [row for row in rows if not row["within"]]
+    return f"metrics not reproduced: {json.dumps(wrong, indent=1)}\n{done.stderr}"
+
+
+def _reproduces_identically(project: dict[str, Any]) -> str:
+    """Reproduce the project's run through the CLI and check every metric; its stderr."""
     root = project["root"]
     done = _cli(root, project["run_id"], "--json")
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 0, _differences(done)
     report = json.loads(done.stdout)
     expected = flatten_metrics(project["metrics"])
     assert len(expected) > 30 and report["within"] is True
@@ -138,6 +154,7 @@ def _reproduces_identically(project: dict[str, Any]) -> None:
     assert [v.run_id for v in client.search_model_versions(f"name='{MODEL}'")] == [
         project["run_id"]
     ]
+    return done.stderr
 
 
 def test_reproduction_pulls_from_the_remote_and_every_metric_is_identical(
@@ -165,6 +182,25 @@ def test_a_tagger_reproduces_with_every_entity_metric_identical(
     )  # fmt: skip
     assert "entity_f1" in project["metrics"]
     _reproduces_identically(project)
+
+
+def test_a_transformer_reproduces_on_the_thread_count_it_trained_on(
+    tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path
+) -> None:
+    """train.cpu_threads null: the run trained on 1 torch thread (NLPFLOW_CPU_THREADS, as a
+    busy machine would have chosen), and the idle machine's reproduction would choose every
+    core. The count decides the weights' last bits, so reproduce takes the run's own
+    (tag device.cpu_threads) and every metric is identical."""
+    params = yaml.safe_load(fast_params(pretrained=tiny_encoder, epochs=2))
+    assert params["train"]["cpu_threads"] is None
+    project = _recorded(
+        tmp_path_factory.mktemp("reproduce-threads"), params, SAMPLE,
+        environ={"NLPFLOW_CPU_THREADS": "1"},
+    )  # fmt: skip
+    run = mlflow_client(project["root"]).get_run(project["run_id"])
+    assert run.data.tags["device.cpu_threads"] == "1"
+    stderr = _reproduces_identically(project)
+    assert "torch threads: 1, as the run trained (device.cpu_threads)" in stderr
 
 
 def test_a_remote_without_the_data_fails_clearly_and_removes_the_worktree(

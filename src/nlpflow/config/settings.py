@@ -17,6 +17,7 @@
 | NLPFLOW_ENGINE                | local                            | where parallel work runs: local, processes, dask, dask://host:8786, ray, ray://host:10001 (nlpflow.config.engine) |
 | NLPFLOW_WORKERS               | the cores this process may use   | processes (or local cluster workers) of NLPFLOW_ENGINE |
 | NLPFLOW_WORKER_THREADS        | the cores / NLPFLOW_WORKERS      | torch threads of each batch inference worker process |
+| NLPFLOW_CPU_THREADS           | unset: the usable cores less those other work keeps busy | torch threads of a CPU training whose params leave train.cpu_threads null (nlpflow.training.threads); `nlpflow reproduce` sets the run's |
 | NLPFLOW_SWEEP_ADDRESS         | unset: a local cluster           | the older name of the Dask scheduler / Ray address of `sweep.runner: dask/ray`; an address in NLPFLOW_ENGINE for that engine wins (tasks/sweep.py) |
 | NLPFLOW_CHECKPOINT_DIR        | <project>/.nlpflow/checkpoints   | checkpoints of unfinished trainings; with train.distributed.nnodes > 1 a folder every node mounts (the nodes meet there too) |
 | NLPFLOW_RDZV_ENDPOINT         | MASTER_ADDR:MASTER_PORT when both are set (a PyTorchJob's), else unset | host:port of the lead node's c10d rendezvous (train.distributed.nnodes > 1) |

@@ -49,6 +49,9 @@ from nlpflow.pipeline.remote import (
     resolve_remote,
 )
 from nlpflow.pipeline.stages import snapshot_stage
+from nlpflow.training.threads import ENV_THREADS
+
+THREADS_TAG = "device.cpu_threads"  # the train stage's tag of device facts (training/perf.py)
 
 if TYPE_CHECKING:
     from nlpflow.config.settings import Settings
@@ -66,6 +69,9 @@ class RunRecord:
     params_yaml: str
     dvc_lock: str | None
     metrics: dict[str, Any]  # the original reports/metrics.json
+    # torch's CPU threads in its training (tag device.cpu_threads): the count decides a model's
+    # last bits, and train.cpu_threads null chose it from the machine's load at the time
+    cpu_threads: int | None = None
 
 
 class MetricDiff(BaseModel):
@@ -128,7 +134,12 @@ def load_record(tracker: Tracker, run_id: str) -> RunRecord:
         run_id=run_id, commit=commit, dirty=dirty == "true",
         remote=Remote(tags.get(REMOTE_NAME_TAG, REMOTE_NAME), url) if url else None,
         params_yaml=params, dvc_lock=lock, metrics=json.loads(metrics),
+        cpu_threads=_thread_count(tags.get(THREADS_TAG)),
     )  # fmt: skip
+
+
+def _thread_count(tag: str | None) -> int | None:
+    return int(tag) if tag and tag.isdigit() and int(tag) > 0 else None
 
 
 def _artifact(tracker: Tracker, run_id: str, path: str, tmp: Path) -> str | None:
@@ -298,8 +309,10 @@ def _stages_after_gather(project: Path) -> list[str]:
     return [name for name in stages if name != snapshot_stage().name]
 
 
-def _repro(project: Path, record: RunRecord, *, tmp: Path, progress: Progress) -> dict[str, Any]:
-    """`dvc repro` in the worktree: its code, a throw-away MLflow store; returns metrics.json."""
+def stage_environment(project: Path, record: RunRecord, *, tmp: Path) -> dict[str, str]:
+    """The environment of the reproduction's `dvc repro`: the worktree's code, a throw-away
+    MLflow store and DVC remote, and the run's torch thread count where it recorded one and
+    the environment fixes none."""
     store = f"sqlite:///{tmp / 'mlflow.db'}"
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = os.environ | {
@@ -313,6 +326,16 @@ def _repro(project: Path, record: RunRecord, *, tmp: Path, progress: Progress) -
             p for p in [str(project / "src"), os.environ.get("PYTHONPATH")] if p  # "" means cwd
         ),
     }  # fmt: skip
+    if record.cpu_threads is not None and not os.environ.get(ENV_THREADS):
+        env[ENV_THREADS] = str(record.cpu_threads)  # train.cpu_threads in params still wins
+    return env
+
+
+def _repro(project: Path, record: RunRecord, *, tmp: Path, progress: Progress) -> dict[str, Any]:
+    """`dvc repro` in the worktree: its code, a throw-away MLflow store; returns metrics.json."""
+    env = stage_environment(project, record, tmp=tmp)
+    if ENV_THREADS in env and not os.environ.get(ENV_THREADS):
+        progress(f"torch threads: {env[ENV_THREADS]}, as the run trained ({THREADS_TAG})")
     args = ["repro", "--force"]
     if record.dvc_lock:  # the snapshot pulled is gather's output: every other stage runs again
         args += ["--single-item", *_stages_after_gather(project)]

@@ -14,6 +14,7 @@ Every task runner of nlpflow is built here (batch inference's chunks, sweep tria
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -93,8 +94,30 @@ def extra_module(kind: str) -> Any:
 @contextmanager
 def running(engine: Engine, *, workers: int | None = None) -> Iterator[TaskRunner[Any]]:
     """The engine's task runner, started, its workers reporting to this run's Prefect API."""
-    with shared_api(), engine_task_runner(engine, workers=workers) as runner:
+    with environment_kept(), shared_api(), engine_task_runner(engine, workers=workers) as runner:
         yield runner
+
+
+@contextmanager
+def environment_kept() -> Iterator[None]:
+    """This process's environment as it was before the block, whatever a task runner did to it.
+
+    A local Dask cluster's nanny sets OMP_NUM_THREADS, MKL_NUM_THREADS and OPENBLAS_NUM_THREADS
+    to 1, MALLOC_TRIM_THRESHOLD_ and PYTHONHASHSEED in this process's own os.environ before it
+    spawns each worker (distributed.nanny.pre-spawn-environ), and never puts them back; Ray's
+    init leaves RAY_CLIENT_MODE and PYTHONBREAKPOINT. Every process started afterwards (dvc,
+    torchrun's workers, `nlpflow serve`) then ran on one BLAS and OpenMP thread: slower, and
+    with other last bits than the same stage in this process (a `dvc repro` after a sweep
+    rebuilt other PCA components). Inside the block the workers still get theirs."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in set(os.environ) | set(before):
+            if name not in before:
+                del os.environ[name]
+            elif os.environ.get(name) != before[name]:
+                os.environ[name] = before[name]
 
 
 @contextmanager

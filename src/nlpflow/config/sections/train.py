@@ -214,9 +214,10 @@ class TrainParams(Section):
     cpu_threads: int | None = Field(
         default=None,
         ge=1,
-        description="torch threads on CPU; null = the physical cores this process may use, "
-        "less those other processes keep busy when training starts (all threads stall when "
-        "one is preempted: on 2 busy cores 2 threads trained 7x slower than 1).",
+        description="torch threads on CPU; null = NLPFLOW_CPU_THREADS, else the physical cores "
+        "this process may use, less those other processes keep busy when training starts (all "
+        "threads stall when one is preempted: on 2 busy cores 2 threads trained 7x slower than "
+        "1). The count decides the model's last bits: fix it for bit-identical reruns.",
     )
     log_every_steps: int = Field(
         default=10, ge=1, description="Log loss, learning rate and tokens/s every N steps."

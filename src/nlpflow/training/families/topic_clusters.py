@@ -145,6 +145,7 @@ def class_tfidf(counts: Any, assignment: np.ndarray, n_classes: int) -> np.ndarr
 
 class EmbeddingClusterTopics:
     family = FAMILY
+    device: dict[str, str] | None = None  # what it trained on (the run's device.* tags)
 
     def __init__(
         self,
@@ -260,9 +261,15 @@ def cluster(
     """(assignment of each point, centroids), clusters numbered by size, largest first."""
     if params.cluster == "kmeans":
         from sklearn.cluster import KMeans
+        from threadpoolctl import threadpool_limits
 
         kmeans = KMeans(n_clusters=n_topics, n_init=KMEANS_STARTS, random_state=seed)
-        assignment = kmeans.fit_predict(points)
+        # One OpenMP thread: scikit-learn's Lloyd iterations add each thread's partial sums
+        # into the centers in whatever order the threads finish, so with 3 or more threads
+        # the centroids (and the model's bytes) differed between two runs of the same data.
+        # A rerun or `dvc repro` must rebuild the same model; the clustering takes a second.
+        with threadpool_limits(limits=1, user_api="openmp"):
+            assignment = kmeans.fit_predict(points)
         centroids = kmeans.cluster_centers_
     else:
         from sklearn.cluster import HDBSCAN
@@ -351,11 +358,15 @@ def fit_embedding_clusters(
     train.pretrained, train.device, train.cpu_threads, train.seed (labels ignored)."""
     from nlpflow.training.families.hf_trainer import pick_device
     from nlpflow.training.families.transformer import set_cpu_threads
+    from nlpflow.training.perf import device_facts
 
     device = pick_device(params.device)
     if device == "cpu":
         set_cpu_threads(params.cpu_threads)
-    return fit_embedding_clusters_topics(
+    model = fit_embedding_clusters_topics(
         train[0], validation[0], topics=params.topics, clusters=params.embedding_clusters,
         pretrained=params.pretrained, seed=params.seed, device=device, on_epoch=on_epoch,
     )  # fmt: skip
+    # the run's device.* tags: the encoder's threads decide the embeddings' last bits
+    model.device = device_facts(device)
+    return model

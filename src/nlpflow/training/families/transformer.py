@@ -410,5 +410,6 @@ def set_cpu_threads(threads: int | None) -> None:
     torch.set_num_threads(chosen)
     if threads is None:
         logging.getLogger("nlpflow.train").info(
-            "torch threads: %d (%s; train.cpu_threads sets them)", chosen, why
-        )
+            "torch threads: %d (%s; train.cpu_threads or NLPFLOW_CPU_THREADS fixes them, "
+            "for bit-identical reruns under any load)", chosen, why
+        )  # fmt: skip
