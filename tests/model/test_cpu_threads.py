@@ -33,7 +33,8 @@ pytestmark = pytest.mark.subprocess
 # no family of this process, as another user's job would not.
 ORPHAN_SPINNER = (
     "import subprocess, sys\n"
-    "p = subprocess.Popen([sys.executable, '-c', 'while True: pass'], start_new_session=True)\n"
+    "p = subprocess.Popen([sys.executable, '-c', 'while True: pass'], start_new_session=True,\n"
+    "                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
     "print(p.pid)\n"
 )
 
