@@ -19,7 +19,7 @@ from prefect.task_runners import TaskRunner
 from nlpflow.config.engine import Engine
 from nlpflow.config.params import SweepParams
 from nlpflow.pipeline.stages import StageContext
-from nlpflow.tasks.engine import dashboard_line, dashboard_url, environment_kept, shared_api
+from nlpflow.tasks.engine import dashboard_line, dashboard_url, started
 from nlpflow.tasks.prologue import flow_prologue, holding_project
 from nlpflow.tasks.stages import end_tracking, unless_stopped, wants_gpu
 from nlpflow.tasks.sweep import (
@@ -92,7 +92,7 @@ def _run_trials(
     trial = trial_task.with_options(tags={"gpu"}) if wants_gpu(ctx) else trial_task
     engine = trial_engine(sweep, ctx.settings)
     slots = trial_slots(sweep, engine)
-    with environment_kept(), shared_api(), build_task_runner(sweep, engine) as runner:
+    with started(build_task_runner(sweep, engine)) as runner:
         where = _announce(sweep, engine, runner)
         while True:
             while len(pending) < slots and asked < sweep.n_trials:

@@ -309,7 +309,7 @@ def _stages_after_gather(project: Path) -> list[str]:
     return [name for name in stages if name != snapshot_stage().name]
 
 
-def stage_environment(project: Path, record: RunRecord, *, tmp: Path) -> dict[str, str]:
+def _stage_environment(project: Path, record: RunRecord, *, tmp: Path) -> dict[str, str]:
     """The environment of the reproduction's `dvc repro`: the worktree's code, a throw-away
     MLflow store and DVC remote, and the run's torch thread count where it recorded one and
     the environment fixes none."""
@@ -333,8 +333,8 @@ def stage_environment(project: Path, record: RunRecord, *, tmp: Path) -> dict[st
 
 def _repro(project: Path, record: RunRecord, *, tmp: Path, progress: Progress) -> dict[str, Any]:
     """`dvc repro` in the worktree: its code, a throw-away MLflow store; returns metrics.json."""
-    env = stage_environment(project, record, tmp=tmp)
-    if ENV_THREADS in env and not os.environ.get(ENV_THREADS):
+    env = _stage_environment(project, record, tmp=tmp)
+    if env.get(ENV_THREADS) != os.environ.get(ENV_THREADS):
         progress(f"torch threads: {env[ENV_THREADS]}, as the run trained ({THREADS_TAG})")
     args = ["repro", "--force"]
     if record.dvc_lock:  # the snapshot pulled is gather's output: every other stage runs again

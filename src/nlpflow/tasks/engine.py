@@ -94,7 +94,15 @@ def extra_module(kind: str) -> Any:
 @contextmanager
 def running(engine: Engine, *, workers: int | None = None) -> Iterator[TaskRunner[Any]]:
     """The engine's task runner, started, its workers reporting to this run's Prefect API."""
-    with environment_kept(), shared_api(), engine_task_runner(engine, workers=workers) as runner:
+    with started(engine_task_runner(engine, workers=workers)) as runner:
+        yield runner
+
+
+@contextmanager
+def started(runner: TaskRunner[Any]) -> Iterator[TaskRunner[Any]]:
+    """`runner` entered the way nlpflow starts every task runner: its workers reporting to
+    this run's Prefect API, and this process's environment as it was once it stops."""
+    with environment_kept(), shared_api(), runner:
         yield runner
 
 
